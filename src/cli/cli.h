@@ -1,0 +1,24 @@
+/* cli.h: the commands of the dagrun CLI, each `int cli_X(argc, argv)`
+ * returning the process exit status; shared helpers for printing. */
+#ifndef DAGRUN_CLI_H
+#define DAGRUN_CLI_H
+
+#include <stdio.h>
+
+#include "dagrun.h"
+
+enum { EXIT_OK = 0, EXIT_TASK_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+
+int cli_validate(int argc, char **argv);
+int cli_graph(int argc, char **argv);
+int cli_run(int argc, char **argv);
+
+/* Whether to colour output on stream f given --color (auto|always|never)
+ * and NO_COLOR. Returns 0 or 1. */
+int cli_use_color(const char *mode, FILE *f);
+
+/* Loads path, printing diagnostics to stderr. Returns the workflow or NULL
+ * (then *status is the exit status to use). */
+dagrun_workflow *cli_load(const char *path, int color, int *status);
+
+#endif

@@ -1,0 +1,47 @@
+/* main.c: the dagrun command line; dispatches to one function per command.
+ * Only the CLI prints and chooses exit codes (cli.md): 0 ok, 1 a task
+ * failed, 2 usage or invalid workflow, 3 store or internal error. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: dagrun [--version] [--help] COMMAND [ARGS]\n"
+	"\n"
+	"commands:\n"
+	"  run FILE        validate, then run the workflow\n"
+	"  validate FILE   check a workflow without running anything\n"
+	"  graph FILE      print the dependency graph (dot, mermaid, json)\n"
+	"\n"
+	"`dagrun COMMAND --help` describes a command.\n";
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+		printf("dagrun %s\n", dagrun_version());
+		return 0;
+	}
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	/* Each command parses its own options from argv[1] on. */
+	if (!strcmp(cmd, "validate"))
+		return cli_validate(argc - 1, argv + 1);
+	if (!strcmp(cmd, "graph"))
+		return cli_graph(argc - 1, argv + 1);
+	if (!strcmp(cmd, "run"))
+		return cli_run(argc - 1, argv + 1);
+	fprintf(stderr, "dagrun: unknown command '%s'\n%s", cmd, usage);
+	return 2;
+}

@@ -1,0 +1,229 @@
+/* model.h: the engine's compact in-memory model of a workflow.
+ *
+ * Built by the loader straight from libyaml events (no DOM). Invariants after
+ * a successful load:
+ *  - every string is NUL-terminated and lives in wf->arena (ids in wf->ids);
+ *  - task ids are interned: task i has symbol wf->tasks[i].sym, and
+ *    wf->sym_task[sym] == i for every declared id;
+ *  - wf->deps[t.dep_first .. t.dep_first + t.dep_count) are task t's
+ *    dependencies, with `target` resolved to a task index;
+ *  - wf->tasks holds the main tasks first, then the hook tasks
+ *    (onSuccess, onFailure, onExit), each group in declaration order;
+ *    a hook task depends only on tasks of hook lists;
+ *  - task options are fully resolved: defaults are already applied, and a
+ *    task that sets no option shares wf->default_opts (never freed alone);
+ *  - wf->graph is built (see graph.h).
+ * Sizes: a plain command task with three dependencies costs about 200 bytes.
+ */
+#ifndef DAGRUN_MODEL_H
+#define DAGRUN_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dagrun.h"
+#include "util/arena.h"
+#include "util/intern.h"
+
+/* A string from the file with the position of its first character. Strings
+ * that may hold templates or expressions keep their text verbatim. */
+struct dr_text {
+	const char *s;        /* NULL when absent */
+	uint32_t len;
+	uint32_t line, col;   /* 1-based */
+};
+
+/* A generic YAML value, kept only where the format allows any value
+ * (variables, api.body, webhook.payload, ai.context). */
+enum dr_value_kind {
+	DR_VAL_NULL, DR_VAL_BOOL, DR_VAL_INT, DR_VAL_REAL, DR_VAL_STRING,
+	DR_VAL_MAP, DR_VAL_LIST,
+};
+
+struct dr_value {
+	uint8_t kind;              /* enum dr_value_kind */
+	bool quoted;               /* a scalar written in quotes */
+	uint32_t count;            /* children of a map or list */
+	struct dr_text text;       /* scalar text, as written; a map key */
+	union {
+		bool b;
+		int64_t i;
+		double d;
+	} as;
+	struct dr_value *items;    /* children of a map or list */
+	struct dr_text *keys;      /* map keys, parallel to items */
+};
+
+/* A map of string keys to string (template) values, e.g. env, headers. */
+struct dr_kv {
+	struct dr_text key, value;
+};
+
+struct dr_kvlist {
+	struct dr_kv *v;
+	uint32_t n;
+};
+
+enum dr_kind {
+	DR_KIND_COMMAND, DR_KIND_SCRIPT, DR_KIND_API, DR_KIND_WEBHOOK, DR_KIND_AI,
+	DR_KIND_COUNT
+};
+
+enum dr_dep_type { DR_DEP_BLOCKING = 0, DR_DEP_NON_BLOCKING = 1 };
+
+struct dr_dep {
+	uint32_t target;            /* task index (a symbol while loading) */
+	uint32_t line, col;         /* where the dependency is written */
+	uint8_t type;               /* enum dr_dep_type */
+	const struct dr_text *condition; /* NULL when none */
+};
+
+enum dr_jitter { DR_JITTER_FULL = 0, DR_JITTER_NONE, DR_JITTER_EQUAL,
+		 DR_JITTER_DECORRELATED };
+
+enum dr_error_class { DR_CLASS_NONE = 0, DR_CLASS_TRANSIENT, DR_CLASS_PERMANENT,
+		      DR_CLASS_DEPENDENCY, DR_CLASS_RESOURCE };
+
+#define DR_MAX_ATTEMPTS 100
+#define DR_MAX_DELAY_MS (24ull * 3600 * 1000)     /* any retry delay: 1 day */
+#define DR_MAX_TIMEOUT_MS (7ull * 24 * 3600 * 1000) /* a task timeout: 7 days */
+#define DR_MAX_PARALLEL 100000
+#define DR_MAX_POOL 1000000
+
+struct dr_retry {
+	uint32_t max_attempts;      /* >= 1; default 1 */
+	double backoff_factor;      /* >= 1; default 2 */
+	uint64_t initial_delay_ms;  /* default 1000 */
+	uint64_t max_delay_ms;      /* default 30000 */
+	uint8_t jitter;             /* enum dr_jitter; default full */
+	uint8_t retry_on;           /* bit (1 << class); default transient|resource */
+	uint8_t n_permanent;        /* permanentExitCodes */
+	uint8_t *permanent_codes;   /* each 0..255 */
+};
+
+/* Resource request or pool: index into wf->pools. */
+struct dr_res {
+	uint32_t pool;
+	uint32_t units;
+	uint32_t line, col;
+};
+
+/* Options common to all tasks that are rarely set; resolved with defaults. */
+struct dr_task_opts {
+	const struct dr_text *description;
+	const struct dr_text *when;     /* expression */
+	const struct dr_text *workdir;  /* template; NULL: the workflow's dir */
+	struct dr_kvlist env;           /* task env only (workflow env is wf->env) */
+	struct dr_res *res;
+	uint32_t n_res;
+	uint64_t timeout_ms;            /* 0: none */
+	uint64_t kill_grace_ms;         /* default 5000 */
+	struct dr_retry retry;
+};
+
+/* command and script */
+struct dr_command {
+	struct dr_text str;            /* the string form; .s NULL for argv */
+	struct dr_text *argv;          /* the list form */
+	uint32_t argc;
+};
+
+struct dr_script {
+	struct dr_text body;
+	struct dr_text interpreter;    /* .s NULL: default "/bin/sh -e" */
+};
+
+struct dr_api {
+	struct dr_text url, method;    /* method .s NULL: GET */
+	struct dr_kvlist headers;
+	const struct dr_value *body;   /* NULL when none */
+	uint16_t *expect;              /* NULL: any 2xx */
+	uint32_t n_expect;
+	uint64_t connect_timeout_ms;   /* 0: default */
+	uint64_t max_response_bytes;   /* 0: default */
+	bool insecure;                 /* TLS verification off (warned) */
+};
+
+struct dr_webhook {
+	struct dr_text url, event, secret;
+	struct dr_kvlist headers;
+	const struct dr_value *payload; /* NULL: a run summary */
+};
+
+enum dr_response_format { DR_RESP_TEXT = 0, DR_RESP_JSON = 1 };
+
+struct dr_ai {
+	struct dr_text model, system, prompt, prompt_file, base_url, api_key_env;
+	const struct dr_value *context; /* a map, or NULL */
+	double temperature;
+	bool has_temperature;
+	uint32_t max_tokens;            /* 0: not sent */
+	uint8_t response_format;
+	bool stream;
+	uint64_t max_context_bytes;     /* default 64 KiB */
+};
+
+struct dr_task {
+	uint32_t sym;                 /* interned id; text: wf_task_id() */
+	uint32_t line, col;           /* the task's `id:` value */
+	uint32_t dep_first, dep_count;
+	int32_t priority;
+	uint8_t kind;                 /* enum dr_kind */
+	uint8_t hook;                 /* 0 main, 1 onSuccess, 2 onFailure, 3 onExit */
+	const struct dr_task_opts *opts;
+	union {
+		const struct dr_command *command;
+		const struct dr_script *script;
+		const struct dr_api *api;
+		const struct dr_webhook *webhook;
+		const struct dr_ai *ai;
+		const void *any;
+	} spec;
+};
+
+enum dr_hook { DR_HOOK_NONE = 0, DR_HOOK_SUCCESS, DR_HOOK_FAILURE, DR_HOOK_EXIT };
+
+struct dr_pool {
+	const char *name;
+	uint32_t capacity;
+	uint32_t line, col;
+};
+
+struct graph;   /* graph/graph.h */
+
+struct dagrun_workflow {
+	struct arena arena;
+	struct intern ids;           /* task ids */
+	uint32_t *sym_task;          /* symbol -> task index, UINT32_MAX if none */
+
+	char *path;                  /* as given; malloc'd */
+	char *dir;                   /* directory of the file; malloc'd */
+	struct dr_text name, description;
+	const struct dr_value *variables; /* a map, or NULL */
+	struct dr_kvlist env;
+	uint32_t max_parallel;       /* 0: number of CPUs */
+	struct dr_pool *pools;
+	uint32_t n_pools;
+
+	struct dr_task *tasks;       /* main tasks, then hook tasks */
+	uint32_t n_tasks;            /* all of them */
+	uint32_t n_main;             /* tasks[0 .. n_main) are `tasks:` */
+	uint32_t hook_first[4];      /* by enum dr_hook; [0] == 0 */
+	uint32_t hook_count[4];      /* [0] == n_main */
+
+	struct dr_dep *deps;
+	uint64_t n_deps;
+
+	struct dr_task_opts default_opts;
+	struct graph *graph;
+};
+
+static inline const char *wf_task_id(const struct dagrun_workflow *wf, uint32_t t)
+{
+	return intern_str(&wf->ids, wf->tasks[t].sym);
+}
+
+const char *dr_kind_name(enum dr_kind k);
+const char *dr_class_name(enum dr_error_class c);
+
+#endif
