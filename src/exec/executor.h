@@ -1,0 +1,84 @@
+/* executor.h: the one small interface every task kind runs behind.
+ *
+ * The scheduler hands an attempt to an executor with start(); the executor
+ * later calls attempt->on_done exactly once (never from inside start(); a
+ * synchronous failure is reported by returning < 0 from start, and then
+ * on_done is not called). cancel() asks a running attempt to stop: soft
+ * (SIGTERM, then SIGKILL after killGrace) or hard (at once); on_done still
+ * follows, with result.cancelled set. The scheduler never knows which
+ * executor it drives (ninja's CommandRunner; curl's Curl_ssl table).
+ */
+#ifndef DAGRUN_EXECUTOR_H
+#define DAGRUN_EXECUTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "load/model.h"
+#include "util/buf.h"
+
+/* Per-attempt cap on captured stdout and on captured stderr (each). Bytes
+ * beyond are read and counted but not kept; the result says so. */
+#define EXEC_OUTPUT_CAP ((size_t)1 << 20)   /* 1 MiB */
+
+enum exec_stream { EXEC_STDOUT = 1, EXEC_STDERR = 2 };
+
+struct exec_result {
+	bool ok;                   /* the attempt succeeded */
+	uint8_t error_class;       /* enum dr_error_class when !ok */
+	int exit_code;             /* -1 when none (signal, spawn failure) */
+	int term_signal;           /* 0 when none */
+	bool timed_out, cancelled;
+	char *error;               /* malloc'd message when !ok, or NULL */
+	uint64_t start_ms, end_ms; /* wall clock, ms since the epoch */
+	uint64_t duration_ms;      /* monotonic */
+	uint64_t cpu_user_ms, cpu_sys_ms;
+	long max_rss_kb;
+	struct buf out;            /* captured stdout, up to EXEC_OUTPUT_CAP */
+	struct buf err;            /* captured stderr, up to EXEC_OUTPUT_CAP */
+	uint64_t out_bytes, err_bytes; /* all bytes seen, kept or not */
+	uint64_t retry_after_ms;   /* a delay the server asked for, or 0 */
+};
+
+/* Frees what a result owns. */
+void exec_result_free(struct exec_result *r);
+
+struct exec_attempt;
+typedef void (*exec_output_cb)(struct exec_attempt *a, enum exec_stream s,
+			       const char *data, size_t len);
+/* Called once when the attempt ends. The result is the callee's to read
+ * during the call only; the executor frees it after the callback returns. */
+typedef void (*exec_done_cb)(struct exec_attempt *a, struct exec_result *r);
+
+struct exec_attempt {
+	/* Set by the scheduler before start(); constant while running. */
+	const struct dagrun_workflow *wf;
+	uint32_t task;               /* index into wf->tasks */
+	uint32_t attempt;            /* 1-based */
+	const char *run_id;
+	const char *output_file;     /* path for $DAGRUN_OUTPUT, or NULL */
+	exec_output_cb on_output;    /* chunks as they arrive; may be NULL */
+	exec_done_cb on_done;
+	void *owner;                 /* the scheduler's data */
+	/* The executor's own state for this attempt. */
+	void *priv;
+};
+
+struct executor;
+
+struct executor_ops {
+	const char *name;
+	/* Starts a. Returns 0, or -errno when nothing could be started (the
+	 * caller classifies: -EAGAIN/-ENOMEM/-EMFILE/-ENFILE as resource). */
+	int (*start)(struct executor *ex, struct exec_attempt *a);
+	/* Asks a running attempt to stop; hard: SIGKILL at once. */
+	void (*cancel)(struct executor *ex, struct exec_attempt *a, bool hard);
+	/* Frees the executor; no attempt may still be running. */
+	void (*destroy)(struct executor *ex);
+};
+
+struct executor {
+	const struct executor_ops *ops;
+};
+
+#endif
