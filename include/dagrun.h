@@ -86,6 +86,122 @@ enum dagrun_graph_format {
 int dagrun_graph_write(const dagrun_workflow *wf, enum dagrun_graph_format fmt,
 		       FILE *out);
 
+
+/* ---- running ----------------------------------------------------------- */
+
+/* Task statuses, as the spec names them. */
+enum dagrun_status {
+	DAGRUN_PENDING, DAGRUN_RUNNING, DAGRUN_COMPLETED, DAGRUN_FAILED,
+	DAGRUN_RETRYING, DAGRUN_SKIPPED, DAGRUN_CANCELLED,
+};
+
+/* Error classes of a failed attempt or task. */
+enum dagrun_error_class {
+	DAGRUN_CLASS_NONE, DAGRUN_CLASS_TRANSIENT, DAGRUN_CLASS_PERMANENT,
+	DAGRUN_CLASS_DEPENDENCY, DAGRUN_CLASS_RESOURCE,
+};
+
+const char *dagrun_status_name(int status);
+const char *dagrun_class_name(int error_class);
+
+enum dagrun_event_type {
+	DAGRUN_EV_RUN_START,     /* total tasks in `count` */
+	DAGRUN_EV_TASK_STATUS,   /* status changed: status, old_status, error */
+	DAGRUN_EV_ATTEMPT_START, /* attempt began */
+	DAGRUN_EV_ATTEMPT_END,   /* attempt ended: exit, class, times, CPU, RSS */
+	DAGRUN_EV_RETRY,         /* a retry is scheduled after delay_ms */
+	DAGRUN_EV_OUTPUT,        /* a chunk of stdout (stream 1) or stderr (2) */
+	DAGRUN_EV_LOG,           /* an engine message: level, message */
+	DAGRUN_EV_RUN_END,       /* the run is over: status is the outcome */
+};
+
+enum dagrun_level { DAGRUN_DEBUG, DAGRUN_INFO, DAGRUN_WARN, DAGRUN_ERR };
+
+/* One event. Pointers are valid during the callback only. */
+typedef struct dagrun_event {
+	int type;                /* enum dagrun_event_type */
+	int level;               /* enum dagrun_level */
+	uint64_t ts_ms;          /* wall clock, ms since the epoch */
+	const char *run_id;
+	const char *task;        /* task id, NULL for run events */
+	uint32_t task_index;
+	uint32_t attempt;        /* 1-based, 0 when not about an attempt */
+	int status, old_status;  /* enum dagrun_status */
+	int error_class;         /* enum dagrun_error_class */
+	const char *error;       /* message, or NULL */
+	int exit_code;           /* -1 when none */
+	int signal;              /* 0 when none */
+	int timed_out;
+	uint64_t delay_ms;       /* RETRY */
+	uint64_t start_ms, end_ms, duration_ms; /* ATTEMPT_END */
+	uint64_t cpu_user_ms, cpu_sys_ms;
+	long max_rss_kb;
+	int stream;              /* OUTPUT: 1 stdout, 2 stderr */
+	const char *data;        /* OUTPUT bytes (not NUL-terminated) */
+	size_t len;
+	const char *message;     /* LOG */
+	uint64_t count;          /* RUN_START: tasks; RUN_END: wall ms */
+} dagrun_event;
+
+typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);
+
+typedef struct dagrun_engine dagrun_engine;
+
+typedef struct dagrun_run_opts {
+	unsigned max_parallel;   /* 0: the workflow's maxParallel, else CPUs */
+	int dry_run;             /* print nothing, run nothing: see dagrun_engine_plan */
+	const char *run_id;      /* NULL: generated */
+	int fake;                /* use the no-op fake executor (benchmarks) */
+} dagrun_run_opts;
+
+/* A new engine for wf (which must outlive it). Returns 0, -ENOMEM, or
+ * -ENOTSUP when the workflow needs a task kind this build cannot run yet
+ * (the message, naming the tasks, goes to diags). */
+int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
+		      const dagrun_run_opts *opts, dagrun_diags *diags);
+
+/* Registers an observer; every event goes to each, in registration order. */
+int dagrun_engine_observe(dagrun_engine *e, dagrun_observer_fn fn, void *ud);
+
+/* Runs the workflow to completion on its own libuv loop, handling SIGINT
+ * and SIGTERM (first: stop tasks gracefully; second SIGINT: kill at once).
+ * Returns 0 when every task completed or was skipped, 1 when one failed,
+ * 130/143 when interrupted, or a negative errno on an internal error. */
+int dagrun_engine_run(dagrun_engine *e);
+
+/* Writes, one id per line, the order in which tasks would start with one
+ * worker and every task succeeding. Returns 0 or -errno. */
+int dagrun_engine_plan(dagrun_engine *e, FILE *out);
+
+/* Per-status task counts after a run; counts has DAGRUN_CANCELLED + 1 slots. */
+void dagrun_engine_counts(const dagrun_engine *e, size_t *counts);
+
+void dagrun_engine_free(dagrun_engine *e);
+
+/* ---- observers shipped with the library ---------------------------------- */
+
+typedef struct dagrun_console dagrun_console;
+
+enum dagrun_console_flags {
+	DAGRUN_CONSOLE_COLOR = 1,     /* ANSI colours */
+	DAGRUN_CONSOLE_LIVE = 2,      /* a live status line (a terminal) */
+	DAGRUN_CONSOLE_QUIET = 4,     /* only failures and the summary */
+	DAGRUN_CONSOLE_VERBOSE = 8,   /* also task output */
+};
+
+/* The human display: a live status line on a terminal, one line per state
+ * change elsewhere, and a summary at the end, written to out. */
+dagrun_console *dagrun_console_new(FILE *out, int flags);
+void dagrun_console_event(void *console, const dagrun_event *ev);
+void dagrun_console_free(dagrun_console *c);
+
+/* One JSON object per event, per line, on out; events below min_level are
+ * dropped. */
+typedef struct dagrun_jsonlog dagrun_jsonlog;
+dagrun_jsonlog *dagrun_jsonlog_new(FILE *out, int min_level);
+void dagrun_jsonlog_event(void *log, const dagrun_event *ev);
+void dagrun_jsonlog_free(dagrun_jsonlog *l);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,382 @@
+/* engine.c: the public run API: a scheduler, its executors and its loop.
+ *
+ * The engine owns one libuv loop, the executors for the kinds this build
+ * runs, the signal handlers and a private temporary directory for the
+ * attempts' $DAGRUN_OUTPUT files. Invariant: dagrun_engine_run() returns
+ * only after every handle is closed and every process it started is gone.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "exec/command.h"
+#include "exec/fake.h"
+#include "graph/graph.h"
+#include "sched/sched.h"
+#include "util/diag.h"
+
+struct dagrun_engine {
+	const struct dagrun_workflow *wf;
+	uv_loop_t loop;
+	struct sched s;
+	struct executor *exec[DR_KIND_COUNT];
+	struct executor *owned[2];    /* distinct executors to destroy */
+	uv_signal_t sigint, sigterm;
+	int signals_seen;
+	char run_id[40];
+	char tmpdir[64];
+	dagrun_run_opts opts;
+	uint64_t started_ms;
+	bool ran;
+};
+
+const char *dagrun_status_name(int status)
+{
+	static const char *const names[] = {"pending", "running", "completed", "failed",
+					    "retrying", "skipped", "cancelled"};
+	return (unsigned)status <= DAGRUN_CANCELLED ? names[status] : "?";
+}
+
+const char *dagrun_class_name(int c)
+{
+	return dr_class_name((enum dr_error_class)c);
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool has_template(const char *s)
+{
+	return s && strstr(s, "{{");
+}
+
+/* What this build cannot run yet, with the position of the first use.
+ * Returns a static description or NULL. */
+static const char *unsupported(const struct dagrun_workflow *wf, uint32_t t,
+			       uint32_t *line, uint32_t *col)
+{
+	const struct dr_task *k = &wf->tasks[t];
+	*line = k->line;
+	*col = k->col;
+	switch (k->kind) {
+	case DR_KIND_API: return "api tasks (HTTP) are not supported by this build yet";
+	case DR_KIND_WEBHOOK: return "webhook tasks are not supported by this build yet";
+	case DR_KIND_AI: return "ai tasks are not supported by this build yet";
+	default: break;
+	}
+	const struct dr_task_opts *o = k->opts;
+	if (o->when) {
+		*line = o->when->line;
+		*col = o->when->col;
+		return "'when' conditions are not supported by this build yet";
+	}
+	for (uint32_t i = 0; i < k->dep_count; i++) {
+		const struct dr_dep *d = &wf->deps[k->dep_first + i];
+		if (d->condition) {
+			*line = d->condition->line;
+			*col = d->condition->col;
+			return "dependency conditions are not supported by this build yet";
+		}
+	}
+	const struct dr_text *x = NULL;
+	if (k->kind == DR_KIND_COMMAND && k->spec.command->str.s)
+		x = &k->spec.command->str;
+	else if (k->kind == DR_KIND_COMMAND)
+		for (uint32_t i = 0; i < k->spec.command->argc && !x; i++)
+			if (has_template(k->spec.command->argv[i].s))
+				x = &k->spec.command->argv[i];
+	if (k->kind == DR_KIND_SCRIPT)
+		x = &k->spec.script->body;
+	if (x && has_template(x->s)) {
+		*line = x->line;
+		*col = x->col;
+		return "templates ({{ ... }}) are not supported by this build yet";
+	}
+	return NULL;
+}
+
+static int check_supported(const struct dagrun_workflow *wf, dagrun_diags *diags)
+{
+	int r = 0;
+	for (uint32_t t = 0; t < wf->n_tasks && !diag_full(diags); t++) {
+		uint32_t line, col;
+		const char *why = unsupported(wf, t, &line, &col);
+		if (why) {
+			diag_add(diags, DAGRUN_ERROR, wf->path, line, col, "task '%s': %s",
+				 wf_task_id(wf, t), why);
+			r = -ENOTSUP;
+		}
+	}
+	return r;
+}
+
+static unsigned cpu_count(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static void make_run_id(dagrun_engine *e)
+{
+	if (e->opts.run_id) {
+		snprintf(e->run_id, sizeof(e->run_id), "%s", e->opts.run_id);
+		return;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(e->run_id, sizeof(e->run_id), "%04d%02d%02d-%02d%02d%02d-%05d",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		 tm.tm_sec, (int)getpid() % 100000);
+}
+
+static int make_executors(dagrun_engine *e)
+{
+	if (e->opts.fake) {
+		struct executor *f = fake_executor_new(&e->loop, NULL, NULL);
+		if (!f)
+			return -ENOMEM;
+		e->owned[0] = f;
+		for (int k = 0; k < DR_KIND_COUNT; k++)
+			e->exec[k] = f;
+		return 0;
+	}
+	struct executor *c = command_executor_new(&e->loop);
+	if (!c)
+		return -ENOMEM;
+	e->owned[0] = c;
+	e->exec[DR_KIND_COMMAND] = c;
+	e->exec[DR_KIND_SCRIPT] = c;
+	return 0;
+}
+
+int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
+		      const dagrun_run_opts *opts, dagrun_diags *diags)
+{
+	*out = NULL;
+	dagrun_engine *e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	int r = 0;
+	e->wf = wf;
+	if (opts)
+		e->opts = *opts;
+	if (!e->opts.fake && (r = check_supported(wf, diags)) < 0)
+		goto fail;
+	if ((r = uv_loop_init(&e->loop)) < 0)
+		goto fail_free;
+	make_run_id(e);
+	if ((r = make_executors(e)) < 0)
+		goto fail_loop;
+	unsigned par = e->opts.max_parallel ? e->opts.max_parallel
+		       : wf->max_parallel ? wf->max_parallel : cpu_count();
+	if ((r = sched_init(&e->s, wf, &e->loop, e->exec, par, e->run_id,
+			    (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32))) < 0)
+		goto fail_loop;
+	*out = e;
+	return 0;
+fail_loop:
+	sched_free(&e->s);
+	for (int i = 0; i < 2; i++)
+		if (e->owned[i])
+			e->owned[i]->ops->destroy(e->owned[i]);
+	uv_run(&e->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&e->loop);
+fail_free:
+	free(e);
+	return r;
+fail:
+	free(e);
+	return r;
+}
+
+int dagrun_engine_observe(dagrun_engine *e, dagrun_observer_fn fn, void *ud)
+{
+	struct sched *s = &e->s;
+	struct observer *o = realloc(s->obs, (s->n_obs + 1) * sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	s->obs = o;
+	o[s->n_obs++] = (struct observer){fn, ud};
+	return 0;
+}
+
+static void log_event(dagrun_engine *e, int level, const char *msg)
+{
+	dagrun_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = DAGRUN_EV_LOG;
+	ev.level = level;
+	ev.ts_ms = wall_ms();
+	ev.run_id = e->run_id;
+	ev.task_index = SCHED_NONE;
+	ev.exit_code = -1;
+	ev.message = msg;
+	sched_emit(&e->s, &ev);
+}
+
+static void on_signal(uv_signal_t *h, int signo)
+{
+	dagrun_engine *e = h->data;
+	e->signals_seen++;
+	bool hard = e->signals_seen > 1;
+	log_event(e, DAGRUN_WARN, hard ? "interrupted again: killing every task now"
+				       : "interrupted: stopping running tasks (again to kill at once)");
+	sched_interrupt(&e->s, signo, hard);
+}
+
+static void on_check(uv_check_t *h)
+{
+	dagrun_engine *e = h->data;
+	if (!sched_done(&e->s))
+		return;
+	uv_check_stop(h);
+	uv_close((uv_handle_t *)h, NULL);
+	uv_close((uv_handle_t *)&e->sigint, NULL);
+	uv_close((uv_handle_t *)&e->sigterm, NULL);
+	for (int i = 0; i < 2; i++)
+		if (e->owned[i]) {
+			e->owned[i]->ops->destroy(e->owned[i]);
+			e->owned[i] = NULL;
+		}
+}
+
+static int make_tmpdir(dagrun_engine *e)
+{
+	const char *base = getenv("TMPDIR");
+	if (!base || !*base)
+		base = "/tmp";
+	if (snprintf(e->tmpdir, sizeof(e->tmpdir), "%.40s/dagrun-XXXXXX", base) >= (int)sizeof(e->tmpdir))
+		return -ENAMETOOLONG;
+	if (!mkdtemp(e->tmpdir))
+		return -errno;
+	e->s.tmpdir = e->tmpdir;
+	return 0;
+}
+
+static void remove_tmpdir(dagrun_engine *e)
+{
+	if (!e->tmpdir[0])
+		return;
+	DIR *d = opendir(e->tmpdir);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
+	rmdir(e->tmpdir);
+	e->tmpdir[0] = '\0';
+}
+
+int dagrun_engine_run(dagrun_engine *e)
+{
+	if (e->ran)
+		return -EALREADY;
+	e->ran = true;
+	int r;
+	if (!e->opts.fake && (r = make_tmpdir(e)) < 0)
+		return r;
+	uv_check_t check;
+	uv_check_init(&e->loop, &check);
+	check.data = e;
+	uv_signal_init(&e->loop, &e->sigint);
+	uv_signal_init(&e->loop, &e->sigterm);
+	e->sigint.data = e->sigterm.data = e;
+	uv_signal_start(&e->sigint, on_signal, SIGINT);
+	uv_signal_start(&e->sigterm, on_signal, SIGTERM);
+	uv_check_start(&check, on_check);
+	e->started_ms = wall_ms();
+	sched_start(&e->s);
+	/* The check handle notices the end even if nothing was ever started. */
+	uv_run(&e->loop, UV_RUN_DEFAULT);
+
+	dagrun_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = DAGRUN_EV_RUN_END;
+	ev.ts_ms = wall_ms();
+	ev.run_id = e->run_id;
+	ev.task_index = SCHED_NONE;
+	ev.exit_code = -1;
+	ev.count = ev.ts_ms - e->started_ms;
+	int outcome = e->s.error ? e->s.error
+		      : e->s.interrupted ? 128 + e->s.interrupted
+		      : e->s.main_failed ? 1 : 0;
+	ev.status = outcome == 0 ? DAGRUN_COMPLETED : outcome > 128 ? DAGRUN_CANCELLED
+		    : DAGRUN_FAILED;
+	ev.level = outcome ? DAGRUN_ERR : DAGRUN_INFO;
+	sched_emit(&e->s, &ev);
+	remove_tmpdir(e);
+	return outcome;
+}
+
+void dagrun_engine_counts(const dagrun_engine *e, size_t *counts)
+{
+	memcpy(counts, e->s.counts, sizeof(e->s.counts));
+}
+
+/* Simulates the run with one worker, every task succeeding at once. */
+int dagrun_engine_plan(dagrun_engine *e, FILE *out)
+{
+	const struct dagrun_workflow *wf = e->wf;
+	const struct graph *g = wf->graph;
+	uint32_t *waiting = malloc((wf->n_tasks + 1) * sizeof(*waiting));
+	struct readyq q;
+	readyq_init(&q, wf->tasks, g->weight);
+	if (!waiting)
+		return -ENOMEM;
+	int r = 0;
+	for (int phase = DR_HOOK_NONE; phase <= DR_HOOK_EXIT; phase++) {
+		if (phase == DR_HOOK_FAILURE)
+			continue;  /* a dry run assumes success */
+		if (phase != DR_HOOK_NONE)
+			fprintf(out, "# %s\n", phase == DR_HOOK_SUCCESS ? "onSuccess" : "onExit");
+		uint32_t first = wf->hook_first[phase], n = wf->hook_count[phase];
+		for (uint32_t t = first; t < first + n; t++) {
+			waiting[t] = g->indeg[t];
+			if (!waiting[t] && (r = readyq_push(&q, t)) < 0)
+				goto out;
+		}
+		while (!readyq_empty(&q)) {
+			uint32_t t = readyq_pop(&q);
+			fprintf(out, "%s\n", wf_task_id(wf, t));
+			for (uint32_t i = g->out_off[t]; i < g->out_off[t + 1]; i++) {
+				uint32_t d = g->out_task[i];
+				if (wf->tasks[d].hook == phase && --waiting[d] == 0 &&
+				    (r = readyq_push(&q, d)) < 0)
+					goto out;
+			}
+		}
+	}
+out:
+	readyq_free(&q);
+	free(waiting);
+	return r ? r : ferror(out) ? -EIO : 0;
+}
+
+void dagrun_engine_free(dagrun_engine *e)
+{
+	if (!e)
+		return;
+	for (int i = 0; i < 2; i++)
+		if (e->owned[i])
+			e->owned[i]->ops->destroy(e->owned[i]);
+	uv_run(&e->loop, UV_RUN_DEFAULT);
+	sched_free(&e->s);
+	uv_loop_close(&e->loop);
+	remove_tmpdir(e);
+	free(e);
+}
