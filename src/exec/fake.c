@@ -61,19 +61,6 @@ static void finish(struct fake_job *j)
 	exec_result_free(&r);
 }
 
-static void enqueue(struct fake_executor *fx, struct fake_job *j)
-{
-	j->queued = true;
-	j->next = NULL;
-	if (fx->tail)
-		fx->tail->next = j;
-	else
-		fx->head = j;
-	fx->tail = j;
-	if (!uv_is_active((uv_handle_t *)&fx->idle))
-		uv_idle_start(&fx->idle, NULL);
-}
-
 static void on_idle(uv_idle_t *h)
 {
 	struct fake_executor *fx = h->data;
@@ -87,6 +74,19 @@ static void on_idle(uv_idle_t *h)
 	}
 	if (!fx->head)
 		uv_idle_stop(&fx->idle);
+}
+
+static void enqueue(struct fake_executor *fx, struct fake_job *j)
+{
+	j->queued = true;
+	j->next = NULL;
+	if (fx->tail)
+		fx->tail->next = j;
+	else
+		fx->head = j;
+	fx->tail = j;
+	if (!uv_is_active((uv_handle_t *)&fx->idle))
+		uv_idle_start(&fx->idle, on_idle);
 }
 
 static void on_timer_closed(uv_handle_t *h)

@@ -34,9 +34,8 @@ static void format_ts(uint64_t ms, char *buf, size_t n)
 	time_t sec = (time_t)(ms / 1000);
 	struct tm tm;
 	gmtime_r(&sec, &tm);
-	snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (unsigned)(ms % 1000));
+	size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + k, n - k, ".%03uZ", (unsigned)(ms % 1000));
 }
 
 dagrun_jsonlog *dagrun_jsonlog_new(FILE *out, int min_level)
