@@ -39,6 +39,8 @@ struct dagrun_console {
 	struct failure fail[FAILURES_KEPT];
 	size_t n_fail, more_fail;
 	char *run_id;
+	uint32_t last_task;      /* the task of the last ATTEMPT_END */
+	uint64_t last_ms;        /* its duration */
 };
 
 dagrun_console *dagrun_console_new(FILE *out, int flags)
@@ -47,6 +49,7 @@ dagrun_console *dagrun_console_new(FILE *out, int flags)
 	if (c) {
 		c->out = out;
 		c->flags = flags;
+		c->last_task = UINT32_MAX;
 	}
 	return c;
 }
@@ -95,12 +98,26 @@ static void fmt_ms(uint64_t ms, char *buf, size_t n)
 			 (unsigned long long)(ms / 1000 % 60));
 }
 
+/* Keeps the SLOWEST longest attempts, one entry per task. */
 static void note_slow(dagrun_console *c, const char *id, uint64_t ms)
 {
-	int i = SLOWEST - 1;
-	if (ms <= c->slow[i].ms && c->slow[i].id[0])
+	int n = 0, found = -1;
+	while (n < SLOWEST && c->slow[n].id[0]) {
+		if (found < 0 && strncmp(c->slow[n].id, id, ID_SHOWN) == 0)
+			found = n;
+		n++;
+	}
+	if (found >= 0) {
+		if (c->slow[found].ms >= ms)
+			return;
+		memmove(&c->slow[found], &c->slow[found + 1],
+			(size_t)(n - found - 1) * sizeof(c->slow[0]));
+		c->slow[--n].id[0] = '\0';
+	}
+	int i = n < SLOWEST ? n : SLOWEST - 1;
+	if (n == SLOWEST && ms <= c->slow[i].ms)
 		return;
-	while (i > 0 && (ms > c->slow[i - 1].ms || !c->slow[i - 1].id[0])) {
+	while (i > 0 && ms > c->slow[i - 1].ms) {
 		c->slow[i] = c->slow[i - 1];
 		i--;
 	}
@@ -144,7 +161,14 @@ static void print_status(dagrun_console *c, const dagrun_event *ev)
 	case DAGRUN_COMPLETED:
 		if (quiet)
 			return;
-		fprintf(c->out, "%sok%s        %s\n", col(c, GREEN), col(c, RESET), ev->task);
+		if (c->last_task == ev->task_index) {
+			char d[32];
+			fmt_ms(c->last_ms, d, sizeof(d));
+			fprintf(c->out, "%sok%s        %s %s(%s)%s\n", col(c, GREEN), col(c, RESET),
+				ev->task, col(c, DIM), d, col(c, RESET));
+		} else {
+			fprintf(c->out, "%sok%s        %s\n", col(c, GREEN), col(c, RESET), ev->task);
+		}
 		return;
 	case DAGRUN_FAILED:
 		fprintf(c->out, "%sFAILED%s    %s (%s): %s\n", col(c, RED), col(c, RESET),
@@ -267,6 +291,8 @@ void dagrun_console_event(void *ud, const dagrun_event *ev)
 		break;
 	case DAGRUN_EV_ATTEMPT_END:
 		note_slow(c, ev->task, ev->duration_ms);
+		c->last_task = ev->task_index;
+		c->last_ms = ev->duration_ms;
 		break;
 	case DAGRUN_EV_RETRY:
 		if (!(c->flags & DAGRUN_CONSOLE_QUIET)) {

@@ -342,9 +342,9 @@ int dagrun_engine_plan(dagrun_engine *e, FILE *out)
 	for (int phase = DR_HOOK_NONE; phase <= DR_HOOK_EXIT; phase++) {
 		if (phase == DR_HOOK_FAILURE)
 			continue;  /* a dry run assumes success */
-		if (phase != DR_HOOK_NONE)
-			fprintf(out, "# %s\n", phase == DR_HOOK_SUCCESS ? "onSuccess" : "onExit");
 		uint32_t first = wf->hook_first[phase], n = wf->hook_count[phase];
+		if (phase != DR_HOOK_NONE && n)
+			fprintf(out, "# %s\n", phase == DR_HOOK_SUCCESS ? "onSuccess" : "onExit");
 		for (uint32_t t = first; t < first + n; t++) {
 			waiting[t] = g->indeg[t];
 			if (!waiting[t] && (r = readyq_push(&q, t)) < 0)

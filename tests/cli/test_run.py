@@ -20,6 +20,11 @@ import unittest
 DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -192,7 +197,7 @@ class RunTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertLess(time.monotonic() - t0, 30)
         self.assertIn("timed out", r.stderr)
-        pid = int(open(pidfile).read())
+        pid = int(read(pidfile))
         for _ in range(50):
             if not alive(pid):
                 break
@@ -221,7 +226,7 @@ class RunTest(unittest.TestCase):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if os.path.exists(pids) and len(open(pids).read().split()) >= 4:
+            if os.path.exists(pids) and len(read(pids).split()) >= 4:
                 break
             time.sleep(0.05)
         time.sleep(0.2)
@@ -236,7 +241,7 @@ class RunTest(unittest.TestCase):
         cancelled = {e["task"] for e in events if e.get("event") == "task.status"
                      and e.get("status") == "cancelled"}
         self.assertEqual(cancelled, {"a", "b"})
-        for pid in map(int, open(pids).read().split()):
+        for pid in map(int, read(pids).split()):
             for _ in range(50):
                 if not alive(pid):
                     break
@@ -308,7 +313,7 @@ class RunTest(unittest.TestCase):
             """ % (sub, out))
         r = self.run_wf(wf)
         self.assertEqual(r.returncode, 0, r.stderr)
-        text = open(out).read()
+        text = read(out)
         self.assertIn("wf=from-workflow task=from-task shared=task", text)
         self.assertIn("id=show attempt=1 run=set out=set", text)
         self.assertIn("pwd=%s" % sub, text)

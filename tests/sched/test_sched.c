@@ -40,7 +40,15 @@ struct trace {
 	uint64_t duration_ms;
 	uint32_t interrupt_after;  /* interrupt after this many starts (0: never) */
 	struct sched *s;
+	uv_timer_t interrupt_timer;
 };
+
+static void interrupt_now(uv_timer_t *h)
+{
+	struct trace *tr = h->data;
+	sched_interrupt(tr->s, 2, false);
+	uv_close((uv_handle_t *)h, NULL);
+}
 
 static void observe(void *ud, const dagrun_event *ev)
 {
@@ -62,8 +70,12 @@ static void observe(void *ud, const dagrun_event *ev)
 			if (tr->pool_used[r->pool] > tr->pool_max[r->pool])
 				tr->pool_max[r->pool] = tr->pool_used[r->pool];
 		}
-		if (tr->interrupt_after && tr->n_order == tr->interrupt_after)
-			sched_interrupt(tr->s, 2, false);
+		if (tr->interrupt_after && tr->n_order == tr->interrupt_after) {
+			/* As a signal would: from the loop, not inside this event. */
+			uv_timer_init(tr->s->loop, &tr->interrupt_timer);
+			tr->interrupt_timer.data = tr;
+			uv_timer_start(&tr->interrupt_timer, interrupt_now, 0, 0);
+		}
 		break;
 	case DAGRUN_EV_ATTEMPT_END:
 		tr->end_seq[t] = tr->seq++;
