@@ -1,0 +1,110 @@
+/* proc.h: a libuv-driven runner of child processes, independent of the
+ * workflow model.
+ *
+ * A proc is one spawned program in its own session and process group, with
+ * stdin on /dev/null and stdout/stderr read through pipes. Invariant: a
+ * proc's on_exit runs exactly once, from the loop, after its program has
+ * exited AND its pipes have reached EOF (or a short drain after the exit
+ * expired, at which point whatever still holds the pipes is killed); the
+ * proc's leader stays an unreaped zombie until then, so its pid and process
+ * group id cannot be reused while we may still signal them.
+ *
+ * Process-wide state (unavoidable, documented here):
+ *  - the first runner makes the process a child subreaper
+ *    (PR_SET_CHILD_SUBREAPER), for good: descendants that escape a task's
+ *    process group are reparented to us instead of to init;
+ *  - orphans reparented to us are reaped by every runner's SIGCHLD handler;
+ *    a small registry (mutex-protected list of runners) lets a runner tell a
+ *    tracked task leader, of any runner, from an orphan. Do not use uv_spawn
+ *    or waitpid(-1) elsewhere in a process that has a runner.
+ */
+#ifndef DAGRUN_PROC_H
+#define DAGRUN_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "util/buf.h"
+
+struct proc_runner;
+struct proc;
+
+enum proc_stream { PROC_STDOUT = 1, PROC_STDERR = 2 };
+
+/* How a proc ended. Owned by the proc; valid during on_exit only, except
+ * out and err, which the callback may take over (copy the struct buf and set
+ * the proc's to BUF_INIT). */
+struct proc_result {
+	int exit_code;            /* -1 when killed by a signal */
+	int term_signal;          /* 0 when it exited */
+	bool timed_out;           /* the timeout expired */
+	bool cancelled;           /* proc_kill() or proc_runner_kill_all() */
+	bool signalled;           /* we sent the group any signal */
+	bool out_truncated, err_truncated;
+	uint64_t start_ms, end_ms;   /* CLOCK_REALTIME, ms since the epoch */
+	uint64_t duration_ms;        /* monotonic, spawn to exit */
+	uint64_t cpu_user_ms, cpu_sys_ms;
+	long max_rss_kb;
+	struct buf out, err;         /* first out_cap bytes of each stream */
+	uint64_t out_bytes, err_bytes; /* every byte read, kept or not */
+};
+
+/* A chunk of output as it arrives (all of it, also past the cap). data is
+ * valid during the call only. */
+typedef void (*proc_output_cb)(struct proc *p, enum proc_stream s,
+			       const char *data, size_t len, void *ud);
+/* The end of p (see the invariant above). p is freed after the callback
+ * returns; calling proc_kill(p) from inside it is a harmless no-op. */
+typedef void (*proc_exit_cb)(struct proc *p, struct proc_result *r, void *ud);
+
+struct proc_opts {
+	char *const *argv;        /* argv[0]: a path, or a name looked up in PATH */
+	char *const *envp;        /* the full environment; NULL: ours */
+	const char *cwd;          /* NULL: ours */
+	uint64_t timeout_ms;      /* 0: none */
+	uint64_t kill_grace_ms;   /* SIGTERM to SIGKILL on timeout or soft kill */
+	uint64_t drain_ms;        /* after the exit, wait this long for pipe EOF;
+				   * 0: PROC_DRAIN_MS */
+	size_t out_cap;           /* bytes kept per stream */
+	proc_output_cb on_output; /* may be NULL */
+	proc_exit_cb on_exit;     /* required */
+	void *ud;
+};
+
+#define PROC_DRAIN_MS 100
+
+/* A new runner on loop (which must outlive it). Makes the process a child
+ * subreaper and starts a SIGCHLD watcher that does not keep the loop alive.
+ * Returns 0 and *out, or -errno. */
+int proc_runner_new(uv_loop_t *loop, struct proc_runner **out);
+
+/* Frees r once its handles have closed (run the loop afterwards). No proc
+ * may be running; reaps what orphans it can. Accepts NULL. */
+void proc_runner_free(struct proc_runner *r);
+
+/* SIGKILLs every running proc's process tree (marking them cancelled) and
+ * every other child of this process and its descendants, so nothing started
+ * through r outlives it. The procs still end through on_exit: keep running
+ * the loop. */
+void proc_runner_kill_all(struct proc_runner *r);
+
+/* Procs running (started, on_exit not yet called). */
+unsigned proc_runner_count(const struct proc_runner *r);
+
+/* Starts a process. Returns 0 and *out (valid until on_exit returns), or
+ * -errno with nothing started and no callback to come: the error of
+ * posix_spawn (-ENOENT or -EACCES for the program or cwd, -ENOEXEC,
+ * -EAGAIN, ...) or of setting up (-EMFILE, -ENOMEM). */
+int proc_start(struct proc_runner *r, const struct proc_opts *o, struct proc **out);
+
+/* Stops p: soft: SIGTERM to its tree, SIGKILL after kill_grace_ms; hard:
+ * SIGKILL now. on_exit follows with cancelled set. No-op once p has ended. */
+void proc_kill(struct proc *p, bool hard);
+
+/* The pid of p's leader (also its session and process group id). */
+int proc_pid(const struct proc *p);
+
+#endif
