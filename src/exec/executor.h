@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "load/model.h"
 #include "util/buf.h"
 
@@ -38,12 +40,42 @@ struct exec_result {
 	struct buf err;            /* captured stderr, up to EXEC_OUTPUT_CAP */
 	uint64_t out_bytes, err_bytes; /* all bytes seen, kept or not */
 	uint64_t retry_after_ms;   /* a delay the server asked for, or 0 */
+	/* HTTP executors (api, webhook, ai): */
+	int http_status;           /* 0 when no response */
+	json_t *http_headers;      /* object, lower-cased names; owned; or NULL */
+	/* AI executor: */
+	uint64_t prompt_tokens, completion_tokens;
+	char *model, *finish_reason; /* malloc'd or NULL */
 };
 
 /* Frees what a result owns. */
 void exec_result_free(struct exec_result *r);
 
 struct exec_attempt;
+
+/* Renders t through a->render, or copies it when there is none. Returns 0
+ * or < 0 with *err (malloc'd). */
+int exec_render(struct exec_attempt *a, const struct dr_text *t,
+		int mode, struct buf *out, char **err);
+
+struct exec_attempt;
+
+/* How a template's values are escaped where they land (the expressions
+ * module implements the rules; see README "Templates"). */
+enum exec_render_mode {
+	EXEC_RENDER_PLAIN,   /* as text */
+	EXEC_RENDER_SHELL,   /* by the shell quoting context around each {{ }} */
+	EXEC_RENDER_URL,     /* values percent-encoded unless one is the whole URL */
+	EXEC_RENDER_HEADER,  /* as text; a CR or LF in the result is an error */
+};
+
+/* Renders template text t (a string of the task, as loaded) for attempt a,
+ * appending to out. Returns 0, or < 0 with *err set to a malloc'd message
+ * that names the template's FILE:LINE:COL (the attempt then fails with
+ * class permanent). */
+typedef int (*exec_render_fn)(struct exec_attempt *a, const struct dr_text *t,
+			      enum exec_render_mode mode, struct buf *out, char **err);
+
 typedef void (*exec_output_cb)(struct exec_attempt *a, enum exec_stream s,
 			       const char *data, size_t len);
 /* Called once when the attempt ends. The result is the callee's to read
@@ -59,6 +91,7 @@ struct exec_attempt {
 	const char *output_file;     /* path for $DAGRUN_OUTPUT, or NULL */
 	exec_output_cb on_output;    /* chunks as they arrive; may be NULL */
 	exec_done_cb on_done;
+	exec_render_fn render;       /* NULL: strings are used as written */
 	void *owner;                 /* the scheduler's data */
 	/* The executor's own state for this attempt. */
 	void *priv;
