@@ -1,14 +1,389 @@
-/* loader.c: STUB, to be replaced by the real loader. */
+/* loader.c: dagrun_workflow_load() and _buffer(): the top level of a
+ * workflow file, input handling and the overall sequence (read, resolve,
+ * build the graph).
+ *
+ * Invariant: the file is streamed through libyaml in small reads and never
+ * held in memory; on any failure everything allocated is released and *out
+ * is left untouched, so callers only ever own a fully valid workflow.
+ *
+ * Choices where spec/workflow.md leaves room (see also loader.h):
+ *  - Scalars follow the YAML 1.2 core schema (null: ~ null ""; booleans:
+ *    true/false; ints: decimal, 0x, 0o; floats), so `on: yes` in variables
+ *    is the string "yes". Keys typed boolean (stream, insecure) also accept
+ *    the YAML 1.1 spellings yes/no/on/off. A key typed string accepts any
+ *    non-null scalar as written (`command: true` runs `true`).
+ *  - Anchors are accepted and ignored; every alias is an error ("aliases
+ *    are not supported"), so no input can expand (billion laughs). Tags
+ *    other than the standard !!str/!!int/... and ! are errors.
+ *  - `defaults` accepts timeout, killGrace, retry (merged key by key with a
+ *    task's own retry), workdir, priority and resources (a task's
+ *    `resources`, even {}, replaces them). Top-level `env` already applies
+ *    to every task, so defaults has no env. Defaults apply to hooks too.
+ *  - timeout and connectTimeout must be positive; killGrace and retry
+ *    delays may be 0. A quoted "1500" is a duration of 1500 ms.
+ *  - Caps beyond model.h: backoffFactor <= 1000, maxTokens <= 10^7,
+ *    maxResponseBytes <= 1 GiB, maxContextBytes <= 64 MiB, expectStatus
+ *    100..599 (at most 1000 entries), permanentExitCodes 0..255 (at most 255).
+ *  - A missing key that an unknown key was probably meant as ("did you
+ *    mean") is not reported again; a YAML syntax error is listed first;
+ *    the other diagnostics of one load are sorted by position.
+ *  - Left to their executors: api.method NULL means GET, expect NULL any
+ *    2xx, script.interpreter NULL /bin/sh -e, ai.base_url NULL
+ *    $OPENAI_BASE_URL or the OpenAI URL, ai.api_key_env NULL OPENAI_API_KEY.
+ */
 #include <errno.h>
-#include "load/model.h"
-int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *diags)
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "graph/graph.h"
+#include "load/loader.h"
+
+/* ---- top-level keys ------------------------------------------------------------------ */
+
+static void w_name(struct loader *ld, void *obj)
 {
-	(void)path; (void)out; (void)diags;
-	return -ENOSYS;
+	struct dagrun_workflow *wf = obj;
+	if (!read_nonempty(ld, &wf->name))
+		return;
+	if (strspn(wf->name.s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			       "0123456789_.-") != wf->name.len)
+		load_error(ld, (struct pos){wf->name.line, wf->name.col},
+			   "invalid workflow name '%.80s': use only letters, digits, "
+			   "'_', '.' and '-'", wf->name.s);
 }
+
+static void w_description(struct loader *ld, void *obj)
+{
+	read_string(ld, &((struct dagrun_workflow *)obj)->description);
+}
+
+static void w_variables(struct loader *ld, void *obj)
+{
+	((struct dagrun_workflow *)obj)->variables = read_value(ld, true);
+}
+
+static void w_env(struct loader *ld, void *obj)
+{
+	read_kvlist(ld, &((struct dagrun_workflow *)obj)->env, NAME_ENV);
+}
+
+static void w_max_parallel(struct loader *ld, void *obj)
+{
+	int64_t v;
+	if (read_int(ld, 1, DR_MAX_PARALLEL, &v))
+		((struct dagrun_workflow *)obj)->max_parallel = (uint32_t)v;
+}
+
+static void w_resources(struct loader *ld, void *obj)
+{
+	struct dr_res *r = NULL;
+	uint32_t n = 0;
+	(void)obj;
+	read_res(ld, &r, &n);
+	for (uint32_t i = 0; i < n; i++)
+		ld->pool_v[r[i].pool] = (struct pool_info){r[i].units, {r[i].line, r[i].col}};
+}
+
+static void w_defaults(struct loader *ld, void *obj)
+{
+	(void)obj;
+	defaults_read(ld);
+}
+
+static void read_tasks(struct loader *ld, unsigned g)
+{
+	const char *key = ld->key;
+	struct pos at = load_pos(ld);
+	uint32_t n = 0;
+	if (!load_is(ld, YAML_SEQUENCE_START_EVENT)) {
+		load_type_error(ld, "a list of tasks");
+		return;
+	}
+	while (load_next(ld) && !load_is(ld, YAML_SEQUENCE_END_EVENT)) {
+		n++;
+		if (load_is(ld, YAML_MAPPING_START_EVENT)) {
+			task_read(ld, g);
+		} else {
+			if (!load_is(ld, YAML_ALIAS_EVENT))
+				load_error(ld, load_pos(ld), "each item of '%s' must be a task "
+					   "map, got %s", key, load_type_name(ld));
+			load_skip(ld);
+		}
+		ld->key = key;
+	}
+	if (g == GROUP_MAIN && !n && !ld->stop)
+		load_error(ld, at, "'tasks' must list at least one task");
+}
+
+static void w_tasks(struct loader *ld, void *obj)
+{
+	(void)obj;
+	read_tasks(ld, GROUP_MAIN);
+}
+
+static void w_on_success(struct loader *ld, void *obj)
+{
+	(void)obj;
+	read_tasks(ld, GROUP_SUCCESS);
+}
+
+static void w_on_failure(struct loader *ld, void *obj)
+{
+	(void)obj;
+	read_tasks(ld, GROUP_FAILURE);
+}
+
+static void w_on_exit(struct loader *ld, void *obj)
+{
+	(void)obj;
+	read_tasks(ld, GROUP_EXIT);
+}
+
+enum { W_NAME, W_TASKS };
+
+static const struct keydef top_keys[] = {
+	[W_NAME] = KEY("name", w_name), [W_TASKS] = KEY("tasks", w_tasks),
+	KEY("description", w_description), KEY("variables", w_variables),
+	KEY("env", w_env), KEY("maxParallel", w_max_parallel),
+	KEY("resources", w_resources), KEY("defaults", w_defaults),
+	KEY("onSuccess", w_on_success), KEY("onFailure", w_on_failure),
+	KEY("onExit", w_on_exit),
+};
+static const struct keytab top_tab = {"workflow", top_keys, 11, NULL};
+
+/* ---- the document ------------------------------------------------------------------------ */
+
+static void read_root(struct loader *ld)
+{
+	struct map_seen seen;
+	struct pos at = load_pos(ld);
+	if (!load_is(ld, YAML_MAPPING_START_EVENT)) {
+		if (!load_is(ld, YAML_ALIAS_EVENT))
+			load_error(ld, at, "a workflow must be a map with 'name' and "
+				   "'tasks', got %s", load_type_name(ld));
+		load_skip(ld);
+		return;
+	}
+	read_map(ld, &top_tab, ld->wf, &seen);
+	if (ld->stop)
+		return;
+	if (!seen_or_hinted(&seen, W_NAME))
+		load_error(ld, at, "missing required key 'name' in workflow");
+	if (!seen_or_hinted(&seen, W_TASKS))
+		load_error(ld, at, "missing required key 'tasks' in workflow");
+}
+
+/* Reads the stream: exactly one document holding a mapping. */
+static void read_stream(struct loader *ld)
+{
+	if (!load_next(ld) || !load_next(ld)) /* STREAM_START, DOCUMENT_START */
+		return;
+	if (load_is(ld, YAML_STREAM_END_EVENT)) {
+		load_error(ld, (struct pos){1, 1}, "the file is empty: a workflow needs "
+			   "'name' and 'tasks'");
+		return;
+	}
+	if (!load_next(ld))
+		return;
+	read_root(ld);
+	if (!load_next(ld) || !load_next(ld)) /* DOCUMENT_END, then STREAM_END */
+		return;
+	if (load_is(ld, YAML_DOCUMENT_START_EVENT))
+		load_error(ld, load_pos(ld), "a workflow file holds one YAML document; "
+			   "this is a second one");
+}
+
+/* ---- input ---------------------------------------------------------------------------------- */
+
+static int read_fd(void *data, unsigned char *buffer, size_t size, size_t *size_read)
+{
+	struct loader *ld = data;
+	ssize_t n;
+	do
+		n = read(ld->fd, buffer, size);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		ld->io_err = errno;
+		return 0;
+	}
+	ld->bytes += (uint64_t)n;
+	if (ld->bytes > DAGRUN_MAX_FILE_BYTES) {
+		ld->too_big = true;
+		return 0;
+	}
+	*size_read = (size_t)n;
+	return 1;
+}
+
+/* Sorts this load's diagnostics (from index `from`) by position, so that
+ * errors found after reading (ids, pools) read in file order; a YAML syntax
+ * error, the likely cause of the others, comes first. Stable. */
+static void sort_diags(struct dagrun_diags *d, size_t from, const char *first)
+{
+	for (size_t i = from + 1; d && i < d->n; i++) {
+		struct dagrun_diag x = d->v[i];
+		size_t j = i;
+		while (j > from && (d->v[j - 1].line > x.line ||
+				    (d->v[j - 1].line == x.line && d->v[j - 1].column > x.column))) {
+			d->v[j] = d->v[j - 1];
+			j--;
+		}
+		d->v[j] = x;
+	}
+	for (size_t i = from; first && d && i < d->n; i++) {
+		if (d->v[i].message != first)
+			continue;
+		struct dagrun_diag x = d->v[i];
+		memmove(d->v + from + 1, d->v + from, (i - from) * sizeof(x));
+		d->v[from] = x;
+		break;
+	}
+}
+
+static int set_paths(struct dagrun_workflow *wf, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	wf->path = strdup(path);
+	if (!slash)
+		wf->dir = strdup(".");
+	else if (slash == path)
+		wf->dir = strdup("/");
+	else
+		wf->dir = strndup(path, (size_t)(slash - path));
+	return wf->path && wf->dir ? 0 : -ENOMEM;
+}
+
+static void loader_free(struct loader *ld)
+{
+	if (ld->have_ev)
+		yaml_event_delete(&ld->ev);
+	if (ld->parser_ready)
+		yaml_parser_delete(&ld->parser);
+	for (unsigned g = 0; g < N_GROUPS; g++)
+		free(ld->groups[g].v);
+	intern_free(&ld->pools);
+	free(ld->pool_v);
+	free(ld->stk);
+	free(ld->idc);
+}
+
+/* Reads, resolves and builds; returns 0, -EINVAL or a system error. */
+static int load(struct loader *ld)
+{
+	size_t from = ld->diags ? ld->diags->n : 0;
+	read_stream(ld);
+	if (!ld->stop)
+		resolve_all(ld); /* even after errors: reports unknown ids, pools */
+	sort_diags(ld->diags, from, ld->syntax_msg);
+	if (ld->err)
+		return ld->err;
+	if (ld->nerr)
+		return -EINVAL;
+	return graph_build(ld->wf, ld->diags);
+}
+
+/* Shared by both entry points: ld has its input set. */
+static int load_with(struct loader *ld, const char *name, dagrun_workflow **out,
+		     dagrun_diags *diags)
+{
+	struct dagrun_workflow *wf = calloc(1, sizeof(*wf));
+	int r = -ENOMEM;
+	ld->diags = diags;
+	ld->default_priority = PRIORITY_UNSET;
+	/* The scratch stack exists from the start: offsets into it are always
+	 * valid pointers, even for empty collections. */
+	ld->stk_cap = 4096;
+	ld->stk = malloc(ld->stk_cap);
+	if (!wf || !ld->stk || set_paths(wf, name) < 0)
+		goto out;
+	ld->wf = wf;
+	ld->file = wf->path;
+	r = load(ld);
+out:
+	if (r == -ENOMEM && diags)
+		diag_add(diags, DAGRUN_ERROR, name, 0, 0, "out of memory");
+	loader_free(ld);
+	if (r < 0) {
+		dagrun_workflow_free(wf);
+		return r;
+	}
+	*out = wf;
+	return 0;
+}
+
+/* See dagrun.h. data need not be NUL-terminated; it is not copied. */
 int dagrun_workflow_load_buffer(const char *name, const char *data, size_t len,
 				dagrun_workflow **out, dagrun_diags *diags)
 {
-	(void)name; (void)data; (void)len; (void)out; (void)diags;
-	return -ENOSYS;
+	struct loader ld;
+	memset(&ld, 0, sizeof(ld));
+	ld.fd = -1;
+	ld.data = data;
+	ld.len = len;
+	if (!name)
+		name = "<input>";
+	if (len > DAGRUN_MAX_FILE_BYTES) {
+		diag_add(diags, DAGRUN_ERROR, name, 0, 0,
+			 "file is larger than the limit of %zu MiB", DAGRUN_MAX_FILE_BYTES >> 20);
+		return -EINVAL;
+	}
+	if (!yaml_parser_initialize(&ld.parser))
+		return -ENOMEM;
+	ld.parser_ready = true;
+	yaml_parser_set_input_string(&ld.parser, (const unsigned char *)(data ? data : ""),
+				     data ? len : 0);
+	return load_with(&ld, name, out, diags);
+}
+
+static int open_checked(const char *path, dagrun_diags *diags)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int err = 0;
+	if (fd < 0) {
+		err = errno;
+		diag_add(diags, DAGRUN_ERROR, path, 0, 0, "cannot open %s: %s", path,
+			 strerror(err));
+		return -err;
+	}
+	if (fstat(fd, &st) < 0)
+		err = errno;
+	else if (S_ISDIR(st.st_mode))
+		err = EISDIR;
+	if (err) {
+		diag_add(diags, DAGRUN_ERROR, path, 0, 0, "cannot read %s: %s", path,
+			 strerror(err));
+		close(fd);
+		return -err;
+	}
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > DAGRUN_MAX_FILE_BYTES) {
+		diag_add(diags, DAGRUN_ERROR, path, 0, 0,
+			 "file is larger than the limit of %zu MiB", DAGRUN_MAX_FILE_BYTES >> 20);
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+/* See dagrun.h. The file is read in small chunks as libyaml asks. */
+int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *diags)
+{
+	struct loader ld;
+	memset(&ld, 0, sizeof(ld));
+	int fd = open_checked(path, diags);
+	if (fd < 0)
+		return fd;
+	ld.fd = fd;
+	if (!yaml_parser_initialize(&ld.parser)) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ld.parser_ready = true;
+	yaml_parser_set_input(&ld.parser, read_fd, &ld);
+	int r = load_with(&ld, path, out, diags);
+	close(fd);
+	return r;
 }

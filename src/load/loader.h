@@ -1,0 +1,365 @@
+/* loader.h: private interface between the parts of the workflow loader.
+ *
+ * The loader is a recursive-descent reader over libyaml's event stream: no
+ * document tree is ever built. Invariant: `struct loader` holds the current
+ * event; a function that reads a value starts with the value's first event
+ * current and returns with its last event current (the scalar itself, or
+ * the matching MAPPING_END / SEQUENCE_END), so its caller always continues
+ * with load_next(). Once `stop` is set, every reader returns at once.
+ *
+ * Files: cursor.c (events, limits, errors, scalars), read.c (typed
+ * scalars, keyed maps), maps.c (free maps, any-values, resources), task.c
+ * (one task and its checks), ids.c (ids, dependencies), opts.c (options,
+ * retry, defaults), kinds.c (command, script, api, webhook, ai), loader.c
+ * (top level, entry points), resolve.c (what needs the whole file: ids,
+ * dependencies, pools, defaults).
+ */
+#ifndef DAGRUN_LOADER_H
+#define DAGRUN_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <yaml.h>
+
+#include "load/model.h"
+#include "util/diag.h"
+
+struct pos {
+	uint32_t line, col;   /* 1-based */
+};
+
+/* ---- options with a "set" mask (defaults and tasks) ---------------------- */
+
+enum {
+	O_DESCRIPTION = 1u << 0, O_WHEN = 1u << 1, O_WORKDIR = 1u << 2,
+	O_ENV = 1u << 3, O_RES = 1u << 4, O_TIMEOUT = 1u << 5,
+	O_KILL_GRACE = 1u << 6, O_R_ATTEMPTS = 1u << 7, O_R_BACKOFF = 1u << 8,
+	O_R_INITIAL = 1u << 9, O_R_MAX_DELAY = 1u << 10, O_R_JITTER = 1u << 11,
+	O_R_RETRY_ON = 1u << 12, O_R_CODES = 1u << 13,
+};
+
+/* A task's own options while loading; `o` first, so a dr_task_opts pointer
+ * handed out for it converts back. Fields whose bit is clear in `set` are
+ * filled from the defaults by resolve. */
+struct opts_tmp {
+	struct dr_task_opts o;
+	uint32_t set;
+};
+
+/* ---- keyed maps ------------------------------------------------------------ */
+
+struct loader;
+typedef void (*key_fn)(struct loader *ld, void *obj);
+
+struct keydef {
+	const char *name;
+	uint8_t len;
+	bool opt;            /* the handler takes tab->opts(ld, obj) */
+	key_fn fn;
+};
+
+#define KEY(n, f) {n, sizeof(n) - 1, false, f}
+#define KEY_OPT(n, f) {n, sizeof(n) - 1, true, f}
+#define MAX_KEYS 64
+
+struct keytab {
+	const char *what;                   /* "task", "retry", ... */
+	const struct keydef *keys;
+	unsigned n;                         /* <= MAX_KEYS */
+	struct opts_tmp *(*opts)(struct loader *ld, void *obj);
+};
+
+/* Which keys a mapping had, and where each was written; `hinted` are the
+ * keys suggested for unknown ones ("did you mean"), whose absence is then
+ * not reported again as missing. */
+struct map_seen {
+	uint64_t mask, hinted;
+	struct pos at[MAX_KEYS];
+};
+
+/* Whether key k is present, or was probably meant by an unknown key. */
+static inline bool seen_or_hinted(const struct map_seen *s, unsigned k)
+{
+	return ((s->mask | s->hinted) >> k) & 1;
+}
+
+/* ---- the loader ---------------------------------------------------------------- */
+
+enum { GROUP_MAIN = 0, GROUP_SUCCESS, GROUP_FAILURE, GROUP_EXIT, N_GROUPS };
+
+struct task_vec {
+	struct dr_task *v;
+	uint32_t n, cap;
+};
+
+struct pool_info {
+	uint32_t capacity;     /* 0: referenced but never declared */
+	struct pos at;
+};
+
+struct loader {
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	bool parser_ready, have_ev;
+	bool stop;                 /* stop reading: fatal error or diags full */
+	int err;                   /* a failure not caused by the file (-ENOMEM) */
+	unsigned depth;            /* open mappings and sequences */
+	size_t nerr;               /* errors reported */
+	const char *syntax_msg;    /* the stored YAML syntax error, if any */
+
+	struct dagrun_workflow *wf;
+	struct dagrun_diags *diags;
+	const char *file;          /* for diagnostics */
+
+	/* input: a file descriptor or a buffer */
+	int fd;
+	const char *data;
+	size_t len;
+	uint64_t bytes;            /* read so far from fd */
+	int io_err;                /* errno of a failed read */
+	bool too_big;
+
+	/* scratch stack for collections being read; 8-byte aligned pushes */
+	char *stk;
+	size_t top, stk_cap;
+
+	const char *key;           /* name of the key whose value is read */
+	struct pos key_at;
+
+	struct task_vec groups[N_GROUPS];
+	uint32_t n_tasks;          /* over all groups */
+	uint64_t deps_cap;         /* capacity of wf->deps */
+	uint32_t sym_cap;          /* capacity of wf->sym_task */
+
+	struct intern pools;       /* pool names, symbol = pool index */
+	struct pool_info *pool_v;
+	uint32_t pool_cap;
+
+	struct opts_tmp defaults;
+	int32_t default_priority;  /* INT32_MIN: not set */
+
+	struct idc_entry *idc;     /* recently seen ids, see intern_id() */
+	uint64_t hints;            /* ids compared for "did you mean" so far */
+};
+
+/* A direct-mapped cache of recently seen short ids in front of wf->ids:
+ * dependencies mostly name tasks declared shortly before, and this saves
+ * the hash table's cache misses on a million-task file. */
+#define IDC_BITS 16
+#define IDC_LEN 11
+struct idc_entry {
+	uint32_t sym;
+	uint8_t len;          /* 0: empty */
+	char s[IDC_LEN];
+};
+
+/* A task priority nobody wrote. */
+#define PRIORITY_UNSET INT32_MIN
+
+/* One task while it is read. */
+enum { TYPE_UNSET, TYPE_STANDARD, TYPE_AI };
+
+struct task_tmp {
+	struct map_seen seen;
+	struct pos start;          /* the task mapping */
+	uint32_t sym;              /* INTERN_NONE: no usable id */
+	struct pos id_at;
+	int32_t priority;
+	uint8_t type;
+	bool deps_capped;
+	uint32_t dep_first, dep_count;
+	struct opts_tmp *opts;
+	struct dr_command *command;
+	struct dr_script *script;
+	struct dr_api *api;
+	struct dr_webhook *webhook;
+	struct dr_ai *ai;
+};
+
+/* ---- cursor.c ------------------------------------------------------------- */
+
+/* Reads the next event. Returns false (and sets stop) on a syntax error,
+ * OOM, a limit, or when stop was already set. */
+bool load_next(struct loader *ld);
+
+/* Skips the node whose first event is current. */
+void load_skip(struct loader *ld);
+
+/* Position of the current event (1-based). */
+struct pos load_pos(const struct loader *ld);
+
+/* Adds an error at `at`. Sets stop once the diagnostics list is full. */
+void load_error(struct loader *ld, struct pos at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void load_warn(struct loader *ld, struct pos at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Records an out-of-memory failure and stops. */
+void load_oom(struct loader *ld);
+
+/* Kinds of a scalar, in the YAML 1.2 core schema. */
+enum scalar_kind { SK_NULL, SK_BOOL, SK_INT, SK_REAL, SK_STRING };
+
+struct scalar {
+	enum scalar_kind kind;
+	bool b;
+	int64_t i;
+	double d;
+};
+
+/* Whether a plain (unquoted, untagged) scalar is null: "", ~, null. */
+bool load_plain_null(const char *s, size_t n);
+
+/* Classifies the current event, which must be a scalar. */
+void load_scalar(const struct loader *ld, struct scalar *out);
+
+/* Name of the current node's type for messages: "string", "integer",
+ * "number", "boolean", "null", "map", "list". */
+const char *load_type_name(const struct loader *ld);
+
+/* Reports "'KEY' must be WANT, got TYPE" at the current event and skips the
+ * node. Says nothing for an alias, which was already reported. */
+void load_type_error(struct loader *ld, const char *want);
+
+/* The current scalar's bytes and length (NUL-terminated). */
+static inline const char *load_str(const struct loader *ld)
+{
+	return (const char *)ld->ev.data.scalar.value;
+}
+
+static inline size_t load_len(const struct loader *ld)
+{
+	return ld->ev.data.scalar.length;
+}
+
+static inline bool load_is(const struct loader *ld, yaml_event_type_t t)
+{
+	return ld->ev.type == t;
+}
+
+/* ---- read.c, maps.c ---------------------------------------------------------------- */
+
+/* realloc() for the vectors that grow with the task count (tasks, deps,
+ * sym_task), advising huge pages once they are large. */
+void *load_grow(void *p, size_t bytes);
+
+/* Pushes n bytes on the scratch stack; returns the offset or SIZE_MAX on OOM
+ * (stop is then set). Pointers into the stack die at the next push. */
+size_t load_push(struct loader *ld, const void *p, size_t n);
+
+/* Copies the scratch stack from `mark` up into the arena (NULL if empty or
+ * on OOM, which sets stop) and pops it back to mark. */
+void *load_pop(struct loader *ld, size_t mark);
+
+/* Whether the current node is a non-null scalar (no error reported). */
+bool read_is_text(const struct loader *ld);
+
+/* Copies the current scalar into the arena as a dr_text. */
+bool load_keep(struct loader *ld, struct dr_text *out);
+
+/* Whether the current node is a string-like scalar (any scalar but null);
+ * if not, reports a type error for ld->key and skips it. */
+bool read_is_string(struct loader *ld);
+
+/* Typed readers of the current node, for the value of ld->key. Each reports
+ * a type or range error, skips the node and returns false when it does
+ * not fit; on success the value is stored and they return true. */
+bool read_string(struct loader *ld, struct dr_text *out);     /* any scalar but null */
+const struct dr_text *read_string_p(struct loader *ld);      /* same, arena copy */
+bool read_nonempty(struct loader *ld, struct dr_text *out);
+const struct dr_text *read_expr(struct loader *ld);          /* non-empty, arena copy */
+bool read_int(struct loader *ld, int64_t lo, int64_t hi, int64_t *out);
+bool read_number(struct loader *ld, double lo, double hi, double *out);
+bool read_bool(struct loader *ld, bool *out);
+bool read_duration(struct loader *ld, bool positive, uint64_t max, uint64_t *out);
+/* An integer or a list of them, each in [lo, hi], pushed on the scratch
+ * stack as int64_t; returns the count (at most max), or -1 after an error. */
+long read_int_list(struct loader *ld, int64_t lo, int64_t hi, size_t max);
+/* An enum: returns the index in names[] or -1 (after an error). */
+int read_enum(struct loader *ld, const char *const *names, unsigned n);
+
+/* Reads the current mapping, dispatching each key through tab. Reports
+ * unknown keys (with a hint), duplicates and non-string keys. */
+void read_map(struct loader *ld, const struct keytab *tab, void *obj,
+	      struct map_seen *seen);
+
+/* Reads a map of string keys to string values (env, headers). names:
+ * NAME_ENV or NAME_HEADER checks the keys. */
+enum { NAME_ANY, NAME_ENV, NAME_HEADER };
+void read_kvlist(struct loader *ld, struct dr_kvlist *out, int names);
+
+/* Reads any value into the arena; NULL after an error or OOM. want_map:
+ * only a mapping is accepted. */
+const struct dr_value *read_value(struct loader *ld, bool want_map);
+
+/* Reads a resource map (pool -> units) into out/n, pools by symbol. */
+void read_res(struct loader *ld, struct dr_res **out, uint32_t *n);
+
+/* Reports duplicates among n keys laid out every `stride` bytes from base,
+ * each starting with a struct dr_text. Returns false on OOM. */
+bool check_dup_keys(struct loader *ld, const void *base, size_t stride,
+		    size_t n);
+
+/* The pool symbol of name[0..n), creating the pool entry if new. */
+uint32_t load_pool(struct loader *ld, const char *name, size_t n);
+
+/* Adds every candidate of tab to a suggestion search. */
+struct suggest;
+void keytab_offer(const struct keytab *tab, struct suggest *s);
+
+/* ---- ids.c, opts.c, kinds.c: key handlers of the task table ---------------- */
+
+/* The current scalar as a task id symbol (declaring: check its syntax),
+ * or INTERN_NONE after an error. */
+uint32_t ids_read(struct loader *ld, bool declaring);
+void deps_read(struct loader *ld, void *task);          /* `dependencies` */
+
+/* Option keys; obj is a struct opts_tmp. */
+void opts_description(struct loader *ld, void *obj);
+void opts_when(struct loader *ld, void *obj);
+void opts_workdir(struct loader *ld, void *obj);
+void opts_env(struct loader *ld, void *obj);
+void opts_resources(struct loader *ld, void *obj);
+void opts_timeout(struct loader *ld, void *obj);
+void opts_kill_grace(struct loader *ld, void *obj);
+void opts_retry(struct loader *ld, void *obj);
+
+/* Kind keys; obj is a struct task_tmp. */
+void kind_command(struct loader *ld, void *obj);
+void kind_script(struct loader *ld, void *obj);
+void kind_interpreter(struct loader *ld, void *obj);
+void kind_api(struct loader *ld, void *obj);
+void kind_webhook(struct loader *ld, void *obj);
+void kind_ai_model(struct loader *ld, void *obj);
+void kind_ai_system(struct loader *ld, void *obj);
+void kind_ai_prompt(struct loader *ld, void *obj);
+void kind_ai_prompt_file(struct loader *ld, void *obj);
+void kind_ai_context(struct loader *ld, void *obj);
+void kind_ai_temperature(struct loader *ld, void *obj);
+void kind_ai_max_tokens(struct loader *ld, void *obj);
+void kind_ai_response_format(struct loader *ld, void *obj);
+void kind_ai_stream(struct loader *ld, void *obj);
+void kind_ai_base_url(struct loader *ld, void *obj);
+void kind_ai_api_key_env(struct loader *ld, void *obj);
+void kind_ai_max_context(struct loader *ld, void *obj);
+
+/* Reports templates in a script whose interpreter is not a POSIX shell. */
+void kind_check_script(struct loader *ld, const struct dr_script *s);
+
+/* ---- task.c ------------------------------------------------------------------- */
+
+/* Reads the task mapping that is current into group g. */
+void task_read(struct loader *ld, unsigned g);
+
+/* Reads the `defaults` mapping that is current into ld->defaults. */
+void defaults_read(struct loader *ld);
+
+/* ---- resolve.c --------------------------------------------------------------- */
+
+/* After the whole file was read: orders the tasks, resolves ids,
+ * dependencies and pools, applies defaults. Reports errors; returns false
+ * only on OOM. */
+bool resolve_all(struct loader *ld);
+
+#endif
