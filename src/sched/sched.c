@@ -112,6 +112,22 @@ static void release_slot(struct sched *s, uint32_t t)
 		uv_close((uv_handle_t *)&sl->timer, retry_closed);
 }
 
+/* Puts t, now final, on the worklist of tasks whose dependents to update. */
+static void push_final(struct sched *s, uint32_t t)
+{
+	if (s->stack_n == s->stack_cap) {
+		uint32_t cap = s->stack_cap ? s->stack_cap * 2 : 64;
+		uint32_t *p = realloc(s->stack, cap * sizeof(*p));
+		if (!p) {
+			set_error(s, -ENOMEM);
+			return;
+		}
+		s->stack = p;
+		s->stack_cap = cap;
+	}
+	s->stack[s->stack_n++] = t;
+}
+
 /* Makes t final; its dependents are updated from the worklist. */
 static void settle(struct sched *s, uint32_t t, int status, int cls,
 		   const char *error, const char *tail)
@@ -128,17 +144,7 @@ static void settle(struct sched *s, uint32_t t, int status, int cls,
 	}
 	emit_status(s, t, old, error, tail);
 	release_slot(s, t);
-	if (s->stack_n == s->stack_cap) {
-		uint32_t cap = s->stack_cap ? s->stack_cap * 2 : 64;
-		uint32_t *p = realloc(s->stack, cap * sizeof(*p));
-		if (!p) {
-			set_error(s, -ENOMEM);
-			return;
-		}
-		s->stack = p;
-		s->stack_cap = cap;
-	}
-	s->stack[s->stack_n++] = t;
+	push_final(s, t);
 }
 
 static void make_ready(struct sched *s, uint32_t t)
@@ -520,6 +526,20 @@ static void settle_stuck(struct sched *s)
 	drain_final(s);
 }
 
+/* The hook list that does not apply to this run ends `skipped` without an
+ * event and without being counted, so that onExit tasks depending on it
+ * see a final status (a blocking dependency on it then fails them). */
+static void pass_over(struct sched *s, int hook)
+{
+	const struct dagrun_workflow *wf = s->wf;
+	uint32_t first = wf->hook_first[hook], n = wf->hook_count[hook];
+	for (uint32_t t = first; t < first + n; t++) {
+		s->ts[t].status = DAGRUN_SKIPPED;
+		push_final(s, t);
+	}
+	drain_final(s);
+}
+
 static void after_change(struct sched *s)
 {
 	dispatch(s);
@@ -530,9 +550,10 @@ static void after_change(struct sched *s)
 			return;
 		/* Main tasks, then onSuccess or onFailure, then onExit. */
 		int next;
-		if (s->phase == DR_HOOK_NONE)
+		if (s->phase == DR_HOOK_NONE) {
 			next = s->main_failed ? DR_HOOK_FAILURE : DR_HOOK_SUCCESS;
-		else if (s->phase == DR_HOOK_EXIT)
+			pass_over(s, s->main_failed ? DR_HOOK_SUCCESS : DR_HOOK_FAILURE);
+		} else if (s->phase == DR_HOOK_EXIT)
 			return;
 		else
 			next = DR_HOOK_EXIT;

@@ -516,6 +516,29 @@ static void interrupt_cancels_running_and_starts_nothing_more(void **state)
 	dagrun_workflow_free(wf);
 }
 
+static void on_exit_hook_depending_on_an_unused_hook_still_runs(void **state)
+{
+	(void)state;
+	dagrun_workflow *wf = load(
+		"name: hooks\n"
+		"tasks:\n"
+		"  - {id: a, command: 'true'}\n"
+		"onFailure:\n"
+		"  - {id: page, command: 'true'}\n"
+		"onExit:\n"
+		"  - {id: tidy, command: 'true', dependencies: [{taskId: page, type: non-blocking}]}\n"
+		"  - {id: strict, command: 'true', dependencies: [page]}\n");
+	struct trace tr;
+	trace_init(&tr, wf);
+	run(&tr, 2);
+	assert_int_equal(tr.attempts[task(wf, "page")], 0);
+	assert_int_equal(tr.status[task(wf, "tidy")], DAGRUN_COMPLETED);
+	assert_int_equal(tr.status[task(wf, "strict")], DAGRUN_FAILED);
+	assert_int_equal(tr.cls[task(wf, "strict")], DR_CLASS_DEPENDENCY);
+	trace_free(&tr);
+	dagrun_workflow_free(wf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +554,7 @@ int main(void)
 		cmocka_unit_test(large_request_is_not_starved_by_small_ones),
 		cmocka_unit_test(failure_runs_on_failure_and_on_exit_hooks_only),
 		cmocka_unit_test(interrupt_cancels_running_and_starts_nothing_more),
+		cmocka_unit_test(on_exit_hook_depending_on_an_unused_hook_still_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
