@@ -152,11 +152,16 @@ typedef struct dagrun_run_opts {
 	int dry_run;             /* print nothing, run nothing: see dagrun_engine_plan */
 	const char *run_id;      /* NULL: generated */
 	int fake;                /* use the no-op fake executor (benchmarks) */
+	const char *const *vars; /* "NAME=VALUE" overrides of `variables`,
+				  * NULL-terminated; each NAME must exist */
+	const char *secrets_file;/* KEY=VALUE lines for secrets.KEY; must not
+				  * be readable by group or others */
 } dagrun_run_opts;
 
-/* A new engine for wf (which must outlive it). Returns 0, -ENOMEM, or
- * -ENOTSUP when the workflow needs a task kind this build cannot run yet
- * (the message, naming the tasks, goes to diags). */
+/* A new engine for wf (which must outlive it). Returns 0, -ENOMEM,
+ * -EINVAL for a bad --var or secrets file, or -ENOTSUP when the workflow
+ * needs a task kind this build cannot run yet (the messages, naming the
+ * tasks, go to diags). */
 int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 		      const dagrun_run_opts *opts, dagrun_diags *diags);
 

@@ -16,6 +16,8 @@ static const char usage[] =
 	"\n"
 	"  -j, --jobs N             run at most N tasks at once (default: the\n"
 	"                           workflow's maxParallel, else the CPU count)\n"
+	"      --var NAME=VALUE     override a workflow variable (repeatable)\n"
+	"      --secrets-file F     KEY=VALUE lines read as secrets.KEY (mode 600)\n"
 	"      --dry-run            print the order tasks would start in (-j 1), run nothing\n"
 	"      --log-format F       text (default) or json (one object per line on stderr)\n"
 	"      --log-level L        debug, info (default), warn or error\n"
@@ -33,6 +35,9 @@ struct run_args {
 	int level;
 	const char *color;
 	const char *file;
+	const char *secrets_file;
+	const char **vars;   /* NULL-terminated, malloc'd */
+	size_t n_vars;
 };
 
 static int parse_level(const char *s)
@@ -56,6 +61,8 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 		{"quiet", no_argument, NULL, 'q'},
 		{"no-progress", no_argument, NULL, 'P'},
 		{"color", required_argument, NULL, 'c'},
+		{"var", required_argument, NULL, 'V'},
+		{"secrets-file", required_argument, NULL, 'S'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -87,6 +94,16 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 				return -1;
 			}
 			break;
+		case 'V': {
+			const char **v = realloc(a->vars, (a->n_vars + 2) * sizeof(*v));
+			if (!v)
+				return -1;
+			a->vars = v;
+			v[a->n_vars++] = optarg;
+			v[a->n_vars] = NULL;
+			break;
+		}
+		case 'S': a->secrets_file = optarg; break;
 		case 'v': a->verbose = 1; break;
 		case 'q': a->quiet = 1; break;
 		case 'P': a->no_progress = 1; break;
@@ -112,24 +129,29 @@ int cli_run(int argc, char **argv)
 {
 	struct run_args a = {.level = DAGRUN_INFO, .color = "auto"};
 	int r = parse_args(argc, argv, &a);
-	if (r)
+	if (r) {
+		free(a.vars);
 		return r > 0 ? EXIT_OK : EXIT_USAGE;
+	}
 	int color = cli_use_color(a.color, stderr);
 	int status = EXIT_OK;
 	dagrun_workflow *wf = cli_load(a.file, color, &status);
-	if (!wf)
+	if (!wf) {
+		free(a.vars);
 		return status;
+	}
 	dagrun_diags *d = dagrun_diags_new(0);
 	dagrun_engine *e = NULL;
 	dagrun_console *con = NULL;
 	dagrun_jsonlog *log = NULL;
-	dagrun_run_opts ro = {.max_parallel = a.jobs};
+	dagrun_run_opts ro = {.max_parallel = a.jobs, .vars = a.vars,
+			      .secrets_file = a.secrets_file};
 	r = d ? dagrun_engine_new(&e, wf, &ro, d) : -ENOMEM;
 	if (r < 0) {
 		dagrun_diags_print(d, stderr, color);
-		if (r != -ENOTSUP)
+		if (r != -ENOTSUP && r != -EINVAL)
 			fprintf(stderr, "dagrun run: %s\n", strerror(-r));
-		status = r == -ENOTSUP ? EXIT_USAGE : EXIT_INTERNAL;
+		status = r == -ENOTSUP || r == -EINVAL ? EXIT_USAGE : EXIT_INTERNAL;
 		goto out;
 	}
 	if (a.dry_run) {
@@ -163,5 +185,6 @@ out:
 	dagrun_jsonlog_free(log);
 	dagrun_diags_free(d);
 	dagrun_workflow_free(wf);
+	free(a.vars);
 	return status;
 }

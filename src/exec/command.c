@@ -32,8 +32,21 @@ struct command_executor {
 	unsigned live;                /* attempts between start and on_done */
 };
 
+/* The task's strings for one attempt, templates rendered. Texts without a
+ * template point into the model; the others into `arena`. */
+struct texts {
+	struct dr_command cmd;
+	struct dr_text body;
+	struct dr_kvlist wenv, tenv;
+	struct dr_text workdir;
+	bool has_workdir;
+	struct arena arena;
+	char *err;                    /* the first rendering error, malloc'd */
+};
+
 struct cmd_attempt {
 	struct command_executor *cx;
+	struct texts tx;
 	struct exec_attempt *a;
 	struct proc *proc;            /* NULL once ended or when never started */
 	char *script;                 /* temporary file to unlink, or NULL */
@@ -186,6 +199,11 @@ static char *duration_text(uint64_t ms)
 
 void command_classify(struct exec_result *r, const struct command_outcome *o)
 {
+	if (o->template_err) {
+		r->exit_code = -1;
+		fail(r, DR_CLASS_PERMANENT, strdup(o->template_err));
+		return;
+	}
 	r->ok = false;
 	r->error_class = DR_CLASS_NONE;
 	free(r->error);
@@ -314,18 +332,18 @@ static void add_kvs(struct env_add *adds, size_t *n, const struct dr_kvlist *kv)
 	}
 }
 
-static char **attempt_env(const struct exec_attempt *a, const struct dr_task_opts *opts)
+static char **attempt_env(const struct exec_attempt *a, const struct texts *tx)
 {
 	const struct dagrun_workflow *wf = a->wf;
-	size_t max = wf->env.n + opts->env.n + 4, n = 0;
+	size_t max = tx->wenv.n + tx->tenv.n + 4, n = 0;
 	struct env_add *adds = malloc(max * sizeof(*adds));
 	if (!adds)
 		return NULL;
 	char attempt[16];
 	snprintf(attempt, sizeof(attempt), "%" PRIu32, a->attempt);
 	const char *id = wf->ids.entries ? wf_task_id(wf, a->task) : "";
-	add_kvs(adds, &n, &wf->env);
-	add_kvs(adds, &n, &opts->env);
+	add_kvs(adds, &n, &tx->wenv);
+	add_kvs(adds, &n, &tx->tenv);
 	/* Absent ones are removed: a dagrun run inside a task must not pass
 	 * on the outer task's values. */
 	const char *run = a->run_id, *outf = a->output_file;
@@ -340,11 +358,11 @@ static char **attempt_env(const struct exec_attempt *a, const struct dr_task_opt
 
 /* The working directory: a relative workdir is taken from the workflow's
  * directory. Returns 0 and *out (malloc'd, or NULL: ours), or -ENOMEM. */
-static int attempt_workdir(const struct dagrun_workflow *wf, const struct dr_task_opts *opts,
+static int attempt_workdir(const struct dagrun_workflow *wf, const struct texts *tx,
 			   char **out)
 {
 	*out = NULL;
-	const struct dr_text *w = opts->workdir;
+	const struct dr_text *w = tx->has_workdir ? &tx->workdir : NULL;
 	struct buf b = BUF_INIT;
 	int r = 0;
 	if (w && w->s && w->len) {
@@ -407,10 +425,89 @@ out:
 	return err;
 }
 
+/* ---- rendering the task's strings for this attempt ------------------------ */
+
+/* *dst = src with its templates rendered (a copy in the arena), or src
+ * itself when it has none. Records the first error in tx->err. */
+static void render_text(struct exec_attempt *a, struct texts *tx, const struct dr_text *src,
+			enum exec_render_mode mode, struct dr_text *dst)
+{
+	*dst = *src;
+	if (!src->s || !a->render || tx->err || !memmem(src->s, src->len, "{{", 2))
+		return;
+	struct buf b = BUF_INIT;
+	char *err = NULL;
+	if (a->render(a, src, mode, &b, &err) < 0) {
+		tx->err = err ? err : strdup("template error");
+	} else {
+		dst->s = arena_strndup(&tx->arena, b.data ? b.data : "", b.len);
+		dst->len = (uint32_t)b.len;
+		if (!dst->s && !tx->err)
+			tx->err = strdup("out of memory rendering a template");
+	}
+	buf_free(&b);
+}
+
+static void render_kvs(struct exec_attempt *a, struct texts *tx, const struct dr_kvlist *src,
+		       struct dr_kvlist *dst)
+{
+	*dst = *src;
+	bool any = false;
+	for (uint32_t i = 0; i < src->n && !any; i++)
+		any = src->v[i].value.s && memmem(src->v[i].value.s, src->v[i].value.len, "{{", 2);
+	if (!any || !a->render)
+		return;
+	struct dr_kv *v = arena_alloc(&tx->arena, src->n * sizeof(*v));
+	if (!v) {
+		tx->err = strdup("out of memory rendering a template");
+		return;
+	}
+	for (uint32_t i = 0; i < src->n; i++) {
+		v[i].key = src->v[i].key;
+		render_text(a, tx, &src->v[i].value, EXEC_RENDER_PLAIN, &v[i].value);
+	}
+	dst->v = v;
+}
+
+/* Renders every string the attempt uses. Returns 0, or -ENOMEM; a template
+ * error is left in st->tx.err (the attempt then fails, class permanent). */
+static int render_texts(struct cmd_attempt *st, const struct dr_task *t,
+			const struct dr_task_opts *opts)
+{
+	struct exec_attempt *a = st->a;
+	struct texts *tx = &st->tx;
+	if (t->kind == DR_KIND_COMMAND) {
+		const struct dr_command *c = t->spec.command;
+		tx->cmd = *c;
+		if (c->str.s) {
+			render_text(a, tx, &c->str, EXEC_RENDER_SHELL, &tx->cmd.str);
+		} else if (c->argc) {
+			struct dr_text *v = arena_alloc(&tx->arena, c->argc * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			for (uint32_t i = 0; i < c->argc; i++)
+				render_text(a, tx, &c->argv[i], EXEC_RENDER_ARGV, &v[i]);
+			tx->cmd.argv = v;
+		}
+	} else {
+		/* Validation refused templates in scripts of other interpreters. */
+		render_text(a, tx, &t->spec.script->body, EXEC_RENDER_SHELL, &tx->body);
+	}
+	render_kvs(a, tx, &a->wf->env, &tx->wenv);
+	render_kvs(a, tx, &opts->env, &tx->tenv);
+	if (opts->workdir) {
+		tx->has_workdir = true;
+		render_text(a, tx, opts->workdir, EXEC_RENDER_PLAIN, &tx->workdir);
+	}
+	return 0;
+}
+
 /* ---- running an attempt -------------------------------------------------- */
 
 static void attempt_free(struct cmd_attempt *st)
 {
+	arena_free(&st->tx.arena);
+	free(st->tx.err);
 	exec_result_free(&st->res);
 	free(st->program);
 	free(st->workdir);
@@ -508,7 +605,7 @@ static char **attempt_argv(struct cmd_attempt *st, const struct dr_task *t, bool
 		v[n] = st->script;
 		return v;
 	}
-	const struct dr_command *c = t->spec.command;
+	const struct dr_command *c = &st->tx.cmd;
 	if (!c->str.s) {
 		char **v = malloc((c->argc + 1) * sizeof(char *));
 		if (!v)
@@ -595,16 +692,22 @@ static int command_start(struct executor *ex, struct exec_attempt *a)
 	st->res.exit_code = -1;
 	st->oc.timeout_ms = opts->timeout_ms;
 	st->oc.retry = &opts->retry;
-	if ((err = attempt_workdir(wf, opts, &st->workdir)) < 0)
+	st->res.start_ms = now_ms();
+	if ((err = render_texts(st, t, opts)) < 0)
+		goto out;
+	if (st->tx.err) {
+		st->oc.template_err = st->tx.err;
+		goto later;
+	}
+	if ((err = attempt_workdir(wf, &st->tx, &st->workdir)) < 0)
 		goto out;
 	st->oc.workdir = st->workdir;
-	if (!(env = attempt_env(a, opts))) {
+	if (!(env = attempt_env(a, &st->tx))) {
 		err = -ENOMEM;
 		goto out;
 	}
-	st->res.start_ms = now_ms();
 	if (t->kind == DR_KIND_SCRIPT &&
-	    (err = write_script(&t->spec.script->body, &st->script)) < 0) {
+	    (err = write_script(&st->tx.body, &st->script)) < 0) {
 		if (err == -ENOMEM)
 			goto out;
 		st->oc.script_err = -err;
@@ -618,7 +721,8 @@ static int command_start(struct executor *ex, struct exec_attempt *a)
 	}
 	st->oc.program = st->program;
 	err = 0;
-	if (st->oc.script_err || st->oc.spawn_err) {
+later:
+	if (st->oc.script_err || st->oc.spawn_err || st->oc.template_err) {
 		/* Report from the loop, never from inside start(). */
 		st->res.end_ms = st->res.start_ms;
 		uv_timer_init(cx->loop, &st->later);

@@ -54,6 +54,8 @@ struct command_outcome {
 	int spawn_err;            /* errno of a failed spawn, or 0 */
 	int workdir_err;          /* errno reaching the workdir, when that failed */
 	int script_err;           /* errno writing the script file, or 0 */
+	const char *template_err; /* a template could not be rendered: the
+				   * message (class permanent), or NULL */
 	bool signalled;           /* we signalled the process group */
 	uint64_t timeout_ms;      /* for the message */
 	const char *program;      /* argv[0], for messages */

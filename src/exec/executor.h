@@ -25,6 +25,17 @@
 
 enum exec_stream { EXEC_STDOUT = 1, EXEC_STDERR = 2 };
 
+/* Where an HTTP attempt spent its time, in microseconds (curl's *_TIME_T).
+ * dns..total count from the start of the transfer and are cumulative, as
+ * curl reports them (connect includes dns); a phase that did not happen
+ * (no TLS, a reused connection) is 0. queue is the time spent waiting for
+ * a slot in the executor's FIFO before the transfer started. */
+struct exec_http_timing {
+	uint64_t queue_us;
+	uint64_t dns_us, connect_us, tls_us, first_byte_us, total_us;
+	uint32_t redirects;
+};
+
 struct exec_result {
 	bool ok;                   /* the attempt succeeded */
 	uint8_t error_class;       /* enum dr_error_class when !ok */
@@ -43,6 +54,9 @@ struct exec_result {
 	/* HTTP executors (api, webhook, ai): */
 	int http_status;           /* 0 when no response */
 	json_t *http_headers;      /* object, lower-cased names; owned; or NULL */
+	struct exec_http_timing http_timing; /* all 0 when no transfer ran */
+	const char *warning;       /* static text to surface once (e.g. TLS
+				    * verification off), not owned; or NULL */
 	/* AI executor: */
 	uint64_t prompt_tokens, completion_tokens;
 	char *model, *finish_reason; /* malloc'd or NULL */
@@ -65,6 +79,7 @@ struct exec_attempt;
 enum exec_render_mode {
 	EXEC_RENDER_PLAIN,   /* as text */
 	EXEC_RENDER_SHELL,   /* by the shell quoting context around each {{ }} */
+	EXEC_RENDER_ARGV,    /* one argv element: as text, no NUL */
 	EXEC_RENDER_URL,     /* values percent-encoded unless one is the whole URL */
 	EXEC_RENDER_HEADER,  /* as text; a CR or LF in the result is an error */
 };

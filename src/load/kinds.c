@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expr/shell.h"
 #include "load/loader.h"
 
 /* ---- api and webhook ----------------------------------------------------------------- */
@@ -232,38 +233,6 @@ void kind_interpreter(struct loader *ld, void *obj)
 		read_nonempty(ld, &s->interpreter);
 }
 
-/* Whether an interpreter command line runs a POSIX shell, into whose
- * scripts templates can be substituted safely (workflow.md). */
-static bool posix_shell(const char *cmd)
-{
-	static const char *const shells[] = {"sh", "bash", "dash", "ksh", "zsh",
-					     "ash", "mksh", "yash", "busybox"};
-	char word[64];
-	bool after_env = false;
-	for (const char *p = cmd;;) {
-		p += strspn(p, " \t");
-		size_t n = strcspn(p, " \t");
-		if (!n)
-			return false;
-		const char *base = p;
-		for (size_t i = 0; i < n; i++)
-			if (p[i] == '/')
-				base = p + i + 1;
-		size_t bn = (size_t)(p + n - base);
-		snprintf(word, sizeof(word), "%.*s", (int)bn, base);
-		p += n;
-		if (!after_env && !strcmp(word, "env")) {
-			after_env = true;
-			continue;
-		}
-		if (after_env && word[0] == '-')
-			continue;
-		for (size_t i = 0; i < sizeof(shells) / sizeof(shells[0]); i++)
-			if (!strcmp(word, shells[i]))
-				return true;
-		return false;
-	}
-}
 
 /* ---- ai -------------------------------------------------------------------------------- */
 
@@ -375,7 +344,7 @@ void kind_ai_max_context(struct loader *ld, void *obj)
 
 void kind_check_script(struct loader *ld, const struct dr_script *s)
 {
-	if (!s || !s->body.s || !s->interpreter.s || posix_shell(s->interpreter.s) ||
+	if (!s || !s->body.s || !s->interpreter.s || sh_is_posix_shell(s->interpreter.s, s->interpreter.len) ||
 	    !strstr(s->body.s, "{{"))
 		return;
 	load_error(ld, (struct pos){s->body.line, s->body.col},

@@ -223,6 +223,35 @@ static inline const char *wf_task_id(const struct dagrun_workflow *wf, uint32_t 
 	return intern_str(&wf->ids, wf->tasks[t].sym);
 }
 
+/* How a task string is used, which decides how template values in it are
+ * escaped (see exec_render_mode). */
+enum dr_text_use {
+	DR_USE_PLAIN,     /* env values, workdir, prompts, JSON string leaves */
+	DR_USE_SHELL,     /* a command string, a POSIX shell script body */
+	DR_USE_ARGV,      /* one element of a command list */
+	DR_USE_URL,       /* api/webhook url */
+	DR_USE_HEADER,    /* an HTTP header value */
+	DR_USE_NOTEMPLATE,/* a non-shell script body: templates are an error */
+};
+
+/* Calls fn for every string of task t that may hold templates (its own
+ * strings only: not `when` or dependency conditions, which are bare
+ * expressions). Stops and returns fn's value when it is non-zero. */
+typedef int (*dr_text_fn)(void *ud, uint32_t t, const struct dr_text *text,
+			  enum dr_text_use use);
+int dr_task_each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn fn,
+		      void *ud);
+
+/* The line and column of byte `off` of x (UINT32_MAX or past the end: of
+ * its start). A block scalar's text starts at its indentation on the line
+ * below the indicator, and all its lines share that indentation. */
+void dr_text_position(const struct dr_text *x, uint32_t off, unsigned *line, unsigned *col);
+
+/* Checks every template and expression of wf statically (they compile;
+ * tasks.X names an upstream task; variables.X a declared variable; no
+ * unknown names), adding errors to diags. Returns 0, -EINVAL or -ENOMEM. */
+int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *diags);
+
 const char *dr_kind_name(enum dr_kind k);
 const char *dr_class_name(enum dr_error_class c);
 

@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "load/duration.h"
+
 #include "load/loader.h"
 #include "load/suggest.h"
 
@@ -76,6 +78,29 @@ void *load_pop(struct loader *ld, size_t mark)
 
 /* ---- scalars ------------------------------------------------------------------ */
 
+/* The position of the first character of a block scalar's text (the line
+ * after its `|` or `>` indicator, at its indentation), read from the input
+ * at byte `index`, the indicator; `at` when it cannot be read. */
+static struct pos block_start(const struct loader *ld, size_t index, struct pos at)
+{
+	char buf[512];
+	ssize_t n;
+	if (ld->data)
+		n = index < ld->len ? (ssize_t)(ld->len - index < sizeof(buf) ? ld->len - index
+								       : sizeof(buf)) : 0;
+	else
+		n = pread(ld->fd, buf, sizeof(buf), (off_t)index);
+	if (ld->data && n > 0)
+		memcpy(buf, ld->data + index, (size_t)n);
+	const char *nl = n > 0 ? memchr(buf, '\n', (size_t)n) : NULL;
+	if (!nl)
+		return at;
+	size_t i = (size_t)(nl - buf) + 1, indent = 0;
+	while (i + indent < (size_t)n && buf[i + indent] == ' ')
+		indent++;
+	return (struct pos){at.line + 1, (uint32_t)indent + 1};
+}
+
 bool load_keep(struct loader *ld, struct dr_text *out)
 {
 	struct pos at = load_pos(ld);
@@ -88,6 +113,8 @@ bool load_keep(struct loader *ld, struct dr_text *out)
 	if (style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
 	    style == YAML_DOUBLE_QUOTED_SCALAR_STYLE)
 		at.col++; /* the first character, not the quote */
+	else if (style == YAML_LITERAL_SCALAR_STYLE || style == YAML_FOLDED_SCALAR_STYLE)
+		at = block_start(ld, ld->ev.start_mark.index, at);
 	*out = (struct dr_text){s, (uint32_t)load_len(ld), at.line, at.col};
 	return true;
 }

@@ -13,10 +13,21 @@
 #include <time.h>
 
 #include "dagrun.h"
+#include "util/buf.h"
 
 #define SLOWEST 5
 #define FAILURES_KEPT 20
 #define ID_SHOWN 60
+#define PARTIALS 32          /* output streams with an unfinished line */
+#define PARTIAL_MAX 4096     /* a longer unfinished line is shown as is */
+
+/* The unfinished last line of one task's stream, until its newline. */
+struct partial {
+	uint32_t task;
+	int stream;          /* 0: free */
+	char id[ID_SHOWN + 1];
+	struct buf b;
+};
 
 struct slow {
 	uint64_t ms;
@@ -39,6 +50,7 @@ struct dagrun_console {
 	struct failure fail[FAILURES_KEPT];
 	size_t n_fail, more_fail;
 	char *run_id;
+	struct partial part[PARTIALS];
 	uint32_t last_task;      /* the task of the last ATTEMPT_END */
 	uint64_t last_ms;        /* its duration */
 };
@@ -221,20 +233,76 @@ static void on_status(dagrun_console *c, const dagrun_event *ev)
 	draw_line(c);
 }
 
+static void print_line(dagrun_console *c, const char *id, const char *p, size_t n)
+{
+	fprintf(c->out, "%s%s |%s %.*s\n", col(c, DIM), id, col(c, RESET), (int)n, p);
+}
+
+/* Prints what p holds as a line and frees the slot. */
+static void flush_partial(dagrun_console *c, struct partial *p)
+{
+	if (p->b.len)
+		print_line(c, p->id, p->b.data, p->b.len);
+	buf_free(&p->b);
+	p->stream = 0;
+}
+
+static struct partial *partial_of(dagrun_console *c, const dagrun_event *ev)
+{
+	struct partial *free_slot = NULL;
+	for (int i = 0; i < PARTIALS; i++) {
+		struct partial *p = &c->part[i];
+		if (p->stream == ev->stream && p->task == ev->task_index)
+			return p;
+		if (!p->stream && !free_slot)
+			free_slot = p;
+	}
+	if (free_slot) {
+		free_slot->task = ev->task_index;
+		free_slot->stream = ev->stream;
+		snprintf(free_slot->id, sizeof(free_slot->id), "%s", ev->task);
+		free_slot->b = (struct buf)BUF_INIT;
+	}
+	return free_slot;
+}
+
+/* Task output, one prefixed line per line; an unfinished line waits for
+ * the rest of it (or the end of the attempt). */
 static void on_output(dagrun_console *c, const dagrun_event *ev)
 {
 	if (!(c->flags & DAGRUN_CONSOLE_VERBOSE))
 		return;
 	clear_line(c);
-	/* Prefix each line with the task id. */
+	struct partial *part = partial_of(c, ev);
 	const char *p = ev->data, *end = ev->data + ev->len;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		fprintf(c->out, "%s%s |%s %.*s\n", col(c, DIM), ev->task, col(c, RESET), (int)n, p);
+		if (!nl && part && part->b.len + n < PARTIAL_MAX) {
+			buf_add(&part->b, p, n);
+			break;
+		}
+		if (part && part->b.len) {
+			buf_add(&part->b, p, n);
+			print_line(c, part->id, part->b.data, part->b.len);
+			buf_reset(&part->b);
+		} else {
+			print_line(c, ev->task, p, n);
+		}
 		p += n + (nl ? 1 : 0);
 	}
+	if (part && !part->b.len)
+		flush_partial(c, part);
 	draw_line(c);
+}
+
+static void flush_task_output(dagrun_console *c, uint32_t task)
+{
+	for (int i = 0; i < PARTIALS; i++)
+		if (c->part[i].stream && c->part[i].task == task) {
+			clear_line(c);
+			flush_partial(c, &c->part[i]);
+		}
 }
 
 static void print_summary(dagrun_console *c, const dagrun_event *ev)
@@ -290,6 +358,7 @@ void dagrun_console_event(void *ud, const dagrun_event *ev)
 		on_status(c, ev);
 		break;
 	case DAGRUN_EV_ATTEMPT_END:
+		flush_task_output(c, ev->task_index);
 		note_slow(c, ev->task, ev->duration_ms);
 		c->last_task = ev->task_index;
 		c->last_ms = ev->duration_ms;
@@ -332,6 +401,8 @@ void dagrun_console_free(dagrun_console *c)
 		free(c->fail[i].error);
 		free(c->fail[i].tail);
 	}
+	for (int i = 0; i < PARTIALS; i++)
+		buf_free(&c->part[i].b);
 	free(c->run_id);
 	free(c);
 }

@@ -19,6 +19,7 @@
 #include "exec/command.h"
 #include "exec/fake.h"
 #include "graph/graph.h"
+#include "sched/flow.h"
 #include "sched/sched.h"
 #include "util/diag.h"
 
@@ -28,6 +29,7 @@ struct dagrun_engine {
 	struct sched s;
 	struct executor *exec[DR_KIND_COUNT];
 	struct executor *owned[2];    /* distinct executors to destroy */
+	struct flow *flow;
 	uv_signal_t sigint, sigterm;
 	int signals_seen;
 	char run_id[40];
@@ -56,11 +58,6 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static bool has_template(const char *s)
-{
-	return s && strstr(s, "{{");
-}
-
 /* What this build cannot run yet, with the position of the first use.
  * Returns a static description or NULL. */
 static const char *unsupported(const struct dagrun_workflow *wf, uint32_t t,
@@ -74,34 +71,6 @@ static const char *unsupported(const struct dagrun_workflow *wf, uint32_t t,
 	case DR_KIND_WEBHOOK: return "webhook tasks are not supported by this build yet";
 	case DR_KIND_AI: return "ai tasks are not supported by this build yet";
 	default: break;
-	}
-	const struct dr_task_opts *o = k->opts;
-	if (o->when) {
-		*line = o->when->line;
-		*col = o->when->col;
-		return "'when' conditions are not supported by this build yet";
-	}
-	for (uint32_t i = 0; i < k->dep_count; i++) {
-		const struct dr_dep *d = &wf->deps[k->dep_first + i];
-		if (d->condition) {
-			*line = d->condition->line;
-			*col = d->condition->col;
-			return "dependency conditions are not supported by this build yet";
-		}
-	}
-	const struct dr_text *x = NULL;
-	if (k->kind == DR_KIND_COMMAND && k->spec.command->str.s)
-		x = &k->spec.command->str;
-	else if (k->kind == DR_KIND_COMMAND)
-		for (uint32_t i = 0; i < k->spec.command->argc && !x; i++)
-			if (has_template(k->spec.command->argv[i].s))
-				x = &k->spec.command->argv[i];
-	if (k->kind == DR_KIND_SCRIPT)
-		x = &k->spec.script->body;
-	if (x && has_template(x->s)) {
-		*line = x->line;
-		*col = x->col;
-		return "templates ({{ ... }}) are not supported by this build yet";
 	}
 	return NULL;
 }
@@ -185,6 +154,10 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	if ((r = sched_init(&e->s, wf, &e->loop, e->exec, par, e->run_id,
 			    (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32))) < 0)
 		goto fail_loop;
+	struct flow_opts fo = {e->opts.vars, e->opts.secrets_file, e->run_id};
+	if (!e->opts.fake && (r = flow_new(&e->flow, wf, &fo, diags)) < 0)
+		goto fail_loop;
+	e->s.flow = e->flow;
 	*out = e;
 	return 0;
 fail_loop:
@@ -376,6 +349,7 @@ void dagrun_engine_free(dagrun_engine *e)
 			e->owned[i]->ops->destroy(e->owned[i]);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	sched_free(&e->s);
+	flow_free(e->flow);
 	uv_loop_close(&e->loop);
 	remove_tmpdir(e);
 	free(e);

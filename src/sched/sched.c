@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "graph/graph.h"
+#include "expr/redact.h"
 #include "sched/backoff.h"
+#include "sched/flow.h"
 
 #define RETRY_AFTER_CAP_MS (10ull * 60 * 1000)
 #define TAIL_BYTES 2048
@@ -30,6 +32,7 @@ struct slot {
 	bool timer_init;
 	uint64_t prev_delay;
 	char *output_file;
+	struct redact_stream *rs[2];  /* stdout, stderr; NULL: no secrets */
 };
 
 static uint64_t wall_ms(void)
@@ -55,10 +58,46 @@ static void ev_init(struct sched *s, dagrun_event *ev, int type, uint32_t t)
 	}
 }
 
-void sched_emit(struct sched *s, dagrun_event *ev)
+static void deliver(struct sched *s, const dagrun_event *ev)
 {
 	for (uint32_t i = 0; i < s->n_obs; i++)
 		s->obs[i].fn(s->obs[i].ud, ev);
+}
+
+/* Masks secrets in one text field of an event copy, into b. */
+static void mask(struct sched *s, const char **field, struct buf *b)
+{
+	if (!*field)
+		return;
+	if (flow_redact(s->flow, *field, strlen(*field), b) < 0)
+		*field = "[redaction failed: text withheld]";
+	else
+		*field = b->data ? b->data : "";
+}
+
+void sched_emit(struct sched *s, dagrun_event *ev)
+{
+	if (!flow_redacting(s->flow) || ev->type == DAGRUN_EV_OUTPUT) {
+		deliver(s, ev);  /* output chunks are masked by their stream */
+		return;
+	}
+	dagrun_event c = *ev;
+	struct buf b1 = BUF_INIT, b2 = BUF_INIT, b3 = BUF_INIT;
+	mask(s, &c.error, &b1);
+	mask(s, &c.message, &b2);
+	if (c.data) {
+		if (flow_redact(s->flow, c.data, c.len, &b3) < 0) {
+			c.data = NULL;
+			c.len = 0;
+		} else {
+			c.data = b3.data ? b3.data : "";
+			c.len = b3.len;
+		}
+	}
+	deliver(s, &c);
+	buf_free(&b1);
+	buf_free(&b2);
+	buf_free(&b3);
 }
 
 static void set_error(struct sched *s, int err)
@@ -94,6 +133,8 @@ static void free_slot(struct sched *s, uint32_t t)
 		unlink(sl->output_file);
 		free(sl->output_file);
 	}
+	flow_stream_free(sl->rs[0]);
+	flow_stream_free(sl->rs[1]);
 	/* The timer, if it was ever used, is closed before we get here. */
 	free(sl);
 }
@@ -130,10 +171,17 @@ static void push_final(struct sched *s, uint32_t t)
 
 /* Makes t final; its dependents are updated from the worklist. */
 static void settle(struct sched *s, uint32_t t, int status, int cls,
-		   const char *error, const char *tail)
+		   const char *error, const char *tail, const struct exec_result *r)
 {
 	struct tstate *st = &s->ts[t];
 	int old = st->status;
+	if (s->flow) {
+		const struct slot *sl = st->slot;
+		int e = flow_record(s->flow, t, status, st->attempts, r ? r->duration_ms : 0,
+				    cls, error, r, sl ? sl->output_file : NULL);
+		if (e < 0)
+			set_error(s, e);
+	}
 	st->status = (uint8_t)status;
 	st->error_class = (uint8_t)cls;
 	s->counts[status]++;
@@ -158,15 +206,46 @@ static void make_ready(struct sched *s, uint32_t t)
 static void resolve(struct sched *s, uint32_t d)
 {
 	uint32_t b = s->ts[d].blocked_by;
+	char msg[256];
+	if (b == SCHED_NONE && s->ts[d].skipped_by != SCHED_NONE) {
+		snprintf(msg, sizeof(msg), "the condition on '%.200s' is false",
+			 wf_task_id(s->wf, s->ts[d].skipped_by));
+		s->phase_left--;
+		settle(s, d, DAGRUN_SKIPPED, DR_CLASS_NONE, msg, NULL, NULL);
+		return;
+	}
 	if (b == SCHED_NONE) {
 		make_ready(s, d);
 		return;
 	}
-	char msg[256];
 	snprintf(msg, sizeof(msg), "dependency '%.200s' %s", wf_task_id(s->wf, b),
 		 dagrun_status_name(s->ts[b].status));
 	s->phase_left--;
-	settle(s, d, DAGRUN_FAILED, DR_CLASS_DEPENDENCY, msg, NULL);
+	settle(s, d, DAGRUN_FAILED, DR_CLASS_DEPENDENCY, msg, NULL, NULL);
+}
+
+/* Evaluates the condition of d's dependency edge dep. False: d will be
+ * skipped. An evaluation error fails d at once (class permanent) and
+ * returns false; true otherwise. */
+static bool condition_holds(struct sched *s, uint32_t d, const struct dr_dep *dep)
+{
+	struct tstate *st = &s->ts[d];
+	bool ok = true;
+	char *err = NULL;
+	if (flow_condition(s->flow, dep, &ok, &err) < 0) {
+		st->waiting--;
+		if (st->active) {
+			s->phase_left--;
+			settle(s, d, DAGRUN_FAILED, DR_CLASS_PERMANENT, err, NULL, NULL);
+		} else {
+			st->blocked_by = dep->target;
+		}
+		free(err);
+		return false;
+	}
+	if (!ok && st->skipped_by == SCHED_NONE)
+		st->skipped_by = dep->target;
+	return true;
 }
 
 /* A dependency of d became final; d is ready or settled when none is left. */
@@ -177,6 +256,9 @@ static void dep_final(struct sched *s, uint32_t d, uint32_t dep_task, const stru
 	if (dep->type == DR_DEP_BLOCKING && ds != DAGRUN_COMPLETED &&
 	    st->blocked_by == SCHED_NONE)
 		st->blocked_by = dep_task;
+	if (dep->condition && s->flow && st->status == DAGRUN_PENDING && !s->interrupted &&
+	    !condition_holds(s, d, dep))
+		return;
 	if (--st->waiting || !st->active || st->status != DAGRUN_PENDING)
 		return;
 	if (s->interrupted)
@@ -248,17 +330,54 @@ static void pool_queue(struct sched *s, uint32_t t, uint32_t p)
 
 static void attempt_done(struct exec_attempt *a, struct exec_result *r);
 
-static void attempt_output(struct exec_attempt *a, enum exec_stream stream,
-			   const char *data, size_t len)
+static void emit_output(struct slot *sl, int stream, const char *data, size_t len)
 {
-	struct slot *sl = a->owner;
+	if (!len)
+		return;
 	dagrun_event ev;
-	ev_init(sl->s, &ev, DAGRUN_EV_OUTPUT, a->task);
+	ev_init(sl->s, &ev, DAGRUN_EV_OUTPUT, sl->a.task);
 	ev.level = DAGRUN_DEBUG;
 	ev.stream = stream;
 	ev.data = data;
 	ev.len = len;
 	sched_emit(sl->s, &ev);
+}
+
+/* A chunk of output: through the secret-masking stream when there is one
+ * (it may hold back the end of a chunk until the next). */
+static void attempt_output(struct exec_attempt *a, enum exec_stream stream,
+			   const char *data, size_t len)
+{
+	struct slot *sl = a->owner;
+	struct redact_stream *rs = sl->rs[stream == EXEC_STDERR];
+	if (!rs) {
+		emit_output(sl, stream, data, len);
+		return;
+	}
+	struct buf b = BUF_INIT;
+	if (redact_stream_feed(rs, data, len, &b) == 0)
+		emit_output(sl, stream, b.data, b.len);
+	buf_free(&b);
+}
+
+/* Emits what the masking streams still hold, at the end of an attempt. */
+static void flush_output(struct slot *sl)
+{
+	for (int i = 0; i < 2; i++) {
+		if (!sl->rs[i])
+			continue;
+		struct buf b = BUF_INIT;
+		if (redact_stream_flush(sl->rs[i], &b) == 0)
+			emit_output(sl, i ? EXEC_STDERR : EXEC_STDOUT, b.data, b.len);
+		buf_free(&b);
+	}
+}
+
+static int attempt_render(struct exec_attempt *a, const struct dr_text *t,
+			  enum exec_render_mode mode, struct buf *out, char **err)
+{
+	struct slot *sl = a->owner;
+	return flow_render(sl->s->flow, a->task, t, mode, out, err);
 }
 
 static int classify_errno(int err)
@@ -309,8 +428,12 @@ static void start_attempt(struct sched *s, uint32_t t)
 	sl->a = (struct exec_attempt){
 		.wf = s->wf, .task = t, .attempt = st->attempts, .run_id = s->run_id,
 		.output_file = sl->output_file, .on_output = attempt_output,
-		.on_done = attempt_done, .owner = sl,
+		.on_done = attempt_done, .render = s->flow ? attempt_render : NULL,
+		.owner = sl,
 	};
+	for (int i = 0; i < 2; i++)
+		if (!sl->rs[i])
+			sl->rs[i] = flow_stream_new(s->flow);
 	struct executor *ex = s->exec[s->wf->tasks[t].kind];
 	int r = ex ? ex->ops->start(ex, &sl->a) : -ENOTSUP;
 	if (r < 0) {
@@ -413,21 +536,22 @@ static void attempt_done(struct exec_attempt *a, struct exec_result *r)
 	uint32_t t = a->task;
 	s->running--;
 	pools_take(s, t, +1);
+	flush_output(sl);
 	attempt_end_event(s, t, r);
 	if (r->ok) {
 		s->phase_left--;
-		settle(s, t, DAGRUN_COMPLETED, DR_CLASS_NONE, NULL, NULL);
+		settle(s, t, DAGRUN_COMPLETED, DR_CLASS_NONE, NULL, NULL, r);
 	} else if (r->cancelled || s->interrupted) {
 		s->phase_left--;
 		settle(s, t, DAGRUN_CANCELLED, DR_CLASS_NONE,
-		       r->error ? r->error : "cancelled", NULL);
+		       r->error ? r->error : "cancelled", NULL, r);
 	} else if (should_retry(s, t, r)) {
 		schedule_retry(s, t, r);
 	} else {
 		char *tail = stderr_tail(r);
 		s->phase_left--;
 		settle(s, t, DAGRUN_FAILED, r->error_class ? r->error_class : DR_CLASS_TRANSIENT,
-		       r->error, tail);
+		       r->error, tail, r);
 		free(tail);
 	}
 	after_change(s);
@@ -455,6 +579,27 @@ static void retry_fire(uv_timer_t *h)
 
 /* ---- dispatch and phases ------------------------------------------------- */
 
+/* Evaluates t's `when` just before it would start: false settles it
+ * skipped, an error failed (permanent). Returns whether t may start. */
+static bool when_holds(struct sched *s, uint32_t t)
+{
+	if (!s->flow || !s->wf->tasks[t].opts->when)
+		return true;
+	bool ok = true;
+	char *err = NULL;
+	if (flow_when(s->flow, t, &ok, &err) < 0) {
+		s->phase_left--;
+		settle(s, t, DAGRUN_FAILED, DR_CLASS_PERMANENT, err, NULL, NULL);
+		free(err);
+		return false;
+	}
+	if (!ok) {
+		s->phase_left--;
+		settle(s, t, DAGRUN_SKIPPED, DR_CLASS_NONE, "'when' is false", NULL, NULL);
+	}
+	return ok;
+}
+
 /* Starts what may start: first tasks waiting on pools (they were ordered
  * before anything behind them), then the ready heap. */
 static void dispatch_once(struct sched *s)
@@ -476,6 +621,8 @@ static void dispatch_once(struct sched *s)
 	}
 	while (s->running < s->max_parallel && !readyq_empty(&s->ready) && !s->error) {
 		uint32_t t = readyq_pop(&s->ready);
+		if (s->ts[t].status == DAGRUN_PENDING && !when_holds(s, t))
+			continue;
 		uint32_t b = wf->tasks[t].opts->n_res ? pool_blocker(s, t) : SCHED_NONE;
 		if (b != SCHED_NONE)
 			pool_queue(s, t, b);
@@ -519,7 +666,7 @@ static void settle_stuck(struct sched *s)
 			if (s->interrupted)
 				continue;  /* stays pending: the run is resumable */
 			settle(s, t, DAGRUN_FAILED, DR_CLASS_DEPENDENCY,
-			       "its dependencies can never be satisfied", NULL);
+			       "its dependencies can never be satisfied", NULL, NULL);
 		}
 	}
 	s->phase_left = 0;
@@ -600,6 +747,7 @@ int sched_init(struct sched *s, const struct dagrun_workflow *wf, uv_loop_t *loo
 	for (uint32_t t = 0; t < wf->n_tasks; t++) {
 		s->ts[t].waiting = g->indeg[t];
 		s->ts[t].blocked_by = SCHED_NONE;
+		s->ts[t].skipped_by = SCHED_NONE;
 	}
 	readyq_init(&s->ready, wf->tasks, g->weight);
 	for (uint32_t p = 0; p < wf->n_pools; p++) {
@@ -642,7 +790,7 @@ void sched_interrupt(struct sched *s, int signo, bool hard)
 				s->retrying--;
 			}
 			s->phase_left--;
-			settle(s, t, DAGRUN_CANCELLED, DR_CLASS_NONE, "cancelled before retry", NULL);
+			settle(s, t, DAGRUN_CANCELLED, DR_CLASS_NONE, "cancelled before retry", NULL, NULL);
 		}
 	}
 	/* Ready tasks stay pending: they never started, the run is resumable. */

@@ -28,10 +28,12 @@
 #define SCHED_NONE UINT32_MAX
 
 struct slot;
+struct flow;
 
 struct tstate {
 	uint32_t waiting;        /* dependencies not yet final */
 	uint32_t blocked_by;     /* a blocking dependency that failed, or NONE */
+	uint32_t skipped_by;     /* a dependency whose condition is false, or NONE */
 	uint8_t status;          /* enum dagrun_status */
 	uint8_t error_class;     /* enum dr_error_class of the final failure */
 	uint8_t in_pool_wait;    /* queued on a pool */
@@ -64,6 +66,7 @@ struct sched {
 	int interrupted;             /* the signal that stopped us, or 0 */
 	int hard;                    /* tasks were killed at once */
 	const char *run_id;
+	struct flow *flow;           /* templates, conditions, results; may be NULL */
 	const char *tmpdir;          /* for $DAGRUN_OUTPUT files; may be NULL */
 	uint64_t rng;
 	struct observer *obs;

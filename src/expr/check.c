@@ -1,0 +1,279 @@
+/* check.c: static checks of expressions; see check.h. Two passes over the
+ * tokens: the first collects the names the expression binds itself, the
+ * second classifies every other free name. */
+#include "expr/check.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "expr/lex.h"
+
+static const char *const known[] = {
+	"variables", "env", "secrets", "run", "context", "tasks", "json",
+	"tojson", "fromjson", "contains", "startswith", "len", "string",
+	"math", "table", "utf8", "tostring", "tonumber", "type", "pairs",
+	"ipairs", "select", "next", "pcall", "error", "assert", "rawequal",
+	"rawlen", "_ENV",
+};
+
+static const char *const condition_fields[] = {
+	"status", "exitCode", "output", "json", "outputs", "error", "http",
+	"usage", "attempts", "durationMs",
+};
+
+struct toks {
+	const char *s;
+	struct lex_token *v;
+	size_t n;
+};
+
+static bool in_list(const char *const *list, size_t n, const char *s,
+		    size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(list[i]) == len && !memcmp(list[i], s, len))
+			return true;
+	return false;
+}
+
+static bool op(const struct toks *t, size_t i, const char *w)
+{
+	return i < t->n && t->v[i].kind == LEX_OP && lex_is(t->s, &t->v[i], w);
+}
+
+static bool kw(const struct toks *t, size_t i, const char *w)
+{
+	return i < t->n && t->v[i].kind == LEX_KEYWORD && lex_is(t->s, &t->v[i], w);
+}
+
+static bool is_name(const struct toks *t, size_t i)
+{
+	return i < t->n && t->v[i].kind == LEX_NAME;
+}
+
+static int tokenize(const char *s, size_t len, struct toks *t,
+		    struct expr_error *err)
+{
+	struct lex lx;
+	struct lex_token tok;
+	size_t cap = 0;
+	t->s = s;
+	lex_init(&lx, s, len);
+	for (;;) {
+		int k = lex_next(&lx, &tok);
+		if (k == LEX_EOF)
+			return 0;
+		if (k == LEX_ERROR)
+			return expr_fail(err, -EINVAL, tok.off, "unfinished string "
+					 "or comment");
+		if (t->n == cap) {
+			cap = cap ? cap * 2 : 32;
+			struct lex_token *p = realloc(t->v, cap * sizeof(*p));
+			if (!p)
+				return expr_fail(err, -ENOMEM, 0, "out of memory");
+			t->v = p;
+		}
+		t->v[t->n++] = tok;
+	}
+}
+
+/* Pass 1: marks in bound[] the name tokens that the expression binds. */
+static void mark_bound(const struct toks *t, bool *bound)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		if (kw(t, i, "function")) {
+			size_t j = i + 1;
+			while (j < t->n && !op(t, j, "("))
+				j++;
+			for (; j < t->n && !op(t, j, ")"); j++)
+				if (is_name(t, j))
+					bound[j] = true;
+		} else if (kw(t, i, "local")) {
+			size_t j = i + 1;
+			if (kw(t, j, "function")) {
+				if (is_name(t, j + 1))
+					bound[j + 1] = true;
+				continue;
+			}
+			while (is_name(t, j)) {
+				bound[j++] = true;
+				if (op(t, j, "<") && is_name(t, j + 1)
+				    && op(t, j + 2, ">"))
+					j += 3;      /* <const>, <close> */
+				if (!op(t, j, ","))
+					break;
+				j++;
+			}
+		} else if (kw(t, i, "for")) {
+			for (size_t j = i + 1; is_name(t, j); j += 2) {
+				bound[j] = true;
+				if (!op(t, j + 1, ","))
+					break;
+			}
+		}
+	}
+}
+
+static bool same_name(const struct toks *t, size_t a, size_t b)
+{
+	return t->v[a].len == t->v[b].len
+	       && !memcmp(t->s + t->v[a].off, t->s + t->v[b].off, t->v[a].len);
+}
+
+struct bound {
+	bool *at;          /* per token: a binding occurrence */
+	size_t *list;      /* the binding tokens */
+	size_t n;
+};
+
+static bool is_bound(const struct toks *t, const struct bound *b, size_t i)
+{
+	if (b->at[i])
+		return true;
+	for (size_t j = 0; j < b->n; j++)
+		if (same_name(t, i, b->list[j]))
+			return true;
+	return false;
+}
+
+static int add_name(struct expr_refs *out, size_t *cap, int kind,
+		    uint32_t off, uint32_t len, const char *name, size_t n)
+{
+	if (out->n == *cap) {
+		size_t c = *cap ? *cap * 2 : 8;
+		struct expr_name *p = realloc(out->v, c * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		out->v = p;
+		*cap = c;
+	}
+	char *copy = arena_strndup(&out->arena, name, n);
+	if (!copy)
+		return -ENOMEM;
+	out->v[out->n++] = (struct expr_name){(uint8_t)kind, off, len, copy};
+	return 0;
+}
+
+/* At name token i (tasks or variables): adds the reference that follows,
+ * if it is a literal one. Returns 1 when the key is not a literal. */
+static int add_ref(const struct toks *t, size_t i, int kind,
+		   struct expr_refs *out, size_t *cap)
+{
+	if (op(t, i + 1, ".") && is_name(t, i + 2)) {
+		const struct lex_token *k = &t->v[i + 2];
+		return add_name(out, cap, kind, k->off, k->len, t->s + k->off,
+				k->len);
+	}
+	if (!op(t, i + 1, "["))
+		return 0;
+	if (i + 2 < t->n && t->v[i + 2].kind == LEX_STRING && op(t, i + 3, "]")) {
+		const struct lex_token *k = &t->v[i + 2];
+		char id[256];
+		long n = lex_string_value(t->s, k, id, sizeof(id));
+		if (n >= 0 && (size_t)n < sizeof(id))
+			return add_name(out, cap, kind, k->off, k->len, id,
+					(size_t)n);
+	}
+	return 1;
+}
+
+/* Is name token i a key in a table constructor ({ key = value })? */
+static bool constructor_key(const struct toks *t, size_t i,
+			    const char *brackets, size_t depth)
+{
+	return depth && brackets[depth - 1] == '{' && op(t, i + 1, "=")
+	       && (op(t, i - 1, "{") || op(t, i - 1, ",") || op(t, i - 1, ";"));
+}
+
+static int classify(const struct toks *t, const struct bound *bound,
+		    unsigned flags,
+		    struct expr_refs *out)
+{
+	size_t cap = 0, depth = 0;
+	char brackets[256];
+	int r = 0;
+	for (size_t i = 0; i < t->n && r >= 0; i++) {
+		const struct lex_token *k = &t->v[i];
+		if (k->kind == LEX_OP) {
+			char c = t->s[k->off];
+			if ((c == '(' || c == '[' || c == '{') && k->len == 1) {
+				if (depth < sizeof(brackets))
+					brackets[depth] = c;
+				depth++;
+			} else if ((c == ')' || c == ']' || c == '}') && depth) {
+				depth--;
+			}
+			continue;
+		}
+		if (k->kind != LEX_NAME)
+			continue;
+		if (i > 0 && (op(t, i - 1, ".") || op(t, i - 1, ":")
+			      || op(t, i - 1, "::") || kw(t, i - 1, "goto")))
+			continue;
+		if (i > 0 && depth <= sizeof(brackets)
+		    && constructor_key(t, i, brackets, depth))
+			continue;
+		if (is_bound(t, bound, i))
+			continue;
+		const char *s = t->s + k->off;
+		if (lex_is(t->s, k, "tasks") || lex_is(t->s, k, "variables")) {
+			bool tasks = lex_is(t->s, k, "tasks");
+			r = add_ref(t, i, tasks ? EXPR_NAME_TASK
+				    : EXPR_NAME_VARIABLE, out, &cap);
+			if (r == 1 && tasks && out->dynamic_tasks == EXPR_NO_OFFSET)
+				out->dynamic_tasks = k->off;
+			continue;
+		}
+		bool field = in_list(condition_fields, sizeof(condition_fields)
+				     / sizeof(condition_fields[0]), s, k->len);
+		if (in_list(known, sizeof(known) / sizeof(known[0]), s, k->len)
+		    || (field && (flags & EXPR_CHECK_CONDITION)))
+			continue;
+		r = add_name(out, &cap, field ? EXPR_NAME_CONDITION_ONLY
+			     : EXPR_NAME_UNKNOWN, k->off, k->len, s, k->len);
+	}
+	return r < 0 ? r : 0;
+}
+
+int expr_check(struct expr_engine *e, const char *src, size_t len,
+	       unsigned flags, struct expr_refs *out, struct expr_error *err)
+{
+	struct toks t = {src, NULL, 0};
+	struct bound b = {NULL, NULL, 0};
+	int r;
+	memset(out, 0, sizeof(*out));
+	out->dynamic_tasks = EXPR_NO_OFFSET;
+	if (e && (r = expr_syntax_check(e, src, len, err)) < 0)
+		return r;
+	if ((r = tokenize(src, len, &t, err)) < 0)
+		goto out;
+	b.at = calloc(t.n ? t.n : 1, sizeof(*b.at));
+	b.list = calloc(t.n ? t.n : 1, sizeof(*b.list));
+	if (!b.at || !b.list) {
+		r = expr_fail(err, -ENOMEM, 0, "out of memory");
+		goto out;
+	}
+	mark_bound(&t, b.at);
+	for (size_t i = 0; i < t.n; i++)
+		if (b.at[i])
+			b.list[b.n++] = i;
+	if ((r = classify(&t, &b, flags, out)) < 0)
+		expr_fail(err, r, 0, "out of memory");
+out:
+	free(b.at);
+	free(b.list);
+	free(t.v);
+	return r;
+}
+
+void expr_refs_free(struct expr_refs *r)
+{
+	if (!r)
+		return;
+	free(r->v);
+	arena_free(&r->arena);
+	r->v = NULL;
+	r->n = 0;
+}

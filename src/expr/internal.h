@@ -1,0 +1,104 @@
+/* internal.h: what expr.c, scope.c, convert.c and match.c share about the
+ * engine's lua_State. Private to src/expr.
+ *
+ * Registry layout (refs in struct expr_engine): the two environments
+ * (base, and condition, which adds a dependency's fields), the per-
+ * evaluation scratch table (result tables -> their struct expr_result, and
+ * task id -> result table, replaced after an evaluation that used it), the
+ * metatables of lazy tables. Every metatable we create carries its kind
+ * under the light-userdata key &expr_kind_key; expressions can reach no
+ * metatable (no getmetatable, and __metatable is set anyway).
+ */
+#ifndef DAGRUN_EXPR_INTERNAL_H
+#define DAGRUN_EXPR_INTERNAL_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "expr/expr.h"
+
+/* The kinds of tables with a metatable of ours. */
+enum lz_kind {
+	LZ_NONE = 0,
+	LZ_ARRAY,       /* a plain table that came from a JSON/YAML list */
+	LZ_RESULT,      /* tasks.<id>: fields filled on first read */
+	LZ_VARIABLES, LZ_CONTEXT, LZ_RUN, LZ_ENV, LZ_SECRETS, LZ_TASKS,
+	LZ_LIBRARY,     /* read-only view of string, math, table, utf8 */
+	LZ_ENVIRONMENT, /* an expression's _ENV */
+	LZ_COUNT
+};
+
+/* Fields of a task result, by the names expressions use. */
+enum lz_field {
+	F_NONE = 0, F_STATUS, F_EXIT_CODE, F_OUTPUT, F_JSON, F_OUTPUTS, F_ERROR,
+	F_HTTP, F_USAGE, F_ATTEMPTS, F_DURATION, F_COUNT
+};
+
+struct expr_engine {
+	lua_State *L;
+	size_t used;              /* bytes allocated by L */
+	size_t total_limit, eval_limit, eval_base;
+	bool in_eval, mem_hit, budget_hit;
+	int budget;               /* VM instructions per evaluation */
+	uint64_t match_budget;    /* pattern-matching steps left (this eval) */
+	const struct expr_scope *scope;   /* during an evaluation only */
+	struct redactor *redactor;
+
+	int ref_env, ref_cond_env, ref_scratch;
+	int ref_mt[LZ_COUNT];     /* metatable of each kind (0: none) */
+	uint32_t cond_cached;     /* bit per enum lz_field rawset in cond env */
+	bool scratch_used;
+	int buf_rc;               /* a C buffer failed this eval (-E2BIG...) */
+	struct buf tmp;           /* json() helper output, reused */
+};
+
+extern const char expr_kind_key;
+
+static inline struct expr_engine *expr_engine_of(lua_State *L)
+{
+	return *(struct expr_engine **)lua_getextraspace(L);
+}
+
+/* scope.c: builds both environments and the lazy tables' metatables.
+ * Runs in protected mode (may raise). */
+int scope_setup(lua_State *L);
+/* After an evaluation: forgets what it cached. Allocates nothing, so it
+ * runs outside protected mode. */
+void scope_reset(struct expr_engine *e);
+
+/* convert.c (all may raise Lua errors: call in protected mode). */
+/* The kind of the table at idx, LZ_NONE for a plain one or a non-table. */
+int lz_kind_of(lua_State *L, int idx);
+/* Pushes a plain table with the content of the lazy table at idx, or
+ * returns 0 (pushing nothing) when it is not lazy. Raises for the tables
+ * that cannot be listed (env, secrets, tasks, libraries). */
+int lz_materialize(lua_State *L, int idx);
+/* Pushes v (a struct dr_value) as a Lua value. */
+void conv_push_dr_value(lua_State *L, const struct dr_value *v, int depth);
+/* Pushes a jansson value. */
+void conv_push_json(lua_State *L, const json_t *j, int depth);
+/* Parses JSON text s[0 .. len) and pushes its value; returns 0, or -1 with
+ * an error message pushed instead. */
+int conv_parse_json(lua_State *L, const char *s, size_t len);
+/* Appends the value at idx as text (the template rules) to out; raises on a
+ * function/userdata, a cycle, or a buffer error (code in *rc). */
+void conv_to_text(lua_State *L, int idx, struct buf *out);
+/* Appends the value at idx as compact JSON to out. */
+void conv_to_json(lua_State *L, int idx, struct buf *out);
+/* Registers json, tojson, fromjson, contains, startswith, len in the table
+ * at idx. */
+void conv_register_helpers(lua_State *L, int idx);
+/* Appends a number the way templates print it. */
+void conv_number(lua_State *L, int idx, struct buf *out);
+
+/* match.c: replaces find, match, gmatch and gsub in the string library at
+ * idx by versions that charge their steps to the evaluation's budget. */
+void match_register(lua_State *L, int idx);
+
+/* Raises the "took too long" error: the budget is spent. */
+int expr_raise_budget(lua_State *L);
+
+/* Raises a Lua error for a failed buf operation (-ENOMEM, -E2BIG). */
+int expr_raise_buf(lua_State *L, int rc);
+
+#endif

@@ -1,0 +1,733 @@
+/* flow.c: templates, conditions, results and secrets during a run; see
+ * flow.h for the invariants.
+ *
+ * Compiled templates and expressions live in one open-addressing table
+ * keyed by the address of the model's dr_text (the model never moves while
+ * a run uses it). Results are kept per task in `res`, NULL until the task
+ * is final or when nothing can read them.
+ */
+#include "flow.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "expr/check.h"
+#include "expr/expr.h"
+#include "expr/redact.h"
+#include "expr/template.h"
+#include "expr/value.h"
+#include "util/arena.h"
+#include "util/diag.h"
+
+#define OUTPUT_KEEP_MAX ((size_t)1 << 20)   /* bytes of `output` kept: 1 MiB */
+#define SECRETS_FILE_MAX ((size_t)1 << 20)
+
+extern char **environ;
+
+/* A compiled template or bare expression. */
+struct compiled {
+	const struct dr_text *key;   /* NULL: empty slot */
+	bool is_expr;                /* a bare expression (condition, when) */
+	int id;                      /* is_expr: the compiled id */
+	struct tpl tpl;              /* else: the template */
+	int err;                     /* < 0: it failed to compile */
+	char *msg;                   /* the compile error, FILE:LINE:COL: ... */
+};
+
+/* What later expressions can read of a final task. */
+struct fres {
+	struct expr_result er;
+	char *output;                /* redacted, capped */
+	struct expr_outputs outs;
+	struct expr_kv *headers;
+	size_t n_headers;
+	char *error;
+	char *strings;               /* header names and values, one block */
+};
+
+struct flow {
+	const struct dagrun_workflow *wf;
+	struct expr_engine *ex;
+	struct redactor *red;
+	struct arena arena;
+	struct dr_value *vars;       /* variables after --var, or NULL */
+	char **env;                  /* environment + secrets file, or NULL */
+	struct compiled *tab;
+	size_t tab_n, tab_cap;       /* entries, slots (a power of two) */
+	struct fres **res;           /* by task */
+	uint8_t *keep;               /* by task: someone reads its result */
+	const char *run_id;
+	uint32_t cur_task;           /* the task whose strings are rendered */
+};
+
+/* ---- the cache ------------------------------------------------------------ */
+
+static size_t slot_of(const struct flow *f, const void *key)
+{
+	uintptr_t h = (uintptr_t)key;
+	h ^= h >> 17;
+	h *= 0x9E3779B97F4A7C15ull;
+	return (size_t)(h >> 20) & (f->tab_cap - 1);
+}
+
+static struct compiled *find(struct flow *f, const struct dr_text *key)
+{
+	if (!f->tab_cap)
+		return NULL;
+	for (size_t i = slot_of(f, key);; i = (i + 1) & (f->tab_cap - 1)) {
+		if (f->tab[i].key == key)
+			return &f->tab[i];
+		if (!f->tab[i].key)
+			return NULL;
+	}
+}
+
+static struct compiled *insert(struct flow *f, const struct dr_text *key)
+{
+	if ((f->tab_n + 1) * 2 > f->tab_cap) {
+		size_t cap = f->tab_cap ? f->tab_cap * 2 : 64;
+		struct compiled *old = f->tab;
+		size_t oldcap = f->tab_cap;
+		f->tab = calloc(cap, sizeof(*f->tab));
+		if (!f->tab) {
+			f->tab = old;
+			return NULL;
+		}
+		f->tab_cap = cap;
+		for (size_t i = 0; i < oldcap; i++) {
+			if (!old[i].key)
+				continue;
+			size_t j = slot_of(f, old[i].key);
+			while (f->tab[j].key)
+				j = (j + 1) & (cap - 1);
+			f->tab[j] = old[i];
+		}
+		free(old);
+	}
+	size_t i = slot_of(f, key);
+	while (f->tab[i].key)
+		i = (i + 1) & (f->tab_cap - 1);
+	f->tab[i].key = key;
+	f->tab_n++;
+	return &f->tab[i];
+}
+
+static char *located(const struct flow *f, const struct dr_text *x,
+		     const struct expr_error *e, const char *what)
+{
+	unsigned line, col;
+	dr_text_position(x, e->offset, &line, &col);
+	char *m = NULL;
+	if (asprintf(&m, "%s:%u:%u: %s: %s", f->wf->path, line, col, what, e->msg) < 0)
+		return NULL;
+	return m;
+}
+
+static struct compiled *compiled_of(struct flow *f, const struct dr_text *x, bool is_expr)
+{
+	struct compiled *c = find(f, x);
+	if (c)
+		return c;
+	if (!(c = insert(f, x)))
+		return NULL;
+	struct expr_error e = {0};
+	c->is_expr = is_expr;
+	if (is_expr)
+		c->err = expr_compile(f->ex, x->s, x->len, &c->id, &e);
+	else if (!(c->err = tpl_parse(x->s, x->len, &c->tpl, &e)))
+		c->err = tpl_compile(&c->tpl, f->ex, &e);
+	if (c->err)
+		c->msg = located(f, x, &e, is_expr ? "invalid expression" : "invalid template");
+	return c;
+}
+
+/* ---- scope and results ---------------------------------------------------- */
+
+static const struct expr_result *lookup(void *ud, const char *id)
+{
+	struct flow *f = ud;
+	uint32_t sym = intern_find(&f->wf->ids, id, strlen(id));
+	if (sym == INTERN_NONE || f->wf->sym_task[sym] == UINT32_MAX)
+		return NULL;
+	struct fres *r = f->res[f->wf->sym_task[sym]];
+	return r ? &r->er : NULL;
+}
+
+static void scope(struct flow *f, struct expr_scope *sc, const struct expr_result *self)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->run_id = f->run_id;
+	sc->run_name = f->wf->name.s;
+	sc->variables = f->vars ? f->vars : f->wf->variables;
+	sc->environ = f->env;
+	sc->lookup = lookup;
+	sc->lookup_ud = f;
+	sc->self = self;
+}
+
+static void fres_free(struct fres *r)
+{
+	if (!r)
+		return;
+	free(r->output);
+	expr_outputs_free(&r->outs);
+	free(r->headers);
+	free(r->strings);
+	free(r->error);
+	free(r);
+}
+
+/* Copies the response headers (a JSON object of strings) for http.headers. */
+static int copy_headers(struct fres *fr, json_t *h)
+{
+	if (!h || !json_is_object(h))
+		return 0;
+	size_t n = json_object_size(h), bytes = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(h, k, v)
+		bytes += strlen(k) + 1 + (json_is_string(v) ? json_string_length(v) : 0) + 1;
+	fr->headers = calloc(n ? n : 1, sizeof(*fr->headers));
+	fr->strings = malloc(bytes ? bytes : 1);
+	if (!fr->headers || !fr->strings)
+		return -ENOMEM;
+	char *p = fr->strings;
+	json_object_foreach(h, k, v) {
+		size_t kl = strlen(k), vl = json_is_string(v) ? json_string_length(v) : 0;
+		memcpy(p, k, kl + 1);
+		fr->headers[fr->n_headers].key = p;
+		p += kl + 1;
+		if (vl)
+			memcpy(p, json_string_value(v), vl);
+		p[vl] = '\0';
+		fr->headers[fr->n_headers].value = p;
+		fr->headers[fr->n_headers].value_len = vl;
+		fr->n_headers++;
+		p += vl + 1;
+	}
+	return 0;
+}
+
+int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
+		uint64_t duration_ms, int error_class, const char *error,
+		const struct exec_result *r, const char *output_file)
+{
+	if (!f->keep[t])
+		return 0;
+	fres_free(f->res[t]);
+	struct fres *fr = f->res[t] = calloc(1, sizeof(*fr));
+	if (!fr)
+		return -ENOMEM;
+	expr_result_init(&fr->er);
+	fr->er.status = status;
+	fr->er.attempts = attempts;
+	fr->er.duration_ms = duration_ms;
+	if (error_class)
+		fr->er.error_class = dr_class_name((enum dr_error_class)error_class);
+	if (error && !(fr->er.error_message = fr->error = strdup(error)))
+		return -ENOMEM;
+	if (!r)
+		return 0;
+	fr->er.exit_code = r->exit_code;
+	fr->er.http_status = r->http_status;
+	if (r->prompt_tokens || r->completion_tokens) {
+		fr->er.prompt_tokens = (int64_t)r->prompt_tokens;
+		fr->er.completion_tokens = (int64_t)r->completion_tokens;
+	}
+	struct buf out = BUF_INIT;
+	size_t len = r->out.len < OUTPUT_KEEP_MAX ? r->out.len : OUTPUT_KEEP_MAX;
+	int e = flow_redact(f, r->out.data ? r->out.data : "", len, &out);
+	if (e < 0) {
+		buf_free(&out);
+		return e;
+	}
+	fr->er.output_len = out.len;
+	fr->output = buf_steal(&out);
+	fr->er.output = fr->output;
+	if ((e = copy_headers(fr, r->http_headers)) < 0)
+		return e;
+	fr->er.headers = fr->headers;
+	fr->er.n_headers = fr->n_headers;
+	if (output_file) {
+		struct expr_error ee = {0};
+		if (expr_outputs_read(output_file, &fr->outs, &ee) == 0) {
+			fr->er.outputs = fr->outs.v;
+			fr->er.n_outputs = fr->outs.n;
+		}
+	}
+	return 0;
+}
+
+/* ---- evaluation ------------------------------------------------------------- */
+
+static char *eval_error(struct flow *f, const struct dr_text *x, const struct expr_error *e,
+			const char *what)
+{
+	char *m = located(f, x, e, what);
+	return m ? m : strdup(what);
+}
+
+static int eval_bool(struct flow *f, const struct dr_text *x, const struct expr_result *self,
+		     bool *out, char **err)
+{
+	*err = NULL;
+	struct compiled *c = compiled_of(f, x, true);
+	if (!c)
+		return -ENOMEM;
+	if (c->err) {
+		*err = strdup(c->msg ? c->msg : "invalid expression");
+		return c->err;
+	}
+	struct expr_scope sc;
+	scope(f, &sc, self);
+	struct expr_error e = {0};
+	int r = expr_eval_bool(f->ex, c->id, &sc, out, &e);
+	if (r < 0)
+		*err = eval_error(f, x, &e, "cannot evaluate");
+	return r;
+}
+
+int flow_condition(struct flow *f, const struct dr_dep *dep, bool *out, char **err)
+{
+	*out = true;
+	*err = NULL;
+	if (!dep->condition)
+		return 0;
+	const struct fres *r = f->res[dep->target];
+	struct expr_result empty;
+	expr_result_init(&empty);
+	return eval_bool(f, dep->condition, r ? &r->er : &empty, out, err);
+}
+
+int flow_when(struct flow *f, uint32_t t, bool *out, char **err)
+{
+	*out = true;
+	*err = NULL;
+	const struct dr_text *w = f->wf->tasks[t].opts->when;
+	return w ? eval_bool(f, w, NULL, out, err) : 0;
+}
+
+static bool unreserved(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* A URL: each value percent-encoded, unless one expression is the whole URL. */
+static int render_url(struct flow *f, const struct compiled *c, const struct expr_scope *sc,
+		      struct buf *out, struct expr_error *e)
+{
+	const struct tpl *t = &c->tpl;
+	if (t->n == 1 && t->segs[0].kind == TPL_EXPR)
+		return tpl_render(t, f->ex, sc, TPL_PLAIN, out, e);
+	size_t start = out->len;
+	struct buf v = BUF_INIT;
+	int r = 0;
+	for (size_t i = 0; i < t->n && !r; i++) {
+		const struct tpl_seg *s = &t->segs[i];
+		if (s->kind == TPL_TEXT) {
+			r = buf_add(out, t->src + s->off, s->len);
+			continue;
+		}
+		buf_reset(&v);
+		if ((r = expr_eval_text(f->ex, s->id, sc, &v, e)) < 0) {
+			if (e->offset == EXPR_NO_OFFSET)
+				e->offset = s->off;
+			break;
+		}
+		for (size_t k = 0; k < v.len && !r; k++) {
+			unsigned char ch = (unsigned char)v.data[k];
+			r = unreserved(ch) ? buf_addc(out, (char)ch) : buf_printf(out, "%%%02X", ch);
+		}
+	}
+	buf_free(&v);
+	if (r < 0) {
+		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+		if (!e->msg[0])
+			expr_fail(e, r, EXPR_NO_OFFSET, "%s", strerror(-r));
+	}
+	return r;
+}
+
+int flow_render(struct flow *f, uint32_t t, const struct dr_text *x, int mode,
+		struct buf *out, char **err)
+{
+	(void)t;
+	*err = NULL;
+	if (!x->s)
+		return 0;
+	if (!tpl_has_template(x->s, x->len)) {
+		int r = buf_add(out, x->s, x->len);
+		if (r < 0)
+			*err = strdup("value too large");
+		return r;
+	}
+	struct compiled *c = compiled_of(f, x, false);
+	if (!c)
+		return -ENOMEM;
+	if (c->err) {
+		*err = strdup(c->msg ? c->msg : "invalid template");
+		return c->err;
+	}
+	struct expr_scope sc;
+	scope(f, &sc, NULL);
+	struct expr_error e = {0};
+	size_t start = out->len;
+	int r;
+	switch (mode) {
+	case EXEC_RENDER_SHELL: r = tpl_render(&c->tpl, f->ex, &sc, TPL_SHELL, out, &e); break;
+	case EXEC_RENDER_ARGV: r = tpl_render(&c->tpl, f->ex, &sc, TPL_ARGV, out, &e); break;
+	case EXEC_RENDER_URL: r = render_url(f, c, &sc, out, &e); break;
+	default: r = tpl_render(&c->tpl, f->ex, &sc, TPL_PLAIN, out, &e); break;
+	}
+	if (r == 0 && mode == EXEC_RENDER_HEADER &&
+	    strcspn(out->data + start, "\r\n") != out->len - start) {
+		out->len = start;
+		out->data[start] = '\0';
+		r = expr_fail(&e, -EINVAL, EXPR_NO_OFFSET,
+			      "a header value may not contain CR or LF");
+	}
+	if (r < 0)
+		*err = eval_error(f, x, &e, "template error");
+	return r;
+}
+
+/* ---- secrets ------------------------------------------------------------------ */
+
+bool flow_redacting(const struct flow *f)
+{
+	return f && f->red && redact_patterns(f->red) > 0;
+}
+
+int flow_redact(const struct flow *f, const char *text, size_t len, struct buf *out)
+{
+	if (!flow_redacting(f))
+		return buf_add(out, text, len);
+	return redact_text(f->red, text, len, out);
+}
+
+struct redact_stream *flow_stream_new(const struct flow *f)
+{
+	if (!flow_redacting(f))
+		return NULL;
+	struct redact_stream *s = calloc(1, sizeof(*s));
+	if (s)
+		redact_stream_init(s, f->red);
+	return s;
+}
+
+void flow_stream_free(struct redact_stream *s)
+{
+	if (!s)
+		return;
+	redact_stream_free(s);
+	free(s);
+}
+
+/* Registers the value of every `secrets.NAME` / secrets["NAME"] in src. */
+static int register_secrets(struct flow *f, const char *src, size_t len)
+{
+	const char *p = src, *end = src + len;
+	while ((p = memmem(p, (size_t)(end - p), "secrets", 7))) {
+		p += 7;
+		if (p < end && (*p == '.' || *p == '[')) {
+			const char *q = p + 1;
+			if (*p == '[')
+				q += q < end && (*q == '"' || *q == '\'');
+			const char *n = q;
+			while (q < end && (isalnum((unsigned char)*q) || *q == '_' || *q == '-'))
+				q++;
+			char name[256];
+			if (q > n && (size_t)(q - n) < sizeof(name)) {
+				memcpy(name, n, (size_t)(q - n));
+				name[q - n] = '\0';
+				const char *v = NULL;
+				size_t nl = strlen(name);
+				for (char **e = f->env ? f->env : environ; e && *e && !v; e++)
+					if (!strncmp(*e, name, nl) && (*e)[nl] == '=')
+						v = *e + nl + 1;
+				int r = v ? redact_add(f->red, v, strlen(v)) : 0;
+				if (r < 0 && r != -E2BIG)
+					return r;
+			}
+		}
+	}
+	return 0;
+}
+
+struct scan {
+	struct flow *f;
+	int err;
+};
+
+/* Notes which results are read and which secrets are named, for one text. */
+static int scan_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_use use)
+{
+	(void)t;
+	(void)use;
+	struct scan *sc = ud;
+	struct flow *f = sc->f;
+	if (!tpl_has_template(x->s, x->len))
+		return 0;
+	int r = register_secrets(f, x->s, x->len);
+	if (r < 0)
+		return sc->err = r;
+	struct tpl tp = {0};
+	struct expr_error e = {0};
+	if (tpl_parse(x->s, x->len, &tp, &e) == 0) {
+		for (size_t i = 0; i < tp.n; i++) {
+			if (tp.segs[i].kind != TPL_EXPR)
+				continue;
+			struct expr_refs refs = {0};
+			if (expr_check(NULL, x->s + tp.segs[i].off, tp.segs[i].len, 0, &refs, &e) == 0)
+				for (size_t k = 0; k < refs.n; k++)
+					if (refs.v[k].kind == EXPR_NAME_TASK) {
+						uint32_t s = intern_find(&f->wf->ids, refs.v[k].name,
+									 strlen(refs.v[k].name));
+						if (s != INTERN_NONE && f->wf->sym_task[s] != UINT32_MAX)
+							f->keep[f->wf->sym_task[s]] = 1;
+					}
+			expr_refs_free(&refs);
+		}
+	}
+	tpl_free(&tp);
+	return 0;
+}
+
+static int scan_expr(struct flow *f, const struct dr_text *x)
+{
+	if (!x)
+		return 0;
+	int r = register_secrets(f, x->s, x->len);
+	if (r < 0)
+		return r;
+	struct expr_refs refs = {0};
+	struct expr_error e = {0};
+	if (expr_check(NULL, x->s, x->len, EXPR_CHECK_CONDITION, &refs, &e) == 0)
+		for (size_t k = 0; k < refs.n; k++)
+			if (refs.v[k].kind == EXPR_NAME_TASK) {
+				uint32_t s = intern_find(&f->wf->ids, refs.v[k].name,
+							 strlen(refs.v[k].name));
+				if (s != INTERN_NONE && f->wf->sym_task[s] != UINT32_MAX)
+					f->keep[f->wf->sym_task[s]] = 1;
+			}
+	expr_refs_free(&refs);
+	return 0;
+}
+
+/* Marks what must be kept, registers named secrets; one pass at start. */
+static int scan(struct flow *f)
+{
+	const struct dagrun_workflow *wf = f->wf;
+	struct scan sc = {f, 0};
+	for (uint32_t i = 0; i < wf->env.n; i++)
+		if (scan_text(&sc, 0, &wf->env.v[i].value, DR_USE_PLAIN) || sc.err)
+			return sc.err;
+	for (uint32_t t = 0; t < wf->n_tasks; t++) {
+		const struct dr_task *k = &wf->tasks[t];
+		if (dr_task_each_text(wf, t, scan_text, &sc) || sc.err)
+			return sc.err;
+		int r = scan_expr(f, k->opts->when);
+		for (uint32_t i = 0; i < k->dep_count && r == 0; i++) {
+			const struct dr_dep *d = &wf->deps[k->dep_first + i];
+			if (d->condition) {
+				f->keep[d->target] = 1;
+				r = scan_expr(f, d->condition);
+			}
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- variables and the secrets file ---------------------------------------- */
+
+static int override_vars(struct flow *f, const char *const *vars, dagrun_diags *d)
+{
+	if (!vars || !vars[0])
+		return 0;
+	const struct dr_value *v = f->wf->variables;
+	uint32_t n = v ? v->count : 0;
+	struct dr_value *m = arena_calloc(&f->arena, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->kind = DR_VAL_MAP;
+	m->count = n;
+	m->items = arena_calloc(&f->arena, (n ? n : 1) * sizeof(*m->items));
+	m->keys = arena_calloc(&f->arena, (n ? n : 1) * sizeof(*m->keys));
+	if (!m->items || !m->keys)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		m->items[i] = v->items[i];
+		m->keys[i] = v->keys[i];
+	}
+	int r = 0;
+	for (const char *const *p = vars; *p; p++) {
+		const char *eq = strchr(*p, '=');
+		size_t kl = eq ? (size_t)(eq - *p) : strlen(*p);
+		uint32_t i = 0;
+		while (i < n && !(m->keys[i].len == kl && !memcmp(m->keys[i].s, *p, kl)))
+			i++;
+		if (!eq) {
+			diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "--var '%s': expected NAME=VALUE", *p);
+			r = -EINVAL;
+			continue;
+		}
+		if (i == n) {
+			diag_add(d, DAGRUN_ERROR, NULL, 0, 0,
+				 "--var '%.*s': no such variable in the workflow's `variables` "
+				 "(declare it there with a default)", (int)kl, *p);
+			r = -EINVAL;
+			continue;
+		}
+		struct dr_value *it = &m->items[i];
+		memset(it, 0, sizeof(*it));
+		it->kind = DR_VAL_STRING;
+		it->quoted = true;
+		it->text.s = arena_strdup(&f->arena, eq + 1);
+		if (!it->text.s)
+			return -ENOMEM;
+		it->text.len = (uint32_t)strlen(eq + 1);
+	}
+	f->vars = m;
+	return r;
+}
+
+static int read_secrets(struct flow *f, const char *path, dagrun_diags *d)
+{
+	if (!path)
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int e = errno;
+		diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "--secrets-file %s: %s", path, strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return -EINVAL;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "--secrets-file %s: others may read it "
+			 "(mode %03o); run chmod 600 %s", path, (unsigned)st.st_mode & 0777, path);
+		close(fd);
+		return -EINVAL;
+	}
+	if ((size_t)st.st_size > SECRETS_FILE_MAX) {
+		diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "--secrets-file %s: larger than 1 MiB", path);
+		close(fd);
+		return -EINVAL;
+	}
+	FILE *in = fdopen(fd, "r");
+	size_t n_env = 0;
+	while (environ[n_env])
+		n_env++;
+	size_t cap = n_env + 64, n = n_env;
+	char **env = malloc((cap + 1) * sizeof(*env));
+	char *line = NULL;
+	size_t lcap = 0;
+	unsigned no = 0;
+	int r = 0;
+	if (!env || !in) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(env, environ, n_env * sizeof(*env));
+	while (getline(&line, &lcap, in) != -1) {
+		no++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		char *eq = strchr(line, '=');
+		if (!eq || eq == line) {
+			diag_add(d, DAGRUN_ERROR, path, no, 1, "expected KEY=VALUE");
+			r = -EINVAL;
+			continue;
+		}
+		if (n == cap) {
+			char **e2 = realloc(env, (cap * 2 + 1) * sizeof(*env));
+			if (!e2) {
+				r = -ENOMEM;
+				goto out;
+			}
+			env = e2;
+			cap *= 2;
+		}
+		char *kv = arena_strdup(&f->arena, line);
+		if (!kv || redact_add(f->red, eq + 1, strlen(eq + 1)) == -ENOMEM) {
+			r = -ENOMEM;
+			goto out;
+		}
+		env[n++] = kv;   /* the process environment is searched first */
+	}
+	env[n] = NULL;
+	f->env = env;
+	env = NULL;
+out:
+	free(env);
+	free(line);
+	if (in)
+		fclose(in);
+	else
+		close(fd);
+	return r;
+}
+
+int flow_new(struct flow **out, const struct dagrun_workflow *wf,
+	     const struct flow_opts *o, dagrun_diags *diags)
+{
+	*out = NULL;
+	struct flow *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	int r = -ENOMEM;
+	f->wf = wf;
+	f->run_id = o ? o->run_id : NULL;
+	f->cur_task = UINT32_MAX;
+	f->res = calloc(wf->n_tasks + 1, sizeof(*f->res));
+	f->keep = calloc(wf->n_tasks + 1, 1);
+	if (!f->res || !f->keep || redact_new(&f->red) < 0)
+		goto fail;
+	struct expr_opts eo = {.redactor = f->red};
+	if (expr_new(&f->ex, &eo) < 0)
+		goto fail;
+	if ((r = override_vars(f, o ? o->vars : NULL, diags)) < 0 ||
+	    (r = read_secrets(f, o ? o->secrets_file : NULL, diags)) < 0 ||
+	    (r = scan(f)) < 0)
+		goto fail;
+	*out = f;
+	return 0;
+fail:
+	flow_free(f);
+	return r;
+}
+
+void flow_free(struct flow *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->tab_cap; i++)
+		if (f->tab[i].key) {
+			tpl_free(&f->tab[i].tpl);
+			free(f->tab[i].msg);
+		}
+	free(f->tab);
+	if (f->res)
+		for (uint32_t t = 0; t < f->wf->n_tasks; t++)
+			fres_free(f->res[t]);
+	free(f->res);
+	free(f->keep);
+	free(f->env);
+	expr_free(f->ex);
+	redact_free(f->red);
+	arena_free(&f->arena);
+	free(f);
+}

@@ -1,0 +1,73 @@
+/* flow.h: data flow between tasks during a run: task results, templates,
+ * conditions, `when`, variables and secrets (redaction).
+ *
+ * The scheduler asks; flow answers from one expression engine per run.
+ * Invariants:
+ *  - every template and expression is parsed and compiled at most once per
+ *    run (a cache keyed by the model's dr_text), then only evaluated;
+ *  - a task's result is kept only when something can read it later (a
+ *    `tasks.<id>` reference, or a condition on one of its dependents), and
+ *    its captured output is stored already redacted;
+ *  - every secret read by an expression, named as `secrets.X` anywhere in
+ *    the workflow, or given in the secrets file, is in the redactor before
+ *    the first task starts or before the value can reach any output.
+ */
+#ifndef DAGRUN_FLOW_H
+#define DAGRUN_FLOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dagrun.h"
+#include "exec/executor.h"
+#include "load/model.h"
+#include "util/buf.h"
+
+struct flow;
+
+struct flow_opts {
+	const char *const *vars;     /* "K=V" overrides, NULL-terminated, or NULL */
+	const char *secrets_file;    /* KEY=VALUE lines, or NULL */
+	const char *run_id;
+};
+
+/* Sets up data flow for wf: checks --var names against `variables`, reads
+ * the secrets file (refused when others may read it), registers secrets.
+ * Returns 0, -EINVAL (reason in diags), or -errno. */
+int flow_new(struct flow **out, const struct dagrun_workflow *wf,
+	     const struct flow_opts *o, dagrun_diags *diags);
+void flow_free(struct flow *f);
+
+/* True when the run has secrets to redact. */
+bool flow_redacting(const struct flow *f);
+
+/* Appends text[0 .. len) to out with secrets masked. Returns 0 or -errno. */
+int flow_redact(const struct flow *f, const char *text, size_t len, struct buf *out);
+
+/* A streaming redactor for one output stream of one attempt (see redact.h);
+ * NULL when nothing needs redacting. Free with flow_stream_free. */
+struct redact_stream *flow_stream_new(const struct flow *f);
+void flow_stream_free(struct redact_stream *s);
+
+/* Records t's final outcome: status, attempts, the last attempt's result
+ * (may be NULL: never ran), its class and message. Reads t's
+ * $DAGRUN_OUTPUT file (output_file, may be NULL). Keeps what later
+ * expressions may read. Returns 0, or -errno (the result is then partial). */
+int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
+		uint64_t duration_ms, int error_class, const char *error,
+		const struct exec_result *r, const char *output_file);
+
+/* Evaluates the condition on dependency edge `dep` (its target's result is
+ * recorded). *out: whether the dependent may run. Returns 0, or < 0 with
+ * *err (malloc'd, FILE:LINE:COL: ...). */
+int flow_condition(struct flow *f, const struct dr_dep *dep, bool *out, char **err);
+
+/* Evaluates t's `when` (true when it has none). As flow_condition. */
+int flow_when(struct flow *f, uint32_t t, bool *out, char **err);
+
+/* Renders template text for an attempt of task t. mode: enum
+ * exec_render_mode. Appends to out. Returns 0 or < 0 with *err. */
+int flow_render(struct flow *f, uint32_t t, const struct dr_text *text, int mode,
+		struct buf *out, char **err);
+
+#endif
