@@ -141,6 +141,9 @@ typedef struct dagrun_event {
 	size_t len;
 	const char *message;     /* LOG */
 	uint64_t count;          /* RUN_START: tasks; RUN_END: wall ms */
+	/* ATTEMPT_END of HTTP tasks (api, webhook, ai): */
+	int http_status;         /* 0 when no response */
+	uint64_t dns_us, connect_us, tls_us, first_byte_us, total_us;
 } dagrun_event;
 
 typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);

@@ -82,6 +82,17 @@ static void add_fields(json_t *o, const dagrun_event *ev)
 		if (ev->error_class)
 			set_str(o, "errorClass", dagrun_class_name(ev->error_class));
 		set_str(o, "error", ev->error);
+		if (ev->http_status)
+			json_object_set_new(o, "httpStatus", json_integer(ev->http_status));
+		if (ev->total_us) {
+			json_t *t = json_object();
+			json_object_set_new(t, "dnsUs", json_integer((json_int_t)ev->dns_us));
+			json_object_set_new(t, "connectUs", json_integer((json_int_t)ev->connect_us));
+			json_object_set_new(t, "tlsUs", json_integer((json_int_t)ev->tls_us));
+			json_object_set_new(t, "firstByteUs", json_integer((json_int_t)ev->first_byte_us));
+			json_object_set_new(t, "totalUs", json_integer((json_int_t)ev->total_us));
+			json_object_set_new(o, "timings", t);
+		}
 		break;
 	case DAGRUN_EV_RETRY:
 		json_object_set_new(o, "delayMs", json_integer((json_int_t)ev->delay_ms));

@@ -18,6 +18,7 @@
 
 #include "exec/command.h"
 #include "exec/fake.h"
+#include "exec/http.h"
 #include "graph/graph.h"
 #include "sched/flow.h"
 #include "sched/sched.h"
@@ -67,8 +68,6 @@ static const char *unsupported(const struct dagrun_workflow *wf, uint32_t t,
 	*line = k->line;
 	*col = k->col;
 	switch (k->kind) {
-	case DR_KIND_API: return "api tasks (HTTP) are not supported by this build yet";
-	case DR_KIND_WEBHOOK: return "webhook tasks are not supported by this build yet";
 	case DR_KIND_AI: return "ai tasks are not supported by this build yet";
 	default: break;
 	}
@@ -111,6 +110,56 @@ static void make_run_id(dagrun_engine *e)
 		 tm.tm_sec, (int)getpid() % 100000);
 }
 
+#define SUMMARY_TASKS_MAX 1000
+
+/* The default webhook payload: the run and its tasks so far (at most
+ * SUMMARY_TASKS_MAX of them, then "truncated": true). malloc'd JSON. */
+static char *run_summary(void *ud, const struct exec_attempt *a)
+{
+	dagrun_engine *e = ud;
+	const struct dagrun_workflow *wf = e->wf;
+	const struct sched *s = &e->s;
+	json_t *o = json_object(), *tasks = json_array(), *counts = json_object();
+	if (!o || !tasks || !counts) {
+		json_decref(o);
+		json_decref(tasks);
+		json_decref(counts);
+		return NULL;
+	}
+	json_object_set_new(o, "run", json_string(e->run_id));
+	json_object_set_new(o, "workflow", json_string(dagrun_workflow_name(wf)));
+	json_object_set_new(o, "task", json_string(wf_task_id(wf, a->task)));
+	json_object_set_new(o, "status", json_string(
+		s->phase == DR_HOOK_NONE ? "running" : s->main_failed ? "failed" : "completed"));
+	size_t listed = 0;
+	for (uint32_t t = 0; t < wf->n_tasks; t++) {
+		const struct tstate *st = &s->ts[t];
+		if (st->status == DAGRUN_PENDING && !st->attempts)
+			continue;
+		if (listed++ == SUMMARY_TASKS_MAX) {
+			json_object_set_new(o, "truncated", json_true());
+			break;
+		}
+		json_t *k = json_object();
+		json_object_set_new(k, "id", json_string(wf_task_id(wf, t)));
+		json_object_set_new(k, "status", json_string(dagrun_status_name(st->status)));
+		json_object_set_new(k, "attempts", json_integer(st->attempts));
+		if (st->error_class)
+			json_object_set_new(k, "errorClass",
+					    json_string(dagrun_class_name(st->error_class)));
+		json_array_append_new(tasks, k);
+	}
+	for (int i = DAGRUN_COMPLETED; i <= DAGRUN_CANCELLED; i++)
+		if (i != DAGRUN_RETRYING)
+			json_object_set_new(counts, dagrun_status_name(i),
+					    json_integer((json_int_t)s->counts[i]));
+	json_object_set_new(o, "counts", counts);
+	json_object_set_new(o, "tasks", tasks);
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
 static int make_executors(dagrun_engine *e)
 {
 	if (e->opts.fake) {
@@ -128,6 +177,13 @@ static int make_executors(dagrun_engine *e)
 	e->owned[0] = c;
 	e->exec[DR_KIND_COMMAND] = c;
 	e->exec[DR_KIND_SCRIPT] = c;
+	struct executor *h = http_executor_new(&e->loop, NULL);
+	if (!h)
+		return -ENOMEM;
+	e->owned[1] = h;
+	e->exec[DR_KIND_API] = h;
+	e->exec[DR_KIND_WEBHOOK] = h;
+	http_executor_set_summary(h, run_summary, e);
 	return 0;
 }
 
@@ -274,7 +330,9 @@ int dagrun_engine_run(dagrun_engine *e)
 	uv_check_start(&check, on_check);
 	e->started_ms = wall_ms();
 	sched_start(&e->s);
-	/* The check handle notices the end even if nothing was ever started. */
+	/* The check handle notices the end after each loop iteration; a run
+	 * that ended inside sched_start (every task skipped) ends here. */
+	on_check(&check);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 
 	dagrun_event ev;

@@ -521,6 +521,12 @@ static void attempt_end_event(struct sched *s, uint32_t t, const struct exec_res
 	ev.cpu_user_ms = r->cpu_user_ms;
 	ev.cpu_sys_ms = r->cpu_sys_ms;
 	ev.max_rss_kb = r->max_rss_kb;
+	ev.http_status = r->http_status;
+	ev.dns_us = r->http_timing.dns_us;
+	ev.connect_us = r->http_timing.connect_us;
+	ev.tls_us = r->http_timing.tls_us;
+	ev.first_byte_us = r->http_timing.first_byte_us;
+	ev.total_us = r->http_timing.total_us;
 	if (!r->ok)
 		ev.level = r->cancelled ? DAGRUN_WARN : DAGRUN_ERR;
 	sched_emit(s, &ev);
@@ -528,6 +534,12 @@ static void attempt_end_event(struct sched *s, uint32_t t, const struct exec_res
 
 static void dispatch(struct sched *s);
 static void after_change(struct sched *s);
+
+/* Whether this is t's first attempt, so a warning is said once. */
+static bool st_first_warning(const struct sched *s, uint32_t t)
+{
+	return s->ts[t].attempts == 1;
+}
 
 static void attempt_done(struct exec_attempt *a, struct exec_result *r)
 {
@@ -537,6 +549,15 @@ static void attempt_done(struct exec_attempt *a, struct exec_result *r)
 	s->running--;
 	pools_take(s, t, +1);
 	flush_output(sl);
+	if (r->warning && st_first_warning(s, t)) {
+		dagrun_event ev;
+		ev_init(s, &ev, DAGRUN_EV_LOG, t);
+		ev.level = DAGRUN_WARN;
+		char msg[300];
+		snprintf(msg, sizeof(msg), "task '%.100s': %s", wf_task_id(s->wf, t), r->warning);
+		ev.message = msg;
+		sched_emit(s, &ev);
+	}
 	attempt_end_event(s, t, r);
 	if (r->ok) {
 		s->phase_left--;

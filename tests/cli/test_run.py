@@ -366,14 +366,15 @@ class RunTest(unittest.TestCase):
         wf = self.write("""\
             name: later
             tasks:
-              - id: call
-                api: {url: "http://127.0.0.1:1/x"}
+              - id: ask
+                model: m
+                prompt: hello
               - {id: sh, command: "true"}
             """)
         r = self.run_wf(wf)
         self.assertEqual(r.returncode, 2)
-        self.assertIn("call", r.stderr)
-        self.assertIn("api", r.stderr)
+        self.assertIn("ask", r.stderr)
+        self.assertIn("ai tasks", r.stderr)
         v = subprocess.run([DAGRUN, "validate", wf], capture_output=True, text=True)
         self.assertEqual(v.returncode, 0, v.stderr)
 
