@@ -31,7 +31,7 @@
 
 /* Defaults and caps (see README "api tasks"). */
 #define HTTP_DEFAULT_IN_FLIGHT 256u            /* transfers at once, per client */
-#define HTTP_DEFAULT_HOST_CONNECTIONS 64u      /* connections per host:port */
+#define HTTP_DEFAULT_HOST_CONNECTIONS 256u     /* connections per host:port */
 #define HTTP_DEFAULT_TIMEOUT_MS (5ull * 60 * 1000)     /* an attempt, when no timeout */
 #define HTTP_DEFAULT_CONNECT_TIMEOUT_MS (10ull * 1000)
 #define HTTP_DEFAULT_MAX_RESPONSE ((uint64_t)10 << 20) /* 10 MiB of body */
