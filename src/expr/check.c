@@ -212,12 +212,19 @@ static int classify(const struct toks *t, const struct bound *bound,
 		if (i > 0 && (op(t, i - 1, ".") || op(t, i - 1, ":")
 			      || op(t, i - 1, "::") || kw(t, i - 1, "goto")))
 			continue;
+		if (i > 0 && op(t, i - 1, "<") && op(t, i + 1, ">")
+		    && (lex_is(t->s, k, "const") || lex_is(t->s, k, "close")))
+			continue;          /* local x <const> */
 		if (i > 0 && depth <= sizeof(brackets)
 		    && constructor_key(t, i, brackets, depth))
 			continue;
 		if (is_bound(t, bound, i))
 			continue;
 		const char *s = t->s + k->off;
+		if ((flags & EXPR_CHECK_SECRETS) && lex_is(t->s, k, "secrets")) {
+			r = add_ref(t, i, EXPR_NAME_SECRET, out, &cap);
+			continue;
+		}
 		if (lex_is(t->s, k, "tasks") || lex_is(t->s, k, "variables")) {
 			bool tasks = lex_is(t->s, k, "tasks");
 			r = add_ref(t, i, tasks ? EXPR_NAME_TASK

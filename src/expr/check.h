@@ -2,7 +2,8 @@
  *
  * Works on tokens (lex.h), without evaluating anything: it finds every
  * task an expression reads (tasks.X, tasks["X"], tasks['X']), every
- * variable (variables.X), and every free name that the expression
+ * variable (variables.X), on request every secret (secrets.X), and every
+ * free name that the expression
  * environment would not know, each with its byte offset in the source.
  * Approximation, on the safe side for a checker: a name bound anywhere in
  * the expression (a function parameter, a local, a for variable) counts as
@@ -20,6 +21,8 @@
 enum expr_check_flags {
 	EXPR_CHECK_CONDITION = 1,   /* a dependency condition: the fields
 				       status, exitCode, ... are known */
+	EXPR_CHECK_SECRETS = 2,     /* also list secrets.X (EXPR_NAME_SECRET),
+				       e.g. to register them before a run */
 };
 
 enum expr_name_kind {
@@ -28,6 +31,8 @@ enum expr_name_kind {
 	EXPR_NAME_UNKNOWN,          /* a free name the environment lacks */
 	EXPR_NAME_CONDITION_ONLY,   /* status, exitCode, ... outside a
 				       condition */
+	EXPR_NAME_SECRET,           /* secrets.X: name is X (only with
+				       EXPR_CHECK_SECRETS) */
 };
 
 struct expr_name {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lualib.h>
 
@@ -24,6 +25,7 @@
 #define CHUNK_PREFIX "return ("
 #define CHUNK_SUFFIX "\n)"
 #define CHUNK_NAME "=expr"
+#define HOOK_EVERY 10000      /* instructions between two clock checks */
 
 int expr_fail(struct expr_error *err, int code, uint32_t offset,
 	      const char *fmt, ...)
@@ -67,13 +69,35 @@ static void *lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	return p;
 }
 
-/* Fires when the instruction budget is spent. It then re-arms itself to
- * fire on every instruction, so a pcall inside the expression cannot
- * swallow the error and carry on. */
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Fires every HOOK_EVERY instructions: counts them and checks the clock.
+ * Once the budget is spent it re-arms itself to fire on every instruction,
+ * so a pcall inside the expression cannot swallow the error and carry on. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
+	struct expr_engine *e = expr_engine_of(L);
 	(void)ar;
-	expr_raise_budget(L);
+	if (e->budget_hit)
+		expr_raise_budget(L);
+	e->spent += e->budget < HOOK_EVERY ? e->budget : HOOK_EVERY;
+	if (e->spent >= e->budget)
+		expr_raise_budget(L);
+	expr_check_deadline(L);
+}
+
+void expr_check_deadline(lua_State *L)
+{
+	struct expr_engine *e = expr_engine_of(L);
+	if (monotonic_ns() > e->deadline) {
+		e->late = true;
+		expr_raise_budget(L);
+	}
 }
 
 int expr_raise_budget(lua_State *L)
@@ -81,8 +105,7 @@ int expr_raise_budget(lua_State *L)
 	struct expr_engine *e = expr_engine_of(L);
 	e->budget_hit = true;
 	lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-	return luaL_error(L, "expression took too long (instruction budget "
-			  "exceeded)");
+	return luaL_error(L, "expression took too long");
 }
 
 int expr_raise_buf(lua_State *L, int rc)
@@ -122,6 +145,8 @@ int expr_new(struct expr_engine **out, const struct expr_opts *opts)
 		     : EXPR_DEFAULT_INSTRUCTIONS;
 	e->budget = n > INT_MAX ? INT_MAX : (int)n;
 	e->redactor = opts ? opts->redactor : NULL;
+	e->time_ns = (uint64_t)(opts && opts->time_ms ? opts->time_ms
+				: EXPR_DEFAULT_TIME_MS) * 1000000u;
 	e->L = lua_newstate(lalloc, e);
 	if (!e->L)
 		goto fail;
@@ -384,27 +409,57 @@ static int eval(struct expr_engine *e, int id, const struct expr_scope *sc,
 	c->id = id;
 	e->scope = sc ? sc : &empty;
 	e->in_eval = true;
-	e->mem_hit = e->budget_hit = false;
+	e->mem_hit = e->budget_hit = e->late = false;
 	e->buf_rc = 0;
 	e->eval_base = e->used;
 	e->match_budget = (uint64_t)e->budget * 8;
+	e->spent = 0;
+	e->deadline = monotonic_ns() + e->time_ns;
 	lua_settop(L, 0);
-	lua_sethook(L, budget_hook, LUA_MASKCOUNT, e->budget);
+	lua_sethook(L, budget_hook, LUA_MASKCOUNT,
+		    e->budget < HOOK_EVERY ? e->budget : HOOK_EVERY);
+	size_t max0 = 0;
+	if (c->text) {      /* cap this result at EXPR_MAX_TEXT */
+		max0 = c->text->max;
+		size_t cap = max0 ? max0 : BUF_DEFAULT_MAX;
+		if (cap - len0 > EXPR_MAX_TEXT)
+			c->text->max = len0 + EXPR_MAX_TEXT;
+	}
 	lua_pushcfunction(L, protected_eval);
 	lua_pushlightuserdata(L, c);
 	int st = lua_pcall(L, 1, 0, 0);
+	if (c->text)
+		c->text->max = max0;
 	lua_sethook(L, NULL, 0, 0);
 	e->in_eval = false;
 	int r = 0;
 	if (st != LUA_OK || e->budget_hit) {
 		size_t n = 0;
-		const char *m = lua_type(L, -1) == LUA_TSTRING
-				|| lua_type(L, -1) == LUA_TNUMBER
-				? lua_tolstring(L, -1, &n) : NULL;
+		char num[64];
+		const char *m = NULL;
+		/* no lua_tolstring on a number here: it would allocate,
+		 * outside protected mode */
+		if (lua_type(L, -1) == LUA_TSTRING) {
+			m = lua_tolstring(L, -1, &n);
+		} else if (lua_isinteger(L, -1)) {
+			n = (size_t)snprintf(num, sizeof(num), LUA_INTEGER_FMT,
+					     (LUAI_UACINT)lua_tointeger(L, -1));
+			m = num;
+		} else if (lua_type(L, -1) == LUA_TNUMBER) {
+			n = (size_t)snprintf(num, sizeof(num), "%.14g",
+					     lua_tonumber(L, -1));
+			m = num;
+		}
 		if (e->budget_hit) {
-			r = expr_fail(err, -ETIME, 0, "expression took too long "
-				      "(instruction budget of %d exceeded)",
-				      e->budget);
+			if (e->late)
+				r = expr_fail(err, -ETIME, 0, "expression took too "
+					      "long (time limit of %llu ms exceeded)",
+					      (unsigned long long)(e->time_ns
+								   / 1000000u));
+			else
+				r = expr_fail(err, -ETIME, 0, "expression took too "
+					      "long (instruction budget of %d "
+					      "exceeded)", e->budget);
 		} else if (st == LUA_ERRMEM || (e->mem_hit && m
 			   && !strcmp(m, "not enough memory"))) {
 			r = expr_fail(err, -ENOMEM, 0, "expression memory limit "
@@ -429,10 +484,12 @@ static int eval(struct expr_engine *e, int id, const struct expr_scope *sc,
 	lua_settop(L, 0);
 	e->scope = NULL;
 	/* Drop the per-evaluation caches (this allocates nothing). After an
-	 * evaluation that allocated a lot (a bomb, a big JSON), collect now
-	 * rather than keep the garbage until the next allocations. */
+	 * evaluation that allocated a lot (a big JSON, or a failed one: a
+	 * bomb), collect now rather than keep the garbage until the next
+	 * allocations. */
 	scope_reset(e);
-	if (e->used > e->eval_base + e->eval_limit / 4)
+	if (e->used > e->eval_base + (r < 0 ? ((size_t)1 << 20)
+				      : e->eval_limit / 4))
 		lua_gc(L, LUA_GCCOLLECT);
 	if (e->tmp.alloc > ((size_t)1 << 20))
 		buf_free(&e->tmp);

@@ -10,8 +10,9 @@
  *    library table are read-only, task results are rebuilt per evaluation),
  *    so evaluations cannot influence each other;
  *  - an evaluation stops with an error after `instructions` VM instructions
- *    (pattern matching counts too) or when it allocates `eval_memory` bytes
- *    more than it started with, and the engine stays usable afterwards.
+ *    (pattern matching counts too) or `time_ms` of wall-clock time, or when
+ *    it allocates `eval_memory` bytes more than it started with; the engine
+ *    stays usable afterwards.
  *
  * Names an expression can use:
  *  variables.<k>  env.<K>  secrets.<K>  run.id  run.name  context.<k>
@@ -62,11 +63,16 @@ struct expr_opts {
 	struct redactor *redactor; /* borrowed, may be NULL: every secret read
 				    * is registered with it, and error messages
 				    * are redacted with it */
+	uint32_t time_ms;          /* wall-clock limit per evaluation (C
+				    * functions such as error() or string.rep
+				    * cost more than one instruction);
+				    * 0: EXPR_DEFAULT_TIME_MS */
 };
 
 #define EXPR_DEFAULT_EVAL_MEMORY   ((size_t)32 << 20)   /* 32 MiB */
 #define EXPR_DEFAULT_TOTAL_MEMORY  ((size_t)1 << 30)    /* 1 GiB */
 #define EXPR_DEFAULT_INSTRUCTIONS  10000000u            /* ~50 ms */
+#define EXPR_DEFAULT_TIME_MS       500u
 #define EXPR_MAX_SOURCE            ((size_t)64 << 10)   /* one expression */
 #define EXPR_MAX_TEXT              ((size_t)16 << 20)   /* one text result */
 
@@ -102,14 +108,16 @@ void expr_free(struct expr_engine *e);
  * stores it in the engine. On success *id names it (ids are > 0) and 0 is
  * returned. On a syntax error returns -EINVAL with the message in err, with
  * a hint when the source uses `!=`, `&&`, `||` or `!`; -E2BIG when src is
- * over EXPR_MAX_SOURCE; -ENOMEM past total_memory. */
+ * over EXPR_MAX_SOURCE; -ENOMEM past total_memory. A compiled expression
+ * lives as long as the engine: compile each text once. */
 int expr_compile(struct expr_engine *e, const char *src, size_t len, int *id,
 		 struct expr_error *err);
 
 /* Evaluates expression id in scope sc; *out is its truthiness (nil and false
  * are false, everything else, 0 and "" included, is true). Returns 0, or on
  * a run-time error -EINVAL (the expression's error), -ETIME (instruction
- * budget exceeded), -ENOMEM (memory limit exceeded), with err filled. */
+ * budget or time limit exceeded), -ENOMEM (memory limit exceeded), with err
+ * filled (offset 0: the expression). sc may be NULL (an empty scope). */
 int expr_eval_bool(struct expr_engine *e, int id, const struct expr_scope *sc,
 		   bool *out, struct expr_error *err);
 

@@ -2,10 +2,12 @@
  * engine's lua_State. Private to src/expr.
  *
  * Registry layout (refs in struct expr_engine): the two environments
- * (base, and condition, which adds a dependency's fields), the per-
- * evaluation scratch table (result tables -> their struct expr_result, and
- * task id -> result table, replaced after an evaluation that used it), the
- * metatables of lazy tables. Every metatable we create carries its kind
+ * (base, and condition, which adds a dependency's fields; each an empty
+ * read-only front table reading through to its globals table), the per-
+ * evaluation scratch table (result tables -> their struct expr_result,
+ * task id -> result table, a dependency's table-valued fields; emptied
+ * after an evaluation that used it), the metatables of lazy tables, and
+ * the compiled expressions (their ids are registry refs). Every metatable we create carries its kind
  * under the light-userdata key &expr_kind_key; expressions can reach no
  * metatable (no getmetatable, and __metatable is set anyway).
  */
@@ -39,14 +41,17 @@ struct expr_engine {
 	size_t used;              /* bytes allocated by L */
 	size_t total_limit, eval_limit, eval_base;
 	bool in_eval, mem_hit, budget_hit;
+	bool late;                /* budget_hit by the clock */
 	int budget;               /* VM instructions per evaluation */
+	int spent;                /* ... counted so far, by hook intervals */
+	uint64_t time_ns;         /* wall-clock limit per evaluation */
+	uint64_t deadline;        /* CLOCK_MONOTONIC ns of this one's end */
 	uint64_t match_budget;    /* pattern-matching steps left (this eval) */
 	const struct expr_scope *scope;   /* during an evaluation only */
 	struct redactor *redactor;
 
 	int ref_env, ref_cond_env, ref_scratch;
 	int ref_mt[LZ_COUNT];     /* metatable of each kind (0: none) */
-	uint32_t cond_cached;     /* bit per enum lz_field rawset in cond env */
 	bool scratch_used;
 	int buf_rc;               /* a C buffer failed this eval (-E2BIG...) */
 	struct buf tmp;           /* json() helper output, reused */
@@ -60,19 +65,20 @@ static inline struct expr_engine *expr_engine_of(lua_State *L)
 }
 
 /* scope.c: builds both environments and the lazy tables' metatables.
- * Runs in protected mode (may raise). */
+ * Runs in protected mode (may raise). Returns 0. */
 int scope_setup(lua_State *L);
 /* After an evaluation: forgets what it cached. Allocates nothing, so it
  * runs outside protected mode. */
 void scope_reset(struct expr_engine *e);
 
-/* convert.c (all may raise Lua errors: call in protected mode). */
 /* The kind of the table at idx, LZ_NONE for a plain one or a non-table. */
 int lz_kind_of(lua_State *L, int idx);
 /* Pushes a plain table with the content of the lazy table at idx, or
  * returns 0 (pushing nothing) when it is not lazy. Raises for the tables
  * that cannot be listed (env, secrets, tasks, libraries). */
 int lz_materialize(lua_State *L, int idx);
+
+/* convert.c (all may raise Lua errors: call in protected mode). */
 /* Pushes v (a struct dr_value) as a Lua value. */
 void conv_push_dr_value(lua_State *L, const struct dr_value *v, int depth);
 /* Pushes a jansson value. */
@@ -81,7 +87,8 @@ void conv_push_json(lua_State *L, const json_t *j, int depth);
  * an error message pushed instead. */
 int conv_parse_json(lua_State *L, const char *s, size_t len);
 /* Appends the value at idx as text (the template rules) to out; raises on a
- * function/userdata, a cycle, or a buffer error (code in *rc). */
+ * function/userdata, a cycle, or a buffer error (its code then goes to
+ * engine->buf_rc). */
 void conv_to_text(lua_State *L, int idx, struct buf *out);
 /* Appends the value at idx as compact JSON to out. */
 void conv_to_json(lua_State *L, int idx, struct buf *out);
@@ -97,6 +104,9 @@ void match_register(lua_State *L, int idx);
 
 /* Raises the "took too long" error: the budget is spent. */
 int expr_raise_budget(lua_State *L);
+
+/* Raises it when the evaluation's wall-clock deadline has passed. */
+void expr_check_deadline(lua_State *L);
 
 /* Raises a Lua error for a failed buf operation (-ENOMEM, -E2BIG). */
 int expr_raise_buf(lua_State *L, int rc);

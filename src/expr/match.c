@@ -38,7 +38,8 @@ static void step(struct ms *ms)
 {
 	if (ms->e->match_budget == 0)
 		expr_raise_budget(ms->L);
-	ms->e->match_budget--;
+	if ((--ms->e->match_budget & 0xffff) == 0)
+		expr_check_deadline(ms->L);
 }
 
 static const char *match(struct ms *ms, const char *s, const char *p);

@@ -352,7 +352,7 @@ static int find_runs(const struct redactor *r, const char *d, size_t len,
 			if (!hit)
 				break;
 			size_t s = (size_t)(hit - d);
-			if (open && s <= rs_end) {
+			if (open && s < rs_end) {
 				rs_end = s + p->n;
 			} else {
 				if (open && (rc = run_add(rs, rs_start, rs_end)) < 0)
@@ -366,7 +366,8 @@ static int find_runs(const struct redactor *r, const char *d, size_t len,
 		if (open && (rc = run_add(rs, rs_start, rs_end)) < 0)
 			return rc;
 	}
-	qsort(rs->v, rs->n, sizeof(*rs->v), run_cmp);
+	if (rs->n > 1)
+		qsort(rs->v, rs->n, sizeof(*rs->v), run_cmp);
 	size_t k = 0;
 	for (size_t i = 0; i < rs->n; i++) {
 		if (k && rs->v[i].start < rs->v[k - 1].end) {

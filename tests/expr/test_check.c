@@ -25,7 +25,7 @@ static void names(const char *src, unsigned flags, const char *want)
 		fail_msg("%s: %s", src, err.msg);
 	char got[1024] = "";
 	for (size_t i = 0; i < r.n; i++) {
-		static const char kinds[] = "TVUC";
+		static const char kinds[] = "TVUCS";
 		size_t n = strlen(got);
 		snprintf(got + n, sizeof(got) - n, "%s%c:%s@%u", i ? " " : "",
 			 kinds[r.v[i].kind], r.v[i].name, r.v[i].off);
@@ -43,14 +43,17 @@ static void task_references_are_found_in_every_spelling(void **state)
 	names("tasks.build.exitCode == 0", 0, "T:build@6");
 	names("tasks[\"my-id\"].output .. tasks['other'].json.x", 0,
 	      "T:my-id@6 T:other@31");
-	names("tasks[ [[long-id]] ].status", 0, "T:long-id@8");
-	names("tasks.a.status == 'ok' and tasks.b.status", 0, "T:a@6 T:b@32");
+	names("tasks[ [[long-id]] ].status", 0, "T:long-id@7");
+	names("tasks.a.status == 'ok' and tasks.b.status", 0, "T:a@6 T:b@33");
 	names("variables.version .. variables['x-y']", 0,
-	      "V:version@10 V:x-y@32");
+	      "V:version@10 V:x-y@31");
 	/* not references: fields named tasks, strings, comments */
 	names("json.tasks.x", EXPR_CHECK_CONDITION, "");
 	names("'tasks.fake' -- tasks.other", 0, "");
 	names("x:tasks()", 0, "U:x@0");
+	names("secrets.TOKEN .. secrets['B']", 0, "");
+	names("secrets.TOKEN .. secrets['B'] .. secrets[k]", EXPR_CHECK_SECRETS,
+	      "S:TOKEN@8 S:B@25 U:k@41");
 	struct expr_refs r;
 	struct expr_error err;
 	assert_int_equal(expr_check(NULL, "tasks[id].status", 16, 0, &r, &err), 0);
@@ -83,7 +86,7 @@ static void names_bound_in_the_expression_are_not_unknown(void **state)
 	(void)state;
 	names("(function(a, b) return a + b end)(1, 2)", 0, "");
 	names("(function() local x, y <const> = 1, 2 return x + y + z end)()", 0,
-	      "U:z@51");
+	      "U:z@53");
 	names("(function() for k, v in pairs({}) do return k .. v end end)()", 0,
 	      "");
 	names("(function() for i = 1, 3 do end return i end)()", 0, "");
