@@ -5,6 +5,10 @@
  * Invariant: the file is streamed through libyaml in small reads and never
  * held in memory; on any failure everything allocated is released and *out
  * is left untouched, so callers only ever own a fully valid workflow.
+ * A regular file of more than PIPE_MIN_BYTES is parsed by a thread of its
+ * own (pipe.c) while this one builds the model; whether it is or not shows
+ * nowhere but in load_next(), and the thread is joined before load() goes
+ * on to resolve.
  *
  * Choices where spec/workflow.md leaves room (see also loader.h):
  *  - Scalars follow the YAML 1.2 core schema (null: ~ null ""; booleans:
@@ -40,6 +44,15 @@
 
 #include "graph/graph.h"
 #include "load/loader.h"
+
+/* Smaller files are parsed in the loading thread: a thread would not pay. */
+#define PIPE_MIN_BYTES ((off_t)1 << 20)
+
+/* Bytes of a file per task id, at the least for any file worth sizing
+ * tables for: the id table is sized from it, from the start, so that it
+ * is not rebuilt as it fills. A low guess costs one late rebuild; a high
+ * one would cost memory. */
+#define BYTES_PER_ID 128
 
 /* ---- top-level keys ------------------------------------------------------------------ */
 
@@ -256,8 +269,19 @@ static int set_paths(struct dagrun_workflow *wf, const char *path)
 	return wf->path && wf->dir ? 0 : -ENOMEM;
 }
 
+/* Stops and joins the parsing thread, if any; the parser is ours again. */
+static void end_pipe(struct loader *ld)
+{
+	if (!ld->pipe)
+		return;
+	pipe_end(ld->pipe);
+	ld->pipe = NULL;
+	memset(&ld->ev, 0, sizeof(ld->ev)); /* it pointed into the pipe */
+}
+
 static void loader_free(struct loader *ld)
 {
+	end_pipe(ld);
 	if (ld->have_ev)
 		yaml_event_delete(&ld->ev);
 	if (ld->parser_ready)
@@ -275,6 +299,7 @@ static int load(struct loader *ld)
 {
 	size_t from = ld->diags ? ld->diags->n : 0;
 	read_stream(ld);
+	end_pipe(ld); /* at once: the parser may still be running ahead */
 	if (!ld->stop)
 		resolve_all(ld); /* even after errors: reports unknown ids, pools */
 	sort_diags(ld->diags, from, ld->syntax_msg);
@@ -282,7 +307,10 @@ static int load(struct loader *ld)
 		return ld->err;
 	if (ld->nerr)
 		return -EINVAL;
-	return graph_build(ld->wf, ld->diags);
+	int r = graph_build(ld->wf, ld->diags);
+	/* Templates and expressions: they compile, and read only what exists
+	 * and runs before them (needs the resolved dependencies). */
+	return r ? r : dr_check_expressions(ld->wf, ld->diags);
 }
 
 /* Shared by both entry points: ld has its input set. */
@@ -299,6 +327,8 @@ static int load_with(struct loader *ld, const char *name, dagrun_workflow **out,
 	ld->stk = malloc(ld->stk_cap);
 	if (!wf || !ld->stk || set_paths(wf, name) < 0)
 		goto out;
+	if (ld->size_hint)
+		intern_reserve(&wf->ids, (uint32_t)(ld->size_hint / BYTES_PER_ID));
 	ld->wf = wf;
 	ld->file = wf->path;
 	r = load(ld);
@@ -338,7 +368,10 @@ int dagrun_workflow_load_buffer(const char *name, const char *data, size_t len,
 	return load_with(&ld, name, out, diags);
 }
 
-static int open_checked(const char *path, dagrun_diags *diags)
+/* Opens path for reading; returns the descriptor and, for a regular
+ * file, its size in *size; or returns -errno after adding the error to
+ * diags. */
+static int open_checked(const char *path, dagrun_diags *diags, off_t *size)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -365,6 +398,7 @@ static int open_checked(const char *path, dagrun_diags *diags)
 		close(fd);
 		return -EINVAL;
 	}
+	*size = S_ISREG(st.st_mode) ? st.st_size : 0;
 	return fd;
 }
 
@@ -372,8 +406,9 @@ static int open_checked(const char *path, dagrun_diags *diags)
 int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *diags)
 {
 	struct loader ld;
+	off_t size = 0;
 	memset(&ld, 0, sizeof(ld));
-	int fd = open_checked(path, diags);
+	int fd = open_checked(path, diags, &size);
 	if (fd < 0)
 		return fd;
 	ld.fd = fd;
@@ -383,6 +418,12 @@ int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *
 	}
 	ld.parser_ready = true;
 	yaml_parser_set_input(&ld.parser, read_fd, &ld);
+	/* Without a thread (none could start), the file is parsed here. */
+	if (size > PIPE_MIN_BYTES) {
+		ld.size_hint = (uint64_t)size;
+		if (pipe_start(&ld.pipe, &ld.parser) < 0)
+			ld.pipe = NULL;
+	}
 	int r = load_with(&ld, path, out, diags);
 	close(fd);
 	return r;
