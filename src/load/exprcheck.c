@@ -36,6 +36,21 @@ struct checker {
 static void error_at(struct checker *c, const struct dr_text *x, uint32_t off,
 		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* The diagnostics list is full (a NULL list never is). */
+static bool full(const struct checker *c)
+{
+	return c->diags && diag_full(c->diags);
+}
+
+/* The expression engine, created on the first expression: a workflow
+ * without any costs no Lua state. NULL (and c->err set) on OOM. */
+static struct expr_engine *engine(struct checker *c)
+{
+	if (!c->ex && expr_new(&c->ex, NULL) < 0)
+		c->err = -ENOMEM;
+	return c->ex;
+}
+
 static void error_at(struct checker *c, const struct dr_text *x, uint32_t off,
 		     const char *fmt, ...)
 {
@@ -152,6 +167,8 @@ static void check_expr(struct checker *c, uint32_t t, const struct dr_text *x,
 {
 	struct expr_refs refs = {0};
 	struct expr_error e = {0};
+	if (!engine(c))
+		return;
 	int r = expr_check(c->ex, x->s + base, len, flags, &refs, &e);
 	if (r == -ENOMEM) {
 		c->err = r;
@@ -159,7 +176,7 @@ static void check_expr(struct checker *c, uint32_t t, const struct dr_text *x,
 		error_at(c, x, e.offset == EXPR_NO_OFFSET ? base : base + e.offset,
 			 "invalid expression: %s", e.msg);
 	} else {
-		for (size_t i = 0; i < refs.n && !diag_full(c->diags); i++)
+		for (size_t i = 0; i < refs.n && !full(c); i++)
 			check_name(c, t, x, base, &refs.v[i]);
 	}
 	expr_refs_free(&refs);
@@ -187,7 +204,7 @@ static int on_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_u
 	struct checker *c = ud;
 	if (use != DR_USE_NOTEMPLATE)   /* the loader already refused those */
 		check_template(c, t, x);
-	return c->err || diag_full(c->diags);
+	return c->err || full(c);
 }
 
 /* See model.h. */
@@ -196,13 +213,13 @@ int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *
 	struct checker c = {.wf = wf, .diags = diags, .walked_for = UINT32_MAX};
 	c.mark = calloc(wf->n_tasks + 1, sizeof(*c.mark));
 	c.queue = malloc((wf->n_tasks + 1) * sizeof(*c.queue));
-	if (!c.mark || !c.queue || expr_new(&c.ex, NULL) < 0) {
+	if (!c.mark || !c.queue) {
 		c.err = -ENOMEM;
 		goto out;
 	}
 	for (uint32_t i = 0; i < wf->env.n && !c.err; i++)
 		check_template(&c, UINT32_MAX, &wf->env.v[i].value);
-	for (uint32_t t = 0; t < wf->n_tasks && !c.err && !diag_full(diags); t++) {
+	for (uint32_t t = 0; t < wf->n_tasks && !c.err && !full(&c); t++) {
 		const struct dr_task *k = &wf->tasks[t];
 		if (dr_task_each_text(wf, t, on_text, &c))
 			continue;

@@ -139,7 +139,7 @@ static const char full_yaml[] =
 	L("      retryOn: [transient, permanent]")
 	L("      permanentExitCodes: [2, 3]")
 	L("    env: { A: \"1\", B_2: x }")
-	L("    workdir: \"{{ variables.dir }}\"")
+	L("    workdir: \"{{ variables.ratio }}\"")
 	L("    when: variables.n > 2")                               /* 40 */
 	L("  - id: transform")
 	L("    type: standard")
@@ -148,7 +148,7 @@ static const char full_yaml[] =
 	L("      print(1)")                                           /* 45 */
 	L("  - id: fetch")
 	L("    api:")
-	L("      url: https://api.example.com/items?since={{ variables.since }}")
+	L("      url: https://api.example.com/items?since={{ variables.n }}")
 	L("      method: POST")
 	L("      headers: { Authorization: \"Bearer {{ secrets.T }}\" }")  /* 50 */
 	L("      body: { query: x, list: [1, 2] }")
@@ -302,7 +302,7 @@ static void task_options_land_in_the_model(void **state)
 	assert_int_equal(o->env.n, 2);
 	assert_text(o->env.v[1].key, "B_2", 38, 20);
 	assert_text(o->env.v[0].value, "1", 38, 16);
-	assert_text(*o->workdir, "{{ variables.dir }}", 39, 15);
+	assert_text(*o->workdir, "{{ variables.ratio }}", 39, 15);
 	assert_text(*o->when, "variables.n > 2", 40, 11);
 	dagrun_workflow_free(wf);
 }
@@ -313,7 +313,7 @@ static void api_and_webhook_keys_land_in_the_model(void **state)
 	struct dagrun_workflow *wf = load_ok(full_yaml);
 	const struct dr_api *a = task(wf, "fetch")->spec.api;
 	assert_int_equal(task(wf, "fetch")->kind, DR_KIND_API);
-	assert_text(a->url, "https://api.example.com/items?since={{ variables.since }}", 48, 12);
+	assert_text(a->url, "https://api.example.com/items?since={{ variables.n }}", 48, 12);
 	assert_text(a->method, "POST", 49, 15);
 	assert_int_equal(a->headers.n, 1);
 	assert_text(a->headers.v[0].value, "Bearer {{ secrets.T }}", 50, 34);
@@ -490,7 +490,7 @@ static void only_api_webhook_and_ai_tasks_still_load(void **state)
 {
 	(void)state;
 	struct dagrun_workflow *wf = load_ok(HEAD
-		L("  - { id: a, api: { url: \"{{ variables.base }}/x\" } }")
+		L("  - { id: a, api: { url: \"{{ env.BASE }}/x\" } }")
 		L("  - { id: b, webhook: { url: \"http://h/\" }, dependencies: [a] }")
 		L("  - { id: c, type: ai, model: m, prompt: p, dependencies: [b] }"));
 	assert_int_equal(wf->n_tasks, 3);
@@ -503,8 +503,8 @@ static void posix_shell_scripts_may_hold_templates(void **state)
 {
 	(void)state;
 	struct dagrun_workflow *wf = load_ok(HEAD
-		L("  - { id: a, script: \"echo {{ x }}\" }")
-		L("  - { id: b, interpreter: /usr/bin/env -S bash -e, script: \"echo {{ x }}\" }")
+		L("  - { id: a, script: \"echo {{ env.X }}\" }")
+		L("  - { id: b, interpreter: /usr/bin/env -S bash -e, script: \"echo {{ env.X }}\" }")
 		L("  - { id: c, interpreter: python3, script: \"print(1)\" }"));
 	dagrun_workflow_free(wf);
 }

@@ -105,7 +105,9 @@ static void each_failing_allocation(const char *y, int want)
 	assert_true(total > 10);
 	for (long k = 0; k < total; k++) {
 		int r = load_failing(y, k, &calls);
-		if (r != -ENOMEM && !(want == -EINVAL && r == -EINVAL))
+		/* Lua retries a failed allocation after an emergency collection
+		 * (the expression checks use it), so a load may also succeed. */
+		if (r != -ENOMEM && r != want && !(r == 0 && want == 0))
 			fail_msg("allocation %ld of %ld failing: got %d", k, total, r);
 	}
 }
