@@ -144,6 +144,12 @@ typedef struct dagrun_event {
 	/* ATTEMPT_END of HTTP tasks (api, webhook, ai): */
 	int http_status;         /* 0 when no response */
 	uint64_t dns_us, connect_us, tls_us, first_byte_us, total_us;
+	/* ATTEMPT_END of AI tasks: */
+	const char *model;       /* the model that answered, or NULL */
+	int64_t prompt_tokens, completion_tokens; /* -1 when not reported */
+	const char *finish_reason;
+	const char *prompt_sha256; /* hex SHA-256 of the user message sent */
+	uint64_t prompt_bytes, context_cut_bytes;
 } dagrun_event;
 
 typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);

@@ -60,12 +60,18 @@ struct exec_result {
 	/* AI executor: */
 	uint64_t prompt_tokens, completion_tokens;
 	char *model, *finish_reason; /* malloc'd or NULL */
+	bool has_usage;            /* the reply carried usage (tokens above) */
+	char prompt_sha256[65];    /* hex SHA-256 of the user message as sent
+				    * (prompt + any appended context), or "" */
+	uint64_t prompt_bytes;     /* its size in bytes */
+	uint64_t context_cut_bytes; /* context bytes cut by maxContextBytes */
 };
 
 /* Frees what a result owns. */
 void exec_result_free(struct exec_result *r);
 
 struct exec_attempt;
+struct expr_kv;     /* expr/value.h */
 
 /* Renders t through a->render, or copies it when there is none. Returns 0
  * or < 0 with *err (malloc'd). */
@@ -110,6 +116,11 @@ struct exec_attempt {
 	void *owner;                 /* the scheduler's data */
 	/* The executor's own state for this attempt. */
 	void *priv;
+	/* Set by the AI executor around its own render calls (system, prompt)
+	 * and NULL otherwise: the task's rendered context, which the render
+	 * callback exposes to templates as context.<key>. Borrowed. */
+	const struct expr_kv *context;
+	size_t n_context;
 };
 
 struct executor;

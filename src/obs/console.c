@@ -34,6 +34,14 @@ struct slow {
 	char id[ID_SHOWN + 1];
 };
 
+#define MODELS 16
+
+/* Tokens used per model, for the summary. */
+struct usage {
+	char model[64];
+	uint64_t prompt, completion, calls;
+};
+
 struct failure {
 	char *id, *error, *tail;
 	int cls;
@@ -51,6 +59,8 @@ struct dagrun_console {
 	size_t n_fail, more_fail;
 	char *run_id;
 	struct partial part[PARTIALS];
+	struct usage usage[MODELS];
+	size_t n_usage;
 	uint32_t last_task;      /* the task of the last ATTEMPT_END */
 	uint64_t last_ms;        /* its duration */
 };
@@ -135,6 +145,25 @@ static void note_slow(dagrun_console *c, const char *id, uint64_t ms)
 	}
 	c->slow[i].ms = ms;
 	snprintf(c->slow[i].id, sizeof(c->slow[i].id), "%s", id);
+}
+
+static void note_usage(dagrun_console *c, const dagrun_event *ev)
+{
+	if (ev->prompt_tokens < 0 || !ev->model)
+		return;
+	size_t i = 0;
+	while (i < c->n_usage && strncmp(c->usage[i].model, ev->model, sizeof(c->usage[i].model) - 1))
+		i++;
+	if (i == c->n_usage) {
+		if (c->n_usage == MODELS)
+			i = MODELS - 1;   /* the last line then sums the rest */
+		else
+			snprintf(c->usage[c->n_usage++].model, sizeof(c->usage[i].model), "%s",
+				 ev->model);
+	}
+	c->usage[i].prompt += (uint64_t)ev->prompt_tokens;
+	c->usage[i].completion += (uint64_t)(ev->completion_tokens > 0 ? ev->completion_tokens : 0);
+	c->usage[i].calls++;
 }
 
 static void note_failure(dagrun_console *c, const dagrun_event *ev)
@@ -328,6 +357,11 @@ static void print_summary(dagrun_console *c, const dagrun_event *ev)
 		}
 		fputc('\n', c->out);
 	}
+	for (size_t i = 0; i < c->n_usage; i++)
+		fprintf(c->out, "tokens: %s: %llu prompt + %llu completion in %llu call%s\n",
+			c->usage[i].model, (unsigned long long)c->usage[i].prompt,
+			(unsigned long long)c->usage[i].completion,
+			(unsigned long long)c->usage[i].calls, c->usage[i].calls == 1 ? "" : "s");
 	for (size_t i = 0; i < c->n_fail; i++) {
 		struct failure *f = &c->fail[i];
 		fprintf(c->out, "%sfailed%s %s [%s]: %s\n", col(c, RED), col(c, RESET), f->id,
@@ -360,6 +394,7 @@ void dagrun_console_event(void *ud, const dagrun_event *ev)
 	case DAGRUN_EV_ATTEMPT_END:
 		flush_task_output(c, ev->task_index);
 		note_slow(c, ev->task, ev->duration_ms);
+		note_usage(c, ev);
 		c->last_task = ev->task_index;
 		c->last_ms = ev->duration_ms;
 		break;

@@ -93,6 +93,20 @@ static void add_fields(json_t *o, const dagrun_event *ev)
 			json_object_set_new(t, "totalUs", json_integer((json_int_t)ev->total_us));
 			json_object_set_new(o, "timings", t);
 		}
+		set_str(o, "model", ev->model);
+		if (ev->prompt_tokens >= 0) {
+			json_t *u = json_object();
+			json_object_set_new(u, "promptTokens", json_integer(ev->prompt_tokens));
+			json_object_set_new(u, "completionTokens", json_integer(ev->completion_tokens));
+			json_object_set_new(o, "usage", u);
+		}
+		set_str(o, "finishReason", ev->finish_reason);
+		if (ev->prompt_sha256) {
+			set_str(o, "promptSha256", ev->prompt_sha256);
+			json_object_set_new(o, "promptBytes", json_integer((json_int_t)ev->prompt_bytes));
+			json_object_set_new(o, "contextCutBytes",
+					    json_integer((json_int_t)ev->context_cut_bytes));
+		}
 		break;
 	case DAGRUN_EV_RETRY:
 		json_object_set_new(o, "delayMs", json_integer((json_int_t)ev->delay_ms));

@@ -18,6 +18,7 @@
 
 #include "exec/command.h"
 #include "exec/fake.h"
+#include "exec/ai.h"
 #include "exec/http.h"
 #include "graph/graph.h"
 #include "sched/flow.h"
@@ -29,7 +30,7 @@ struct dagrun_engine {
 	uv_loop_t loop;
 	struct sched s;
 	struct executor *exec[DR_KIND_COUNT];
-	struct executor *owned[2];    /* distinct executors to destroy */
+	struct executor *owned[3];    /* distinct executors, destroyed in order */
 	struct flow *flow;
 	uv_signal_t sigint, sigterm;
 	int signals_seen;
@@ -57,36 +58,6 @@ static uint64_t wall_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* What this build cannot run yet, with the position of the first use.
- * Returns a static description or NULL. */
-static const char *unsupported(const struct dagrun_workflow *wf, uint32_t t,
-			       uint32_t *line, uint32_t *col)
-{
-	const struct dr_task *k = &wf->tasks[t];
-	*line = k->line;
-	*col = k->col;
-	switch (k->kind) {
-	case DR_KIND_AI: return "ai tasks are not supported by this build yet";
-	default: break;
-	}
-	return NULL;
-}
-
-static int check_supported(const struct dagrun_workflow *wf, dagrun_diags *diags)
-{
-	int r = 0;
-	for (uint32_t t = 0; t < wf->n_tasks && !diag_full(diags); t++) {
-		uint32_t line, col;
-		const char *why = unsupported(wf, t, &line, &col);
-		if (why) {
-			diag_add(diags, DAGRUN_ERROR, wf->path, line, col, "task '%s': %s",
-				 wf_task_id(wf, t), why);
-			r = -ENOTSUP;
-		}
-	}
-	return r;
 }
 
 static unsigned cpu_count(void)
@@ -180,10 +151,15 @@ static int make_executors(dagrun_engine *e)
 	struct executor *h = http_executor_new(&e->loop, NULL);
 	if (!h)
 		return -ENOMEM;
-	e->owned[1] = h;
+	e->owned[2] = h;   /* last: the AI executor borrows its client */
 	e->exec[DR_KIND_API] = h;
 	e->exec[DR_KIND_WEBHOOK] = h;
 	http_executor_set_summary(h, run_summary, e);
+	struct executor *ai = ai_executor_new(&e->loop, http_executor_client(h));
+	if (!ai)
+		return -ENOMEM;
+	e->owned[1] = ai;
+	e->exec[DR_KIND_AI] = ai;
 	return 0;
 }
 
@@ -198,8 +174,6 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	e->wf = wf;
 	if (opts)
 		e->opts = *opts;
-	if (!e->opts.fake && (r = check_supported(wf, diags)) < 0)
-		goto fail;
 	if ((r = uv_loop_init(&e->loop)) < 0)
 		goto fail_free;
 	make_run_id(e);
@@ -218,15 +192,12 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	return 0;
 fail_loop:
 	sched_free(&e->s);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (e->owned[i])
 			e->owned[i]->ops->destroy(e->owned[i]);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&e->loop);
 fail_free:
-	free(e);
-	return r;
-fail:
 	free(e);
 	return r;
 }
@@ -275,7 +246,7 @@ static void on_check(uv_check_t *h)
 	uv_close((uv_handle_t *)h, NULL);
 	uv_close((uv_handle_t *)&e->sigint, NULL);
 	uv_close((uv_handle_t *)&e->sigterm, NULL);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (e->owned[i]) {
 			e->owned[i]->ops->destroy(e->owned[i]);
 			e->owned[i] = NULL;
@@ -402,7 +373,7 @@ void dagrun_engine_free(dagrun_engine *e)
 {
 	if (!e)
 		return;
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (e->owned[i])
 			e->owned[i]->ops->destroy(e->owned[i]);
 	uv_run(&e->loop, UV_RUN_DEFAULT);

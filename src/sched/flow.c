@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "exec/ai.h"
 #include "expr/check.h"
 #include "expr/expr.h"
 #include "expr/redact.h"
@@ -236,7 +237,7 @@ int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
 		return 0;
 	fr->er.exit_code = r->exit_code;
 	fr->er.http_status = r->http_status;
-	if (r->prompt_tokens || r->completion_tokens) {
+	if (r->has_usage) {
 		fr->er.prompt_tokens = (int64_t)r->prompt_tokens;
 		fr->er.completion_tokens = (int64_t)r->completion_tokens;
 	}
@@ -358,7 +359,7 @@ static int render_url(struct flow *f, const struct compiled *c, const struct exp
 }
 
 int flow_render(struct flow *f, uint32_t t, const struct dr_text *x, int mode,
-		struct buf *out, char **err)
+		const struct expr_kv *context, size_t n_context, struct buf *out, char **err)
 {
 	(void)t;
 	*err = NULL;
@@ -379,6 +380,8 @@ int flow_render(struct flow *f, uint32_t t, const struct dr_text *x, int mode,
 	}
 	struct expr_scope sc;
 	scope(f, &sc, NULL);
+	sc.context = context;
+	sc.n_context = n_context;
 	struct expr_error e = {0};
 	size_t start = out->len;
 	int r;
@@ -523,7 +526,17 @@ static int scan_expr(struct flow *f, const struct dr_text *x)
 	return 0;
 }
 
-/* Marks what must be kept, registers named secrets; one pass at start. */
+/* Registers the value of the variable holding an AI task's API key. */
+static int register_key(struct flow *f, const struct dr_ai *ai)
+{
+	const char *name = ai_api_key_env(ai);
+	const char *v = name ? getenv(name) : NULL;
+	int r = v ? redact_add(f->red, v, strlen(v)) : 0;
+	return r == -E2BIG ? 0 : r;
+}
+
+/* Marks what must be kept, registers named secrets and API keys; one
+ * pass at start. */
 static int scan(struct flow *f)
 {
 	const struct dagrun_workflow *wf = f->wf;
@@ -535,7 +548,9 @@ static int scan(struct flow *f)
 		const struct dr_task *k = &wf->tasks[t];
 		if (dr_task_each_text(wf, t, scan_text, &sc) || sc.err)
 			return sc.err;
-		int r = scan_expr(f, k->opts->when);
+		int r = k->kind == DR_KIND_AI ? register_key(f, k->spec.ai) : 0;
+		if (r == 0)
+			r = scan_expr(f, k->opts->when);
 		for (uint32_t i = 0; i < k->dep_count && r == 0; i++) {
 			const struct dr_dep *d = &wf->deps[k->dep_first + i];
 			if (d->condition) {

@@ -66,8 +66,10 @@ int flow_condition(struct flow *f, const struct dr_dep *dep, bool *out, char **e
 int flow_when(struct flow *f, uint32_t t, bool *out, char **err);
 
 /* Renders template text for an attempt of task t. mode: enum
- * exec_render_mode. Appends to out. Returns 0 or < 0 with *err. */
+ * exec_render_mode; context: an AI task's rendered context (context.<k>),
+ * or NULL. Appends to out. Returns 0 or < 0 with *err. */
+struct expr_kv;
 int flow_render(struct flow *f, uint32_t t, const struct dr_text *text, int mode,
-		struct buf *out, char **err);
+		const struct expr_kv *context, size_t n_context, struct buf *out, char **err);
 
 #endif

@@ -51,6 +51,7 @@ static void ev_init(struct sched *s, dagrun_event *ev, int type, uint32_t t)
 	ev->run_id = s->run_id;
 	ev->task_index = t;
 	ev->exit_code = -1;
+	ev->prompt_tokens = ev->completion_tokens = -1;
 	if (t != SCHED_NONE) {
 		ev->task = wf_task_id(s->wf, t);
 		ev->status = s->ts[t].status;
@@ -377,7 +378,7 @@ static int attempt_render(struct exec_attempt *a, const struct dr_text *t,
 			  enum exec_render_mode mode, struct buf *out, char **err)
 {
 	struct slot *sl = a->owner;
-	return flow_render(sl->s->flow, a->task, t, mode, out, err);
+	return flow_render(sl->s->flow, a->task, t, mode, a->context, a->n_context, out, err);
 }
 
 static int classify_errno(int err)
@@ -527,6 +528,13 @@ static void attempt_end_event(struct sched *s, uint32_t t, const struct exec_res
 	ev.tls_us = r->http_timing.tls_us;
 	ev.first_byte_us = r->http_timing.first_byte_us;
 	ev.total_us = r->http_timing.total_us;
+	ev.model = r->model;
+	ev.prompt_tokens = r->has_usage ? (int64_t)r->prompt_tokens : -1;
+	ev.completion_tokens = r->has_usage ? (int64_t)r->completion_tokens : -1;
+	ev.finish_reason = r->finish_reason;
+	ev.prompt_sha256 = r->prompt_sha256[0] ? r->prompt_sha256 : NULL;
+	ev.prompt_bytes = r->prompt_bytes;
+	ev.context_cut_bytes = r->context_cut_bytes;
 	if (!r->ok)
 		ev.level = r->cancelled ? DAGRUN_WARN : DAGRUN_ERR;
 	sched_emit(s, &ev);

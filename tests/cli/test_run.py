@@ -362,22 +362,6 @@ class RunTest(unittest.TestCase):
         levels = {json.loads(l)["level"] for l in r.stderr.splitlines()}
         self.assertEqual(levels, {"error"})
 
-    def test_run_refuses_kinds_not_built_yet_and_names_them(self):
-        wf = self.write("""\
-            name: later
-            tasks:
-              - id: ask
-                model: m
-                prompt: hello
-              - {id: sh, command: "true"}
-            """)
-        r = self.run_wf(wf)
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("ask", r.stderr)
-        self.assertIn("ai tasks", r.stderr)
-        v = subprocess.run([DAGRUN, "validate", wf], capture_output=True, text=True)
-        self.assertEqual(v.returncode, 0, v.stderr)
-
     def test_invalid_workflow_exits_2_and_runs_nothing(self):
         wf = self.write("""\
             name: bad
