@@ -421,7 +421,7 @@ int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *
 	/* Without a thread (none could start), the file is parsed here. */
 	if (size > PIPE_MIN_BYTES) {
 		ld.size_hint = (uint64_t)size;
-		if (pipe_start(&ld.pipe, &ld.parser) < 0)
+		if (pipe_start(&ld.pipe, &ld.parser, ld.size_hint) < 0)
 			ld.pipe = NULL;
 	}
 	int r = load_with(&ld, path, out, diags);

@@ -12,7 +12,8 @@
  * (one task and its checks), ids.c (ids, dependencies), opts.c (options,
  * retry, defaults), kinds.c (command, script, api, webhook, ai), loader.c
  * (top level, entry points), resolve.c (what needs the whole file: ids,
- * dependencies, pools, defaults).
+ * dependencies, pools, defaults), pipe.c (parsing large files in a thread
+ * of its own, behind load_next()).
  */
 #ifndef DAGRUN_LOADER_H
 #define DAGRUN_LOADER_H
@@ -23,6 +24,7 @@
 #include <yaml.h>
 
 #include "load/model.h"
+#include "load/pipe.h"
 #include "util/diag.h"
 
 struct pos {
@@ -99,8 +101,15 @@ struct pool_info {
 };
 
 struct loader {
-	yaml_parser_t parser;
-	yaml_event_t ev;
+	yaml_parser_t parser;      /* the producer's while pipe runs, see pipe.h */
+	/* The current event; aligned so that the loading thread's writes never
+	 * share a cache line with the parser's, when a producer thread runs it. */
+	_Alignas(64) yaml_event_t ev;
+	struct pipe *pipe;         /* NULL: parse here, with parser */
+	struct pipe_cursor pc;
+	/* The next event of pc's block whose lookups to prefetch, and that
+	 * block's first and end events. */
+	const struct pipe_event *pf, *pf_first, *pf_end;
 	bool parser_ready, have_ev;
 	bool stop;                 /* stop reading: fatal error or diags full */
 	int err;                   /* a failure not caused by the file (-ENOMEM) */
@@ -116,6 +125,7 @@ struct loader {
 	int fd;
 	const char *data;
 	size_t len;
+	uint64_t size_hint;        /* size of a large input, to size tables; or 0 */
 	uint64_t bytes;            /* read so far from fd */
 	int io_err;                /* errno of a failed read */
 	bool too_big;
@@ -153,6 +163,16 @@ struct idc_entry {
 	uint8_t len;          /* 0: empty */
 	char s[IDC_LEN];
 };
+
+/* The cache slot of s[0..n): must stay the hash ids.c's intern_id() uses,
+ * for load_next() to prefetch the slots of ids about to be read. */
+static inline uint32_t idc_slot(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return (h ^ (h >> 15)) & ((1u << IDC_BITS) - 1);
+}
 
 /* A task priority nobody wrote. */
 #define PRIORITY_UNSET INT32_MIN

@@ -3,7 +3,8 @@
  * Invariant: equal strings get the same symbol; symbols are assigned in
  * first-seen order and never change; the text of a symbol stays valid until
  * intern_free(). Lookup and insertion are O(1) expected (open addressing,
- * load factor <= 1/2).
+ * load factor <= 1/2). A slot holds the symbol and the high bits of the
+ * string's hash, so a probe reads a string's entry only when those match.
  */
 #ifndef DAGRUN_INTERN_H
 #define DAGRUN_INTERN_H
@@ -25,7 +26,7 @@ struct intern {
 	struct arena strings;
 	struct intern_entry *entries;  /* indexed by symbol */
 	uint32_t count, entries_cap;
-	uint32_t *slots;               /* symbol + 1, 0 = empty */
+	uint32_t *slots;               /* (hash & ~mask) | (symbol + 1), 0 = empty */
 	uint32_t mask;                 /* slot count - 1, or 0 before first add */
 };
 
@@ -40,6 +41,15 @@ static inline const char *intern_str(const struct intern *t, uint32_t sym)
 {
 	return t->entries[sym].s;
 }
+
+/* Makes room for n strings in all, so that adding them does not grow the
+ * table again. An optimisation only: returns 0, or -1 when memory runs out
+ * (the table is then unchanged and still usable). */
+int intern_reserve(struct intern *t, uint32_t n);
+
+/* Starts loading the slot where s[0..n) would be looked up first, for a
+ * lookup soon after; a hint, which changes nothing. */
+void intern_prefetch(const struct intern *t, const char *s, size_t n);
 
 /* Bytes held by the table, for statistics. */
 size_t intern_memory(const struct intern *t);

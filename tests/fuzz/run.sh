@@ -16,7 +16,7 @@ mkdir -p "$out/corpus"
 
 # shellcheck disable=SC2046 # pkg-config output is meant to split
 clang -std=c11 -D_GNU_SOURCE -fno-strict-aliasing -g -O1 \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -pthread \
 	-I"$src/include" -I"$src/src" \
 	"$here/fuzz_loader.c" "$src"/src/util/*.c "$src"/src/load/*.c "$src"/src/graph/*.c \
 	$(pkg-config --cflags --libs yaml-0.1 libuv jansson) -lm \
