@@ -23,6 +23,18 @@ const char *dr_class_name(enum dr_error_class c)
 	return (unsigned)c <= DR_CLASS_RESOURCE ? names[c] : "?";
 }
 
+const char *dagrun_status_name(int status)
+{
+	static const char *const names[] = {"pending", "running", "completed", "failed",
+					    "retrying", "skipped", "cancelled"};
+	return (unsigned)status <= DAGRUN_CANCELLED ? names[status] : "?";
+}
+
+const char *dagrun_class_name(int c)
+{
+	return dr_class_name((enum dr_error_class)c);
+}
+
 const char *dagrun_workflow_name(const dagrun_workflow *wf)
 {
 	return wf && wf->name.s ? wf->name.s : "";

@@ -41,18 +41,6 @@ struct dagrun_engine {
 	bool ran;
 };
 
-const char *dagrun_status_name(int status)
-{
-	static const char *const names[] = {"pending", "running", "completed", "failed",
-					    "retrying", "skipped", "cancelled"};
-	return (unsigned)status <= DAGRUN_CANCELLED ? names[status] : "?";
-}
-
-const char *dagrun_class_name(int c)
-{
-	return dr_class_name((enum dr_error_class)c);
-}
-
 static uint64_t wall_ms(void)
 {
 	struct timespec ts;

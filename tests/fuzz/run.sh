@@ -19,7 +19,8 @@ clang -std=c11 -D_GNU_SOURCE -fno-strict-aliasing -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -pthread \
 	-I"$src/include" -I"$src/src" \
 	"$here/fuzz_loader.c" "$src"/src/util/*.c "$src"/src/load/*.c "$src"/src/graph/*.c \
-	$(pkg-config --cflags --libs yaml-0.1 libuv jansson) -lm \
+	"$src"/src/expr/*.c \
+	$(pkg-config --cflags --libs yaml-0.1 libuv jansson lua5.4) -lm \
 	-o "$out/fuzz_loader"
 
 cd "$out"
