@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # common.sh: shared by validate.sh and run.sh (sourced, not run).
 # Builds the benchmark programs in a release build directory, generates
 # DAGs with gen_dag.py (cached in bench/out/) and times commands.

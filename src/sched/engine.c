@@ -225,12 +225,14 @@ static void on_signal(uv_signal_t *h, int signo)
 	sched_interrupt(&e->s, signo, hard);
 }
 
-static void on_check(uv_check_t *h)
+/* Runs before the loop would block: whatever ended the run (an I/O event,
+ * a timer, the fake executor's idle callback) has been handled by then. */
+static void on_prepare(uv_prepare_t *h)
 {
 	dagrun_engine *e = h->data;
 	if (!sched_done(&e->s))
 		return;
-	uv_check_stop(h);
+	uv_prepare_stop(h);
 	uv_close((uv_handle_t *)h, NULL);
 	uv_close((uv_handle_t *)&e->sigint, NULL);
 	uv_close((uv_handle_t *)&e->sigterm, NULL);
@@ -278,20 +280,20 @@ int dagrun_engine_run(dagrun_engine *e)
 	int r;
 	if (!e->opts.fake && (r = make_tmpdir(e)) < 0)
 		return r;
-	uv_check_t check;
-	uv_check_init(&e->loop, &check);
-	check.data = e;
+	uv_prepare_t prepare;
+	uv_prepare_init(&e->loop, &prepare);
+	prepare.data = e;
 	uv_signal_init(&e->loop, &e->sigint);
 	uv_signal_init(&e->loop, &e->sigterm);
 	e->sigint.data = e->sigterm.data = e;
 	uv_signal_start(&e->sigint, on_signal, SIGINT);
 	uv_signal_start(&e->sigterm, on_signal, SIGTERM);
-	uv_check_start(&check, on_check);
+	uv_prepare_start(&prepare, on_prepare);
 	e->started_ms = wall_ms();
 	sched_start(&e->s);
-	/* The check handle notices the end after each loop iteration; a run
+	/* The prepare handle notices the end on each loop iteration; a run
 	 * that ended inside sched_start (every task skipped) ends here. */
-	on_check(&check);
+	on_prepare(&prepare);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 
 	dagrun_event ev;
