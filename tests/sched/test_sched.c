@@ -539,6 +539,25 @@ static void on_exit_hook_depending_on_an_unused_hook_still_runs(void **state)
 	dagrun_workflow_free(wf);
 }
 
+/* The public engine with the fake executor: the run ends by itself (its
+ * last completion comes from an idle callback, nothing else wakes the loop). */
+static void engine_run_on_the_fake_executor_returns(void **state)
+{
+	(void)state;
+	char *yaml = random_dag(2000, 3, 11);
+	dagrun_workflow *wf = load(yaml);
+	free(yaml);
+	dagrun_run_opts ro = {.max_parallel = 4, .fake = 1};
+	dagrun_engine *e = NULL;
+	assert_int_equal(dagrun_engine_new(&e, wf, &ro, NULL), 0);
+	assert_int_equal(dagrun_engine_run(e), 0);
+	size_t counts[DAGRUN_CANCELLED + 1];
+	dagrun_engine_counts(e, counts);
+	assert_int_equal(counts[DAGRUN_COMPLETED], 2000);
+	dagrun_engine_free(e);
+	dagrun_workflow_free(wf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -555,6 +574,7 @@ int main(void)
 		cmocka_unit_test(failure_runs_on_failure_and_on_exit_hooks_only),
 		cmocka_unit_test(interrupt_cancels_running_and_starts_nothing_more),
 		cmocka_unit_test(on_exit_hook_depending_on_an_unused_hook_still_runs),
+		cmocka_unit_test(engine_run_on_the_fake_executor_returns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
