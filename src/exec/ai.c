@@ -40,7 +40,6 @@
 
 #include "expr/value.h"
 
-#define MAX_JSON_DEPTH 64
 #define RAW_KEEP ((size_t)1 << 20)   /* body kept while streaming (errors) */
 
 enum park { PARK_NONE, PARK_FAILED, PARK_PACED };
@@ -199,72 +198,16 @@ static int render(struct ax_attempt *st, const struct dr_text *t, enum exec_rend
 	return -EINVAL;
 }
 
-static int to_json(struct ax_attempt *st, const struct dr_value *v, int depth, json_t **out,
-		   const char *what);
-
-static int container_json(struct ax_attempt *st, const struct dr_value *v, int depth,
-			  json_t *j, const char *what)
-{
-	for (uint32_t i = 0; i < v->count; i++) {
-		json_t *item = NULL;
-		int r = to_json(st, &v->items[i], depth + 1, &item, what);
-		if (r < 0)
-			return r;
-		if (v->kind == DR_VAL_LIST) {
-			r = json_array_append_new(j, item);
-		} else {
-			const struct dr_text *k = &v->keys[i];
-			char *key = strndup(k->s ? k->s : "", k->s ? k->len : 0);
-			r = key ? json_object_set_new(j, key, item) : (json_decref(item), -1);
-			free(key);
-		}
-		if (r < 0)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-/* v as JSON, string leaves rendered as plain text (cleaned to UTF-8). */
-static int to_json(struct ax_attempt *st, const struct dr_value *v, int depth, json_t **out,
+/* v as JSON (see exec_value_json); a failure fails the attempt. */
+static int to_json(struct ax_attempt *st, const struct dr_value *v, json_t **out,
 		   const char *what)
 {
-	*out = NULL;
-	if (depth > MAX_JSON_DEPTH) {
-		fail(st, DR_CLASS_PERMANENT, "%s: nested deeper than %d levels", what,
-		     MAX_JSON_DEPTH);
-		return -EINVAL;
-	}
-	json_t *j = NULL;
-	int r = 0;
-	switch (v->kind) {
-	case DR_VAL_BOOL: j = json_boolean(v->as.b); break;
-	case DR_VAL_INT: j = json_integer((json_int_t)v->as.i); break;
-	case DR_VAL_REAL: j = json_real(v->as.d); if (!j) j = json_null(); break;
-	case DR_VAL_STRING: {
-		struct buf s = BUF_INIT, c = BUF_INIT;
-		if ((r = render(st, &v->text, EXEC_RENDER_PLAIN, &s, what)) == 0 &&
-		    (r = ai_utf8_clean(&c, s.data ? s.data : "", s.len)) == 0 &&
-		    !(j = json_stringn(c.data, c.len)))
-			r = -ENOMEM;
-		buf_free(&s);
-		buf_free(&c);
-		if (r < 0)
-			return r;
-		break;
-	}
-	case DR_VAL_MAP: case DR_VAL_LIST:
-		j = v->kind == DR_VAL_MAP ? json_object() : json_array();
-		if (j && (r = container_json(st, v, depth, j, what)) < 0) {
-			json_decref(j);
-			return r;
-		}
-		break;
-	default: j = json_null(); break;
-	}
-	if (!j)
-		return -ENOMEM;
-	*out = j;
-	return 0;
+	char *err = NULL;
+	int r = exec_value_json(st->a, v, out, &err);
+	if (r == -EINVAL)
+		fail(st, DR_CLASS_PERMANENT, "%s: %s", what, err ? err : "invalid value");
+	free(err);
+	return r;
 }
 
 /* The text of one context value. */
@@ -284,7 +227,7 @@ static int context_value(struct ax_attempt *st, const struct dr_value *v, const 
 			: buf_printf(out, "%.17g", v->as.d);
 	default: {
 		json_t *j = NULL;
-		int r = to_json(st, v, 0, &j, what);
+		int r = to_json(st, v, &j, what);
 		if (r < 0)
 			return r;
 		char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));

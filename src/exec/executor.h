@@ -78,6 +78,13 @@ struct expr_kv;     /* expr/value.h */
 int exec_render(struct exec_attempt *a, const struct dr_text *t,
 		int mode, struct buf *out, char **err);
 
+/* A generic value (a JSON body, a payload, a context value) as JSON, its
+ * string leaves rendered as plain text through exec_render. Returns 0 and
+ * *out (the caller's to json_decref), -ENOMEM, or -EINVAL with *err
+ * (malloc'd: a template error, a string that is not UTF-8, a number that is
+ * not finite, nesting deeper than 64). */
+int exec_value_json(struct exec_attempt *a, const struct dr_value *v, json_t **out, char **err);
+
 struct exec_attempt;
 
 /* How a template's values are escaped where they land (the expressions

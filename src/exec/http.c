@@ -26,7 +26,6 @@
 #include <curl/curl.h>
 
 #define DEFAULT_EVENT "dagrun.task"
-#define MAX_JSON_DEPTH 64
 #define INSECURE_WARNING "TLS certificate verification is disabled for this request " \
 			 "(insecure: true)"
 
@@ -213,70 +212,15 @@ static int user_headers(struct build *b, const struct dr_kvlist *kv, const char 
 
 /* ---- bodies ------------------------------------------------------------------ */
 
-static int to_json(struct build *b, const struct dr_value *v, int depth, json_t **out);
-
-static int container_json(struct build *b, const struct dr_value *v, int depth, json_t *j)
+/* v as JSON (see exec_value_json); a failure fails the build. */
+static int to_json(struct build *b, const struct dr_value *v, json_t **out, const char *what)
 {
-	for (uint32_t i = 0; i < v->count; i++) {
-		json_t *item = NULL;
-		int r = to_json(b, &v->items[i], depth + 1, &item);
-		if (r < 0)
-			return r;
-		if (v->kind == DR_VAL_LIST) {
-			r = json_array_append_new(j, item);
-		} else {
-			const struct dr_text *k = &v->keys[i];
-			char *key = strndup(k->s ? k->s : "", k->s ? k->len : 0);
-			r = key ? json_object_set_new(j, key, item) : (json_decref(item), -1);
-			free(key);
-		}
-		if (r < 0)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-/* v as JSON; string leaves are rendered as plain text. */
-static int to_json(struct build *b, const struct dr_value *v, int depth, json_t **out)
-{
-	*out = NULL;
-	if (depth > MAX_JSON_DEPTH)
-		return build_fail(b, "body: nested deeper than %d levels", MAX_JSON_DEPTH);
-	json_t *j = NULL;
-	int r = 0;
-	switch (v->kind) {
-	case DR_VAL_NULL: j = json_null(); break;
-	case DR_VAL_BOOL: j = json_boolean(v->as.b); break;
-	case DR_VAL_INT: j = json_integer((json_int_t)v->as.i); break;
-	case DR_VAL_REAL:
-		if (!(j = json_real(v->as.d)))
-			return build_fail(b, "body: %.40s is not a finite number",
-					  v->text.s ? v->text.s : "a value");
-		break;
-	case DR_VAL_STRING: {
-		struct buf s = BUF_INIT;
-		if ((r = render(b, &v->text, EXEC_RENDER_PLAIN, &s, "body")) == 0 &&
-		    !(j = json_stringn(s.data ? s.data : "", s.len)))
-			r = build_fail(b, "body: a string is not valid UTF-8");
-		buf_free(&s);
-		if (r < 0)
-			return r;
-		break;
-	}
-	case DR_VAL_MAP: case DR_VAL_LIST:
-		j = v->kind == DR_VAL_MAP ? json_object() : json_array();
-		if (j && (r = container_json(b, v, depth, j)) < 0) {
-			json_decref(j);
-			return r;
-		}
-		break;
-	default:
-		return build_fail(b, "body: unknown value kind %d", v->kind);
-	}
-	if (!j)
-		return -ENOMEM;
-	*out = j;
-	return 0;
+	char *err = NULL;
+	int r = exec_value_json(b->a, v, out, &err);
+	if (r == -EINVAL)
+		r = build_fail(b, "%s: %s", what, err ? err : "invalid value");
+	free(err);
+	return r;
 }
 
 /* The body of v: a string as rendered, anything else as JSON. */
@@ -288,7 +232,7 @@ static int value_body(struct build *b, const struct dr_value *v)
 		return render(b, &v->text, EXEC_RENDER_PLAIN, &b->body, "body");
 	b->json_body = true;
 	json_t *j = NULL;
-	int r = to_json(b, v, 0, &j);
+	int r = to_json(b, v, &j, "body");
 	if (r < 0)
 		return r;
 	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -2,6 +2,7 @@
 #include "exec/executor.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,4 +33,85 @@ int exec_render(struct exec_attempt *a, const struct dr_text *t,
 	if (r < 0)
 		*err = strdup(r == -E2BIG ? "value too large" : "out of memory");
 	return r;
+}
+
+#define VALUE_JSON_DEPTH 64
+
+static int value_fail(char **err, const char *msg)
+{
+	*err = strdup(msg);
+	return *err ? -EINVAL : -ENOMEM;
+}
+
+static int value_json(struct exec_attempt *a, const struct dr_value *v, int depth,
+		      json_t **out, char **err);
+
+static int container_json(struct exec_attempt *a, const struct dr_value *v, int depth,
+			  json_t *j, char **err)
+{
+	for (uint32_t i = 0; i < v->count; i++) {
+		json_t *item = NULL;
+		int r = value_json(a, &v->items[i], depth + 1, &item, err);
+		if (r < 0)
+			return r;
+		if (v->kind == DR_VAL_LIST) {
+			r = json_array_append_new(j, item);
+		} else {
+			const struct dr_text *k = &v->keys[i];
+			char *key = strndup(k->s ? k->s : "", k->s ? k->len : 0);
+			r = key ? json_object_set_new(j, key, item) : (json_decref(item), -1);
+			free(key);
+		}
+		if (r < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int value_json(struct exec_attempt *a, const struct dr_value *v, int depth,
+		      json_t **out, char **err)
+{
+	*out = NULL;
+	if (depth > VALUE_JSON_DEPTH)
+		return value_fail(err, "nested too deep");
+	json_t *j = NULL;
+	int r = 0;
+	switch (v->kind) {
+	case DR_VAL_NULL: j = json_null(); break;
+	case DR_VAL_BOOL: j = json_boolean(v->as.b); break;
+	case DR_VAL_INT: j = json_integer((json_int_t)v->as.i); break;
+	case DR_VAL_REAL:
+		if (!(j = json_real(v->as.d)))
+			return value_fail(err, "a number is not finite");
+		break;
+	case DR_VAL_STRING: {
+		struct buf s = BUF_INIT;
+		if ((r = exec_render(a, &v->text, EXEC_RENDER_PLAIN, &s, err)) == 0 &&
+		    !(j = json_stringn(s.data ? s.data : "", s.len)))
+			r = value_fail(err, "a string is not valid UTF-8");
+		buf_free(&s);
+		if (r < 0)
+			return r;
+		break;
+	}
+	case DR_VAL_MAP: case DR_VAL_LIST:
+		j = v->kind == DR_VAL_MAP ? json_object() : json_array();
+		if (j && (r = container_json(a, v, depth, j, err)) < 0) {
+			json_decref(j);
+			return r;
+		}
+		break;
+	default:
+		return value_fail(err, "unknown value kind");
+	}
+	if (!j)
+		return -ENOMEM;
+	*out = j;
+	return 0;
+}
+
+int exec_value_json(struct exec_attempt *a, const struct dr_value *v, json_t **out, char **err)
+{
+	*err = NULL;
+	return value_json(a, v, 0, out, err);
 }
