@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@ struct checker {
 	uint32_t walked_for;    /* the task whose ancestors `mark` holds */
 	int err;                /* -ENOMEM */
 	size_t errors;
+	const char *file;       /* where the texts are: wf->path, or a promptFile */
 };
 
 static void error_at(struct checker *c, const struct dr_text *x, uint32_t off,
@@ -58,7 +60,7 @@ static void error_at(struct checker *c, const struct dr_text *x, uint32_t off,
 	dr_text_position(x, off, &line, &col);
 	va_list ap;
 	va_start(ap, fmt);
-	diag_vadd(c->diags, DAGRUN_ERROR, c->wf->path, line, col, fmt, ap);
+	diag_vadd(c->diags, DAGRUN_ERROR, c->file, line, col, fmt, ap);
 	va_end(ap);
 	c->errors++;
 }
@@ -207,10 +209,47 @@ static int on_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_u
 	return c->err || full(c);
 }
 
+#define PROMPT_FILE_MAX ((size_t)1 << 20)
+
+/* An AI task's promptFile must exist (relative to the workflow) and its
+ * templates pass the same checks, reported at their place in that file. */
+static void check_prompt_file(struct checker *c, uint32_t t, const struct dr_ai *ai)
+{
+	const struct dr_text *pf = &ai->prompt_file;
+	if (!pf->s)
+		return;
+	char *path = NULL;
+	if ((pf->s[0] == '/' ? asprintf(&path, "%s", pf->s)
+			     : asprintf(&path, "%s/%s", c->wf->dir, pf->s)) < 0) {
+		c->err = -ENOMEM;
+		return;
+	}
+	FILE *f = fopen(path, "r");
+	char *text = f ? malloc(PROMPT_FILE_MAX + 1) : NULL;
+	size_t n = text ? fread(text, 1, PROMPT_FILE_MAX + 1, f) : 0;
+	if (!f)
+		error_at(c, pf, UINT32_MAX, "promptFile '%s': %s", path, strerror(errno));
+	else if (!text)
+		c->err = -ENOMEM;
+	else if (n > PROMPT_FILE_MAX)
+		error_at(c, pf, UINT32_MAX, "promptFile '%s' is larger than 1 MiB", path);
+	else {
+		struct dr_text x = {text, (uint32_t)n, 1, 1};
+		c->file = path;
+		check_template(c, t, &x);
+		c->file = c->wf->path;
+	}
+	if (f)
+		fclose(f);
+	free(text);
+	free(path);
+}
+
 /* See model.h. */
 int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *diags)
 {
-	struct checker c = {.wf = wf, .diags = diags, .walked_for = UINT32_MAX};
+	struct checker c = {.wf = wf, .diags = diags, .walked_for = UINT32_MAX,
+			    .file = wf->path};
 	c.mark = calloc(wf->n_tasks + 1, sizeof(*c.mark));
 	c.queue = malloc((wf->n_tasks + 1) * sizeof(*c.queue));
 	if (!c.mark || !c.queue) {
@@ -223,6 +262,8 @@ int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *
 		const struct dr_task *k = &wf->tasks[t];
 		if (dr_task_each_text(wf, t, on_text, &c))
 			continue;
+		if (k->kind == DR_KIND_AI)
+			check_prompt_file(&c, t, k->spec.ai);
 		const struct dr_text *w = k->opts->when;
 		if (w && w->s)
 			check_expr(&c, t, w, 0, w->len, 0);

@@ -5,7 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "dagrun.h"
@@ -133,6 +135,38 @@ static void workflow_env_cannot_read_task_results(void **state)
 		     2, 20, "the workflow's env cannot read tasks.a");
 }
 
+static void prompt_file_must_exist_and_its_templates_are_checked(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dagrun-pf-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[256], wfpath[256];
+	snprintf(path, sizeof(path), "%s/p.md", dir);
+	FILE *f = fopen(path, "w");
+	fputs("Summarize {{ tasks.a.output }}\nthen {{ nope }}\n", f);
+	fclose(f);
+	snprintf(wfpath, sizeof(wfpath), "%s/wf.yaml", dir);
+	const char *yaml = "name: x\ntasks:\n  - {id: a, command: 'true'}\n"
+			   "  - {id: b, model: m, promptFile: p.md, dependencies: [a]}\n"
+			   "  - {id: c, model: m, promptFile: gone.md}\n";
+	dagrun_diags *d = dagrun_diags_new(0);
+	dagrun_workflow *wf = NULL;
+	assert_int_equal(dagrun_workflow_load_buffer(wfpath, yaml, strlen(yaml), &wf, d), -22);
+	assert_int_equal(dagrun_diags_count(d), 2);
+	const dagrun_diag *g0 = dagrun_diags_get(d, 0), *g1 = dagrun_diags_get(d, 1);
+	assert_string_equal(g0->file, path);
+	assert_int_equal(g0->line, 2);
+	assert_int_equal(g0->column, 9);
+	assert_non_null(strstr(g0->message, "unknown name 'nope'"));
+	assert_string_equal(g1->file, wfpath);
+	assert_int_equal(g1->line, 5);
+	assert_int_equal(g1->column, 35);
+	assert_non_null(strstr(g1->message, "No such file"));
+	dagrun_diags_free(d);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -148,6 +182,7 @@ int main(void)
 		cmocka_unit_test(unclosed_template_is_an_error),
 		cmocka_unit_test(template_in_a_block_script_points_at_its_line),
 		cmocka_unit_test(workflow_env_cannot_read_task_results),
+		cmocka_unit_test(prompt_file_must_exist_and_its_templates_are_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -983,9 +985,19 @@ static void a_file_loads_and_knows_its_directory(void **state)
 	assert_non_null(f);
 	fputs(full_yaml, f);
 	fclose(f);
+	char pdir[80], pfile[96];
+	snprintf(pdir, sizeof(pdir), "%s/prompts", dir);
+	snprintf(pfile, sizeof(pfile), "%s/bye.md", pdir);
+	mkdir(pdir, 0755);
+	f = fopen(pfile, "w");
+	assert_non_null(f);
+	fputs("Say goodbye.\n", f);
+	fclose(f);
 	dagrun_diags *d = dagrun_diags_new(0);
 	dagrun_workflow *wf = NULL;
 	assert_int_equal(dagrun_workflow_load(path, &wf, d), 0);
+	unlink(pfile);
+	rmdir(pdir);
 	assert_string_equal(wf->path, path);
 	assert_string_equal(wf->dir, dir);
 	assert_int_equal(wf->n_tasks, 9);
@@ -1099,5 +1111,16 @@ int main(void)
 		cmocka_unit_test(loading_stops_once_the_diagnostics_list_is_full),
 		cmocka_unit_test(a_null_diags_list_is_allowed),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* full_yaml's hook names a promptFile relative to the workflow's
+	 * directory ("." for a buffer named t.yaml): validate checks it exists. */
+	mkdir("prompts", 0755);
+	FILE *pf = fopen("prompts/bye.md", "w");
+	if (pf) {
+		fputs("Say goodbye.\n", pf);
+		fclose(pf);
+	}
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	unlink("prompts/bye.md");
+	rmdir("prompts");
+	return failed;
 }
