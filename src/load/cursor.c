@@ -226,8 +226,15 @@ static void prefetch_ahead(struct loader *ld)
 		ld->pf_end = c->end;
 	}
 	const struct pipe_event *until = c->end - c->at > LOOKAHEAD ? c->at + LOOKAHEAD : c->end;
-	for (; ld->pf < until; ld->pf++)
+	for (; ld->pf < until; ld->pf++) {
+		/* The block itself comes from the other core's cache: its
+		 * events and texts further on are asked for early too. */
+		if (c->end - ld->pf > 2 * LOOKAHEAD)
+			__builtin_prefetch(ld->pf + 2 * LOOKAHEAD);
+		if (pipe_text(c, ld->pf) && c->text_len - ld->pf->off > 256)
+			__builtin_prefetch(c->text + ld->pf->off + 256);
 		prefetch_event(ld, ld->pf);
+	}
 }
 
 bool load_next(struct loader *ld)

@@ -8,7 +8,9 @@
  * A regular file of more than PIPE_MIN_BYTES is parsed by a thread of its
  * own (pipe.c) while this one builds the model; whether it is or not shows
  * nowhere but in load_next(), and the thread is joined before load() goes
- * on to resolve.
+ * on to resolve. Its templates are then checked by a second thread while
+ * this one builds the graph (build_and_check()). Every thread is joined
+ * before the load returns, and the diagnostics are those of one thread.
  *
  * Choices where spec/workflow.md leaves room (see also loader.h):
  *  - Scalars follow the YAML 1.2 core schema (null: ~ null ""; booleans:
@@ -48,11 +50,12 @@
 /* Smaller files are parsed in the loading thread: a thread would not pay. */
 #define PIPE_MIN_BYTES ((off_t)1 << 20)
 
-/* Bytes of a file per task id, at the least for any file worth sizing
- * tables for: the id table is sized from it, from the start, so that it
- * is not rebuilt as it fills. A low guess costs one late rebuild; a high
- * one would cost memory. */
-#define BYTES_PER_ID 128
+/* Bytes of a large file per task id, a guess (a task with an id, a short
+ * command and three dependencies, in block style, takes about 80; most
+ * take more): the id table is sized from it from the start, so that it is
+ * not rebuilt as it fills. A guess above the truth costs one late rebuild;
+ * below, memory (4 bytes a slot). */
+#define BYTES_PER_ID 96
 
 /* ---- top-level keys ------------------------------------------------------------------ */
 
@@ -294,6 +297,66 @@ static void loader_free(struct loader *ld)
 	free(ld->idc);
 }
 
+/* ---- graph and expressions ----------------------------------------------------------- */
+
+struct check_job {
+	const struct dagrun_workflow *wf;
+	struct dagrun_diags *diags;    /* of the job's own */
+	int r;
+};
+
+static void *check_thread(void *arg)
+{
+	struct check_job *j = arg;
+	j->r = dr_check_expressions(j->wf, j->diags);
+	return NULL;
+}
+
+/* Appends the entries and counts of `from` to `to`. */
+static void merge_diags(struct dagrun_diags *to, const struct dagrun_diags *from)
+{
+	size_t stored = 0;
+	for (size_t i = 0; i < from->n; i++) {
+		const struct dagrun_diag *g = &from->v[i];
+		stored += g->severity == DAGRUN_ERROR;
+		diag_add(to, g->severity, g->file, g->line, g->column, "%s", g->message);
+	}
+	to->errors += from->errors - stored;
+	to->dropped += from->dropped;
+}
+
+/* Builds the graph, then checks templates and expressions (they compile,
+ * and read only what exists and runs before them) unless the graph failed.
+ * On a large workflow, the checks run in a thread of their own meanwhile,
+ * into a list of their own of the room left, appended once the graph is
+ * built: exactly the diagnostics of the sequence. This holds because the
+ * checks read only the resolved tasks and dependencies, never wf->graph,
+ * which graph_build() writes. */
+static int build_and_check(struct loader *ld)
+{
+	struct dagrun_workflow *wf = ld->wf;
+	struct dagrun_diags *d = ld->diags;
+	struct check_job j = {wf, NULL, 0};
+	pthread_t t;
+	int r;
+	if (!ld->size_hint || (d && diag_full(d)) ||
+	    (d && !(j.diags = dagrun_diags_new(d->max - d->n))) ||
+	    pipe_thread_start(&t, check_thread, &j) < 0) {
+		dagrun_diags_free(j.diags);
+		r = graph_build(wf, d);
+		return r ? r : dr_check_expressions(wf, d);
+	}
+	r = graph_build(wf, d);
+	pthread_join(t, NULL);
+	if (!r) {
+		if (d)
+			merge_diags(d, j.diags);
+		r = j.r;
+	}
+	dagrun_diags_free(j.diags);
+	return r;
+}
+
 /* Reads, resolves and builds; returns 0, -EINVAL or a system error. */
 static int load(struct loader *ld)
 {
@@ -307,10 +370,7 @@ static int load(struct loader *ld)
 		return ld->err;
 	if (ld->nerr)
 		return -EINVAL;
-	int r = graph_build(ld->wf, ld->diags);
-	/* Templates and expressions: they compile, and read only what exists
-	 * and runs before them (needs the resolved dependencies). */
-	return r ? r : dr_check_expressions(ld->wf, ld->diags);
+	return build_and_check(ld);
 }
 
 /* Shared by both entry points: ld has its input set. */

@@ -156,7 +156,7 @@ struct loader {
 /* A direct-mapped cache of recently seen short ids in front of wf->ids:
  * dependencies mostly name tasks declared shortly before, and this saves
  * the hash table's cache misses on a million-task file. */
-#define IDC_BITS 16
+#define IDC_BITS 17
 #define IDC_LEN 11
 struct idc_entry {
 	uint32_t sym;

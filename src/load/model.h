@@ -249,7 +249,9 @@ void dr_text_position(const struct dr_text *x, uint32_t off, unsigned *line, uns
 
 /* Checks every template and expression of wf statically (they compile;
  * tasks.X names an upstream task; variables.X a declared variable; no
- * unknown names), adding errors to diags. Returns 0, -EINVAL or -ENOMEM. */
+ * unknown names), adding errors to diags. Returns 0, -EINVAL or -ENOMEM.
+ * It must not read wf->graph: the loader runs it in a second thread while
+ * graph_build() builds the graph. */
 int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *diags);
 
 const char *dr_kind_name(enum dr_kind k);

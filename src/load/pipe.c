@@ -24,13 +24,14 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define MIN_BLOCKS 16         /* blocks in the ring, at least ... */
+#define MIN_BLOCKS 16         /* blocks in the ring (a power of two), at least ... */
 #define MAX_BLOCKS 256        /* ... and at most */
 #define INPUT_PER_BLOCK (64 << 10) /* bytes of input per block of the ring */
 #define PIPE_FULLS 32         /* whole events per block */
@@ -71,7 +72,7 @@ struct pipe {
 
 	/* A deep ring lets one side go on while the other waits for a CPU, on
 	 * a busy machine; the memory of a block is touched only when used. */
-	uint32_t n_blocks;          /* MIN_BLOCKS .. MAX_BLOCKS */
+	uint32_t n_blocks;          /* MIN_BLOCKS .. MAX_BLOCKS, a power of two */
 	struct pipe_block *blocks;  /* calloc'd: zero pages until used */
 };
 
@@ -146,40 +147,43 @@ static void clear_block(struct pipe_block *b)
 	b->last = b->failed = false;
 }
 
-/* Stores e in b compactly if it can be, and then deletes it. */
+/* Stores e in b compactly if it can be, deleting it; false if not. */
 static bool store_compact(struct pipe_block *b, struct pipe_event *pe, yaml_event_t *e)
 {
 	switch (e->type) {
-	case YAML_SCALAR_EVENT:
+	case YAML_SCALAR_EVENT: {
 		if (e->data.scalar.anchor || e->data.scalar.tag ||
 		    e->data.scalar.length > PIPE_COPY_MAX)
 			return false;
-		pe->off = b->text_len;
-		pe->length = (uint32_t)e->data.scalar.length;
+		uint32_t n = (uint32_t)e->data.scalar.length, off = b->text_len;
+		pe->off = off;
+		pe->length = n;
 		pe->style = (uint8_t)e->data.scalar.style;
 		pe->flags = (e->data.scalar.plain_implicit ? PIPE_IMPLICIT : 0) |
 			    (e->data.scalar.quoted_implicit ? PIPE_QUOTED_IMPLICIT : 0);
-		memcpy(b->text + b->text_len, e->data.scalar.value, pe->length);
-		b->text[b->text_len + pe->length] = '\0';
-		b->text_len += pe->length + 1;
-		break;
+		memcpy(b->text + off, e->data.scalar.value, n);
+		b->text[off + n] = '\0';
+		b->text_len = off + n + 1;
+		yaml_event_delete(e); /* frees the value */
+		return true;
+	}
 	case YAML_MAPPING_START_EVENT:
 	case YAML_SEQUENCE_START_EVENT:
-		/* Same layout for both: anchor, tag, implicit, style. */
+		/* Same layout for both: anchor, tag, implicit, style. Without
+		 * anchor and tag, the event holds no allocation to delete. */
 		if (e->data.mapping_start.anchor || e->data.mapping_start.tag)
 			return false;
 		pe->style = (uint8_t)e->data.mapping_start.style;
 		pe->flags = e->data.mapping_start.implicit ? PIPE_IMPLICIT : 0;
-		break;
+		return true;
 	case YAML_MAPPING_END_EVENT:
 	case YAML_SEQUENCE_END_EVENT:
+		pe->style = 0;
 		pe->flags = 0;
-		break;
+		return true;
 	default:
 		return false;
 	}
-	yaml_event_delete(e);
-	return true;
 }
 
 /* Parses events into the empty block b until it is full (of events, texts
@@ -216,7 +220,7 @@ static void *produce(void *arg)
 	for (uint32_t head = 0;; ) {
 		if (!wait_room(p, head))
 			return NULL;
-		struct pipe_block *b = &p->blocks[head % p->n_blocks];
+		struct pipe_block *b = &p->blocks[head & (p->n_blocks - 1)];
 		clear_block(b);
 		fill(p, b);
 		bool last = b->last;
@@ -262,9 +266,9 @@ bool pipe_next_block(struct pipe *p, struct pipe_cursor *c, yaml_event_t *ev)
 			advance(&p->tail, p->taken, head - p->taken <= p->n_blocks / 2);
 		}
 		wait_data(p);
-		struct pipe_block *b = &p->blocks[p->taken++ % p->n_blocks];
+		struct pipe_block *b = &p->blocks[p->taken++ & (p->n_blocks - 1)];
 		p->cur = b;
-		*c = (struct pipe_cursor){b->ev, b->ev + b->n, b->text, b->full};
+		*c = (struct pipe_cursor){b->ev, b->ev + b->n, b->text, b->text_len, b->full};
 		if (c->at < c->end) {
 			pipe_expand(c, c->at++, ev);
 			return true;
@@ -274,20 +278,33 @@ bool pipe_next_block(struct pipe *p, struct pipe_cursor *c, yaml_event_t *ev)
 
 /* ---- life -------------------------------------------------------------------------- */
 
+int pipe_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	/* The thread takes no signal: they stay the application's business,
+	 * in the threads it chose. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -r;
+}
+
 int pipe_start(struct pipe **out, yaml_parser_t *parser, uint64_t size)
 {
 	struct pipe *p = aligned_alloc(64, sizeof(*p));
-	uint64_t n = size / INPUT_PER_BLOCK;
 	int r = -ENOMEM;
 	if (!p)
 		return r;
 	memset(p, 0, sizeof(*p));
 	p->parser = parser;
-	p->n_blocks = n < MIN_BLOCKS ? MIN_BLOCKS : n > MAX_BLOCKS ? MAX_BLOCKS : (uint32_t)n;
+	p->n_blocks = MIN_BLOCKS;
+	while (p->n_blocks < MAX_BLOCKS && (uint64_t)p->n_blocks * 2 * INPUT_PER_BLOCK <= size)
+		p->n_blocks *= 2;
 	p->blocks = calloc(p->n_blocks, sizeof(*p->blocks));
 	if (!p->blocks)
 		goto fail;
-	r = -pthread_create(&p->thread, NULL, produce, p);
+	r = pipe_thread_start(&p->thread, produce, p);
 	if (r)
 		goto fail;
 	*out = p;

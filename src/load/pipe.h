@@ -14,6 +14,7 @@
 #ifndef DAGRUN_PIPE_H
 #define DAGRUN_PIPE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <yaml.h>
@@ -48,6 +49,7 @@ struct pipe;
 struct pipe_cursor {
 	const struct pipe_event *at, *end;
 	const char *text;
+	uint32_t text_len;
 	const yaml_event_t *full;
 };
 
@@ -120,6 +122,10 @@ static inline bool pipe_next(struct pipe *p, struct pipe_cursor *c, yaml_event_t
 	}
 	return pipe_next_block(p, c, ev);
 }
+
+/* Starts a thread of the loader running fn(arg), with every signal
+ * blocked. Returns 0 or -errno (-EAGAIN). */
+int pipe_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* Stops the producer if it still runs, joins it, deletes every event still
  * queued and frees the pipe. Events handed out are invalid afterwards.

@@ -373,6 +373,46 @@ static void an_encoding_error_deep_in_a_large_file_is_reported_at_its_place(void
 	free(t.s);
 }
 
+/* A large file whose templates and expressions are checked, in a thread of
+ * their own meanwhile the graph is built: the same diagnostics, in the
+ * same order, as checked after it; none of them when the graph fails. */
+static void template_errors_in_a_large_file_are_reported_in_order(void **state)
+{
+	(void)state;
+	for (int cycle = 0; cycle < 2; cycle++) {
+		struct text t = {0};
+		add_head(&t);
+		for (unsigned i = 0; t.len < BIG; i++) {
+			if (i % 5000 == 17)
+				add(&t, "  - id: e%u\n    command: \"echo {{ tasks.nope.stdout }}\"\n"
+				       "    when: \"1 +\"\n", i);
+			add_task(&t, i);
+		}
+		if (cycle)
+			add(&t, "  - {id: x, command: x, dependencies: [y]}\n"
+			       "  - {id: y, command: x, dependencies: [x]}\n");
+		struct both r = load_both(&t, 0);
+		assert_int_equal(r.rf, -EINVAL);
+		const dagrun_diag *d = dagrun_diags_get(r.df, 0);
+		if (cycle) {
+			assert_int_equal(dagrun_diags_count(r.df), 1);
+			assert_string_equal(d->message, "dependency cycle: x -> y -> x");
+		} else {
+			assert_true(dagrun_diags_count(r.df) > 2);
+			assert_string_equal(d->message, "unknown task 'nope' in tasks.nope");
+			assert_string_equal(dagrun_diags_get(r.df, 1)->message,
+					    "invalid expression: unexpected symbol near ')'");
+		}
+		both_free(&r);
+		/* and with a list that fills up */
+		r = load_both(&t, 3);
+		assert_int_equal(r.rf, -EINVAL);
+		assert_int_equal(dagrun_diags_count(r.df), cycle ? 1 : 3);
+		both_free(&r);
+		free(t.s);
+	}
+}
+
 /* rchar of /proc/self/io: bytes this process read so far, or 0. */
 static uint64_t bytes_read(void)
 {
@@ -440,6 +480,7 @@ int main(void)
 		cmocka_unit_test(a_large_file_gives_the_model_of_the_same_buffer),
 		cmocka_unit_test(a_syntax_error_deep_in_a_large_file_is_reported_at_its_place),
 		cmocka_unit_test(an_encoding_error_deep_in_a_large_file_is_reported_at_its_place),
+		cmocka_unit_test(template_errors_in_a_large_file_are_reported_in_order),
 		cmocka_unit_test(errors_past_the_cap_stop_the_parsing_thread_at_once),
 		cmocka_unit_test(a_small_file_and_a_large_one_report_alike),
 	};
