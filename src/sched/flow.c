@@ -64,7 +64,6 @@ struct flow {
 	struct fres **res;           /* by task */
 	uint8_t *keep;               /* by task: someone reads its result */
 	const char *run_id;
-	uint32_t cur_task;           /* the task whose strings are rendered */
 };
 
 /* ---- the cache ------------------------------------------------------------ */
@@ -274,21 +273,31 @@ static char *eval_error(struct flow *f, const struct dr_text *x, const struct ex
 	return m ? m : strdup(what);
 }
 
+/* The compiled form of x, or NULL with *r set: -ENOMEM, or its compile
+ * error (the message, with its position, in *err). */
+static struct compiled *usable(struct flow *f, const struct dr_text *x, bool is_expr,
+			       int *r, char **err)
+{
+	struct compiled *c = compiled_of(f, x, is_expr);
+	*r = c ? c->err : -ENOMEM;
+	if (!c || !c->err)
+		return c;
+	*err = strdup(c->msg ? c->msg : is_expr ? "invalid expression" : "invalid template");
+	return NULL;
+}
+
 static int eval_bool(struct flow *f, const struct dr_text *x, const struct expr_result *self,
 		     bool *out, char **err)
 {
 	*err = NULL;
-	struct compiled *c = compiled_of(f, x, true);
+	int r;
+	struct compiled *c = usable(f, x, true, &r, err);
 	if (!c)
-		return -ENOMEM;
-	if (c->err) {
-		*err = strdup(c->msg ? c->msg : "invalid expression");
-		return c->err;
-	}
+		return r;
 	struct expr_scope sc;
 	scope(f, &sc, self);
 	struct expr_error e = {0};
-	int r = expr_eval_bool(f->ex, c->id, &sc, out, &e);
+	r = expr_eval_bool(f->ex, c->id, &sc, out, &e);
 	if (r < 0)
 		*err = eval_error(f, x, &e, "cannot evaluate");
 	return r;
@@ -371,20 +380,16 @@ int flow_render(struct flow *f, uint32_t t, const struct dr_text *x, int mode,
 			*err = strdup("value too large");
 		return r;
 	}
-	struct compiled *c = compiled_of(f, x, false);
+	int r;
+	struct compiled *c = usable(f, x, false, &r, err);
 	if (!c)
-		return -ENOMEM;
-	if (c->err) {
-		*err = strdup(c->msg ? c->msg : "invalid template");
-		return c->err;
-	}
+		return r;
 	struct expr_scope sc;
 	scope(f, &sc, NULL);
 	sc.context = context;
 	sc.n_context = n_context;
 	struct expr_error e = {0};
 	size_t start = out->len;
-	int r;
 	switch (mode) {
 	case EXEC_RENDER_SHELL: r = tpl_render(&c->tpl, f->ex, &sc, TPL_SHELL, out, &e); break;
 	case EXEC_RENDER_ARGV: r = tpl_render(&c->tpl, f->ex, &sc, TPL_ARGV, out, &e); break;
@@ -706,7 +711,6 @@ int flow_new(struct flow **out, const struct dagrun_workflow *wf,
 	int r = -ENOMEM;
 	f->wf = wf;
 	f->run_id = o ? o->run_id : NULL;
-	f->cur_task = UINT32_MAX;
 	f->res = calloc(wf->n_tasks + 1, sizeof(*f->res));
 	f->keep = calloc(wf->n_tasks + 1, 1);
 	if (!f->res || !f->keep || redact_new(&f->red) < 0)
