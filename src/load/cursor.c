@@ -74,8 +74,8 @@ static struct pos offset_pos(struct loader *ld, size_t off)
 		} else {
 			n = pread(ld->fd, chunk, want, (off_t)done);
 		}
-		if (n <= 0)
-			break;
+		if (n <= 0) /* a pipe cannot be read again: no position */
+			return (struct pos){0, 0};
 		for (ssize_t i = 0; i < n; i++) {
 			if (chunk[i] == '\n') {
 				p.line++;
@@ -96,6 +96,13 @@ static void reader_error(struct loader *ld)
 		load_error(ld, (struct pos){0, 0},
 			   "file is larger than the limit of %zu MiB",
 			   DAGRUN_MAX_FILE_BYTES >> 20);
+		return;
+	}
+	if (ld->too_long_span) {
+		load_error(ld, (struct pos){0, 0}, "more than %u MiB of input without "
+			   "a complete YAML value (a string far over the limit of %zu MiB, "
+			   "or an endless comment)", (unsigned)(SPAN_MAX_BYTES >> 20),
+			   DAGRUN_MAX_STRING_BYTES >> 20);
 		return;
 	}
 	if (ld->io_err) {

@@ -197,6 +197,11 @@ static void read_stream(struct loader *ld)
 {
 	if (!load_next(ld) || !load_next(ld)) /* STREAM_START, DOCUMENT_START */
 		return;
+	if (load_is(ld, YAML_STREAM_END_EVENT) && ld->stream && !ld->bytes) {
+		load_error(ld, (struct pos){0, 0}, "no input: %s gave no bytes (a FIFO "
+			   "is read only if its writer has it open already)", ld->file);
+		return;
+	}
 	if (load_is(ld, YAML_STREAM_END_EVENT)) {
 		load_error(ld, (struct pos){1, 1}, "the file is empty: a workflow needs "
 			   "'name' and 'tasks'");
@@ -214,10 +219,24 @@ static void read_stream(struct loader *ld)
 
 /* ---- input ---------------------------------------------------------------------------------- */
 
+/* The read callback of libyaml, in whichever thread parses. Every input is
+ * capped, whatever its kind: DAGRUN_MAX_FILE_BYTES in all, and
+ * SPAN_MAX_BYTES without the parser taking a token (one scalar far over
+ * the string limit, or an endless comment: `yes | dagrun validate
+ * /dev/stdin` stops there, not after 512 MiB held in one string). */
 static int read_fd(void *data, unsigned char *buffer, size_t size, size_t *size_read)
 {
 	struct loader *ld = data;
 	ssize_t n;
+	/* tokens_parsed is libyaml's count of tokens its parser took from
+	 * the scanner: it stands still while the scanner reads one token. */
+	if (ld->parser.tokens_parsed != ld->span_tokens) {
+		ld->span_tokens = ld->parser.tokens_parsed;
+		ld->span_from = ld->bytes;
+	} else if (ld->bytes - ld->span_from > SPAN_MAX_BYTES) {
+		ld->too_long_span = true;
+		return 0;
+	}
 	do
 		n = read(ld->fd, buffer, size);
 	while (n < 0 && errno == EINTR);
@@ -429,13 +448,17 @@ int dagrun_workflow_load_buffer(const char *name, const char *data, size_t len,
 }
 
 /* Opens path for reading; returns the descriptor and, for a regular
- * file, its size in *size; or returns -errno after adding the error to
- * diags. */
-static int open_checked(const char *path, dagrun_diags *diags, off_t *size)
+ * file, its size in *size (else 0, and *stream is set); or returns -errno after adding the
+ * error to diags. The open never blocks: a FIFO without a writer opens at
+ * once (and then reads as empty, see read_stream()) instead of waiting
+ * for one; the descriptor is made blocking again, so that a pipe whose
+ * writer is slow is waited for as before. */
+static int open_checked(const char *path, dagrun_diags *diags, off_t *size,
+			bool *stream)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int err = 0;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	int err = 0, fl;
 	if (fd < 0) {
 		err = errno;
 		diag_add(diags, DAGRUN_ERROR, path, 0, 0, "cannot open %s: %s", path,
@@ -446,6 +469,8 @@ static int open_checked(const char *path, dagrun_diags *diags, off_t *size)
 		err = errno;
 	else if (S_ISDIR(st.st_mode))
 		err = EISDIR;
+	else if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		err = errno;
 	if (err) {
 		diag_add(diags, DAGRUN_ERROR, path, 0, 0, "cannot read %s: %s", path,
 			 strerror(err));
@@ -459,6 +484,7 @@ static int open_checked(const char *path, dagrun_diags *diags, off_t *size)
 		return -EINVAL;
 	}
 	*size = S_ISREG(st.st_mode) ? st.st_size : 0;
+	*stream = !S_ISREG(st.st_mode);
 	return fd;
 }
 
@@ -468,7 +494,7 @@ int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *
 	struct loader ld;
 	off_t size = 0;
 	memset(&ld, 0, sizeof(ld));
-	int fd = open_checked(path, diags, &size);
+	int fd = open_checked(path, diags, &size, &ld.stream);
 	if (fd < 0)
 		return fd;
 	ld.fd = fd;

@@ -129,6 +129,10 @@ struct loader {
 	uint64_t bytes;            /* read so far from fd */
 	int io_err;                /* errno of a failed read */
 	bool too_big;
+	bool too_long_span;        /* SPAN_MAX_BYTES read without a token taken */
+	bool stream;               /* fd is not a regular file (a pipe, a FIFO, a device) */
+	size_t span_tokens;        /* the parser's tokens_parsed at span_from */
+	uint64_t span_from;        /* bytes read when a token was last taken */
 
 	/* scratch stack for collections being read; 8-byte aligned pushes */
 	char *stk;
@@ -152,6 +156,12 @@ struct loader {
 	struct idc_entry *idc;     /* recently seen ids, see intern_id() */
 	uint64_t hints;            /* ids compared for "did you mean" so far */
 };
+
+/* Input read while libyaml's parser takes no token, at most: 64 times the
+ * string limit, so that no valid file comes near it, while a runaway
+ * stream (one endless scalar or comment) stops long before the file limit
+ * and before libyaml holds hundreds of MB in one string. */
+#define SPAN_MAX_BYTES ((uint64_t)64 << 20)
 
 /* A direct-mapped cache of recently seen short ids in front of wf->ids:
  * dependencies mostly name tasks declared shortly before, and this saves
@@ -278,13 +288,24 @@ bool read_is_text(const struct loader *ld);
 /* Copies the current scalar into the arena as a dr_text. */
 bool load_keep(struct loader *ld, struct dr_text *out);
 
-/* Whether the current node is a string-like scalar (any scalar but null);
- * if not, reports a type error for ld->key and skips it. */
+/* Reports an error when the current scalar holds a NUL character (which
+ * a C string, an argv, the environment, a path, a URL or a header cannot
+ * hold), for ld->key; returns whether it did. */
+bool load_refuse_nul(struct loader *ld);
+
+/* read_string(), or read_nonempty(), for text that may hold a NUL: it is
+ * sent as a JSON string (an AI model, system or prompt). */
+bool read_json_text(struct loader *ld, bool nonempty, struct dr_text *out);
+
+/* Whether the current node is a string-like scalar (any scalar but null)
+ * without a NUL; if not, reports a type error (or the NUL) for ld->key and
+ * skips it. */
 bool read_is_string(struct loader *ld);
 
 /* Typed readers of the current node, for the value of ld->key. Each reports
  * a type or range error, skips the node and returns false when it does
- * not fit; on success the value is stored and they return true. */
+ * not fit; on success the value is stored and they return true. Text
+ * holding a NUL is reported (load_refuse_nul()) but still stored. */
 bool read_string(struct loader *ld, struct dr_text *out);     /* any scalar but null */
 const struct dr_text *read_string_p(struct loader *ld);      /* same, arena copy */
 bool read_nonempty(struct loader *ld, struct dr_text *out);

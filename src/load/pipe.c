@@ -12,6 +12,14 @@
  * good part of the ring, so that a wake-up, costly in a virtual machine,
  * is shared by many blocks.
  *
+ * Input that yields no event for a while (a long comment, a long scalar)
+ * does not hold back the events parsed before it: the producer's read
+ * callback, which wraps the loader's, publishes the block being filled
+ * once SPARSE_BYTES were read since its last event, and goes on in the
+ * next block; so the consumer meets an error, and stops the pipe, while
+ * the producer is still reading. Once stopped, the producer reads nothing
+ * more: the wrapper fails the read, which fails the parse.
+ *
  * The common events are stored compactly (struct pipe_event) with their
  * text copied into the block, and the producer frees libyaml's allocations
  * at once: the memory the parser allocates stays in the producer's thread
@@ -38,6 +46,8 @@
 #define PIPE_TEXT 4096        /* bytes of scalar texts per block */
 #define PIPE_COPY_MAX 1024    /* longer scalars are kept whole */
 #define SPINS 2048            /* waits for the other side before sleeping */
+#define SPARSE_BYTES (64 << 10)    /* input without an event before the block
+				    * being filled is published as it is */
 
 struct pipe_block {
 	struct pipe_event ev[PIPE_EVENTS];
@@ -64,6 +74,11 @@ struct pipe {
 
 	/* producer only */
 	_Alignas(64) yaml_parser_t *parser;
+	struct pipe_block *filling; /* the block being filled: blocks[head % n] */
+	uint32_t published;         /* blocks published (head.count, ours) */
+	uint64_t since_event;       /* input read since the last event stored */
+	yaml_read_handler_t *read;  /* the loader's read callback, wrapped */
+	void *read_data;
 
 	/* consumer only */
 	_Alignas(64) uint32_t taken;     /* blocks the consumer started, <= head */
@@ -186,17 +201,62 @@ static bool store_compact(struct pipe_block *b, struct pipe_event *pe, yaml_even
 	}
 }
 
-/* Parses events into the empty block b until it is full (of events, texts
- * or whole events), or the stream ended or failed (then b->last). */
-static void fill(struct pipe *p, struct pipe_block *b)
+/* Waits for room and makes the next block the one being filled; false
+ * when the consumer asked to stop. */
+static bool next_block(struct pipe *p)
 {
-	while (b->n < PIPE_EVENTS && b->n_full < PIPE_FULLS &&
-	       PIPE_TEXT - b->text_len > PIPE_COPY_MAX) {
+	if (!wait_room(p, p->published))
+		return false;
+	p->filling = &p->blocks[p->published & (p->n_blocks - 1)];
+	clear_block(p->filling);
+	return true;
+}
+
+/* Publishes the block being filled; wakes a sleeping consumer when it
+ * has enough to do, or `now`. */
+static void publish(struct pipe *p, bool now)
+{
+	uint32_t head = ++p->published;
+	uint32_t tail = atomic_load_explicit(&p->tail.count, memory_order_relaxed);
+	advance(&p->head, head, now || p->filling->last || head - tail >= p->n_blocks / 4);
+}
+
+/* The parser's read callback while the pipe runs: the loader's, unless
+ * the consumer stopped; publishes the events parsed so far when the input
+ * yields none for long (see the top of the file). */
+static int pipe_read(void *data, unsigned char *buffer, size_t size, size_t *size_read)
+{
+	struct pipe *p = data;
+	if (atomic_load_explicit(&p->stop, memory_order_relaxed))
+		return 0;
+	if (p->since_event > SPARSE_BYTES && p->filling->n) {
+		publish(p, true);
+		if (!next_block(p))
+			return 0;
+	}
+	int r = p->read(p->read_data, buffer, size, size_read);
+	if (r)
+		p->since_event += *size_read;
+	return r;
+}
+
+/* Parses events into the block being filled until it is full (of events,
+ * texts or whole events), or the stream ended or failed (then ->last). The
+ * block being filled may change inside yaml_parser_parse(): pipe_read(). */
+static void fill(struct pipe *p)
+{
+	for (;;) {
+		struct pipe_block *b = p->filling;
+		if (b->n >= PIPE_EVENTS || b->n_full >= PIPE_FULLS ||
+		    PIPE_TEXT - b->text_len <= PIPE_COPY_MAX)
+			return;
 		yaml_event_t e;
+		p->since_event = 0;
 		if (!yaml_parser_parse(p->parser, &e)) {
-			b->last = b->failed = true;
+			p->filling->last = p->filling->failed = true;
 			return;
 		}
+		b = p->filling;
 		struct pipe_event *pe = &b->ev[b->n++];
 		pe->type = (uint8_t)e.type;
 		pe->index = (uint32_t)e.start_mark.index;
@@ -217,17 +277,13 @@ static void fill(struct pipe *p, struct pipe_block *b)
 static void *produce(void *arg)
 {
 	struct pipe *p = arg;
-	for (uint32_t head = 0;; ) {
-		if (!wait_room(p, head))
-			return NULL;
-		struct pipe_block *b = &p->blocks[head & (p->n_blocks - 1)];
-		clear_block(b);
-		fill(p, b);
-		bool last = b->last;
-		head++;
-		uint32_t tail = atomic_load_explicit(&p->tail.count, memory_order_relaxed);
-		advance(&p->head, head, last || head - tail >= p->n_blocks / 4);
-		if (last)
+	if (!next_block(p))
+		return NULL;
+	for (;;) {
+		fill(p);
+		bool last = p->filling->last;
+		publish(p, false);
+		if (last || !next_block(p))
 			return NULL;
 	}
 }
@@ -298,15 +354,22 @@ int pipe_start(struct pipe **out, yaml_parser_t *parser, uint64_t size)
 		return r;
 	memset(p, 0, sizeof(*p));
 	p->parser = parser;
+	p->read = parser->read_handler;
+	p->read_data = parser->read_handler_data;
 	p->n_blocks = MIN_BLOCKS;
 	while (p->n_blocks < MAX_BLOCKS && (uint64_t)p->n_blocks * 2 * INPUT_PER_BLOCK <= size)
 		p->n_blocks *= 2;
 	p->blocks = calloc(p->n_blocks, sizeof(*p->blocks));
 	if (!p->blocks)
 		goto fail;
+	parser->read_handler = pipe_read;
+	parser->read_handler_data = p;
 	r = pipe_thread_start(&p->thread, produce, p);
-	if (r)
+	if (r) {
+		parser->read_handler = p->read;
+		parser->read_handler_data = p->read_data;
 		goto fail;
+	}
 	*out = p;
 	return 0;
 fail:

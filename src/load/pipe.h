@@ -53,9 +53,10 @@ struct pipe_cursor {
 	const yaml_event_t *full;
 };
 
-/* Starts a producer thread parsing with `parser`, whose input is set and
- * about `size` bytes long (which sizes the queue); the parser belongs to
- * the thread until pipe_end(). Returns 0 and the pipe in *out (to end with
+/* Starts a producer thread parsing with `parser`, whose input is set (by
+ * yaml_parser_set_input(), a read callback: the pipe wraps it) and about
+ * `size` bytes long (which sizes the queue); the parser belongs to the
+ * thread until pipe_end(), which reads nothing more once called. Returns 0 and the pipe in *out (to end with
  * pipe_end()), or -ENOMEM / -EAGAIN, after which nothing was started and
  * the caller may parse by itself. */
 int pipe_start(struct pipe **out, yaml_parser_t *parser, uint64_t size);

@@ -6,8 +6,11 @@
 #include "diag.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "buf.h"
 
@@ -96,30 +99,50 @@ static int cmp_want(const void *a, const void *b)
 	return (x->line > y->line) - (x->line < y->line);
 }
 
-/* Fills text for each wanted line of file (sorted by line). */
+/* Fills text for each wanted line of file (sorted by line), keeping at most
+ * LINE_SHOW_MAX bytes of each. Only a regular file is read again, and at
+ * most DAGRUN_MAX_FILE_BYTES of it: a pipe, a FIFO or a device would give
+ * other bytes than the loader saw (or block, or never end), so its
+ * diagnostics show no source line. */
 static void read_lines(const char *file, struct line_want *w, size_t n)
 {
-	FILE *f = fopen(file, "r");
-	if (!f)
+	struct stat st;
+	char chunk[16384], line[LINE_SHOW_MAX + 1];
+	size_t len = 0, i = 0, total = 0;
+	unsigned no = 1;
+	int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
 		return;
-	char *line = NULL;
-	size_t cap = 0;
-	unsigned no = 0;
-	size_t i = 0;
-	while (i < n && getline(&line, &cap, f) != -1) {
-		no++;
-		while (i < n && w[i].line < no)
-			i++;
-		while (i < n && w[i].line == no) {
-			size_t len = strcspn(line, "\r\n");
-			if (len > LINE_SHOW_MAX)
-				len = LINE_SHOW_MAX;
-			w[i].text = strndup(line, len);
-			i++;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		goto out;
+	while (i < n && total < DAGRUN_MAX_FILE_BYTES) {
+		ssize_t k = read(fd, chunk, sizeof(chunk));
+		if (k < 0 && errno == EINTR)
+			continue;
+		/* At the end, a last line without a newline still counts. */
+		for (ssize_t j = 0; j <= k && i < n; j++) {
+			if (j < k && chunk[j] != '\n') {
+				if (len < LINE_SHOW_MAX && w[i].line == no)
+					line[len++] = chunk[j];
+				continue;
+			}
+			if (j == k && k > 0)
+				break;
+			while (i < n && w[i].line < no)
+				i++;
+			line[len] = '\0';
+			line[strcspn(line, "\r")] = '\0';
+			for (; i < n && w[i].line == no; i++)
+				w[i].text = strdup(line);
+			no++;
+			len = 0;
 		}
+		if (k <= 0)
+			break;
+		total += (size_t)k;
 	}
-	free(line);
-	fclose(f);
+out:
+	close(fd);
 }
 
 static const char *sev_name(int s)
