@@ -252,21 +252,21 @@ void kind_ai_model(struct loader *ld, void *obj)
 {
 	struct dr_ai *a = ai_of(ld, obj);
 	if (a)
-		read_nonempty(ld, &a->model);
+		read_json_text(ld, true, &a->model); /* sent as JSON: a NUL is fine */
 }
 
 void kind_ai_system(struct loader *ld, void *obj)
 {
 	struct dr_ai *a = ai_of(ld, obj);
 	if (a)
-		read_string(ld, &a->system);
+		read_json_text(ld, false, &a->system); /* sent as JSON: a NUL is fine */
 }
 
 void kind_ai_prompt(struct loader *ld, void *obj)
 {
 	struct dr_ai *a = ai_of(ld, obj);
 	if (a)
-		read_nonempty(ld, &a->prompt);
+		read_json_text(ld, true, &a->prompt); /* sent as JSON: a NUL is fine */
 }
 
 void kind_ai_prompt_file(struct loader *ld, void *obj)

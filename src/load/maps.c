@@ -86,28 +86,31 @@ static bool free_key(struct loader *ld, struct dr_text *key)
 	return load_keep(ld, key);
 }
 
-static bool env_name_ok(const char *s)
+/* Names are checked over their whole length: a NUL inside fails them. */
+static bool env_name_ok(const struct dr_text *k)
 {
-	if (!*s || (*s >= '0' && *s <= '9'))
+	if (!k->len || (k->s[0] >= '0' && k->s[0] <= '9'))
 		return false;
-	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			 "0123456789_") == strlen(s);
+	return strspn(k->s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			    "0123456789_") == k->len;
 }
 
-static bool header_name_ok(const char *s)
+static bool header_name_ok(const struct dr_text *k)
 {
-	return *s && strspn(s, "!#$%&'*+-.^_`|~0123456789"
-			       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") ==
-			     strlen(s);
+	return k->len && strspn(k->s, "!#$%&'*+-.^_`|~0123456789"
+				      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") ==
+			 k->len;
 }
 
 static void check_name(struct loader *ld, const struct dr_text *k, int names)
 {
 	struct pos at = {k->line, k->col};
-	if (names == NAME_ENV && !env_name_ok(k->s))
+	if (names != NAME_ANY && memchr(k->s, '\0', k->len))
+		load_error(ld, at, "NUL character (\\0) in a name in '%s'", ld->key);
+	else if (names == NAME_ENV && !env_name_ok(k))
 		load_error(ld, at, "invalid environment variable name '%s' "
 			   "(use letters, digits and '_', not starting with a digit)", k->s);
-	else if (names == NAME_HEADER && !header_name_ok(k->s))
+	else if (names == NAME_HEADER && !header_name_ok(k))
 		load_error(ld, at, "invalid HTTP header name '%s'", k->s);
 }
 
@@ -132,6 +135,7 @@ void read_kvlist(struct loader *ld, struct dr_kvlist *out, int names)
 			load_skip(ld);
 			continue;
 		}
+		load_refuse_nul(ld);
 		if (!load_keep(ld, &kv.value) || load_push(ld, &kv, sizeof(kv)) == SIZE_MAX)
 			return;
 		n++;
@@ -302,7 +306,12 @@ void read_res(struct loader *ld, struct dr_res **out, uint32_t *n_out)
 	while (load_next(ld) && !load_is(ld, YAML_MAPPING_END_EVENT)) {
 		struct res_entry e;
 		int64_t units;
-		if (!free_key(ld, &e.key) || !load_next(ld))
+		if (!free_key(ld, &e.key))
+			continue;
+		if (memchr(e.key.s, '\0', e.key.len))
+			load_error(ld, (struct pos){e.key.line, e.key.col},
+				   "NUL character (\\0) in a pool name in '%s'", what);
+		if (!load_next(ld))
 			continue;
 		ld->key = e.key.s;
 		if (!read_int(ld, 1, DR_MAX_POOL, &units))

@@ -132,29 +132,60 @@ bool read_is_text(const struct loader *ld)
 	return sc.kind != SK_NULL;
 }
 
-/* The current node is a non-null scalar; else a type error. */
-static bool want_text(struct loader *ld)
+bool load_refuse_nul(struct loader *ld)
 {
-	if (read_is_text(ld))
-		return true;
-	load_type_error(ld, "a string");
-	return false;
+	/* Only the escapes of a double-quoted scalar (\0, \x00, \u0000) make
+	 * one: libyaml refuses the raw byte. */
+	if (ld->ev.data.scalar.style != YAML_DOUBLE_QUOTED_SCALAR_STYLE ||
+	    !memchr(load_str(ld), '\0', load_len(ld)))
+		return false;
+	struct pos at = load_pos(ld);
+	at.col++; /* the first character, not the quote */
+	load_error(ld, at, "NUL character (\\0) in '%s': a process, a path, a URL "
+		   "or a header cannot hold one (only values sent as JSON may)",
+		   ld->key ? ld->key : "?");
+	return true;
+}
+
+/* The current node is a non-null scalar; else a type error. A NUL in it is
+ * reported unless nul_ok, but the text is still read: the load goes on to
+ * find the other errors. */
+static bool want_text(struct loader *ld, bool nul_ok)
+{
+	if (!read_is_text(ld)) {
+		load_type_error(ld, "a string");
+		return false;
+	}
+	if (!nul_ok)
+		load_refuse_nul(ld);
+	return true;
 }
 
 bool read_is_string(struct loader *ld)
 {
-	return want_text(ld);
+	return want_text(ld, false) && !memchr(load_str(ld), '\0', load_len(ld));
 }
 
 bool read_string(struct loader *ld, struct dr_text *out)
 {
-	return want_text(ld) && load_keep(ld, out);
+	return want_text(ld, false) && load_keep(ld, out);
+}
+
+bool read_json_text(struct loader *ld, bool nonempty, struct dr_text *out)
+{
+	if (!want_text(ld, true))
+		return false;
+	if (nonempty && load_len(ld) == 0) {
+		load_error(ld, load_pos(ld), "'%s' must not be empty", ld->key);
+		return false;
+	}
+	return load_keep(ld, out);
 }
 
 const struct dr_text *read_string_p(struct loader *ld)
 {
 	struct dr_text *t;
-	if (!want_text(ld))
+	if (!want_text(ld, false))
 		return NULL;
 	t = arena_alloc(&ld->wf->arena, sizeof(*t));
 	if (!t) {
@@ -166,7 +197,7 @@ const struct dr_text *read_string_p(struct loader *ld)
 
 bool read_nonempty(struct loader *ld, struct dr_text *out)
 {
-	if (!want_text(ld))
+	if (!want_text(ld, false))
 		return false;
 	if (load_len(ld) == 0) {
 		load_error(ld, load_pos(ld), "'%s' must not be empty", ld->key);
@@ -327,7 +358,7 @@ int read_enum(struct loader *ld, const char *const *names, unsigned n)
 {
 	char list[256];
 	size_t len = 0;
-	if (!want_text(ld))
+	if (!want_text(ld, false))
 		return -1;
 	for (unsigned i = 0; i < n; i++)
 		if (!strcmp(load_str(ld), names[i]))
@@ -426,6 +457,10 @@ static int map_key(struct loader *ld, const struct keytab *tab,
 		return -1;
 	}
 	int k = find_key(tab, load_str(ld), load_len(ld));
+	if (k < 0 && memchr(load_str(ld), '\0', load_len(ld))) {
+		load_error(ld, load_pos(ld), "NUL character (\\0) in a key of %s", tab->what);
+		return -1;
+	}
 	if (k < 0) {
 		unknown_key(ld, tab, seen);
 		return -1;

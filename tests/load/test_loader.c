@@ -1062,6 +1062,71 @@ static void a_null_diags_list_is_allowed(void **state)
 	dagrun_workflow_free(wf);
 }
 
+/* ---- NUL characters ---------------------------------------------------------- */
+
+#define NUL_MSG(key) "NUL character (\\0) in '" key "': a process, a path, a URL " \
+	"or a header cannot hold one (only values sent as JSON may)"
+
+static void a_nul_where_it_cannot_be_passed_on_is_an_error_at_its_place(void **state)
+{
+	(void)state;
+	/* A "\0" escape (or \x00, \u0000) used to cut the string silently. */
+	expect_err(HEAD L("  - {id: a, command: \"echo a\\0b\"}"), 3, 23, NUL_MSG("command"));
+	expect_err(HEAD L("  - {id: a, command: [echo, \"x\\x00y\"]}"), 3, 30, NUL_MSG("command"));
+	expect_err(HEAD L("  - {id: a, script: \"echo \\u0000\"}"), 3, 22, NUL_MSG("script"));
+	expect_err(HEAD L("  - {id: a, script: x, interpreter: \"sh\\0\"}"), 3, 38,
+		   NUL_MSG("interpreter"));
+	expect_err(HEAD L("  - {id: a, command: x, env: {X: \"1\\02\"}}"), 3, 35, NUL_MSG("env"));
+	expect_err(HEAD L("  - {id: a, command: x, env: {\"X\\0Y\": v}}"), 3, 32,
+		   "NUL character (\\0) in a name in 'env'");
+	expect_err(L("name: t") L("env: {X: \"\\0\"}") L("tasks: [{id: a, command: x}]"), 2, 11,
+		   NUL_MSG("env"));
+	expect_err(HEAD L("  - {id: a, command: x, workdir: \"/tmp\\0\"}"), 3, 35, NUL_MSG("workdir"));
+	expect_err(HEAD L("  - {id: a, api: {url: \"http://x/\\0\"}}"), 3, 25, NUL_MSG("url"));
+	expect_err(HEAD L("  - {id: a, api: {url: \"http://x/\", headers: {Z: \"1\\0\"}}}"), 3, 51,
+		   NUL_MSG("headers"));
+	expect_err(HEAD L("  - {id: a, api: {url: \"http://x/\", headers: {\"X\\0\": v}}}"), 3, 48,
+		   "NUL character (\\0) in a name in 'headers'");
+	expect_err(HEAD L("  - {id: a, webhook: {url: \"http://x/\", event: \"e\\0\"}}"), 3, 49,
+		   NUL_MSG("event"));
+	expect_err(HEAD L("  - {id: a, model: m, prompt: p, promptFile: \"f\\0\"}"), 3, 47,
+		   NUL_MSG("promptFile"));
+	expect_err(HEAD L("  - {id: a, model: m, prompt: p, baseUrl: \"http://x\\0\"}"), 3, 44,
+		   NUL_MSG("baseUrl"));
+	expect_err(HEAD L("  - {id: a, command: x, description: \"d\\0\"}"), 3, 39,
+		   NUL_MSG("description"));
+	expect_err(HEAD L("  - {id: a, command: x}") L("  - {id: b, command: x, dependencies: [\"a\\0\"]}"),
+		   4, 41, NUL_MSG("dependencies"));
+	expect_err(HEAD L("  - {id: a, command: x, \"time\\0out\": 1s}"), 3, 25,
+		   "NUL character (\\0) in a key of task");
+	expect_err(L("name: t") L("resources: {\"p\\0\": 1}") L("tasks: [{id: a, command: x}]"), 2, 14,
+		   "NUL character (\\0) in a pool name in 'resources'");
+}
+
+static void a_nul_in_a_value_sent_as_json_is_kept(void **state)
+{
+	(void)state;
+	struct dagrun_workflow *wf = load_ok(
+		L("name: t") L("variables: {v: \"a\\0b\"}") L("tasks:")
+		L("  - {id: a, api: {url: \"http://x/\", method: POST, body: {k: \"v\\0w\"}}}")
+		L("  - {id: b, webhook: {url: \"http://x/\", payload: [\"p\\0\"]}}")
+		L("  - {id: c, model: \"m\\0\", system: \"s\\0\", prompt: \"p\\0q\", context: {k: \"\\0\"}}"));
+	const struct dr_value *v = wf->variables;
+	assert_int_equal(v->items[0].text.len, 3);
+	assert_memory_equal(v->items[0].text.s, "a\0b", 3);
+	const struct dr_value *body = task(wf, "a")->spec.api->body;
+	assert_int_equal(body->items[0].text.len, 3);
+	assert_memory_equal(body->items[0].text.s, "v\0w", 3);
+	assert_int_equal(task(wf, "b")->spec.webhook->payload->items[0].text.len, 2);
+	const struct dr_ai *ai = task(wf, "c")->spec.ai;
+	assert_int_equal(ai->model.len, 2);
+	assert_int_equal(ai->system.len, 2);
+	assert_int_equal(ai->prompt.len, 3);
+	assert_memory_equal(ai->prompt.s, "p\0q", 3);
+	assert_int_equal(ai->context->items[0].text.len, 1);
+	dagrun_workflow_free(wf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1110,6 +1175,8 @@ int main(void)
 		cmocka_unit_test(all_errors_are_reported_in_one_pass_in_file_order),
 		cmocka_unit_test(loading_stops_once_the_diagnostics_list_is_full),
 		cmocka_unit_test(a_null_diags_list_is_allowed),
+		cmocka_unit_test(a_nul_where_it_cannot_be_passed_on_is_an_error_at_its_place),
+		cmocka_unit_test(a_nul_in_a_value_sent_as_json_is_kept),
 	};
 	/* full_yaml's hook names a promptFile relative to the workflow's
 	 * directory ("." for a buffer named t.yaml): validate checks it exists. */
