@@ -502,6 +502,61 @@ static int render_texts(struct cmd_attempt *st, const struct dr_task *t,
 	return 0;
 }
 
+/* ---- NUL: what a process cannot receive ------------------------------------ */
+
+/* Fails the attempt (tx->err) when t, as rendered, holds a NUL: argv,
+ * the environment, paths and the script's text are C strings, and would
+ * silently end there. `src` gives the position in the workflow. */
+static void refuse_nul(const struct exec_attempt *a, struct texts *tx, const struct dr_text *t,
+		       const struct dr_text *src, const char *what, const char *name)
+{
+	if (tx->err || !t->s || !memchr(t->s, '\0', t->len))
+		return;
+	const struct dagrun_workflow *wf = a->wf;
+	const char *id = wf->ids.entries ? wf_task_id(wf, a->task) : "?";
+	tx->err = msg("%s:%u:%u: %s%s%s%s of task '%s' holds a NUL character (\\0) once "
+		      "rendered, which a process cannot receive", wf->path ? wf->path : "?",
+		      src->line, src->col, what, name ? " '" : "", name ? name : "",
+		      name ? "'" : "", id);
+	if (!tx->err)
+		tx->err = strdup("a NUL character in a rendered string");
+}
+
+static void refuse_nul_kvs(const struct exec_attempt *a, struct texts *tx,
+			   const struct dr_kvlist *kv, const struct dr_kvlist *src)
+{
+	for (uint32_t i = 0; i < kv->n && !tx->err; i++) {
+		const struct dr_kv *e = &kv->v[i];
+		refuse_nul(a, tx, &e->key, &src->v[i].key, "an env name", NULL);
+		refuse_nul(a, tx, &e->value, &src->v[i].value, "env", e->key.s);
+	}
+}
+
+/* Every string the process gets, once rendered. Validation refuses a NUL
+ * written in the file; a template can still render one (a variable, an
+ * upstream output), in a mode that does not escape it (env, workdir). */
+static void refuse_nuls(struct cmd_attempt *st, const struct dr_task *t,
+			const struct dr_task_opts *opts)
+{
+	struct exec_attempt *a = st->a;
+	struct texts *tx = &st->tx;
+	if (t->kind == DR_KIND_COMMAND) {
+		const struct dr_command *c = t->spec.command;
+		refuse_nul(a, tx, &tx->cmd.str, &c->str, "the command", NULL);
+		for (uint32_t i = 0; i < tx->cmd.argc && !c->str.s; i++)
+			refuse_nul(a, tx, &tx->cmd.argv[i], &c->argv[i], "an argument of the command",
+				   NULL);
+	} else {
+		refuse_nul(a, tx, &tx->body, &t->spec.script->body, "the script", NULL);
+		refuse_nul(a, tx, &t->spec.script->interpreter, &t->spec.script->interpreter,
+			   "the interpreter", NULL);
+	}
+	refuse_nul_kvs(a, tx, &tx->wenv, &a->wf->env);
+	refuse_nul_kvs(a, tx, &tx->tenv, &opts->env);
+	if (tx->has_workdir)
+		refuse_nul(a, tx, &tx->workdir, opts->workdir, "the workdir", NULL);
+}
+
 /* ---- running an attempt -------------------------------------------------- */
 
 static void attempt_free(struct cmd_attempt *st)
@@ -695,6 +750,7 @@ static int command_start(struct executor *ex, struct exec_attempt *a)
 	st->res.start_ms = now_ms();
 	if ((err = render_texts(st, t, opts)) < 0)
 		goto out;
+	refuse_nuls(st, t, opts);
 	if (st->tx.err) {
 		st->oc.template_err = st->tx.err;
 		goto later;

@@ -21,18 +21,43 @@ void exec_result_free(struct exec_result *r)
 	r->model = r->finish_reason = NULL;
 }
 
+/* A URL, a header or an argument is a C string to curl or the kernel: a
+ * NUL in it would silently end it there (a template rendering a variable
+ * that holds one). Returns -EINVAL with *err, or 0. */
+static int refuse_nul(const struct exec_attempt *a, const struct dr_text *t, int mode,
+		      const struct buf *out, size_t from, char **err)
+{
+	static const char *const what[] = {
+		[EXEC_RENDER_ARGV] = "an argument", [EXEC_RENDER_URL] = "a URL",
+		[EXEC_RENDER_HEADER] = "a header",
+	};
+	if (mode != EXEC_RENDER_ARGV && mode != EXEC_RENDER_URL && mode != EXEC_RENDER_HEADER)
+		return 0;
+	if (out->len == from || !memchr(out->data + from, '\0', out->len - from))
+		return 0;
+	if (asprintf(err, "%s:%u:%u: the rendered text holds a NUL character (\\0), "
+		     "which %s cannot hold", a->wf && a->wf->path ? a->wf->path : "?",
+		     t->line, t->col, what[mode]) < 0)
+		*err = NULL;
+	return -EINVAL;
+}
+
 int exec_render(struct exec_attempt *a, const struct dr_text *t,
 		int mode, struct buf *out, char **err)
 {
+	size_t from = out->len;
+	int r;
 	*err = NULL;
 	if (!t->s)
 		return 0;
-	if (a->render)
-		return a->render(a, t, (enum exec_render_mode)mode, out, err);
-	int r = buf_add(out, t->s, t->len);
+	if (a->render) {
+		r = a->render(a, t, (enum exec_render_mode)mode, out, err);
+		return r < 0 ? r : refuse_nul(a, t, mode, out, from, err);
+	}
+	r = buf_add(out, t->s, t->len);
 	if (r < 0)
 		*err = strdup(r == -E2BIG ? "value too large" : "out of memory");
-	return r;
+	return r < 0 ? r : refuse_nul(a, t, mode, out, from, err);
 }
 
 #define VALUE_JSON_DEPTH 64

@@ -401,7 +401,7 @@ int flow_render(struct flow *f, uint32_t t, const struct dr_text *x, int mode,
 		out->len = start;
 		out->data[start] = '\0';
 		r = expr_fail(&e, -EINVAL, EXPR_NO_OFFSET,
-			      "a header value may not contain CR or LF");
+			      "a header value may not contain CR, LF or NUL");
 	}
 	if (r < 0)
 		*err = eval_error(f, x, &e, "template error");

@@ -642,6 +642,61 @@ static void test_sigkill_not_sent_by_us_is_resource(void **state)
 	fixture_free(f);
 }
 
+/* Text with an embedded NUL, as a template can render it (a variable or an
+ * upstream output holding one); the executor gets it with its length. */
+static struct dr_text nul_text(const char *s, size_t len)
+{
+	struct dr_text t = {s, (uint32_t)len, 1, 1};
+	return t;
+}
+
+static void expect_nul_failure(struct fixture *f, const char *what)
+{
+	struct outcome o = run(f);
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
+	assert_int_equal(o.exit_code, -1);    /* nothing ran */
+	assert_non_null(o.error);
+	if (!strstr(o.error, what) || !strstr(o.error, "of task 't1' holds a NUL character"))
+		fail_msg("unexpected error: %s", o.error);
+	assert_string_equal(o.out, "");
+	outcome_free(&o);
+	fixture_free(f);
+}
+
+static void test_a_nul_in_a_string_for_the_process_fails_the_attempt(void **state)
+{
+	(void)state;
+	/* Each used to be cut at the NUL silently: $X was "a", the workdir
+	 * /tmp, the argument "a". */
+	struct fixture *f = command("echo \"[$X]\"");
+	f->task_env[0] = (struct dr_kv){text("X"), nul_text("a\0b", 3)};
+	f->opts.env = (struct dr_kvlist){f->task_env, 1};
+	expect_nul_failure(f, "env 'X'");
+
+	f = command("echo \"[$X]\"");
+	f->wf_env[0] = (struct dr_kv){text("X"), nul_text("a\0b", 3)};
+	f->wf.env = (struct dr_kvlist){f->wf_env, 1};
+	expect_nul_failure(f, "env 'X'");
+
+	f = command("pwd");
+	f->workdir = nul_text("/tmp\0/x", 7);
+	f->opts.workdir = &f->workdir;
+	expect_nul_failure(f, "the workdir");
+
+	f = command_list((const char *[]){"echo", "x", NULL});
+	f->argv[1] = nul_text("a\0b", 3);
+	expect_nul_failure(f, "an argument of the command");
+
+	f = command("echo a");
+	f->cmd.str = nul_text("echo a\0b", 8);
+	expect_nul_failure(f, "the command");
+
+	f = script("/bin/sh", "echo a");
+	f->script.body = nul_text("echo a\0echo b\n", 14);
+	expect_nul_failure(f, "the script");
+}
+
 static void test_unsupported_kind_is_refused(void **state)
 {
 	(void)state;
@@ -681,6 +736,7 @@ int main(void)
 		cmocka_unit_test(test_cancel_soft_and_hard),
 		cmocka_unit_test(test_sigkill_not_sent_by_us_is_resource),
 		cmocka_unit_test(test_unsupported_kind_is_refused),
+		cmocka_unit_test(test_a_nul_in_a_string_for_the_process_fails_the_attempt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
