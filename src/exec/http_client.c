@@ -19,6 +19,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ struct xlist {
 struct sock {
 	uv_poll_t poll;
 	curl_socket_t fd;
+	int events;                   /* UV_READABLE | UV_WRITABLE, as curl asked */
 	struct http_client *c;
 	struct sock *prev, *next;     /* c->socks, while open */
 };
@@ -66,6 +68,7 @@ struct http_xfer {
 	void *ud;
 	uint64_t queued_ns, started_ns;
 	size_t header_bytes;
+	bool in_headers;              /* a status line came, the blank line not yet */
 	struct http_response res;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -189,6 +192,36 @@ static void collect_info(struct http_xfer *x)
 		tm->redirects = (uint32_t)redirects;
 }
 
+/* Recognises curl's own limits on response headers, which curl 7.x and
+ * 8.0 to 8.5 report under codes that also mean other things, so that they
+ * fail the request for good, with a message that says what was too large,
+ * instead of a retry: one header line over CURL_MAX_HTTP_HEADER (100 KiB)
+ * is CURLE_OUT_OF_MEMORY, all the headers over curl's total (300 KiB) are
+ * CURLE_RECV_ERROR "Too large response headers" (CURLE_TOO_LARGE, a code
+ * of its own, since 8.6). Only while the headers of a reply are being
+ * received, after the request went out: an allocation that really failed
+ * there is a header growing without end all the same. */
+static void header_limit(struct http_xfer *x, CURLcode code)
+{
+	struct http_response *r = &x->res;
+	long sent = 0;
+	curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &sent);
+	bool reading_headers = x->in_headers || (sent > 0 && !r->status && !r->body_bytes);
+	if (!reading_headers)
+		return;
+	if (code == CURLE_OUT_OF_MEMORY) {
+		r->headers_too_large = true;
+		snprintf(r->error, sizeof(r->error), "a response header is larger than "
+			 "curl's limit of %d KiB", CURL_MAX_HTTP_HEADER / 1024);
+	} else if ((code == CURLE_RECV_ERROR &&
+		    !strncmp(x->errbuf, "Too large response header", 25)) ||
+		   code == (CURLcode)100 /* CURLE_TOO_LARGE, curl >= 8.6 */) {
+		r->headers_too_large = true;
+		snprintf(r->error, sizeof(r->error), "response headers larger than curl's "
+			 "limit (%.200s)", x->errbuf[0] ? x->errbuf : curl_easy_strerror(code));
+	}
+}
+
 /* Moves x to done with curl's outcome code (CURLE_OK when none), taking
  * it out of the multi handle when it was running. */
 static void finish(struct http_xfer *x, CURLcode code)
@@ -204,8 +237,13 @@ static void finish(struct http_xfer *x, CURLcode code)
 	r->curl_code = (int)code;
 	if (code == CURLE_OPERATION_TIMEDOUT)
 		r->timed_out = true;
-	if (code == CURLE_FILESIZE_EXCEEDED)
+	if (code == CURLE_FILESIZE_EXCEEDED && !r->too_large) {
 		r->too_large = true;
+		snprintf(r->error, sizeof(r->error), "response body larger than the limit "
+			 "of %" PRIu64 " bytes (maxResponseBytes; Content-Length says more)", x->cap);
+	}
+	if (running && code != CURLE_OK && !r->error[0])
+		header_limit(x, code);
 	if (code != CURLE_OK && !r->error[0])
 		snprintf(r->error, sizeof(r->error), "%s",
 			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(code));
@@ -290,18 +328,30 @@ static void progress(struct http_client *c)
 
 /* ---- curl's callbacks -------------------------------------------------------- */
 
+/* A socket is ready. On an error status (libuv's EBADF for POLLERR: a
+ * reset, or a close by the server of a kept-alive connection), curl is told
+ * the socket is ready for what it waits for, never CURL_CSELECT_ERR: it
+ * then reads or writes, meets the real error (ECONNRESET, EOF) itself, and
+ * does what curl does with it: retries a request on a fresh connection
+ * when a reused one died before any byte of the reply, or fails with its
+ * own message. CURL_CSELECT_ERR would fail the transfer at once with
+ * "select/poll returned error". libuv stopped the handle on the error: it
+ * is watched again unless curl changed or dropped the socket meanwhile. */
 static void on_poll(uv_poll_t *h, int status, int events)
 {
 	struct sock *s = h->data;
 	struct http_client *c = s->c;
 	int flags = 0, running;
 	if (status < 0)
-		flags = CURL_CSELECT_ERR;
+		events = s->events;
 	if (events & UV_READABLE)
 		flags |= CURL_CSELECT_IN;
 	if (events & UV_WRITABLE)
 		flags |= CURL_CSELECT_OUT;
 	curl_multi_socket_action(c->multi, s->fd, flags, &running);
+	if (status < 0 && !uv_is_closing((uv_handle_t *)h) && !uv_is_active((uv_handle_t *)h) &&
+	    s->events)
+		uv_poll_start(h, s->events, on_poll);
 	progress(c);
 }
 
@@ -347,6 +397,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 		ev |= UV_READABLE;
 	if (what & CURL_POLL_OUT)
 		ev |= UV_WRITABLE;
+	s->events = ev;
 	uv_poll_start(&s->poll, ev, on_poll);
 	return 0;
 }
@@ -404,17 +455,26 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		json_decref(r->headers);
 		r->headers = json_object();
 		x->header_bytes = 0;
+		x->in_headers = true;
+		if (!r->headers)
+			r->err = -ENOMEM;
 		return r->headers ? len : 0;
 	}
 	x->header_bytes += len;
 	if (x->header_bytes > HTTP_MAX_HEADER_BYTES) {
 		r->headers_too_large = true;
+		snprintf(r->error, sizeof(r->error), "response headers larger than %zu "
+			 "KiB in all", HTTP_MAX_HEADER_BYTES >> 10);
 		return 0;
 	}
-	if (!r->headers && !(r->headers = json_object()))
+	if (!r->headers && !(r->headers = json_object())) {
+		r->err = -ENOMEM;
 		return 0;
+	}
 	while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
 		len--;
+	if (!len)
+		x->in_headers = false;  /* the blank line: the headers are complete */
 	const char *colon = memchr(p, ':', len);
 	if (!len || p[0] == ' ' || p[0] == '\t' || !colon)
 		return size * n;  /* the blank line, obsolete folding, junk */
@@ -441,6 +501,8 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	r->body_bytes += len;
 	if (r->body_bytes > x->cap) {
 		r->too_large = true;
+		snprintf(r->error, sizeof(r->error), "response body larger than the limit "
+			 "of %" PRIu64 " bytes (maxResponseBytes)", x->cap);
 		return 0;
 	}
 	if (!x->discard_body && buf_add(&r->body, p, len) < 0) {

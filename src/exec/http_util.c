@@ -178,6 +178,7 @@ static enum dr_error_class curl_class(int code)
 	case CURLE_REMOTE_ACCESS_DENIED: case CURLE_NOT_BUILT_IN:
 	case CURLE_BAD_FUNCTION_ARGUMENT: case CURLE_UNKNOWN_OPTION:
 	case CURLE_FILESIZE_EXCEEDED:
+	case 100: /* CURLE_TOO_LARGE (curl >= 8.6): a field over one of curl's limits */
 		return DR_CLASS_PERMANENT;
 	case CURLE_OUT_OF_MEMORY:
 		return DR_CLASS_RESOURCE;
@@ -262,12 +263,13 @@ int http_classify(const struct http_response *resp, const uint16_t *expect, uint
 	}
 	if (resp->err)
 		return fail(r, DR_CLASS_RESOURCE, "request failed: %s", strerror(-resp->err));
+	/* Size limits are permanent: the same reply will be as large again. */
 	if (resp->too_large)
-		return fail(r, DR_CLASS_PERMANENT,
+		return fail(r, DR_CLASS_PERMANENT, "%s", resp->error[0] ? resp->error :
 			    "response body larger than the limit (maxResponseBytes)");
 	if (resp->headers_too_large)
-		return fail(r, DR_CLASS_PERMANENT, "response headers larger than %zu bytes",
-			    HTTP_MAX_HEADER_BYTES);
+		return fail(r, DR_CLASS_PERMANENT, "%s", resp->error[0] ? resp->error :
+			    "response headers larger than the limit");
 	if (resp->aborted)
 		return fail(r, DR_CLASS_PERMANENT, "response rejected while streaming");
 	if (resp->timed_out) {

@@ -23,6 +23,11 @@ Behaviour by query parameter, on any path not starting with /_:
   key=K             groups requests for /_requests, /_verify and /_stats
   fail=N            with key: the first N requests for K get fail_status
   fail_status=S     default 503
+  drop=SECONDS      keep-alive as usual (no "Connection: close"), but close the
+                    connection SECONDS after the reply: a request sent on it
+                    meanwhile is never answered (the close resets it), as
+                    servers and proxies that drop idle connections do
+  big_header=N[xK]  K reply headers (X-Big-0 ...; default 1) of N bytes each
 Control endpoints:
   /_requests?key=K  the recorded requests (all when no key), JSON
   /_verify?key=K&secret=S  for each request of K: is X-Dagrun-Signature a
@@ -108,6 +113,11 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with LOCK:
                 ACTIVE[key] -= 1
+        drop = q.get("drop", [None])[0]
+        if drop is not None:
+            self.wfile.flush()
+            time.sleep(float(drop))
+            self.close_connection = True
 
     def respond(self, q, path, seen):
         get = lambda name, default=None: q.get(name, [default])[0]
@@ -135,6 +145,10 @@ class Handler(BaseHTTPRequestHandler):
             headers.append(("Retry-After", ra))
         if get("retry_after_ms") is not None:
             headers.append(("retry-after-ms", get("retry_after_ms")))
+        if get("big_header"):
+            size, _, count = get("big_header").partition("x")
+            for i in range(int(count or 1)):
+                headers.append(("X-Big-%d" % i, "b" * int(size)))
         if get("redirect"):
             headers.append(("Location", get("redirect")))
             self.reply(302, b"", headers)
@@ -188,6 +202,13 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # A client that gave up on a reply (a reset, a closed pipe) is what
+        # some tests provoke; anything else is still reported.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def main():

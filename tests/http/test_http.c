@@ -675,6 +675,39 @@ static void response_over_cap_is_a_clear_permanent_error(void **state)
 	fixture_free(f);
 }
 
+static void response_headers_over_curls_limits_are_a_clear_permanent_error(void **state)
+{
+	(void)state;
+	/* One header line over curl's 100 KiB used to read "request failed: Out
+	 * of memory" (class resource, retried); all headers over curl's total
+	 * "connection failed: Too large response headers" (transient). */
+	static const struct {
+		const char *query, *want;
+	} cases[] = {
+		{"/h?big_header=1000000", "a response header is larger than curl's limit of 100 KiB"},
+		{"/h?big_header=200000", "a response header is larger than curl's limit of 100 KiB"},
+		{"/h?big_header=90000x4", "response headers larger than curl's limit"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fixture *f = fixture_new();
+		api_task(f, 0, NULL, url_of("%s", cases[i].query));
+		struct outcome o = run1(f);
+		assert_false(o.ok);
+		assert_int_equal(o.cls, DR_CLASS_PERMANENT);
+		if (!o.error || strncmp(o.error, cases[i].want, strlen(cases[i].want)))
+			fail_msg("%s: %s", cases[i].query, o.error ? o.error : "(null)");
+		outcome_free(&o);
+		fixture_free(f);
+	}
+	/* Large but within the limits: kept. */
+	struct fixture *f = fixture_new();
+	api_task(f, 0, NULL, url_of("/h?big_header=90000"));
+	struct outcome o = run1(f);
+	assert_true(o.ok);
+	outcome_free(&o);
+	fixture_free(f);
+}
+
 /* ---- headers and bodies ------------------------------------------------------- */
 
 static void header_with_line_break_is_refused_before_sending(void **state)
@@ -1276,6 +1309,7 @@ int main(void)
 		cmocka_unit_test(retry_after_seconds_date_and_ms_are_parsed),
 		cmocka_unit_test(retry_after_parser_edge_cases),
 		cmocka_unit_test(response_over_cap_is_a_clear_permanent_error),
+		cmocka_unit_test(response_headers_over_curls_limits_are_a_clear_permanent_error),
 		cmocka_unit_test(header_with_line_break_is_refused_before_sending),
 		cmocka_unit_test(headers_are_rendered_and_sent),
 		cmocka_unit_test(json_body_is_sent_with_content_type),
