@@ -332,7 +332,7 @@ static int read_file(const char *dir, const char *path, char **out, size_t *len)
 	if (!full)
 		return -ENOMEM;
 	struct stat sb;
-	if ((fd = open(full, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) < 0) {
+	if ((fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0 || fstat(fd, &sb) < 0) {
 		r = -errno;
 		goto out;
 	}

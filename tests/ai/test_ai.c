@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1068,6 +1069,50 @@ static void prompt_file_is_read_relative_to_the_workflow_and_cached(void **state
 	fixture_free(f);
 }
 
+/* The attempt of task 0 of f, in a child with a deadline: its exit status
+ * is 0 when it failed permanently with `want` in the message, 2 when it
+ * did otherwise; a hang ends with SIGALRM. */
+static int child_expects(struct fixture *f, const char *want)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(20);
+		struct ctx c;
+		struct job j;
+		ctx_init(&c);
+		job_start(&c, &j, f, 0);
+		ctx_finish(&c);
+		bool ok = !j.o.ok && j.o.cls == DR_CLASS_PERMANENT && j.o.error &&
+			  strstr(j.o.error, want);
+		if (!ok)
+			fprintf(stderr, "got: %s\n", j.o.error ? j.o.error : "(none)");
+		_exit(ok ? 0 : 2);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (WIFSIGNALED(st))
+		print_message("  killed by signal %d: the attempt hung\n", WTERMSIG(st));
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void a_prompt_file_that_is_a_fifo_fails_without_blocking_the_loop(void **state)
+{
+	(void)state;
+	/* The task may control the path: open() on a FIFO without a writer
+	 * blocked the whole engine. */
+	char path[256];
+	snprintf(path, sizeof(path), "%s/prompt.fifo", tmpdir);
+	unlink(path);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	struct fixture *f = fixture_new();
+	struct dr_ai *ai = ai_task(f, 0, "t-pfifo", NULL);
+	ai->prompt_file = text("prompt.fifo");
+	assert_int_equal(child_expects(f, "promptFile prompt.fifo: Invalid argument"), 0);
+	fixture_free(f);
+	unlink(path);
+}
+
 /* ---- pacing ------------------------------------------------------------------------ */
 
 static void remaining_zero_holds_the_next_request_until_the_reset(void **state)
@@ -1363,6 +1408,7 @@ int main(void)
 		cmocka_unit_test(context_is_in_scope_when_the_prompt_uses_it),
 		cmocka_unit_test(context_over_the_cap_is_cut_with_a_marker),
 		cmocka_unit_test(prompt_file_is_read_relative_to_the_workflow_and_cached),
+		cmocka_unit_test(a_prompt_file_that_is_a_fifo_fails_without_blocking_the_loop),
 		cmocka_unit_test(remaining_zero_holds_the_next_request_until_the_reset),
 		cmocka_unit_test(held_attempt_times_out_or_cancels_while_waiting),
 		cmocka_unit_test(durations_parse),
