@@ -59,12 +59,15 @@ void load_oom(struct loader *ld)
 }
 
 /* Line and column of byte `off` of the input, for reader errors, which
- * libyaml reports as an offset only. */
+ * libyaml reports as an offset only; {0, 0} (none) when the input cannot
+ * be read again up to there. */
 static struct pos offset_pos(struct loader *ld, size_t off)
 {
 	struct pos p = {1, 1};
 	char chunk[8192];
 	size_t done = 0;
+	if (ld->stream && off) /* a pipe or a device cannot be read again */
+		return (struct pos){0, 0};
 	while (done < off) {
 		size_t want = off - done < sizeof(chunk) ? off - done : sizeof(chunk);
 		ssize_t n;
@@ -74,7 +77,7 @@ static struct pos offset_pos(struct loader *ld, size_t off)
 		} else {
 			n = pread(ld->fd, chunk, want, (off_t)done);
 		}
-		if (n <= 0) /* a pipe cannot be read again: no position */
+		if (n <= 0)
 			return (struct pos){0, 0};
 		for (ssize_t i = 0; i < n; i++) {
 			if (chunk[i] == '\n') {

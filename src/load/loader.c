@@ -197,7 +197,7 @@ static void read_stream(struct loader *ld)
 {
 	if (!load_next(ld) || !load_next(ld)) /* STREAM_START, DOCUMENT_START */
 		return;
-	if (load_is(ld, YAML_STREAM_END_EVENT) && ld->stream && !ld->bytes) {
+	if (load_is(ld, YAML_STREAM_END_EVENT) && ld->fifo && !ld->bytes) {
 		load_error(ld, (struct pos){0, 0}, "no input: %s gave no bytes (a FIFO "
 			   "is read only if its writer has it open already)", ld->file);
 		return;
@@ -447,14 +447,14 @@ int dagrun_workflow_load_buffer(const char *name, const char *data, size_t len,
 	return load_with(&ld, name, out, diags);
 }
 
-/* Opens path for reading; returns the descriptor and, for a regular
- * file, its size in *size (else 0, and *stream is set); or returns -errno after adding the
- * error to diags. The open never blocks: a FIFO without a writer opens at
+/* Opens path for reading into ld->fd; returns 0 and, for a regular file,
+ * its size in *size (else 0, and ld->stream and ld->fifo say what it is);
+ * or returns -errno after adding the error to diags. The open never blocks: a FIFO without a writer opens at
  * once (and then reads as empty, see read_stream()) instead of waiting
  * for one; the descriptor is made blocking again, so that a pipe whose
  * writer is slow is waited for as before. */
-static int open_checked(const char *path, dagrun_diags *diags, off_t *size,
-			bool *stream)
+static int open_checked(struct loader *ld, const char *path, dagrun_diags *diags,
+			off_t *size)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -484,8 +484,10 @@ static int open_checked(const char *path, dagrun_diags *diags, off_t *size,
 		return -EINVAL;
 	}
 	*size = S_ISREG(st.st_mode) ? st.st_size : 0;
-	*stream = !S_ISREG(st.st_mode);
-	return fd;
+	ld->stream = !S_ISREG(st.st_mode);
+	ld->fifo = S_ISFIFO(st.st_mode);
+	ld->fd = fd;
+	return 0;
 }
 
 /* See dagrun.h. The file is read in small chunks as libyaml asks. */
@@ -494,10 +496,10 @@ int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *
 	struct loader ld;
 	off_t size = 0;
 	memset(&ld, 0, sizeof(ld));
-	int fd = open_checked(path, diags, &size, &ld.stream);
-	if (fd < 0)
-		return fd;
-	ld.fd = fd;
+	int r = open_checked(&ld, path, diags, &size);
+	if (r < 0)
+		return r;
+	int fd = ld.fd;
 	if (!yaml_parser_initialize(&ld.parser)) {
 		close(fd);
 		return -ENOMEM;
@@ -510,7 +512,7 @@ int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *
 		if (pipe_start(&ld.pipe, &ld.parser, ld.size_hint) < 0)
 			ld.pipe = NULL;
 	}
-	int r = load_with(&ld, path, out, diags);
+	r = load_with(&ld, path, out, diags);
 	close(fd);
 	return r;
 }

@@ -130,7 +130,9 @@ struct loader {
 	int io_err;                /* errno of a failed read */
 	bool too_big;
 	bool too_long_span;        /* SPAN_MAX_BYTES read without a token taken */
-	bool stream;               /* fd is not a regular file (a pipe, a FIFO, a device) */
+	bool stream;               /* fd is not a regular file (a pipe, a FIFO, a
+				    * device): it cannot be read again */
+	bool fifo;                 /* ... and it is a pipe or a FIFO */
 	size_t span_tokens;        /* the parser's tokens_parsed at span_from */
 	uint64_t span_from;        /* bytes read when a token was last taken */
 

@@ -201,6 +201,11 @@ static bool store_compact(struct pipe_block *b, struct pipe_event *pe, yaml_even
 	}
 }
 
+static bool stopped(struct pipe *p)
+{
+	return atomic_load_explicit(&p->stop, memory_order_relaxed);
+}
+
 /* Waits for room and makes the next block the one being filled; false
  * when the consumer asked to stop. */
 static bool next_block(struct pipe *p)
@@ -227,7 +232,7 @@ static void publish(struct pipe *p, bool now)
 static int pipe_read(void *data, unsigned char *buffer, size_t size, size_t *size_read)
 {
 	struct pipe *p = data;
-	if (atomic_load_explicit(&p->stop, memory_order_relaxed))
+	if (stopped(p))
 		return 0;
 	if (p->since_event > SPARSE_BYTES && p->filling->n) {
 		publish(p, true);
@@ -253,7 +258,10 @@ static void fill(struct pipe *p)
 		yaml_event_t e;
 		p->since_event = 0;
 		if (!yaml_parser_parse(p->parser, &e)) {
-			p->filling->last = p->filling->failed = true;
+			/* Once stopped, p->filling may be a block published
+			 * already: nothing touches it any more. */
+			if (!stopped(p))
+				p->filling->last = p->filling->failed = true;
 			return;
 		}
 		b = p->filling;
@@ -281,6 +289,8 @@ static void *produce(void *arg)
 		return NULL;
 	for (;;) {
 		fill(p);
+		if (stopped(p))
+			return NULL;
 		bool last = p->filling->last;
 		publish(p, false);
 		if (last || !next_block(p))

@@ -85,6 +85,8 @@ static struct pos block_start(const struct loader *ld, size_t index, struct pos 
 {
 	char buf[512];
 	ssize_t n;
+	if (ld->stream) /* a pipe or a device cannot be read again */
+		return at;
 	if (ld->data)
 		n = index < ld->len ? (ssize_t)(ld->len - index < sizeof(buf) ? ld->len - index
 								       : sizeof(buf)) : 0;
