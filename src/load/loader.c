@@ -33,6 +33,11 @@
  *  - A missing key that an unknown key was probably meant as ("did you
  *    mean") is not reported again; a YAML syntax error is listed first;
  *    the other diagnostics of one load are sorted by position.
+ *  - Any input is capped (DAGRUN_MAX_FILE_BYTES; SPAN_MAX_BYTES without a
+ *    token) and opened without blocking: a FIFO without a writer reads as
+ *    empty ("no input"), a directory is refused. A NUL is refused in every
+ *    string but those sent as JSON (read_value(), an AI model, system and
+ *    prompt): see load_refuse_nul().
  *  - Left to their executors: api.method NULL means GET, expect NULL any
  *    2xx, script.interpreter NULL /bin/sh -e, ai.base_url NULL
  *    $OPENAI_BASE_URL or the OpenAI URL, ai.api_key_env NULL OPENAI_API_KEY.
