@@ -10,7 +10,7 @@
  * Each event is formatted into one record (c->rec) handed to a sink
  * (sink.h), which never blocks: a slow reader costs lines (counted and
  * announced), never the engine's time. Text that came from the workflow or
- * a task goes through obs_escape (text.h), on a terminal or not, so it can
+ * a task goes through text_escape (text.h), on a terminal or not, so it can
  * neither drive the terminal nor hide part of a line.
  * Invariants: the status line, when shown, is always the last line on the
  * screen and is erased before other output; in LIVE mode every record that
@@ -26,7 +26,7 @@
 
 #include "dagrun.h"
 #include "obs/sink.h"
-#include "obs/text.h"
+#include "util/text.h"
 #include "util/buf.h"
 
 #define SLOWEST 5
@@ -142,7 +142,7 @@ static void put(dagrun_console *c, const char *fmt, ...)
 static void put_textn(dagrun_console *c, const char *p, size_t n)
 {
 	if (p)
-		obs_escape(&c->rec, p, n, 0);
+		text_escape(&c->rec, p, n, 0);
 }
 
 static void put_text(dagrun_console *c, const char *s)
@@ -155,7 +155,7 @@ static void put_text(dagrun_console *c, const char *s)
 static void put_message(dagrun_console *c, const char *s)
 {
 	if (s)
-		obs_escape(&c->rec, s, strlen(s), OBS_ESC_NEWLINE);
+		text_escape(&c->rec, s, strlen(s), TEXT_ESC_NEWLINE);
 }
 
 /* Hands the record to the sink. wait: the run is over, lose nothing;
@@ -176,7 +176,7 @@ static void copy_id(char *dst, const char *s)
 {
 	size_t n = strlen(s);
 	if (n > ID_SHOWN)
-		n = obs_utf8_whole(s, ID_SHOWN);
+		n = text_utf8_whole(s, ID_SHOWN);
 	memcpy(dst, s, n);
 	dst[n] = '\0';
 }
@@ -449,7 +449,7 @@ static struct partial *partial_of(dagrun_console *c, const dagrun_event *ev)
 static void show_partial(dagrun_console *c, struct partial *part, bool at_newline)
 {
 	struct buf *b = &part->b;
-	size_t show = at_newline ? b->len : obs_utf8_whole(b->data, b->len);
+	size_t show = at_newline ? b->len : text_utf8_whole(b->data, b->len);
 	if (!show && !at_newline)
 		return;
 	print_line(c, part->id, b->data ? b->data : "", show);

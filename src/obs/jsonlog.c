@@ -20,7 +20,7 @@
 
 #include "dagrun.h"
 #include "obs/sink.h"
-#include "obs/text.h"
+#include "util/text.h"
 #include "util/buf.h"
 
 #define CARRIES 64   /* streams that may hold a character cut short */
@@ -74,10 +74,10 @@ static uint64_t wall_ms(void)
  * for each invalid byte. NULL on OOM. */
 static json_t *text(const char *p, size_t n)
 {
-	if (obs_utf8_valid(p, n))
+	if (text_utf8_valid(p, n))
 		return json_stringn_nocheck(p, n);
 	struct buf b = BUF_INIT;
-	json_t *j = obs_utf8_clean(&b, p, n) == 0 ? json_stringn_nocheck(b.data, b.len) : NULL;
+	json_t *j = text_utf8_clean(&b, p, n) == 0 ? json_stringn_nocheck(b.data, b.len) : NULL;
 	buf_free(&b);
 	return j;
 }
@@ -172,13 +172,13 @@ static struct carry *carry_of(dagrun_jsonlog *l, const dagrun_event *ev)
 /* The data fields of an output chunk p[0 .. n). */
 static void add_data(json_t *o, const char *p, size_t n)
 {
-	if (obs_utf8_valid(p, n)) {
+	if (text_utf8_valid(p, n)) {
 		json_object_set_new(o, "data", json_stringn_nocheck(p, n));
 		return;
 	}
 	json_object_set_new(o, "data", text(p, n));
 	struct buf b = BUF_INIT;
-	if (obs_base64(&b, p, n) == 0)
+	if (text_base64(&b, p, n) == 0)
 		json_object_set_new(o, "dataBase64", json_stringn_nocheck(b.data ? b.data : "", b.len));
 	buf_free(&b);
 }
@@ -313,7 +313,7 @@ static void log_output(dagrun_jsonlog *l, const dagrun_event *ev)
 		goto out;
 	size_t whole = b.len;
 	if (k) {
-		whole = obs_utf8_whole(b.data, b.len);
+		whole = text_utf8_whole(b.data, b.len);
 		k->n = (uint8_t)(b.len - whole);
 		memcpy(k->b, b.data + whole, k->n);
 		if (!k->n)

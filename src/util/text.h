@@ -10,34 +10,34 @@
  * UTF-8 here is RFC 3629's: no overlong forms, no surrogates, at most
  * U+10FFFF.
  */
-#ifndef DAGRUN_OBS_TEXT_H
-#define DAGRUN_OBS_TEXT_H
+#ifndef DAGRUN_UTIL_TEXT_H
+#define DAGRUN_UTIL_TEXT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "util/buf.h"
 
-enum { OBS_ESC_NEWLINE = 1 };   /* keep '\n' as it is */
+enum { TEXT_ESC_NEWLINE = 1 };   /* keep '\n' as it is */
 
 /* Appends p[0 .. n) to out, escaped for a terminal as above. Returns 0 or
  * what buf_add returns. */
-int obs_escape(struct buf *out, const char *p, size_t n, int flags);
+int text_escape(struct buf *out, const char *p, size_t n, int flags);
 
 /* The length of p[0 .. n) without a trailing sequence that is valid so far
  * but incomplete (at most 3 bytes), so a stream can be cut between
  * characters. */
-size_t obs_utf8_whole(const char *p, size_t n);
+size_t text_utf8_whole(const char *p, size_t n);
 
 /* Whether p[0 .. n) is valid UTF-8. */
-bool obs_utf8_valid(const char *p, size_t n);
+bool text_utf8_valid(const char *p, size_t n);
 
 /* Appends p[0 .. n) to out with every byte of an invalid UTF-8 sequence
  * replaced by U+FFFD. Returns 0 or what buf_add returns. */
-int obs_utf8_clean(struct buf *out, const char *p, size_t n);
+int text_utf8_clean(struct buf *out, const char *p, size_t n);
 
 /* Appends p[0 .. n) to out in base64 (RFC 4648, with padding). Returns 0 or
  * what buf_add returns. */
-int obs_base64(struct buf *out, const char *p, size_t n);
+int text_base64(struct buf *out, const char *p, size_t n);
 
 #endif

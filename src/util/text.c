@@ -1,8 +1,8 @@
 /* text.c: escaping for terminals, UTF-8 cleaning for JSON; see text.h.
- * Invariant: what obs_escape writes holds no byte below 0x20 but tab and
+ * Invariant: what text_escape writes holds no byte below 0x20 but tab and
  * (when asked) newline, no DEL, no C1 control and no invalid UTF-8; what
- * obs_utf8_clean writes is valid UTF-8. */
-#include "obs/text.h"
+ * text_utf8_clean writes is valid UTF-8. */
+#include "util/text.h"
 
 #include <stdint.h>
 
@@ -55,7 +55,7 @@ static int add_hex(struct buf *out, unsigned char c)
 	return buf_add(out, e, sizeof(e));
 }
 
-int obs_escape(struct buf *out, const char *s, size_t n, int flags)
+int text_escape(struct buf *out, const char *s, size_t n, int flags)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t run = 0, i = 0;   /* p[run .. i) is safe, not yet added */
@@ -67,7 +67,7 @@ int obs_escape(struct buf *out, const char *s, size_t n, int flags)
 		bool safe;
 		if (c < 0x80)
 			safe = (c >= 0x20 && c != 0x7f) || c == '\t' ||
-			       (c == '\n' && (flags & OBS_ESC_NEWLINE));
+			       (c == '\n' && (flags & TEXT_ESC_NEWLINE));
 		else
 			safe = (k = utf8_len(p + i, n - i, &cp)) > 0 && cp > 0x9f;
 		if (safe) {
@@ -85,7 +85,7 @@ int obs_escape(struct buf *out, const char *s, size_t n, int flags)
 	return r ? r : buf_add(out, p + run, i - run);
 }
 
-size_t obs_utf8_whole(const char *s, size_t n)
+size_t text_utf8_whole(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	/* A cut sequence starts at most 3 bytes from the end. */
@@ -99,7 +99,7 @@ size_t obs_utf8_whole(const char *s, size_t n)
 	return n;
 }
 
-bool obs_utf8_valid(const char *s, size_t n)
+bool text_utf8_valid(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	for (size_t i = 0; i < n;) {
@@ -112,7 +112,7 @@ bool obs_utf8_valid(const char *s, size_t n)
 	return true;
 }
 
-int obs_utf8_clean(struct buf *out, const char *s, size_t n)
+int text_utf8_clean(struct buf *out, const char *s, size_t n)
 {
 	static const char fffd[] = "\xef\xbf\xbd";
 	const unsigned char *p = (const unsigned char *)s;
@@ -132,7 +132,7 @@ int obs_utf8_clean(struct buf *out, const char *s, size_t n)
 	return r ? r : buf_add(out, p + run, i - run);
 }
 
-int obs_base64(struct buf *out, const char *s, size_t n)
+int text_base64(struct buf *out, const char *s, size_t n)
 {
 	static const char abc[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
