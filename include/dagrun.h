@@ -212,10 +212,13 @@ enum dagrun_console_flags {
  * is written by a thread of the observer's own through a 4 MiB buffer, so an
  * event never waits for a slow reader; when the buffer is full, whole lines
  * are dropped, counted, and announced by a notice once the reader has caught
- * up. Do not write to out yourself until the observer is freed: freeing
- * writes what is left (waiting for the reader; a write error such as EPIPE
- * ends the wait and discards the rest). A FILE without a descriptor
- * (open_memstream) is written directly. */
+ * up. The last record (the summary, run.end) is never dropped: if there is
+ * no room for it, it waits for the free. Do not write to out yourself until
+ * the observer is freed: freeing writes what is left, waiting for the
+ * reader (free the engine first, so that signals have their default effect
+ * again while it waits); a write error such as EPIPE ends the wait and
+ * discards the rest. A FILE without a descriptor (open_memstream) is
+ * written directly. */
 
 /* The human display: a live status line on a terminal, one line per state
  * change elsewhere, and a summary at the end, written to out. Text from the

@@ -72,6 +72,7 @@ struct cut {
 struct dagrun_console {
 	struct obs_sink *sink;
 	struct buf rec;          /* the text of the event being handled */
+	struct buf final;        /* the summary, when it had to wait for room */
 	int flags;
 	uint64_t total, done, running, failed, retrying;
 	size_t counts[DAGRUN_CANCELLED + 1];
@@ -158,14 +159,20 @@ static void put_message(dagrun_console *c, const char *s)
 		text_escape(&c->rec, s, strlen(s), TEXT_ESC_NEWLINE);
 }
 
-/* Hands the record to the sink. wait: the run is over, lose nothing;
- * bulk: task output, the first to go when the reader is slow. */
-static void send(dagrun_console *c, bool wait, bool bulk)
+/* Hands the record to the sink. last: the summary, never dropped: when
+ * there is no room now, it waits for dagrun_console_free (which may block;
+ * the run must not). bulk: task output, the first to go when the reader is
+ * slow. */
+static void send(dagrun_console *c, bool last, bool bulk)
 {
 	if (c->rec.len) {
-		if (wait)
-			obs_sink_write_wait(c->sink, c->rec.data, c->rec.len);
-		else
+		if (last && obs_sink_try_write(c->sink, c->rec.data, c->rec.len) == 1) {
+			buf_free(&c->final);
+			c->final = c->rec;
+			c->rec = (struct buf)BUF_INIT;
+			return;
+		}
+		if (!last)
 			obs_sink_write(c->sink, c->rec.data, c->rec.len, !bulk);
 	}
 	buf_reset(&c->rec);
@@ -688,11 +695,13 @@ void dagrun_console_free(dagrun_console *c)
 {
 	if (!c)
 		return;
-	if (c->line_shown) {   /* a run that never ended: leave a clean line */
-		clear_line(c);
-		send(c, true, false);
-	}
+	if (c->final.len)
+		obs_sink_write_wait(c->sink, c->final.data, c->final.len);
+	clear_line(c);   /* a run that never ended: leave a clean line */
+	if (c->rec.len)
+		obs_sink_write_wait(c->sink, c->rec.data, c->rec.len);
 	obs_sink_free(c->sink);
+	buf_free(&c->final);
 	for (size_t i = 0; i < c->n_fail; i++) {
 		free(c->fail[i].id);
 		free(c->fail[i].error);

@@ -36,6 +36,8 @@ struct dagrun_jsonlog {
 	struct obs_sink *sink;
 	int min_level;
 	char run_id[128];    /* for the drop notice */
+	char *final;         /* run.end, when it had to wait for room */
+	size_t final_len;
 	struct carry carry[CARRIES];
 };
 
@@ -93,18 +95,23 @@ static void set_uint(json_t *o, const char *k, uint64_t v)
 	json_object_set_new(o, k, json_integer((json_int_t)v));
 }
 
-/* Emits one line. wait: for the last line of the run; bulk: task output,
- * the first to go when the reader is slow. */
-static void emit(dagrun_jsonlog *l, json_t *o, bool wait, bool bulk)
+/* Emits one line. last: run.end, never dropped: when there is no room now,
+ * it waits for dagrun_jsonlog_free (which may block; the run must not).
+ * bulk: task output, the first to go when the reader is slow. */
+static void emit(dagrun_jsonlog *l, json_t *o, bool last, bool bulk)
 {
 	char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 	if (!line)
 		return;
 	size_t n = strlen(line);
 	line[n] = '\n';   /* json_dumps left room: its NUL becomes the newline */
-	if (wait)
-		obs_sink_write_wait(l->sink, line, n + 1);
-	else
+	if (last && obs_sink_try_write(l->sink, line, n + 1) == 1) {
+		free(l->final);
+		l->final = line;
+		l->final_len = n + 1;
+		return;
+	}
+	if (!last)
 		obs_sink_write(l->sink, line, n + 1, !bulk);
 	free(line);
 }
@@ -367,6 +374,9 @@ void dagrun_jsonlog_free(dagrun_jsonlog *l)
 {
 	if (!l)
 		return;
+	if (l->final)
+		obs_sink_write_wait(l->sink, l->final, l->final_len);
 	obs_sink_free(l->sink);
+	free(l->final);
 	free(l);
 }

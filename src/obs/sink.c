@@ -166,7 +166,9 @@ done:
 	return r;
 }
 
-int obs_sink_write(struct obs_sink *s, const char *p, size_t n, bool keep)
+/* Queues a record without blocking; count: a record that finds no room is
+ * dropped and counted (else it is only refused). Returns 0, 1 or -errno. */
+static int queue(struct obs_sink *s, const char *p, size_t n, bool keep, bool count)
 {
 	if (s->fd < 0)
 		return direct_write(s, p, n);
@@ -181,7 +183,8 @@ int obs_sink_write(struct obs_sink *s, const char *p, size_t n, bool keep)
 	 * to keep ends the gap at once (when the notice and it fit). */
 	if (s->dropping) {
 		if ((!keep && used > s->cap / 2) || put_notice(s, false) != 0) {
-			count_drop(s, p, n);
+			if (count)
+				count_drop(s, p, n);
 			return 1;
 		}
 		if (!keep)
@@ -197,9 +200,19 @@ int obs_sink_write(struct obs_sink *s, const char *p, size_t n, bool keep)
 	else if (!r)
 		r = 1;
 	pthread_mutex_unlock(&s->mu);
-	if (r == 1)
+	if (r == 1 && count)
 		count_drop(s, p, n);
 	return r;
+}
+
+int obs_sink_write(struct obs_sink *s, const char *p, size_t n, bool keep)
+{
+	return queue(s, p, n, keep, true);
+}
+
+int obs_sink_try_write(struct obs_sink *s, const char *p, size_t n)
+{
+	return queue(s, p, n, true, false);
 }
 
 int obs_sink_write_wait(struct obs_sink *s, const char *p, size_t n)

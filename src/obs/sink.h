@@ -57,9 +57,15 @@ int obs_sink_new(FILE *out, size_t cap, obs_notice_fn notice, void *ud,
  * counted). */
 int obs_sink_write(struct obs_sink *s, const char *p, size_t n, bool keep);
 
+/* A record to keep, queued only if it fits now; when it does not, nothing
+ * is dropped or counted (returns 1): the caller keeps it for
+ * obs_sink_write_wait later. Returns 0, 1 or -errno as above. */
+int obs_sink_try_write(struct obs_sink *s, const char *p, size_t n);
+
 /* Like obs_sink_write, but waits for room instead of dropping: for the last
- * records of a run (the summary), when blocking no longer delays anything.
- * A pending drop notice goes first. Returns 0 or -errno as above. */
+ * records, once blocking no longer delays anything (the run is over and
+ * its signal handling gone). A pending drop notice goes first. Returns 0 or
+ * -errno as above. */
 int obs_sink_write_wait(struct obs_sink *s, const char *p, size_t n);
 
 /* Totals dropped so far (lines: newline characters in the records). */

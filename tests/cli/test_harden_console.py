@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import textwrap
@@ -136,6 +137,39 @@ class HardenConsoleTest(unittest.TestCase):
                 p.wait()
         self.assertEqual(rc, 0)
         self.assertTrue(os.path.exists(os.path.join(self.dir, "done")))
+
+    def test_reader_that_never_reads_holds_no_task_and_yields_to_sigterm(self):
+        wf = self.write("""\
+            name: stuck-reader
+            tasks:
+              - id: talk
+                command: yes talking | head -n 1000000
+              - id: after
+                dependencies: [talk]
+                command: touch done
+            """)
+        r, w = os.pipe()   # nobody ever reads r
+        p = subprocess.Popen([DAGRUN, "run", wf, "-v"], cwd=self.dir, env=self.env,
+                             stdout=subprocess.DEVNULL, stderr=w)
+        os.close(w)
+        try:
+            done = os.path.join(self.dir, "done")
+            t0 = time.monotonic()
+            while not os.path.exists(done) and time.monotonic() - t0 < 30:
+                time.sleep(0.1)
+            # The run went on while the display waited...
+            self.assertTrue(os.path.exists(done), "the run stalled behind the display")
+            # ...and once it is over, waiting for the reader to take the
+            # rest does not make dagrun deaf to SIGTERM.
+            time.sleep(1)
+            p.send_signal(signal.SIGTERM)
+            rc = p.wait(timeout=30)
+            self.assertIn(rc, (-signal.SIGTERM, 143))
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            os.close(r)
 
     # ---- rule 3: output cut at the cap -------------------------------------
 

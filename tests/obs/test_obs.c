@@ -250,6 +250,41 @@ static void sink_wait_write_loses_nothing_even_past_its_capacity(void **state)
 	buf_free(&rd.got);
 }
 
+static void sink_try_write_refuses_without_counting_and_wait_delivers(void **state)
+{
+	(void)state;
+	int rfd;
+	FILE *f = small_pipe(&rfd);
+	struct obs_sink *s;
+	assert_int_equal(obs_sink_new(f, 4096, test_notice, NULL, &s), 0);
+	char line[32];
+	unsigned i = 0;
+	for (; i < 3000; i++) {   /* records to keep fill the whole buffer */
+		int n = snprintf(line, sizeof(line), "line %05u\n", i);
+		obs_sink_write(s, line, (size_t)n, true);
+	}
+	uint64_t lines, bytes, lines2, bytes2;
+	obs_sink_dropped(s, &lines, &bytes);
+	assert_true(lines > 0);
+	int n = snprintf(line, sizeof(line), "line %05u\n", i++);
+	assert_int_equal(obs_sink_try_write(s, line, (size_t)n), 1);
+	obs_sink_dropped(s, &lines2, &bytes2);
+	assert_int_equal(lines2, lines);   /* refused, not dropped */
+	struct reader rd;
+	reader_start(&rd, rfd, 200);
+	assert_int_equal(obs_sink_write_wait(s, line, (size_t)n), 0);
+	obs_sink_free(s);
+	fclose(f);
+	reader_join(&rd);
+	unsigned notices;
+	check_gaps(rd.got.data, i, &notices);
+	assert_int_equal(notices, 1);
+	/* the waited record comes last, after the notice of the gap before it */
+	assert_non_null(strstr(rd.got.data, "]\nline 03000\n"));
+	assert_int_equal(strcmp(rd.got.data + rd.got.len - 11, "line 03000\n"), 0);
+	buf_free(&rd.got);
+}
+
 static void sink_survives_a_reader_that_went_away(void **state)
 {
 	(void)state;
@@ -530,6 +565,7 @@ int main(void)
 		cmocka_unit_test(sink_drops_whole_lines_when_nobody_reads_and_announces_the_gap),
 		cmocka_unit_test(sink_lets_records_to_keep_pass_a_flood),
 		cmocka_unit_test(sink_wait_write_loses_nothing_even_past_its_capacity),
+		cmocka_unit_test(sink_try_write_refuses_without_counting_and_wait_delivers),
 		cmocka_unit_test(sink_survives_a_reader_that_went_away),
 		cmocka_unit_test(sink_writes_a_stream_without_descriptor_directly),
 		cmocka_unit_test(escape_neutralises_controls_and_keeps_text),
