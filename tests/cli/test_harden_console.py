@@ -14,12 +14,15 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
 import unittest
 
 DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
+SRC = os.environ.get("SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+SERVER = os.path.join(SRC, "tests", "http", "server.py")
 
 NOTICE = re.compile(rb"\[dagrun: (\d+) lines \(([^)]*)\) of output dropped: "
                     rb"the reader is too slow\]")
@@ -64,9 +67,13 @@ class HardenConsoleTest(unittest.TestCase):
 
     # ---- rule 1: a slow reader -------------------------------------------
 
-    def test_slow_console_reader_does_not_stall_a_timeout(self):
+    def slow_reader_run(self, args, reader_sleep):
+        """Runs the issue's pipeline: a task with timeout: 1s beside a task
+        writing 20 MB, the console read by a reader that sleeps first.
+        Checks that the timed-out task is dead well before the reader
+        wakes; returns what the reader got."""
         pidfile = os.path.join(self.dir, "pid")
-        wf = self.write("""\
+        self.write("""\
             name: slow-reader
             tasks:
               - id: hang
@@ -75,29 +82,32 @@ class HardenConsoleTest(unittest.TestCase):
               - id: spam
                 command: sleep 0.5; yes spam-line-of-output | head -c 20000000
             """)
-        # The issue's pipeline: the reader sleeps before reading anything,
-        # and 20 MB of -v output fill the pipe at once.
-        sh = '( "$DAGRUN" run wf.yaml -j 4 -v 2>&1 >/dev/null; echo "exit=$?" ) | (sleep 12; cat)'
+        sh = ('( "$DAGRUN" run wf.yaml -j 4 %s 2>&1 >/dev/null; echo "exit=$?" ) | (sleep %d; cat)'
+              % (args, reader_sleep))
         p = subprocess.Popen(["sh", "-c", sh], cwd=self.dir, env=self.env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             t0 = time.monotonic()
-            while not os.path.exists(pidfile) and time.monotonic() - t0 < 8:
+            while not os.path.exists(pidfile) and time.monotonic() - t0 < reader_sleep - 4:
                 time.sleep(0.05)
             with open(pidfile) as f:
                 pid = int(f.read())
-            # timeout: 1s must kill it long before the reader wakes (12 s).
-            while alive(pid) and time.monotonic() - t0 < 9:
+            # timeout: 1s must kill it long before the reader wakes.
+            while alive(pid) and time.monotonic() - t0 < reader_sleep - 3:
                 time.sleep(0.1)
-            dead_at = time.monotonic() - t0
             self.assertFalse(alive(pid), "the task with timeout: 1s is still alive at "
-                             "%.1fs: the engine is stalled by the console" % dead_at)
-            out, err = p.communicate(timeout=120)
+                             "%.1fs: the engine is stalled by the console"
+                             % (time.monotonic() - t0))
+            out, _ = p.communicate(timeout=120)
         finally:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        self.assertIn(b"exit=1\n", out)   # hang failed: it timed out
+        self.assertTrue(out.endswith(b"exit=1\n"), out[-300:])   # hang timed out
+        return out[:-len(b"exit=1\n")]
+
+    def test_slow_console_reader_does_not_stall_a_timeout(self):
+        out = self.slow_reader_run("-v", 12)
         self.assertIn(b"FAILED    hang (transient): timed out after 1s\n", out)
         notices = NOTICE.findall(out)
         self.assertTrue(notices, "no drop notice in the output")
@@ -111,9 +121,23 @@ class HardenConsoleTest(unittest.TestCase):
         spam = [l for l in out.split(b"\n") if l.startswith(b"spam |")]
         self.assertTrue(spam)
         self.assertTrue(all(l == b"spam | spam-line-of-output" for l in spam))
-        # Lines shown + lines dropped = every line written: 20 MB of
-        # 20-byte lines, and the last (cut) line, plus a few status lines.
+        # Lines shown + lines dropped = every line written (20 MB of
+        # 20-byte lines), plus a few status lines among the dropped.
         self.assertGreaterEqual(len(spam) + dropped, 1000000)
+
+    def test_slow_json_log_reader_does_not_stall_a_timeout(self):
+        out = self.slow_reader_run("--log-format json --log-level debug", 10)
+        events = self.json_lines(out)   # every line whole, every line JSON
+        notices = [e for e in events if e["event"] == "log" and "droppedLines" in e]
+        self.assertTrue(notices, "no drop notice in the log")
+        self.assertTrue(all(e["level"] == "warn" and e["run"] for e in notices))
+        end = events[-1]
+        self.assertEqual(end["event"], "run.end")
+        self.assertEqual(end["droppedLines"], sum(e["droppedLines"] for e in notices))
+        self.assertEqual(end["droppedBytes"], sum(e["droppedBytes"] for e in notices))
+        hang = [e for e in events if e.get("task") == "hang" and e["event"] == "attempt.end"]
+        self.assertEqual(len(hang), 1)
+        self.assertIs(hang[0]["timedOut"], True)
 
     def test_console_reader_that_goes_away_does_not_stop_the_run(self):
         wf = self.write("""\
@@ -207,6 +231,30 @@ class HardenConsoleTest(unittest.TestCase):
         self.assertEqual(big["stderrBytes"], 1500000)
         self.assertEqual(big["stderrDroppedBytes"], 1500000 - (1 << 20))
         self.assertNotIn("outputTruncated", ends["small"])
+
+    def test_http_body_over_the_cap_is_reported_too(self):
+        srv = subprocess.Popen([sys.executable, SERVER], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(srv.stdout.readline().split()[0])
+            wf = self.write("""\
+                name: http-cap
+                tasks:
+                  - id: get
+                    api: {url: "http://127.0.0.1:%d/big?size=3000000&ct=text/plain"}
+                  - id: check
+                    dependencies: [get]
+                    command: echo "{{ tasks.get.outputTruncated }} {{ len(tasks.get.output) }}" > seen
+                """ % port)
+            r = self.run_wf(wf)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(b"truncated get: stdout kept its first 1.0 MiB of 2.9 MiB "
+                          b"(1.9 MiB dropped)\n", r.stderr)
+            with open(os.path.join(self.dir, "seen")) as f:
+                self.assertEqual(f.read().split(), ["true", str(1 << 20)])
+        finally:
+            srv.stdin.close()
+            srv.wait(timeout=10)
 
     # ---- rule 3: terminal safety ---------------------------------------------
 
