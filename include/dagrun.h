@@ -150,6 +150,11 @@ typedef struct dagrun_event {
 	const char *finish_reason;
 	const char *prompt_sha256; /* hex SHA-256 of the user message sent */
 	uint64_t prompt_bytes, context_cut_bytes;
+	/* ATTEMPT_END: what the attempt wrote (stdout, or the response body of
+	 * HTTP and AI tasks; and stderr) and how much of it the task's result
+	 * does not keep because of the 1 MiB per-attempt cap (0: all kept). */
+	uint64_t out_bytes, err_bytes;
+	uint64_t out_dropped, err_dropped;
 } dagrun_event;
 
 typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);
@@ -203,14 +208,31 @@ enum dagrun_console_flags {
 	DAGRUN_CONSOLE_VERBOSE = 8,   /* also task output */
 };
 
+/* How the observers below write: out is flushed, then its file descriptor
+ * is written by a thread of the observer's own through a 4 MiB buffer, so an
+ * event never waits for a slow reader; when the buffer is full, whole lines
+ * are dropped, counted, and announced by a notice once the reader has caught
+ * up. The last record (the summary, run.end) is never dropped: if there is
+ * no room for it, it waits for the free. Do not write to out yourself until
+ * the observer is freed: freeing writes what is left, waiting for the
+ * reader (free the engine first, so that signals have their default effect
+ * again while it waits); a write error such as EPIPE ends the wait and
+ * discards the rest. A FILE without a descriptor (open_memstream) is
+ * written directly. */
+
 /* The human display: a live status line on a terminal, one line per state
- * change elsewhere, and a summary at the end, written to out. */
+ * change elsewhere, and a summary at the end, written to out. Text from the
+ * workflow or the tasks (ids, messages, output) is shown with control bytes
+ * and invalid UTF-8 escaped as \xNN. Returns NULL on OOM or when the writer
+ * thread cannot start (errno says why). */
 dagrun_console *dagrun_console_new(FILE *out, int flags);
 void dagrun_console_event(void *console, const dagrun_event *ev);
 void dagrun_console_free(dagrun_console *c);
 
 /* One JSON object per event, per line, on out; events below min_level are
- * dropped. */
+ * dropped. Strings keep their valid UTF-8, invalid bytes become U+FFFD; an
+ * output chunk that had invalid bytes also carries them exactly as
+ * `dataBase64`. Returns NULL as dagrun_console_new does. */
 typedef struct dagrun_jsonlog dagrun_jsonlog;
 dagrun_jsonlog *dagrun_jsonlog_new(FILE *out, int min_level);
 void dagrun_jsonlog_event(void *log, const dagrun_event *ev);

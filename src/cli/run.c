@@ -158,10 +158,11 @@ int cli_run(int argc, char **argv)
 		status = dagrun_engine_plan(e, stdout) < 0 ? EXIT_INTERNAL : EXIT_OK;
 		goto out;
 	}
+	/* From here until the observers are freed, stderr belongs to them
+	 * (their writer thread); see dagrun_console_new. */
 	if (a.json) {
 		log = dagrun_jsonlog_new(stderr, a.level);
-		if (log)
-			dagrun_engine_observe(e, dagrun_jsonlog_event, log);
+		r = log ? dagrun_engine_observe(e, dagrun_jsonlog_event, log) : -errno;
 	} else {
 		int flags = (color ? DAGRUN_CONSOLE_COLOR : 0) |
 			    (a.quiet ? DAGRUN_CONSOLE_QUIET : 0) |
@@ -169,10 +170,27 @@ int cli_run(int argc, char **argv)
 		if (!a.no_progress && !a.quiet && isatty(fileno(stderr)))
 			flags |= DAGRUN_CONSOLE_LIVE;
 		con = dagrun_console_new(stderr, flags);
-		if (con)
-			dagrun_engine_observe(e, dagrun_console_event, con);
+		r = con ? dagrun_engine_observe(e, dagrun_console_event, con) : -errno;
+	}
+	if (r < 0) {
+		dagrun_console_free(con);
+		dagrun_jsonlog_free(log);
+		con = NULL;
+		log = NULL;
+		fprintf(stderr, "dagrun run: cannot set up the display: %s\n",
+			strerror(-r));
+		status = EXIT_INTERNAL;
+		goto out;
 	}
 	r = dagrun_engine_run(e);
+	/* The observers write what they still hold before anything else
+	 * goes to stderr. */
+	dagrun_engine_free(e);
+	e = NULL;
+	dagrun_console_free(con);
+	dagrun_jsonlog_free(log);
+	con = NULL;
+	log = NULL;
 	if (r < 0) {
 		fprintf(stderr, "dagrun run: internal error: %s\n", strerror(-r));
 		status = EXIT_INTERNAL;

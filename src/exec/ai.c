@@ -798,6 +798,7 @@ static void take_reply(struct ax_attempt *st, struct ai_reply *rp)
 	r->out = rp->text;
 	rp->text = (struct buf)BUF_INIT;
 	r->out_bytes = rp->text_bytes;
+	r->out_dropped = rp->text_bytes > r->out.len ? rp->text_bytes - r->out.len : 0;
 	free(r->model);
 	r->model = rp->model;
 	rp->model = NULL;

@@ -625,6 +625,8 @@ static void on_proc_exit(struct proc *p, struct proc_result *pr, void *ud)
 	pr->err = (struct buf)BUF_INIT;
 	r->out_bytes = pr->out_bytes;
 	r->err_bytes = pr->err_bytes;
+	r->out_dropped = pr->out_truncated ? pr->out_bytes - r->out.len : 0;
+	r->err_dropped = pr->err_truncated ? pr->err_bytes - r->err.len : 0;
 	st->oc.signalled = pr->signalled;
 	end_attempt(st, false);
 }

@@ -50,6 +50,11 @@ struct exec_result {
 	struct buf out;            /* captured stdout, up to EXEC_OUTPUT_CAP */
 	struct buf err;            /* captured stderr, up to EXEC_OUTPUT_CAP */
 	uint64_t out_bytes, err_bytes; /* all bytes seen, kept or not */
+	uint64_t out_dropped, err_dropped; /* of those, bytes the result does not
+				    * keep: past EXEC_OUTPUT_CAP (for HTTP,
+				    * where `out` holds the whole body, the
+				    * result's output is cut there) or lost;
+				    * 0: complete. Reported, never silent. */
 	uint64_t retry_after_ms;   /* a delay the server asked for, or 0 */
 	/* HTTP executors (api, webhook, ai): */
 	int http_status;           /* 0 when no response */

@@ -443,6 +443,9 @@ static void on_response(void *ud, struct http_response *resp)
 	r->out = resp->body;
 	resp->body = (struct buf)BUF_INIT;
 	r->out_bytes = resp->body_bytes;
+	/* The result keeps the first EXEC_OUTPUT_CAP bytes of the body. */
+	if (r->out_bytes > EXEC_OUTPUT_CAP)
+		r->out_dropped = r->out_bytes - EXEC_OUTPUT_CAP;
 	report(st);
 }
 

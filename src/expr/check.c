@@ -20,7 +20,7 @@ static const char *const known[] = {
 
 static const char *const condition_fields[] = {
 	"status", "exitCode", "output", "json", "outputs", "error", "http",
-	"usage", "attempts", "durationMs",
+	"usage", "attempts", "durationMs", "outputTruncated",
 };
 
 struct toks {

@@ -33,7 +33,7 @@ enum lz_kind {
 /* Fields of a task result, by the names expressions use. */
 enum lz_field {
 	F_NONE = 0, F_STATUS, F_EXIT_CODE, F_OUTPUT, F_JSON, F_OUTPUTS, F_ERROR,
-	F_HTTP, F_USAGE, F_ATTEMPTS, F_DURATION, F_COUNT
+	F_HTTP, F_USAGE, F_ATTEMPTS, F_DURATION, F_OUTPUT_TRUNCATED, F_COUNT
 };
 
 struct expr_engine {

@@ -25,7 +25,7 @@ const char expr_kind_key = 0;
 
 static const char *const field_names[F_COUNT] = {
 	NULL, "status", "exitCode", "output", "json", "outputs", "error",
-	"http", "usage", "attempts", "durationMs",
+	"http", "usage", "attempts", "durationMs", "outputTruncated",
 };
 
 static const char *const kind_names[LZ_COUNT] = {
@@ -149,6 +149,9 @@ static bool push_field(lua_State *L, const struct expr_result *r, int f)
 	case F_DURATION:
 		lua_pushinteger(L, (lua_Integer)r->duration_ms);
 		return false;
+	case F_OUTPUT_TRUNCATED:
+		lua_pushboolean(L, r->output_truncated);
+		return false;
 	}
 	lua_pushnil(L);
 	return false;
@@ -246,7 +249,8 @@ static int result_index(lua_State *L)
 	if (!f)
 		return luaL_error(L, "a task result has no field '%s' (it has "
 				  "status, exitCode, output, json, outputs, "
-				  "error, http, usage, attempts, durationMs)", k);
+				  "error, http, usage, attempts, durationMs, "
+				  "outputTruncated)", k);
 	const struct expr_result *r = result_of(L, 1);
 	if (!r)
 		return 0;

@@ -18,6 +18,7 @@
 #ifndef DAGRUN_EXPR_VALUE_H
 #define DAGRUN_EXPR_VALUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,8 @@ struct expr_result {
 	int64_t completion_tokens;  /* usage.completionTokens; < 0: none */
 	uint32_t attempts;          /* attempts */
 	uint64_t duration_ms;       /* durationMs */
+	bool output_truncated;      /* outputTruncated: `output` is the first
+				     * 1 MiB of more */
 	const char *error_class;    /* error.class, e.g. "transient"; NULL: none */
 	const char *error_message;  /* error.message; NULL: none */
 };

@@ -236,6 +236,7 @@ int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
 		return 0;
 	fr->er.exit_code = r->exit_code;
 	fr->er.http_status = r->http_status;
+	fr->er.output_truncated = r->out_dropped > 0 || r->out.len > OUTPUT_KEEP_MAX;
 	if (r->has_usage) {
 		fr->er.prompt_tokens = (int64_t)r->prompt_tokens;
 		fr->er.completion_tokens = (int64_t)r->completion_tokens;

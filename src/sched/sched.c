@@ -535,6 +535,10 @@ static void attempt_end_event(struct sched *s, uint32_t t, const struct exec_res
 	ev.prompt_sha256 = r->prompt_sha256[0] ? r->prompt_sha256 : NULL;
 	ev.prompt_bytes = r->prompt_bytes;
 	ev.context_cut_bytes = r->context_cut_bytes;
+	ev.out_bytes = r->out_bytes;
+	ev.err_bytes = r->err_bytes;
+	ev.out_dropped = r->out_dropped;
+	ev.err_dropped = r->err_dropped;
 	if (!r->ok)
 		ev.level = r->cancelled ? DAGRUN_WARN : DAGRUN_ERR;
 	sched_emit(s, &ev);

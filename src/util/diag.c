@@ -1,7 +1,9 @@
 /* diag.c: diagnostics list and its rendering with source line and caret.
  *
  * Rendering reads each needed source line from the file once, in one pass,
- * so printing the capped list costs one read of the file at most.
+ * so printing the capped list costs one read of the file at most. Messages
+ * and source lines quote the workflow: they are printed escaped (text.h), so
+ * a control byte in a workflow cannot drive the terminal.
  */
 #include "diag.h"
 
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "text.h"
 
 #define DIAG_DEFAULT_MAX 50
 #define LINE_SHOW_MAX 200   /* columns of a source line shown */
@@ -155,12 +158,27 @@ static const char *sev_color(int s)
 	return s == DAGRUN_ERROR ? "\033[1;31m" : s == DAGRUN_WARNING ? "\033[1;35m" : "\033[1;36m";
 }
 
+/* Prints s escaped (text.h); on OOM, nothing of it. */
+static void put_escaped(FILE *out, const char *s, size_t n)
+{
+	struct buf b = BUF_INIT;
+	if (text_escape(&b, s, n, TEXT_ESC_NEWLINE) == 0 && b.len)
+		fwrite(b.data, 1, b.len, out);
+	buf_free(&b);
+}
+
 static void print_caret(FILE *out, const char *text, unsigned col, int color)
 {
-	fprintf(out, "%s\n", text);
-	/* Keep tabs so the caret lines up under the same column. */
-	for (unsigned c = 1; c < col && c <= LINE_SHOW_MAX; c++)
-		fputc(text[c - 1] == '\t' ? '\t' : ' ', out);
+	put_escaped(out, text, strlen(text));
+	fputc('\n', out);
+	/* Keep tabs, and the width of escapes, so the caret lines up under the
+	 * same column. */
+	size_t len = strlen(text), before = col > 1 ? col - 1 : 0;
+	struct buf b = BUF_INIT;
+	if (text_escape(&b, text, before < len ? before : len, 0) == 0)
+		for (size_t c = 0; c < b.len && c < LINE_SHOW_MAX * 4; c++)
+			fputc(b.data[c] == '\t' ? '\t' : ' ', out);
+	buf_free(&b);
 	fprintf(out, "%s^%s\n", color ? "\033[1;32m" : "", color ? "\033[0m" : "");
 }
 
@@ -210,13 +228,15 @@ int dagrun_diags_print(const dagrun_diags *d, FILE *out, int color)
 		const struct dagrun_diag *g = &d->v[i];
 		const char *sc = color ? sev_color(g->severity) : "";
 		if (g->line)
-			fprintf(out, "%s%s:%u:%u:%s %s%s:%s %s\n", bold,
+			fprintf(out, "%s%s:%u:%u:%s %s%s:%s ", bold,
 				g->file ? g->file : "<input>", g->line, g->column,
-				reset, sc, sev_name(g->severity), reset, g->message);
+				reset, sc, sev_name(g->severity), reset);
 		else
-			fprintf(out, "%s%s:%s %s%s:%s %s\n", bold,
+			fprintf(out, "%s%s:%s %s%s:%s ", bold,
 				g->file ? g->file : "dagrun", reset, sc,
-				sev_name(g->severity), reset, g->message);
+				sev_name(g->severity), reset);
+		put_escaped(out, g->message, strlen(g->message));
+		fputc('\n', out);
 		if (!g->line || !g->file)
 			continue;
 		if (!done[i])

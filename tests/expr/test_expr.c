@@ -225,6 +225,7 @@ static void tasks_are_read_lazily_by_id(void **state)
 	r[2].n_headers = 1;
 	r[2].prompt_tokens = 10;
 	r[2].completion_tokens = 20;
+	r[2].output_truncated = true;
 	json_t *j = json_pack("{s:i, s:[i, i], s:s}", "count", 7, "list", 1, 2,
 			      "s", "x");
 	r[2].json = j;
@@ -257,6 +258,8 @@ static void tasks_are_read_lazily_by_id(void **state)
 	T("tasks.fetch.json.list", "[1,2]");
 	T("tasks.fetch.json", "{\"count\":7,\"list\":[1,2],\"s\":\"x\"}");
 	T("tasks.fetch.exitCode == nil", "true");
+	T("tasks.build.outputTruncated", "false");
+	T("tasks.fetch.outputTruncated", "true");
 	T("tasks.nope == nil", "true");
 	T("json(tasks['my-task'].outputs)", "{}");
 	calls = 0;
@@ -264,7 +267,7 @@ static void tasks_are_read_lazily_by_id(void **state)
 	  "tasks.build.json)", "true");
 	assert_int_equal(calls, 1);
 	T("(function() local n = 0 for k in pairs(tasks.build) do n = n + 1 end "
-	  "return n end)()", "10");
+	  "return n end)()", "11");
 	/* a whole result converts to JSON */
 	const char *g = run_in(f, s, "tasks['my-task']");
 	assert_non_null(g);
