@@ -207,8 +207,8 @@ static int parse_line(struct parse *p, const char *data, size_t len, size_t *pos
 	if (r == -ENOENT) {
 		char d[80];
 		return warn(o, "line %u: no line %s closes the value of the key %s; it is "
-			    "ignored, with the %u lines after it", at, shown(delim.s, delim.len, d),
-			    shown(l.s, kn, k), *lineno - at);
+			    "ignored, with the %u line%s after it", at, shown(delim.s, delim.len, d),
+			    shown(l.s, kn, k), *lineno - at, *lineno - at == 1 ? "" : "s");
 	}
 	if (r < 0)
 		return r;

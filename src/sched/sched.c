@@ -131,7 +131,8 @@ static void free_slot(struct sched *s, uint32_t t)
 		return;
 	s->ts[t].slot = NULL;
 	if (sl->output_file) {
-		unlink(sl->output_file);
+		if (unlink(sl->output_file) < 0 && errno == EISDIR)
+			rmdir(sl->output_file);   /* a task made it a directory */
 		free(sl->output_file);
 	}
 	flow_stream_free(sl->rs[0]);
