@@ -314,7 +314,8 @@ static int build_api(struct build *b, const struct dr_api *api)
 		return r;
 	b->method = b->method_buf.len ? b->method_buf.data : "GET";
 	if (!token_ok(b->method, strlen(b->method)))
-		return build_fail(b, "invalid method '%.20s'", b->method);
+		return strlen(b->method) <= 20 ? build_fail(b, "invalid method '%s'", b->method)
+		       : build_fail(b, "invalid method (%zu bytes)", strlen(b->method));
 	if ((r = url(b, &api->url)) < 0 || (r = user_headers(b, &api->headers, none)) < 0)
 		return r;
 	if (api->body && api->body->kind != DR_VAL_NULL && (r = value_body(b, api->body)) < 0)

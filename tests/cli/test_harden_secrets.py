@@ -287,6 +287,50 @@ class CutsTest(Base):
         self.assert_no_piece(j.stdout + j.stderr, secret, 4, "the JSON log")
 
 
+class AiErrorTest(unittest.TestCase):
+    """Rule 2: an AI error quoting the reply body masks the run's secrets
+    (not only the API key) before it cuts the quote."""
+
+    def test_an_ai_error_quoting_a_body_is_masked_before_it_is_cut(self):
+        fake = os.path.join(SRC, "tests", "ai", "fake_openai.py")
+        srv = subprocess.Popen([sys.executable, fake], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(srv.stdout.readline().split()[0])
+            secret, model = "hunter2secretvalue", "m-h9-%d" % time.monotonic_ns()
+            req = urllib.request.Request(
+                "http://127.0.0.1:%d/_script?key=%s" % (port, model), method="POST",
+                data=json.dumps([{"status": 400, "body": "x" * 195 + secret}]).encode())
+            urllib.request.urlopen(req, timeout=10).read()
+            with tempfile.TemporaryDirectory(prefix="dagrun-h9s-") as d:
+                path = os.path.join(d, "wf.yaml")
+                with open(path, "w") as f:
+                    f.write(textwrap.dedent("""\
+                        name: ai
+                        tasks:
+                          - id: named
+                            env: {T: "{{ secrets.TOKEN }}"}
+                            command: "true"
+                          - id: ask
+                            model: %s
+                            baseUrl: http://127.0.0.1:%d/v1
+                            prompt: hello
+                            retry: {maxAttempts: 1}
+                        """ % (model, port)))
+                env = dict(os.environ, NO_COLOR="1", OPENAI_API_KEY="sk-test-key-0123456789",
+                           TOKEN=secret)
+                env.pop("OPENAI_BASE_URL", None)
+                r = subprocess.run([DAGRUN, "run", path], capture_output=True, text=True,
+                                   env=env, timeout=120)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("HTTP 400: xxx", r.stderr)
+            for i in range(len(secret) - 3):
+                self.assertNotIn(secret[i:i + 4], r.stdout + r.stderr)
+        finally:
+            srv.stdin.close()
+            srv.wait(timeout=10)
+
+
 class ResultsTest(Base):
     """Rule 2: everything another task reads of a result is masked."""
 
