@@ -80,9 +80,9 @@ struct http_xfer {
 	bool sends_body;              /* the method now sends x->body */
 	bool saw_location;            /* this response has a Location */
 	bool redirecting;             /* this response is followed: no body */
+	bool post, head;              /* the method now is POST, HEAD */
 	struct curl_slist *pub_hdrs;  /* hdrs without the private ones */
 	char *origin;                 /* of the first URL */
-	char *method;                 /* the method now */
 	unsigned hops;
 	uint64_t hops_us;             /* total time of the hops before this one */
 };
@@ -145,7 +145,6 @@ static void xfer_free(struct http_xfer *x)
 	curl_slist_free_all(x->hdrs);
 	curl_slist_free_all(x->pub_hdrs);
 	free(x->origin);
-	free(x->method);
 	free(x->body);
 	json_decref(x->res.headers);
 	buf_free(&x->res.body);
@@ -318,8 +317,40 @@ static char *origin_of(const char *url)
 
 static bool is_redirect(long status)
 {
-	return status == 301 || status == 302 || status == 303 || status == 307 ||
-	       status == 308;
+	return status == 300 || status == 301 || status == 302 || status == 303 ||
+	       status == 307 || status == 308;     /* what curl follows */
+}
+
+/* Sends x on to next for its next hop (curl's handle is out of the multi
+ * handle): the header list for that origin, the time left, and a GET when
+ * the method changes. Returns 0, or -ENOMEM (x is then finished). */
+static int next_hop(struct http_xfer *x, const char *next, bool same, bool to_get,
+		    uint64_t waited)
+{
+	CURL *e = x->easy;
+	uint64_t left = x->timeout_ms - waited;
+	uint64_t conn = x->connect_timeout_ms < left ? x->connect_timeout_ms : left;
+	bool ok = curl_easy_setopt(e, CURLOPT_URL, next) == CURLE_OK &&
+		  curl_easy_setopt(e, CURLOPT_HTTPHEADER, same ? x->hdrs : x->pub_hdrs) == CURLE_OK &&
+		  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left) == CURLE_OK &&
+		  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conn) == CURLE_OK;
+	if (ok && to_get) {
+		ok = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL) == CURLE_OK &&
+		     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+		x->post = x->sends_body = false;
+	}
+	x->hops++;
+	x->redirecting = x->saw_location = false;
+	x->header_bytes = 0;
+	buf_reset(&x->res.body);
+	x->res.body_bytes = 0;
+	if (ok && curl_multi_add_handle(x->c->multi, e) == CURLM_OK)
+		return 0;
+	list_remove(x);   /* no longer in the multi handle: finish as not running */
+	x->res.err = -ENOMEM;
+	snprintf(x->res.error, sizeof(x->res.error), "cannot follow the redirect");
+	finish(x, CURLE_OK);
+	return -ENOMEM;
 }
 
 /* The hop of a self-following transfer ended with a redirect: starts the
@@ -328,7 +359,6 @@ static bool is_redirect(long status)
  * when x went on or finished. */
 static bool follow(struct http_xfer *x)
 {
-	struct http_client *c = x->c;
 	CURL *e = x->easy;
 	char *loc = NULL, *next = NULL, *origin = NULL;
 	long status = 0;
@@ -345,65 +375,31 @@ static bool follow(struct http_xfer *x)
 	}
 	/* curl's rules: a 303 (but after HEAD), and a 301 or 302 after a POST,
 	 * go on as a GET without a body; others keep the method and body */
-	bool head = !strcasecmp(x->method, "HEAD");
-	bool to_get = (status == 303 && !head) ||
-		      ((status == 301 || status == 302) && !strcasecmp(x->method, "POST"));
-	bool body = x->sends_body && !to_get;
-	if (!(next = strdup(loc)))
-		goto nomem;
-	origin = origin_of(next);
-	bool same = origin && x->origin && !strcmp(origin, x->origin);
-	if (!same && body && x->body_private) {
-		x->res.redirect_refused = true;
-		free(next);
-		free(origin);
-		return false;
-	}
-	uint64_t waited = (uv_hrtime() - x->queued_ns) / 1000000;
-	if (waited >= x->timeout_ms) {
-		snprintf(x->res.error, sizeof(x->res.error), "timed out following a redirect");
-		free(next);
-		free(origin);
-		finish(x, CURLE_OPERATION_TIMEDOUT);
+	bool to_get = (status == 303 && !x->head) || ((status == 301 || status == 302) && x->post);
+	if (!(next = strdup(loc))) {
+		x->res.err = -ENOMEM;
+		finish(x, CURLE_OK);
 		return true;
 	}
-	if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &hop_us) == CURLE_OK && hop_us > 0)
-		x->hops_us += (uint64_t)hop_us;
-	curl_multi_remove_handle(c->multi, e);
-	uint64_t left = x->timeout_ms - waited;
-	uint64_t conn = x->connect_timeout_ms < left ? x->connect_timeout_ms : left;
-	bool ok = curl_easy_setopt(e, CURLOPT_URL, next) == CURLE_OK &&
-		  curl_easy_setopt(e, CURLOPT_HTTPHEADER, same ? x->hdrs : x->pub_hdrs) == CURLE_OK &&
-		  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left) == CURLE_OK &&
-		  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conn) == CURLE_OK;
-	if (ok && to_get) {
-		char *get = strdup("GET");
-		ok = get && curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL) == CURLE_OK &&
-		     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
-		if (get) {
-			free(x->method);
-			x->method = get;
-		}
-		x->sends_body = false;
+	origin = origin_of(next);
+	bool same = origin && x->origin && !strcmp(origin, x->origin);
+	bool followed = true;
+	uint64_t waited = (uv_hrtime() - x->queued_ns) / 1000000;
+	if (!same && x->sends_body && !to_get && x->body_private) {
+		x->res.redirect_refused = true;
+		followed = false;
+	} else if (waited >= x->timeout_ms) {
+		snprintf(x->res.error, sizeof(x->res.error), "timed out following a redirect");
+		finish(x, CURLE_OPERATION_TIMEDOUT);
+	} else {
+		if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &hop_us) == CURLE_OK && hop_us > 0)
+			x->hops_us += (uint64_t)hop_us;
+		curl_multi_remove_handle(x->c->multi, e);
+		(void)next_hop(x, next, same, to_get, waited);
 	}
 	free(next);
 	free(origin);
-	x->hops++;
-	x->redirecting = x->saw_location = false;
-	x->header_bytes = 0;
-	buf_reset(&x->res.body);
-	x->res.body_bytes = 0;
-	if (ok && curl_multi_add_handle(c->multi, e) == CURLM_OK)
-		return true;
-	list_remove(x);   /* no longer in the multi handle: finish as not running */
-	x->res.err = -ENOMEM;
-	snprintf(x->res.error, sizeof(x->res.error), "cannot follow the redirect");
-	finish(x, CURLE_OK);
-	return true;
-nomem:
-	x->res.err = -ENOMEM;
-	finish(x, CURLE_OK);
-	return true;
+	return followed;
 }
 
 /* After curl ran: collects finished transfers, starts queued ones and
@@ -731,12 +727,12 @@ static int setup(struct http_xfer *x, const struct http_request *rq)
 	if (r == 0)
 		r = set_method(x, rq);
 	if (r == 0 && x->self) {
+		const char *m = rq->method && *rq->method ? rq->method : "GET";
 		x->body_private = rq->private_body;
 		x->sends_body = x->body != NULL;
-		x->origin = origin_of(rq->url);
-		x->method = strdup(rq->method && *rq->method ? rq->method : "GET");
-		if (!x->method)
-			r = -ENOMEM;
+		x->post = is_method(m, "POST");
+		x->head = is_method(m, "HEAD");
+		x->origin = origin_of(rq->url);   /* NULL: every hop is another origin */
 	}
 	return r;
 }

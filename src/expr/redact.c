@@ -807,6 +807,8 @@ static int find(const struct redactor *r, const char *d, size_t len, size_t base
 {
 	struct view v = {0}, tmp = {0};
 	int rc = 0;
+	if (!len)
+		return 0;
 	for (int w = 0; w < V_COUNT && rc == 0 && r && r->n; w++) {
 		if (!wanted(r, w, d, len))
 			continue;
@@ -892,11 +894,20 @@ static int edge_view(const struct redactor *r, int w, const char *d, size_t len,
 	return rc;
 }
 
-/* Whether c can end an escape: a hex digit, u, x, an entity's letters, # ;. */
-static bool escape_tail(char c)
+/* Whether s[0 .. n) can be the end of an escape a cut went through: hex
+ * digits (after a u, U or x: "0027" of "\u0027", "2F" of "%2F"), or an
+ * entity's end ("39;", "amp;"). */
+static bool escape_rest(const char *s, size_t n)
 {
-	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '#' ||
-	       c == ';';
+	if (n && s[n - 1] == ';') {
+		for (size_t i = 0; i + 1 < n; i++)
+			if (!((s[i] >= '0' && s[i] <= '9') || ((s[i] | 0x20) >= 'a' &&
+			      (s[i] | 0x20) <= 'z') || s[i] == '#'))
+				return false;
+		return true;
+	}
+	size_t i = n && strchr("uUx", s[0]) ? 1 : 0;
+	return all_hex(s + i, n - i);
 }
 
 /* Adds the runs of pattern pieces at the lost edges of in[0 .. len). */
@@ -916,12 +927,11 @@ static int edges(const struct redactor *r, const char *in, size_t len, int cut,
 		if (wanted(r, w, d, win))
 			rc = edge_view(r, w, d, win, true, len - win, 0, len, &et, rs);
 	}
-	/* At the head, the cut may have left the end of an escape (the "2F"
-	 * of "%2F", the "0027" of "\u0027", the "39;" of "&#39;"): the views
-	 * but base64 also start up to 5 such bytes in. */
+	/* At the head, the cut may have left the end of an escape: the views
+	 * but base64 also start past up to 5 such bytes. */
 	for (size_t skip = 0; skip <= 5 && skip < win && rc == 0 && (cut & REDACT_CUT_HEAD); skip++) {
-		if (skip && !escape_tail(in[skip - 1]))
-			break;
+		if (skip && !escape_rest(in, skip))
+			continue;
 		for (int w = 0; w < V_COUNT && rc == 0; w++)
 			if ((w != V_B64 || !skip) && wanted(r, w, in + skip, win - skip))
 				rc = edge_view(r, w, in + skip, win - skip, false, 0, skip, len, &et, rs);
@@ -1019,7 +1029,7 @@ void redact_stream_init(struct redact_stream *s, const struct redactor *r)
  * to REDACT_STREAM_CONTEXT emitted bytes before what is withheld, so an
  * escape that began before a chunk's end still decodes as it will in the
  * whole text. */
-static int stream_step(struct redact_stream *s, struct buf *out, bool last)
+static int stream_step(struct redact_stream *s, struct buf *out, bool last, bool cut)
 {
 	size_t keep = s->r && s->r->max_len ? s->r->max_len - 1 : 0;
 	size_t len = s->hold.len, ctx = s->ctx;
@@ -1034,6 +1044,8 @@ static int stream_step(struct redact_stream *s, struct buf *out, bool last)
 		rc = run_add(&rs, ctx, ctx + s->covered);
 	if (rc == 0 && s->r && s->r->n)
 		rc = find(s->r, d, len, 0, &rs);
+	if (rc == 0 && cut && s->r && s->r->n && len)
+		rc = edges(s->r, d, len, REDACT_CUT_TAIL, &rs);
 	if (rc == 0) {
 		runs_merge(&rs);
 		rc = emit(&rs, d, ctx, safe, s->covered > 0, out, &past);
@@ -1054,18 +1066,28 @@ int redact_stream_feed(struct redact_stream *s, const char *data, size_t len,
 		       struct buf *out)
 {
 	int rc = buf_add(&s->hold, data, len);
-	return rc < 0 ? rc : stream_step(s, out, false);
+	return rc < 0 ? rc : stream_step(s, out, false, false);
 }
 
-int redact_stream_flush(struct redact_stream *s, struct buf *out)
+static int flush(struct redact_stream *s, struct buf *out, bool cut)
 {
 	int rc = 0;
 	if (s->hold.len > s->ctx)
-		rc = stream_step(s, out, true);
+		rc = stream_step(s, out, true, cut);
 	buf_reset(&s->hold);
 	s->ctx = 0;
 	s->covered = 0;
 	return rc;
+}
+
+int redact_stream_flush(struct redact_stream *s, struct buf *out)
+{
+	return flush(s, out, false);
+}
+
+int redact_stream_flush_cut(struct redact_stream *s, struct buf *out)
+{
+	return flush(s, out, true);
 }
 
 void redact_stream_free(struct redact_stream *s)

@@ -118,6 +118,11 @@ int redact_stream_feed(struct redact_stream *s, const char *data, size_t len,
 /* Appends what is withheld (masked as needed). The stream can be reused. */
 int redact_stream_flush(struct redact_stream *s, struct buf *out);
 
+/* The same when the stream was cut: what followed its last chunk was lost
+ * (e.g. a body stopped at its size limit), so a piece of a secret at its
+ * end (REDACT_EDGE_MIN bytes or more) is masked too. */
+int redact_stream_flush_cut(struct redact_stream *s, struct buf *out);
+
 /* Frees what the stream holds. Accepts NULL. */
 void redact_stream_free(struct redact_stream *s);
 

@@ -875,7 +875,7 @@ static int dotenv_entry(const char **p, const char *end, unsigned *no, struct en
 	}
 	const char *v = s, *ve = eol;
 	for (const char *c = v; c < eol; c++)
-		if (*c == '#' && (c == v || blank(c[-1]))) {
+		if (*c == '#' && blank(c[-1])) {   /* c[-1]: at worst the '=' */
 			ve = c;
 			break;
 		}

@@ -33,6 +33,7 @@ struct slot {
 	uint64_t prev_delay;
 	char *output_file;
 	struct redact_stream *rs[2];  /* stdout, stderr; NULL: no secrets */
+	uint64_t fed[2];              /* bytes each stream was given */
 };
 
 static uint64_t wall_ms(void)
@@ -352,6 +353,7 @@ static void attempt_output(struct exec_attempt *a, enum exec_stream stream,
 {
 	struct slot *sl = a->owner;
 	struct redact_stream *rs = sl->rs[stream == EXEC_STDERR];
+	sl->fed[stream == EXEC_STDERR] += len;
 	if (!rs) {
 		emit_output(sl, stream, data, len);
 		return;
@@ -362,14 +364,18 @@ static void attempt_output(struct exec_attempt *a, enum exec_stream stream,
 	buf_free(&b);
 }
 
-/* Emits what the masking streams still hold, at the end of an attempt. */
-static void flush_output(struct slot *sl)
+/* Emits what the masking streams still hold, at the end of an attempt. A
+ * stream that was not given every byte the result counts (a body stopped
+ * at its size limit) was cut: a piece of a secret at its end is masked. */
+static void flush_output(struct slot *sl, const struct exec_result *r)
 {
 	for (int i = 0; i < 2; i++) {
 		if (!sl->rs[i])
 			continue;
 		struct buf b = BUF_INIT;
-		if (redact_stream_flush(sl->rs[i], &b) == 0)
+		bool cut = (i ? r->err_bytes : r->out_bytes) > sl->fed[i];
+		if ((cut ? redact_stream_flush_cut(sl->rs[i], &b)
+			 : redact_stream_flush(sl->rs[i], &b)) == 0)
 			emit_output(sl, i ? EXEC_STDERR : EXEC_STDOUT, b.data, b.len);
 		buf_free(&b);
 	}
@@ -433,9 +439,11 @@ static void start_attempt(struct sched *s, uint32_t t)
 		.on_done = attempt_done, .render = s->flow ? attempt_render : NULL,
 		.redactor = flow_redactor(s->flow), .owner = sl,
 	};
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (!sl->rs[i])
 			sl->rs[i] = flow_stream_new(s->flow);
+		sl->fed[i] = 0;
+	}
 	struct executor *ex = s->exec[s->wf->tasks[t].kind];
 	int r = ex ? ex->ops->start(ex, &sl->a) : -ENOTSUP;
 	if (r < 0) {
@@ -567,7 +575,7 @@ static void attempt_done(struct exec_attempt *a, struct exec_result *r)
 	uint32_t t = a->task;
 	s->running--;
 	pools_take(s, t, +1);
-	flush_output(sl);
+	flush_output(sl, r);
 	if (r->warning && st_first_warning(s, t)) {
 		dagrun_event ev;
 		ev_init(s, &ev, DAGRUN_EV_LOG, t);

@@ -480,9 +480,10 @@ class SecretsFileTest(Base):
                 line2\\tend"
                 PLAIN=plain-value   # a comment
                 SPACED = spaced-value
+                HASH=pa#ss
                 """))
         os.chmod(sf, 0o600)
-        names = ["EXPORTED", "QUOTED", "SINGLE", "MULTI", "PLAIN", "SPACED"]
+        names = ["EXPORTED", "QUOTED", "SINGLE", "MULTI", "PLAIN", "SPACED", "HASH"]
         wf = self.write("""\
             name: sf
             tasks:
@@ -502,7 +503,8 @@ class SecretsFileTest(Base):
         got = json.loads(self.read("got.json"))
         self.assertEqual(got, {"EXPORTED": "exported-value-1", "QUOTED": "double # not a comment",
                                "SINGLE": "single $literal \\n", "MULTI": "line1\nline2\tend",
-                               "PLAIN": "plain-value", "SPACED": "spaced-value"})
+                               "PLAIN": "plain-value", "SPACED": "spaced-value",
+                               "HASH": "pa#ss"})
         for v in got.values():
             self.assertNotIn(v, r.stdout + r.stderr)
 

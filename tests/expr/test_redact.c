@@ -356,6 +356,7 @@ static void slices_mask_secrets_across_their_edges(void **state)
 		{"ecretXYZ123 and more", 0, SIZE_MAX, REDACT_CUT_TAIL, "ecretXYZ123 and more"},
 		{"23 and more", 0, SIZE_MAX, REDACT_CUT_HEAD, "23 and more"},   /* < EDGE_MIN */
 		{"123 and more", 0, SIZE_MAX, REDACT_CUT_HEAD, "*** and more"},
+		{"zz123 and more", 0, SIZE_MAX, REDACT_CUT_HEAD, "zz123 and more"},
 		{"text ends se", 0, SIZE_MAX, REDACT_CUT_TAIL, "text ends se"},
 		{"text ends sec", 0, SIZE_MAX, REDACT_CUT_TAIL, "text ends ***"},
 		/* pieces of encoded forms, cut inside an escape too */
@@ -395,6 +396,30 @@ static void slices_mask_secrets_across_their_edges(void **state)
 	assert_string_equal(got + strlen(got) - 4, "x***");
 	free(got);
 	free(text);
+	redact_free(r);
+}
+
+static void a_cut_stream_masks_a_piece_at_its_end(void **state)
+{
+	(void)state;
+	struct redactor *r;
+	assert_int_equal(redact_new(&r), 0);
+	assert_int_equal(redact_add(r, "hunter2secretvalue", 18), 0);
+	struct redact_stream st;
+	struct buf out = BUF_INIT;
+	redact_stream_init(&st, r);
+	/* the body stopped at its limit after "hunter2s" */
+	assert_int_equal(redact_stream_feed(&st, "body: xxxx hunt", 15, &out), 0);
+	assert_int_equal(redact_stream_feed(&st, "er2s", 4, &out), 0);
+	assert_int_equal(redact_stream_flush_cut(&st, &out), 0);
+	assert_string_equal(out.data, "body: xxxx ***");
+	/* reused, not cut: the same text is left alone */
+	buf_reset(&out);
+	assert_int_equal(redact_stream_feed(&st, "body: xxxx hunter2s", 19, &out), 0);
+	assert_int_equal(redact_stream_flush(&st, &out), 0);
+	assert_string_equal(out.data, "body: xxxx hunter2s");
+	buf_free(&out);
+	redact_stream_free(&st);
 	redact_free(r);
 }
 
@@ -545,6 +570,7 @@ int main(void)
 		cmocka_unit_test(every_escape_variant_is_masked),
 		cmocka_unit_test(every_base64_variant_is_masked),
 		cmocka_unit_test(slices_mask_secrets_across_their_edges),
+		cmocka_unit_test(a_cut_stream_masks_a_piece_at_its_end),
 		cmocka_unit_test(contains_sees_every_form),
 		cmocka_unit_test(short_and_repeated_secrets),
 		cmocka_unit_test(overlapping_secrets_merge),
