@@ -38,6 +38,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "expr/redact.h"
 #include "expr/value.h"
 
 #define RAW_KEEP ((size_t)1 << 20)   /* body kept while streaming (errors) */
@@ -825,6 +826,16 @@ static void status_failure(struct ax_attempt *st, const struct buf *body)
 		/* Up to 200 bytes of the body (scrubbed first: a cut must not
 		 * leave a piece of the key), on one line. */
 		char *s = scrub(body->data ? body->data : "", st->key);
+		if (s && st->a->redactor) {
+			/* the run's other secrets too, before the cut */
+			struct buf m = BUF_INIT;
+			size_t sl = strlen(s);
+			if (redact_slice(st->a->redactor, s, sl, 0, sl < 4096 ? sl : 4096, 0, &m) < 0)
+				buf_reset(&m);
+			free(s);
+			s = buf_steal(&m);
+			buf_free(&m);
+		}
 		size_t len = s ? strlen(s) : 0;
 		size_t n = ai_utf8_floor(s ? s : "", len, 200);
 		for (size_t i = 0; i < n; i++)

@@ -77,6 +77,7 @@ void exec_result_free(struct exec_result *r);
 
 struct exec_attempt;
 struct expr_kv;     /* expr/value.h */
+struct redactor;    /* expr/redact.h */
 
 /* Renders t through a->render, or copies it when there is none. Returns 0
  * or < 0 with *err (malloc'd). */
@@ -125,6 +126,10 @@ struct exec_attempt {
 	exec_output_cb on_output;    /* chunks as they arrive; may be NULL */
 	exec_done_cb on_done;
 	exec_render_fn render;       /* NULL: strings are used as written */
+	/* The run's secrets (borrowed; NULL: none), for what an executor cuts
+	 * (mask first: redact_slice) and for headers that hold a secret (not
+	 * sent to another origin on a redirect). */
+	const struct redactor *redactor;
 	void *owner;                 /* the scheduler's data */
 	/* The executor's own state for this attempt. */
 	void *priv;

@@ -8,6 +8,11 @@
  * inside start(). The request (URL, header lines, body) is built in start()
  * and copied by the client, so nothing built for it outlives start().
  *
+ * Secrets: a header whose value holds one of the run's secrets is marked
+ * private, and so is a body holding one: the client then never sends them
+ * to another origin on a redirect. The error message quotes the start of
+ * a failed response's body; it is cut only after it is masked.
+ *
  * Stable ids: the Idempotency-Key of an api request and the
  * X-Dagrun-Delivery of a webhook are derived (http_derive_id) from the
  * workflow name, the run id and the task id, so every attempt of one task
@@ -24,6 +29,8 @@
 #include <time.h>
 
 #include <curl/curl.h>
+
+#include "expr/redact.h"
 
 #define DEFAULT_EVENT "dagrun.task"
 #define INSECURE_WARNING "TLS certificate verification is disabled for this request " \
@@ -59,6 +66,7 @@ struct build {
 	struct buf method_buf, url, body;
 	bool has_body, json_body;
 	char **lines;                    /* "Name: value", each malloc'd */
+	bool *secret;                    /* by line: it holds a secret */
 	size_t n_lines, cap_lines;
 	char *err;                       /* malloc'd: the attempt fails permanently */
 };
@@ -78,6 +86,7 @@ static void build_free(struct build *b)
 	for (size_t i = 0; i < b->n_lines; i++)
 		free(b->lines[i]);
 	free(b->lines);
+	free(b->secret);
 	free(b->err);
 }
 
@@ -143,6 +152,10 @@ static int add_line(struct build *b, const char *name, size_t nlen, const char *
 		if (!l)
 			return -ENOMEM;
 		b->lines = l;
+		bool *sec = realloc(b->secret, cap * sizeof(*sec));
+		if (!sec)
+			return -ENOMEM;
+		b->secret = sec;
 		b->cap_lines = cap;
 	}
 	struct buf line = BUF_INIT;
@@ -153,8 +166,15 @@ static int add_line(struct build *b, const char *name, size_t nlen, const char *
 	buf_free(&line);
 	if (!s)
 		return -ENOMEM;
+	b->secret[b->n_lines] = false;
 	b->lines[b->n_lines++] = s;
 	return 0;
+}
+
+/* Whether text holds one of the run's secrets. */
+static bool holds_secret(const struct build *b, const char *text, size_t len)
+{
+	return b->a->redactor && redact_contains(b->a->redactor, text ? text : "", len);
 }
 
 static int add_header(struct build *b, const char *name, const char *val)
@@ -204,7 +224,8 @@ static int user_headers(struct build *b, const struct dr_kvlist *kv, const char 
 			r = build_fail(b, "%s: the value contains a line break or NUL", what);
 			break;
 		}
-		r = add_line(b, name, nlen, v.data ? v.data : "", v.len);
+		if ((r = add_line(b, name, nlen, v.data ? v.data : "", v.len)) == 0)
+			b->secret[b->n_lines - 1] = holds_secret(b, v.data, v.len);
 	}
 	buf_free(&v);
 	return r;
@@ -293,7 +314,8 @@ static int build_api(struct build *b, const struct dr_api *api)
 		return r;
 	b->method = b->method_buf.len ? b->method_buf.data : "GET";
 	if (!token_ok(b->method, strlen(b->method)))
-		return build_fail(b, "invalid method '%.20s'", b->method);
+		return strlen(b->method) <= 20 ? build_fail(b, "invalid method '%s'", b->method)
+		       : build_fail(b, "invalid method (%zu bytes)", strlen(b->method));
 	if ((r = url(b, &api->url)) < 0 || (r = user_headers(b, &api->headers, none)) < 0)
 		return r;
 	if (api->body && api->body->kind != DR_VAL_NULL && (r = value_body(b, api->body)) < 0)
@@ -424,10 +446,15 @@ static int on_data(void *ud, const char *data, size_t len)
 	return 0;
 }
 
+/* How much of a body an error message may quote (it quotes 200 bytes),
+ * masked before it is cut. */
+#define QUOTED_BODY 4096
+
 static void on_response(void *ud, struct http_response *resp)
 {
 	struct hx_attempt *st = ud;
 	struct exec_result *r = &st->res;
+	const struct redactor *red = st->a->redactor;
 	st->xfer = NULL;
 	r->exit_code = -1;
 	r->http_status = resp->status;
@@ -438,7 +465,25 @@ static void on_response(void *ud, struct http_response *resp)
 	r->end_ms = resp->end_ms;
 	r->duration_ms = resp->duration_ms;
 	r->retry_after_ms = http_retry_after_ms(r->http_headers, time(NULL));
-	http_classify(resp, st->expect, st->n_expect, r);
+	struct http_response quoted = *resp;
+	struct buf masked = BUF_INIT;
+	size_t n = resp->body.len < QUOTED_BODY ? resp->body.len : QUOTED_BODY;
+	if (red && n) {
+		quoted.body = (struct buf)BUF_INIT;     /* nothing rather than a piece */
+		if (redact_slice(red, resp->body.data, resp->body.len, 0, n, 0, &masked) == 0)
+			quoted.body = masked;
+	}
+	http_classify(&quoted, st->expect, st->n_expect, r);
+	buf_free(&masked);
+	if (resp->redirect_refused) {
+		free(r->error);
+		r->ok = false;
+		r->error_class = DR_CLASS_PERMANENT;
+		r->error = NULL;
+		if (asprintf(&r->error, "HTTP %d: redirect to another origin not followed: the "
+			     "request body holds a secret", resp->status) < 0)
+			r->error = NULL;
+	}
 	r->cancelled |= st->cancelled;
 	r->out = resp->body;
 	resp->body = (struct buf)BUF_INIT;
@@ -479,8 +524,10 @@ static int launch(struct hx_attempt *st, const struct dr_task *t, bool *failed)
 		rq.url = b.url.data;
 		rq.headers = (const char *const *)b.lines;
 		rq.n_headers = b.n_lines;
+		rq.private_headers = b.secret;
 		rq.body = b.has_body ? (b.body.data ? b.body.data : "") : NULL;
 		rq.body_len = b.body.len;
+		rq.private_body = b.has_body && holds_secret(&b, b.body.data, b.body.len);
 		r = http_request_start(hx->client, &rq, &st->xfer);
 	}
 	if (r < 0 && r != -ENOMEM) {

@@ -11,6 +11,13 @@
  *
  * Completion is always reported from the loop, never inside a start call.
  *
+ * Redirects (at most HTTP_MAX_REDIRECTS, http and https only) are followed
+ * by curl, which drops only Authorization and Cookie when the origin
+ * changes. A request with a private header or body follows them itself,
+ * with curl's method rules (303, and 301/302 after a POST, become a GET
+ * without a body), and sends private headers (and Authorization, Cookie)
+ * only to the origin of the first URL.
+ *
  * libcurl's global state: every constructor here calls curl_global_init()
  * once per process through pthread_once, so any thread may create clients.
  * dagrun never calls curl_global_cleanup(); a program that wants a clean
@@ -63,6 +70,9 @@ struct http_response {
 	bool cancelled;               /* http_request_cancel() */
 	bool timed_out;               /* the request's timeout (FIFO wait included) */
 	bool aborted;                 /* the data callback asked to stop */
+	bool redirect_refused;        /* a redirect was not followed: it would
+				       * have resent a private body to another
+				       * origin (the response is the 3xx) */
 	int curl_code;                /* CURLcode; 0 when the transfer completed */
 	int err;                      /* -errno of a local failure (ENOMEM), or 0 */
 	char error[256];              /* curl's message, or "" */
@@ -82,6 +92,12 @@ struct http_request {
 	const char *url;               /* http:// or https:// only */
 	const char *const *headers;    /* "Name: value" lines (no CR/LF) */
 	size_t n_headers;
+	const bool *private_headers;   /* per header, or NULL: true when it holds
+				        * a secret; never sent to another origin
+				        * (scheme, host, port) on a redirect */
+	bool private_body;             /* the body holds a secret: a redirect that
+				        * would resend it to another origin is
+				        * not followed (redirect_refused) */
 	const char *body;              /* NULL: no body */
 	size_t body_len;
 	uint64_t timeout_ms;           /* whole request, FIFO wait included; 0: default */

@@ -14,6 +14,12 @@
  * Handles: c->timer is curl's timeout, c->later the delivery timer, and
  * one uv_poll_t per socket curl asks to watch. The client is freed when
  * the last of them is closed (c->open_handles).
+ *
+ * Redirects: curl follows them (CURLOPT_FOLLOWLOCATION) and keeps custom
+ * headers across origins. A request with a private header or body turns
+ * that off and follows them here (follow()): the easy handle stays on the
+ * running list and is re-added for each hop, with the same limits and
+ * method rules, and private headers go only to the first URL's origin.
  */
 #include "exec/http.h"
 
@@ -71,6 +77,17 @@ struct http_xfer {
 	bool in_headers;              /* a status line came, the blank line not yet */
 	struct http_response res;
 	char errbuf[CURL_ERROR_SIZE];
+	/* Redirects followed here (self) rather than by curl: */
+	bool self;
+	bool body_private;
+	bool sends_body;              /* the method now sends x->body */
+	bool saw_location;            /* this response has a Location */
+	bool redirecting;             /* this response is followed: no body */
+	bool post, head;              /* the method now is POST, HEAD */
+	struct curl_slist *pub_hdrs;  /* hdrs without the private ones */
+	char *origin;                 /* of the first URL */
+	unsigned hops;
+	uint64_t hops_us;             /* total time of the hops before this one */
 };
 
 /* The one global: libcurl's initialisation, once per process. */
@@ -129,6 +146,8 @@ static void xfer_free(struct http_xfer *x)
 	if (x->easy)
 		curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->hdrs);
+	curl_slist_free_all(x->pub_hdrs);
+	free(x->origin);
 	free(x->body);
 	json_decref(x->res.headers);
 	buf_free(&x->res.body);
@@ -190,6 +209,15 @@ static void collect_info(struct http_xfer *x)
 		tm->total_us = (uint64_t)t;
 	if (curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &redirects) == CURLE_OK && redirects > 0)
 		tm->redirects = (uint32_t)redirects;
+	if (x->self) {
+		/* each hop was a transfer of its own: count from the first */
+		uint64_t *phase[] = {&tm->dns_us, &tm->connect_us, &tm->tls_us,
+				     &tm->first_byte_us, &tm->total_us};
+		for (size_t i = 0; i < sizeof(phase) / sizeof(phase[0]); i++)
+			if (*phase[i])
+				*phase[i] += x->hops_us;
+		tm->redirects = x->hops;
+	}
 }
 
 /* Recognises curl's own limits on response headers, which curl 7.x and
@@ -306,6 +334,112 @@ static void pump(struct http_client *c)
 	}
 }
 
+/* "scheme://host:port" of url, lower-cased; malloc'd, or NULL. */
+static char *origin_of(const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *o = NULL;
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+	    asprintf(&o, "%s://%s:%s", scheme, host, port) >= 0)
+		for (char *p = o; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return o;
+}
+
+static bool is_redirect(long status)
+{
+	return status == 300 || status == 301 || status == 302 || status == 303 ||
+	       status == 307 || status == 308;     /* what curl follows */
+}
+
+/* Sends x on to next for its next hop (curl's handle is out of the multi
+ * handle): the header list for that origin, the time left, and a GET when
+ * the method changes. Returns 0, or -ENOMEM (x is then finished). */
+static int next_hop(struct http_xfer *x, const char *next, bool same, bool to_get,
+		    uint64_t waited)
+{
+	CURL *e = x->easy;
+	uint64_t left = x->timeout_ms - waited;
+	uint64_t conn = x->connect_timeout_ms < left ? x->connect_timeout_ms : left;
+	bool ok = curl_easy_setopt(e, CURLOPT_URL, next) == CURLE_OK &&
+		  curl_easy_setopt(e, CURLOPT_HTTPHEADER, same ? x->hdrs : x->pub_hdrs) == CURLE_OK &&
+		  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)left) == CURLE_OK &&
+		  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)conn) == CURLE_OK;
+	if (ok && to_get) {
+		ok = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL) == CURLE_OK &&
+		     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+		x->post = x->sends_body = false;
+	}
+	x->hops++;
+	x->redirecting = x->saw_location = false;
+	x->header_bytes = 0;
+	buf_reset(&x->res.body);
+	x->res.body_bytes = 0;
+	if (ok && curl_multi_add_handle(x->c->multi, e) == CURLM_OK)
+		return 0;
+	list_remove(x);   /* no longer in the multi handle: finish as not running */
+	x->res.err = -ENOMEM;
+	snprintf(x->res.error, sizeof(x->res.error), "cannot follow the redirect");
+	finish(x, CURLE_OK);
+	return -ENOMEM;
+}
+
+/* The hop of a self-following transfer ended with a redirect: starts the
+ * next one. Returns false when the response is final after all (no
+ * usable Location, or a private body would go to another origin), true
+ * when x went on or finished. */
+static bool follow(struct http_xfer *x)
+{
+	CURL *e = x->easy;
+	char *loc = NULL, *next = NULL, *origin = NULL;
+	long status = 0;
+	curl_off_t hop_us = 0;
+	curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	if (!loc)
+		return false;
+	if (x->hops >= HTTP_MAX_REDIRECTS) {
+		snprintf(x->res.error, sizeof(x->res.error), "Maximum (%d) redirects followed",
+			 HTTP_MAX_REDIRECTS);
+		finish(x, CURLE_TOO_MANY_REDIRECTS);
+		return true;
+	}
+	/* curl's rules: a 303 (but after HEAD), and a 301 or 302 after a POST,
+	 * go on as a GET without a body; others keep the method and body */
+	bool to_get = (status == 303 && !x->head) || ((status == 301 || status == 302) && x->post);
+	if (!(next = strdup(loc))) {
+		x->res.err = -ENOMEM;
+		finish(x, CURLE_OK);
+		return true;
+	}
+	origin = origin_of(next);
+	bool same = origin && x->origin && !strcmp(origin, x->origin);
+	bool followed = true;
+	uint64_t waited = (uv_hrtime() - x->queued_ns) / 1000000;
+	if (!same && x->sends_body && !to_get && x->body_private) {
+		x->res.redirect_refused = true;
+		followed = false;
+	} else if (waited >= x->timeout_ms) {
+		snprintf(x->res.error, sizeof(x->res.error), "timed out following a redirect");
+		finish(x, CURLE_OPERATION_TIMEDOUT);
+	} else {
+		if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &hop_us) == CURLE_OK && hop_us > 0)
+			x->hops_us += (uint64_t)hop_us;
+		curl_multi_remove_handle(x->c->multi, e);
+		(void)next_hop(x, next, same, to_get, waited);
+	}
+	free(next);
+	free(origin);
+	return followed;
+}
+
 /* After curl ran: collects finished transfers, starts queued ones and
  * delivers. Called only from loop callbacks. */
 static void progress(struct http_client *c)
@@ -319,8 +453,11 @@ static void progress(struct http_client *c)
 		CURLcode code = m->data.result;
 		char *priv = NULL;
 		curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
-		if (priv)
-			finish((struct http_xfer *)(void *)priv, code);
+		struct http_xfer *x = (struct http_xfer *)(void *)priv;
+		if (x && code == CURLE_OK && x->redirecting && follow(x))
+			continue;
+		if (x)
+			finish(x, code);
 	}
 	pump(c);
 	deliver(c);
@@ -458,6 +595,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		x->in_headers = true;
 		if (!r->headers)
 			r->err = -ENOMEM;
+		x->saw_location = x->redirecting = false;
 		return r->headers ? len : 0;
 	}
 	x->header_bytes += len;
@@ -476,11 +614,19 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	if (!len)
 		x->in_headers = false;  /* the blank line: the headers are complete */
 	const char *colon = memchr(p, ':', len);
+	if (!len && x->self) {
+		/* the end of a response's headers: is it a redirect we follow? */
+		long status = 0;
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+		x->redirecting = x->saw_location && is_redirect(status);
+	}
 	if (!len || p[0] == ' ' || p[0] == '\t' || !colon)
 		return size * n;  /* the blank line, obsolete folding, junk */
 	size_t nlen = (size_t)(colon - p);
 	while (nlen && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
 		nlen--;
+	if (nlen == 8 && !strncasecmp(p, "location", 8))
+		x->saw_location = true;
 	const char *v = colon + 1, *end = p + len;
 	while (v < end && (*v == ' ' || *v == '\t'))
 		v++;
@@ -498,6 +644,8 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	struct http_xfer *x = ud;
 	size_t len = size * n;
 	struct http_response *r = &x->res;
+	if (x->redirecting)
+		return len;     /* the body of a redirect we follow, as curl drops it */
 	r->body_bytes += len;
 	if (r->body_bytes > x->cap) {
 		r->too_large = true;
@@ -551,22 +699,63 @@ static int set_method(struct http_xfer *x, const struct http_request *rq)
 	return curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m) == CURLE_OK ? 0 : -ENOMEM;
 }
 
+/* Whether header line i must stay with the first URL's origin: marked
+ * private, or one curl itself keeps from other hosts. */
+static bool private_header(const struct http_request *rq, size_t i)
+{
+	static const char *const always[] = {"authorization", "proxy-authorization", "cookie"};
+	if (rq->private_headers && rq->private_headers[i])
+		return true;
+	const char *h = rq->headers[i];
+	for (size_t k = 0; k < sizeof(always) / sizeof(always[0]); k++) {
+		size_t n = strlen(always[k]);
+		if (!strncasecmp(h, always[k], n) && (h[n] == ':' || h[n] == ';'))
+			return true;
+	}
+	return false;
+}
+
+/* The header list (and, when redirects are followed here, the one for
+ * other origins). Returns 0 or -ENOMEM. */
 static int set_headers(struct http_xfer *x, const struct http_request *rq)
 {
-	struct curl_slist *l = NULL, *n;
+	struct curl_slist *l = NULL, *pub = NULL, *n;
 	for (size_t i = 0; i < rq->n_headers; i++) {
 		if (!(n = curl_slist_append(l, rq->headers[i])))
 			goto fail;
 		l = n;
+		if (x->self && !private_header(rq, i)) {
+			if (!(n = curl_slist_append(pub, rq->headers[i])))
+				goto fail;
+			pub = n;
+		}
 	}
 	/* No "Expect: 100-continue" round trip before large bodies. */
 	if (!(n = curl_slist_append(l, "Expect:")))
 		goto fail;
-	x->hdrs = n;
+	l = n;
+	if (x->self) {
+		if (!(n = curl_slist_append(pub, "Expect:")))
+			goto fail;
+		pub = n;
+	}
+	x->hdrs = l;
+	x->pub_hdrs = pub;
 	return curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs) == CURLE_OK ? 0 : -ENOMEM;
 fail:
 	curl_slist_free_all(l);
+	curl_slist_free_all(pub);
 	return -ENOMEM;
+}
+
+/* Whether redirects must be followed here: a private header, or a
+ * private body that is sent. */
+static bool follows_itself(const struct http_request *rq)
+{
+	for (size_t i = 0; rq->private_headers && i < rq->n_headers; i++)
+		if (rq->private_headers[i])
+			return true;
+	return rq->private_body && rq->body;
 }
 
 static int setup(struct http_xfer *x, const struct http_request *rq)
@@ -585,7 +774,7 @@ static int setup(struct http_xfer *x, const struct http_request *rq)
 	SET(CURLOPT_HEADERDATA, (void *)x);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_FOLLOWLOCATION, 1L);
+	SET(CURLOPT_FOLLOWLOCATION, x->self ? 0L : 1L);
 	SET(CURLOPT_MAXREDIRS, (long)HTTP_MAX_REDIRECTS);
 	SET(CURLOPT_SSL_VERIFYPEER, rq->insecure ? 0L : 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, rq->insecure ? 0L : 2L);
@@ -599,6 +788,14 @@ static int setup(struct http_xfer *x, const struct http_request *rq)
 	int r = set_headers(x, rq);
 	if (r == 0)
 		r = set_method(x, rq);
+	if (r == 0 && x->self) {
+		const char *m = rq->method && *rq->method ? rq->method : "GET";
+		x->body_private = rq->private_body;
+		x->sends_body = x->body != NULL;
+		x->post = is_method(m, "POST");
+		x->head = is_method(m, "HEAD");
+		x->origin = origin_of(rq->url);   /* NULL: every hop is another origin */
+	}
 	return r;
 }
 
@@ -618,6 +815,7 @@ int http_request_start(struct http_client *c, const struct http_request *rq,
 						       : HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
 	x->cap = rq->max_response_bytes ? rq->max_response_bytes : HTTP_DEFAULT_MAX_RESPONSE;
 	x->discard_body = rq->discard_body;
+	x->self = follows_itself(rq);
 	x->on_data = rq->on_data;
 	x->on_done = rq->on_done;
 	x->ud = rq->ud;

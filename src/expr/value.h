@@ -14,6 +14,10 @@
  * Invariant of a parsed struct expr_outputs: keys are unique (a key written
  * twice keeps its last value, at its first position), match [A-Za-z0-9_-]+,
  * and every key and value is NUL-terminated inside the struct's arena.
+ * Parsing never gives up on the whole file: every valid entry is kept, and
+ * what is not (a malformed line, a value never closed, keys or bytes past
+ * a cap, a file that is not a regular file) is skipped with a warning that
+ * names the line and the reason.
  */
 #ifndef DAGRUN_EXPR_VALUE_H
 #define DAGRUN_EXPR_VALUE_H
@@ -25,8 +29,6 @@
 #include <jansson.h>
 
 #include "util/arena.h"
-
-struct expr_error;
 
 /* A key and a value; the value may hold NUL bytes (value_len counts them). */
 struct expr_kv {
@@ -66,26 +68,35 @@ void expr_result_init(struct expr_result *r);
 #define EXPR_OUTPUTS_MAX_BYTES ((size_t)1 << 20)  /* the whole file: 1 MiB */
 #define EXPR_OUTPUTS_MAX_KEYS  1000u
 #define EXPR_OUTPUTS_MAX_KEY   256u               /* bytes in a key */
+#define EXPR_OUTPUTS_MAX_WARN  10u                /* warnings kept, the rest counted */
 
 struct expr_outputs {
 	struct expr_kv *v;
 	size_t n;
-	struct arena arena;    /* holds v, the keys and the values */
+	const char **warn;     /* what was skipped and why: "line 3: ..." */
+	size_t n_warn;
+	size_t n_warn_more;    /* warnings past EXPR_OUTPUTS_MAX_WARN, not kept */
+	struct arena arena;    /* holds v, warn, the keys, values and messages */
 };
 
 /* Parses the text of a $DAGRUN_OUTPUT file into *out (which the caller
  * frees with expr_outputs_free, also on failure). Lines end with "\n"; a
- * "\r" before it is dropped. Blank lines are ignored. Returns 0; -EINVAL for
- * a malformed line, an invalid key or an unclosed delimiter (err says which
- * line: "line 3: ..."); -E2BIG past a cap; -ENOMEM. */
-int expr_outputs_parse(const char *data, size_t len, struct expr_outputs *out,
-		       struct expr_error *err);
+ * "\r" before it is dropped. Blank lines are ignored. Skipped, each with a
+ * warning in out->warn: a line that is neither key=value nor key<<DELIM, an
+ * invalid or too long key (with the value that follows it), a value whose
+ * DELIM line never comes (with the lines after it), a new key past
+ * EXPR_OUTPUTS_MAX_KEYS, and, in a text over EXPR_OUTPUTS_MAX_BYTES,
+ * everything after the last complete line within the cap. Returns 0 or
+ * -ENOMEM. */
+int expr_outputs_parse(const char *data, size_t len, struct expr_outputs *out);
 
-/* Reads and parses the file at path. A missing or empty file is no outputs
- * (returns 0). Returns what expr_outputs_parse returns, -E2BIG for a file
- * over EXPR_OUTPUTS_MAX_BYTES, or -errno from reading. */
-int expr_outputs_read(const char *path, struct expr_outputs *out,
-		      struct expr_error *err);
+/* Reads and parses the file at path, which a task controls: it is opened
+ * without blocking and without following a symbolic link, and only a
+ * regular file is read, at most EXPR_OUTPUTS_MAX_BYTES (+ 1) of it. A
+ * missing file is no outputs. Anything else (a FIFO, a symbolic link, a
+ * directory, a device, a read error) is no outputs and a warning. Returns
+ * 0 or -ENOMEM. */
+int expr_outputs_read(const char *path, struct expr_outputs *out);
 
 /* Frees what *o holds and empties it. Accepts NULL and an empty struct. */
 void expr_outputs_free(struct expr_outputs *o);

@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 
 #define OUTPUT_KEEP_MAX ((size_t)1 << 20)   /* bytes of `output` kept: 1 MiB */
 #define SECRETS_FILE_MAX ((size_t)1 << 20)
+#define PENDING_WARN_MAX 64                 /* warnings kept before flow_set_warn */
 
 extern char **environ;
 
@@ -64,7 +66,69 @@ struct flow {
 	struct fres **res;           /* by task */
 	uint8_t *keep;               /* by task: someone reads its result */
 	const char *run_id;
+	flow_warn_fn warn_fn;
+	void *warn_ud;
+	char **pending;              /* warnings before warn_fn was set */
+	size_t n_pending, pending_lost;
+	size_t shorts_warned;        /* redact_short_count() already warned of */
 };
+
+/* ---- warnings ------------------------------------------------------------ */
+
+static void flow_warn(struct flow *f, uint32_t t, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void flow_warn(struct flow *f, uint32_t t, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	const char *msg = r < 0 ? "a warning was lost (out of memory)" : b.data;
+	if (f->warn_fn) {
+		f->warn_fn(f->warn_ud, t, msg);
+	} else if (f->n_pending < PENDING_WARN_MAX && r == 0 &&
+		   (f->pending || (f->pending = calloc(PENDING_WARN_MAX, sizeof(char *))))) {
+		f->pending[f->n_pending++] = buf_steal(&b);
+	} else {
+		f->pending_lost++;
+	}
+	buf_free(&b);
+}
+
+void flow_set_warn(struct flow *f, flow_warn_fn fn, void *ud)
+{
+	f->warn_fn = fn;
+	f->warn_ud = ud;
+	if (!fn)
+		return;
+	for (size_t i = 0; i < f->n_pending; i++) {
+		if (f->pending[i])
+			fn(ud, UINT32_MAX, f->pending[i]);
+		free(f->pending[i]);
+	}
+	if (f->pending_lost)
+		flow_warn(f, UINT32_MAX, "%zu more warnings were lost", f->pending_lost);
+	free(f->pending);
+	f->pending = NULL;
+	f->n_pending = f->pending_lost = 0;
+}
+
+/* Warns once per new secret too short to mask; who: where it comes from
+ * ("secret 'X'"), or NULL (read by an expression, name unknown). */
+static void warn_short(struct flow *f, uint32_t t, const char *who)
+{
+	size_t n = redact_short_count(f->red);
+	if (n <= f->shorts_warned)
+		return;
+	f->shorts_warned = n;
+	char task[160] = "";
+	if (t != UINT32_MAX)
+		snprintf(task, sizeof(task), "task '%.100s': ", wf_task_id(f->wf, t));
+	flow_warn(f, t, "%s%s is shorter than %d bytes: it cannot be masked usefully, so it "
+		  "is not masked and may appear in output as is", task,
+		  who ? who : "a secret read by an expression", REDACT_MIN_LEN);
+}
 
 /* ---- the cache ------------------------------------------------------------ */
 
@@ -183,34 +247,106 @@ static void fres_free(struct fres *r)
 	free(r);
 }
 
-/* Copies the response headers (a JSON object of strings) for http.headers. */
-static int copy_headers(struct fres *fr, json_t *h)
+/* Copies the response headers (a JSON object of strings) for http.headers,
+ * their values masked. */
+static int copy_headers(struct flow *f, struct fres *fr, json_t *h)
 {
 	if (!h || !json_is_object(h))
 		return 0;
-	size_t n = json_object_size(h), bytes = 0;
+	size_t n = json_object_size(h), bytes = 0, i = 0;
 	const char *k;
 	json_t *v;
-	json_object_foreach(h, k, v)
-		bytes += strlen(k) + 1 + (json_is_string(v) ? json_string_length(v) : 0) + 1;
+	int r = 0;
+	struct buf *mv = calloc(n ? n : 1, sizeof(*mv));
+	if (!mv)
+		return -ENOMEM;
+	json_object_foreach(h, k, v) {
+		const char *s = json_is_string(v) ? json_string_value(v) : "";
+		size_t len = json_is_string(v) ? json_string_length(v) : 0;
+		if (r == 0)
+			r = flow_redact(f, s, len, &mv[i]);
+		bytes += strlen(k) + 1 + mv[i++].len + 1;
+	}
 	fr->headers = calloc(n ? n : 1, sizeof(*fr->headers));
 	fr->strings = malloc(bytes ? bytes : 1);
-	if (!fr->headers || !fr->strings)
-		return -ENOMEM;
+	if (r < 0 || !fr->headers || !fr->strings) {
+		r = r < 0 ? r : -ENOMEM;
+		goto out;
+	}
 	char *p = fr->strings;
+	i = 0;
 	json_object_foreach(h, k, v) {
-		size_t kl = strlen(k), vl = json_is_string(v) ? json_string_length(v) : 0;
+		size_t kl = strlen(k), vl = mv[i].len;
 		memcpy(p, k, kl + 1);
 		fr->headers[fr->n_headers].key = p;
 		p += kl + 1;
 		if (vl)
-			memcpy(p, json_string_value(v), vl);
+			memcpy(p, mv[i].data, vl);
 		p[vl] = '\0';
 		fr->headers[fr->n_headers].value = p;
 		fr->headers[fr->n_headers].value_len = vl;
 		fr->n_headers++;
 		p += vl + 1;
+		i++;
 	}
+out:
+	for (size_t j = 0; j < n; j++)
+		buf_free(&mv[j]);
+	free(mv);
+	return r;
+}
+
+/* Masks t's outputs in place: a value holding a secret is masked; a key
+ * holding one is dropped (with a warning: it names no output anyone could
+ * read without the secret). */
+static int mask_outputs(struct flow *f, uint32_t t, struct expr_outputs *o)
+{
+	if (!flow_redacting(f))
+		return 0;
+	struct buf b = BUF_INIT;
+	size_t k = 0;
+	int r = 0;
+	for (size_t i = 0; i < o->n && r == 0; i++) {
+		struct expr_kv kv = o->v[i];
+		if (redact_contains(f->red, kv.key, strlen(kv.key))) {
+			flow_warn(f, t, "task '%.100s': $DAGRUN_OUTPUT: a key holds a secret; that "
+				  "output is ignored", wf_task_id(f->wf, t));
+			continue;
+		}
+		if (redact_contains(f->red, kv.value, kv.value_len)) {
+			buf_reset(&b);
+			char *m = NULL;
+			if ((r = redact_text(f->red, kv.value, kv.value_len, &b)) == 0 &&
+			    !(m = arena_strndup(&o->arena, b.data ? b.data : "", b.len)))
+				r = -ENOMEM;
+			kv.value = m;
+			kv.value_len = b.len;
+		}
+		o->v[k++] = kv;
+	}
+	o->n = k;
+	buf_free(&b);
+	return r;
+}
+
+/* Reads t's $DAGRUN_OUTPUT into fr, masked; warns of what it skipped. */
+static int record_outputs(struct flow *f, uint32_t t, struct fres *fr, const char *path)
+{
+	int r = expr_outputs_read(path, &fr->outs);
+	const char *id = wf_task_id(f->wf, t);
+	for (size_t i = 0; i < fr->outs.n_warn; i++)
+		flow_warn(f, t, "task '%.100s': $DAGRUN_OUTPUT %s", id, fr->outs.warn[i]);
+	if (fr->outs.n_warn_more)
+		flow_warn(f, t, "task '%.100s': $DAGRUN_OUTPUT: %zu more lines were ignored "
+			  "(not shown)", id, fr->outs.n_warn_more);
+	if (r == 0)
+		r = mask_outputs(f, t, &fr->outs);
+	if (r < 0) {
+		expr_outputs_free(&fr->outs);
+		return r;
+	}
+	fr->er.outputs = fr->outs.v;
+	fr->er.n_outputs = fr->outs.n;
 	return 0;
 }
 
@@ -230,8 +366,15 @@ int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
 	fr->er.duration_ms = duration_ms;
 	if (error_class)
 		fr->er.error_class = dr_class_name((enum dr_error_class)error_class);
-	if (error && !(fr->er.error_message = fr->error = strdup(error)))
-		return -ENOMEM;
+	struct buf out = BUF_INIT;
+	int e;
+	if (error) {
+		if ((e = flow_redact(f, error, strlen(error), &out)) < 0 ||
+		    !(fr->er.error_message = fr->error = buf_steal(&out))) {
+			buf_free(&out);
+			return e < 0 ? e : -ENOMEM;
+		}
+	}
 	if (!r)
 		return 0;
 	fr->er.exit_code = r->exit_code;
@@ -241,9 +384,12 @@ int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
 		fr->er.prompt_tokens = (int64_t)r->prompt_tokens;
 		fr->er.completion_tokens = (int64_t)r->completion_tokens;
 	}
-	struct buf out = BUF_INIT;
-	size_t len = r->out.len < OUTPUT_KEEP_MAX ? r->out.len : OUTPUT_KEEP_MAX;
-	int e = flow_redact(f, r->out.data ? r->out.data : "", len, &out);
+	/* Masked as it reads in the whole capture, so a secret across the cap
+	 * is masked; when the capture itself was cut (bytes seen beyond it), a
+	 * piece of a secret at its end is masked too. */
+	size_t len = r->out.len, keep = len < OUTPUT_KEEP_MAX ? len : OUTPUT_KEEP_MAX;
+	int cut = r->out_bytes > r->out.len ? REDACT_CUT_TAIL : 0;
+	e = flow_redact_slice(f, r->out.data ? r->out.data : "", len, 0, keep, cut, &out);
 	if (e < 0) {
 		buf_free(&out);
 		return e;
@@ -251,18 +397,13 @@ int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
 	fr->er.output_len = out.len;
 	fr->output = buf_steal(&out);
 	fr->er.output = fr->output;
-	if ((e = copy_headers(fr, r->http_headers)) < 0)
+	if (!fr->output)
+		return -ENOMEM;
+	if ((e = copy_headers(f, fr, r->http_headers)) < 0)
 		return e;
 	fr->er.headers = fr->headers;
 	fr->er.n_headers = fr->n_headers;
-	if (output_file) {
-		struct expr_error ee = {0};
-		if (expr_outputs_read(output_file, &fr->outs, &ee) == 0) {
-			fr->er.outputs = fr->outs.v;
-			fr->er.n_outputs = fr->outs.n;
-		}
-	}
-	return 0;
+	return output_file ? record_outputs(f, t, fr, output_file) : 0;
 }
 
 /* ---- evaluation ------------------------------------------------------------- */
@@ -287,8 +428,8 @@ static struct compiled *usable(struct flow *f, const struct dr_text *x, bool is_
 	return NULL;
 }
 
-static int eval_bool(struct flow *f, const struct dr_text *x, const struct expr_result *self,
-		     bool *out, char **err)
+static int eval_bool(struct flow *f, uint32_t t, const struct dr_text *x,
+		     const struct expr_result *self, bool *out, char **err)
 {
 	*err = NULL;
 	int r;
@@ -301,6 +442,7 @@ static int eval_bool(struct flow *f, const struct dr_text *x, const struct expr_
 	r = expr_eval_bool(f->ex, c->id, &sc, out, &e);
 	if (r < 0)
 		*err = eval_error(f, x, &e, "cannot evaluate");
+	warn_short(f, t, NULL);
 	return r;
 }
 
@@ -313,7 +455,7 @@ int flow_condition(struct flow *f, const struct dr_dep *dep, bool *out, char **e
 	const struct fres *r = f->res[dep->target];
 	struct expr_result empty;
 	expr_result_init(&empty);
-	return eval_bool(f, dep->condition, r ? &r->er : &empty, out, err);
+	return eval_bool(f, UINT32_MAX, dep->condition, r ? &r->er : &empty, out, err);
 }
 
 int flow_when(struct flow *f, uint32_t t, bool *out, char **err)
@@ -321,7 +463,7 @@ int flow_when(struct flow *f, uint32_t t, bool *out, char **err)
 	*out = true;
 	*err = NULL;
 	const struct dr_text *w = f->wf->tasks[t].opts->when;
-	return w ? eval_bool(f, w, NULL, out, err) : 0;
+	return w ? eval_bool(f, t, w, NULL, out, err) : 0;
 }
 
 static bool unreserved(unsigned char c)
@@ -371,7 +513,6 @@ static int render_url(struct flow *f, const struct compiled *c, const struct exp
 int flow_render(struct flow *f, uint32_t t, const struct dr_text *x, int mode,
 		const struct expr_kv *context, size_t n_context, struct buf *out, char **err)
 {
-	(void)t;
 	*err = NULL;
 	if (!x->s)
 		return 0;
@@ -406,6 +547,7 @@ int flow_render(struct flow *f, uint32_t t, const struct dr_text *x, int mode,
 	}
 	if (r < 0)
 		*err = eval_error(f, x, &e, "template error");
+	warn_short(f, t, NULL);
 	return r;
 }
 
@@ -421,6 +563,19 @@ int flow_redact(const struct flow *f, const char *text, size_t len, struct buf *
 	if (!flow_redacting(f))
 		return buf_add(out, text, len);
 	return redact_text(f->red, text, len, out);
+}
+
+int flow_redact_slice(const struct flow *f, const char *text, size_t len, size_t start,
+		      size_t end, int cut, struct buf *out)
+{
+	if (!flow_redacting(f))
+		return buf_add(out, text + start, end - start);
+	return redact_slice(f->red, text, len, start, end, cut, out);
+}
+
+const struct redactor *flow_redactor(const struct flow *f)
+{
+	return f ? f->red : NULL;
 }
 
 struct redact_stream *flow_stream_new(const struct flow *f)
@@ -466,6 +621,11 @@ static int register_secrets(struct flow *f, const char *src, size_t len)
 				int r = v ? redact_add(f->red, v, strlen(v)) : 0;
 				if (r < 0 && r != -E2BIG)
 					return r;
+				if (r == REDACT_TOO_SHORT) {
+					char who[300];
+					snprintf(who, sizeof(who), "secret '%s'", name);
+					warn_short(f, UINT32_MAX, who);
+				}
 			}
 		}
 	}
@@ -538,7 +698,12 @@ static int register_key(struct flow *f, const struct dr_ai *ai)
 	const char *name = ai_api_key_env(ai);
 	const char *v = name ? getenv(name) : NULL;
 	int r = v ? redact_add(f->red, v, strlen(v)) : 0;
-	return r == -E2BIG ? 0 : r;
+	if (r == REDACT_TOO_SHORT) {
+		char who[300];
+		snprintf(who, sizeof(who), "the API key in $%.200s", name);
+		warn_short(f, UINT32_MAX, who);
+	}
+	return r == -E2BIG || r == REDACT_TOO_SHORT ? 0 : r;
 }
 
 /* Marks what must be kept, registers named secrets and API keys; one
@@ -623,56 +788,190 @@ static int override_vars(struct flow *f, const char *const *vars, dagrun_diags *
 	return r;
 }
 
-static int read_secrets(struct flow *f, const char *path, dagrun_diags *d)
+/* One entry of a secrets file, as dotenv reads it: `[export] KEY=VALUE`,
+ * VALUE unquoted (trimmed, " #" starts a comment), '...' (literal but \'
+ * and \\) or "..." (\n \r \t \" \\ decoded); quoted values may span lines.
+ * Blank and # lines are none. */
+struct entry {
+	const char *key;
+	size_t key_len;
+	struct buf value;
+	unsigned line;     /* where it starts */
+};
+
+static bool blank(char c)
 {
-	if (!path)
+	return c == ' ' || c == '\t';
+}
+
+/* Parses the entry at *p (a line start; end: the text's end), advancing *p
+ * past it and *no over its lines. Returns 1 (an entry), 0 (a blank or
+ * comment line), -ENOMEM, or -EINVAL with *why. */
+static int dotenv_entry(const char **p, const char *end, unsigned *no, struct entry *e,
+			const char **why)
+{
+	const char *s = *p, *eol = memchr(s, '\n', (size_t)(end - s));
+	if (!eol)
+		eol = end;
+	*p = eol < end ? eol + 1 : end;
+	e->line = ++*no;
+	buf_reset(&e->value);
+	while (s < eol && (blank(*s) || *s == '\r'))
+		s++;
+	if (s == eol || *s == '#')
 		return 0;
+	if (eol - s > 7 && !memcmp(s, "export", 6) && blank(s[6]))
+		for (s += 6; s < eol && blank(*s);)
+			s++;
+	const char *k = s;
+	while (s < eol && (isalnum((unsigned char)*s) || *s == '_' || *s == '.' || *s == '-'))
+		s++;
+	e->key = k;
+	e->key_len = (size_t)(s - k);
+	while (s < eol && blank(*s))
+		s++;
+	if (!e->key_len || s == eol || *s != '=') {
+		*why = e->key_len ? "expected KEY=VALUE (a key is letters, digits, _ . -)"
+				  : "expected KEY=VALUE";
+		return -EINVAL;
+	}
+	for (s++; s < eol && blank(*s);)
+		s++;
+	int r = 0;
+	if (s < eol && (*s == '"' || *s == '\'')) {
+		char q = *s++;
+		for (;; s++) {
+			if (s == end) {
+				*why = q == '"' ? "no closing \" for this value" : "no closing ' for this value";
+				return -EINVAL;
+			}
+			if (*s == q)
+				break;
+			if (*s == '\n')
+				++*no;
+			char c = *s;
+			if (c == '\\' && s + 1 < end && s[1]) {
+				static const char from[] = "nrt\"\\", to[] = "\n\r\t\"\\";
+				const char *m = strchr(q == '"' ? from : "'\\", s[1]);
+				if (m) {
+					c = q == '"' ? to[m - from] : s[1];
+					s++;
+				}
+			}
+			if ((r = buf_addc(&e->value, c)) < 0)
+				return r;
+		}
+		const char *rest = s + 1;
+		eol = memchr(rest, '\n', (size_t)(end - rest));
+		if (!eol)
+			eol = end;
+		*p = eol < end ? eol + 1 : end;
+		while (rest < eol && (blank(*rest) || *rest == '\r'))
+			rest++;
+		if (rest < eol && *rest != '#') {
+			*why = "unexpected text after the closing quote";
+			return -EINVAL;
+		}
+		return 1;
+	}
+	const char *v = s, *ve = eol;
+	for (const char *c = v; c < eol; c++)
+		if (*c == '#' && blank(c[-1])) {   /* c[-1]: at worst the '=' */
+			ve = c;
+			break;
+		}
+	while (ve > v && (blank(ve[-1]) || ve[-1] == '\r'))
+		ve--;
+	r = buf_add(&e->value, v, (size_t)(ve - v));
+	return r < 0 ? r : 1;
+}
+
+/* Reads the secrets file (at most SECRETS_FILE_MAX; it may be a pipe). */
+static int slurp(const char *path, struct buf *b, dagrun_diags *d)
+{
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
+	int r = 0;
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		int e = errno;
 		diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "--secrets-file %s: %s", path, strerror(e));
-		if (fd >= 0)
-			close(fd);
-		return -EINVAL;
+		r = -EINVAL;
+		goto out;
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "--secrets-file %s: others may read it "
 			 "(mode %03o); run chmod 600 %s", path, (unsigned)st.st_mode & 0777, path);
-		close(fd);
-		return -EINVAL;
+		r = -EINVAL;
+		goto out;
 	}
-	if ((size_t)st.st_size > SECRETS_FILE_MAX) {
-		diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "--secrets-file %s: larger than 1 MiB", path);
-		close(fd);
-		return -EINVAL;
+	b->max = SECRETS_FILE_MAX;
+	for (;;) {
+		char chunk[16384];
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0) {
+				diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "--secrets-file %s: %s", path,
+					 strerror(errno));
+				r = -EINVAL;
+			}
+			break;
+		}
+		if ((r = buf_add(b, chunk, (size_t)n)) < 0) {
+			if (r == -E2BIG) {
+				diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "--secrets-file %s: larger "
+					 "than 1 MiB", path);
+				r = -EINVAL;
+			}
+			break;
+		}
 	}
-	FILE *in = fdopen(fd, "r");
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static int read_secrets(struct flow *f, const char *path, dagrun_diags *d)
+{
+	if (!path)
+		return 0;
+	struct buf text = BUF_INIT, kv = BUF_INIT;
+	struct entry e = {.value = BUF_INIT};
+	char **env = NULL;
+	int r = slurp(path, &text, d);
+	if (r < 0)
+		goto out;
+	if (text.len && memchr(text.data, '\0', text.len)) {
+		diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "--secrets-file %s: holds a NUL byte", path);
+		r = -EINVAL;
+		goto out;
+	}
 	size_t n_env = 0;
 	while (environ[n_env])
 		n_env++;
 	size_t cap = n_env + 64, n = n_env;
-	char **env = malloc((cap + 1) * sizeof(*env));
-	char *line = NULL;
-	size_t lcap = 0;
-	unsigned no = 0;
-	int r = 0;
-	if (!env || !in) {
+	if (!(env = malloc((cap + 1) * sizeof(*env)))) {
 		r = -ENOMEM;
 		goto out;
 	}
 	memcpy(env, environ, n_env * sizeof(*env));
-	while (getline(&line, &lcap, in) != -1) {
-		no++;
-		line[strcspn(line, "\r\n")] = '\0';
-		if (!line[0] || line[0] == '#')
-			continue;
-		char *eq = strchr(line, '=');
-		if (!eq || eq == line) {
-			diag_add(d, DAGRUN_ERROR, path, no, 1, "expected KEY=VALUE");
+	const char *p = text.data ? text.data : "", *end = p + text.len, *why = NULL;
+	unsigned no = 0;
+	while (p < end) {
+		int k = dotenv_entry(&p, end, &no, &e, &why);
+		if (k == -ENOMEM) {
+			r = k;
+			goto out;
+		}
+		if (k < 0) {
+			diag_add(d, DAGRUN_ERROR, path, e.line, 1, "%s", why);
 			r = -EINVAL;
 			continue;
 		}
+		if (k == 0)
+			continue;
 		if (n == cap) {
 			char **e2 = realloc(env, (cap * 2 + 1) * sizeof(*env));
 			if (!e2) {
@@ -682,23 +981,39 @@ static int read_secrets(struct flow *f, const char *path, dagrun_diags *d)
 			env = e2;
 			cap *= 2;
 		}
-		char *kv = arena_strdup(&f->arena, line);
-		if (!kv || redact_add(f->red, eq + 1, strlen(eq + 1)) == -ENOMEM) {
+		buf_reset(&kv);
+		char *s = NULL;
+		if (buf_printf(&kv, "%.*s=", (int)e.key_len, e.key) < 0 ||
+		    buf_add(&kv, e.value.data ? e.value.data : "", e.value.len) < 0 ||
+		    !(s = arena_strndup(&f->arena, kv.data, kv.len))) {
 			r = -ENOMEM;
 			goto out;
 		}
-		env[n++] = kv;   /* the process environment is searched first */
+		int a = redact_add(f->red, e.value.data ? e.value.data : "", e.value.len);
+		if (a == -ENOMEM) {
+			r = a;
+			goto out;
+		}
+		if (a == REDACT_TOO_SHORT) {
+			char who[400];
+			snprintf(who, sizeof(who), "--secrets-file %.200s line %u: the secret '%.*s'",
+				 path, e.line, (int)(e.key_len > 100 ? 100 : e.key_len), e.key);
+			warn_short(f, UINT32_MAX, who);
+		}
+		env[n++] = s;   /* the process environment is searched first */
 	}
-	env[n] = NULL;
-	f->env = env;
-	env = NULL;
+	if (r == 0) {
+		env[n] = NULL;
+		f->env = env;
+		env = NULL;
+	}
 out:
 	free(env);
-	free(line);
-	if (in)
-		fclose(in);
-	else
-		close(fd);
+	buf_free(&e.value);
+	buf_free(&kv);
+	if (text.data)
+		memset(text.data, 0, text.len);
+	buf_free(&text);
 	return r;
 }
 
@@ -746,6 +1061,9 @@ void flow_free(struct flow *f)
 	free(f->res);
 	free(f->keep);
 	free(f->env);
+	for (size_t i = 0; i < f->n_pending; i++)
+		free(f->pending[i]);
+	free(f->pending);
 	expr_free(f->ex);
 	redact_free(f->red);
 	arena_free(&f->arena);

@@ -10,7 +10,13 @@
  *    its captured output is stored already redacted;
  *  - every secret read by an expression, named as `secrets.X` anywhere in
  *    the workflow, or given in the secrets file, is in the redactor before
- *    the first task starts or before the value can reach any output.
+ *    the first task starts or before the value can reach any output;
+ *  - everything another task can read of a result (output, json, outputs,
+ *    http.headers, error.message) is masked, and a cut (the output cap,
+ *    the capture cap) never leaves a piece of a secret at its edge;
+ *  - what flow skips or cannot mask (a bad $DAGRUN_OUTPUT line, a secret
+ *    too short to mask) is said through the warning callback, never
+ *    dropped silently.
  */
 #ifndef DAGRUN_FLOW_H
 #define DAGRUN_FLOW_H
@@ -22,6 +28,8 @@
 #include "exec/executor.h"
 #include "load/model.h"
 #include "util/buf.h"
+
+struct redactor;
 
 struct flow;
 
@@ -38,11 +46,30 @@ int flow_new(struct flow **out, const struct dagrun_workflow *wf,
 	     const struct flow_opts *o, dagrun_diags *diags);
 void flow_free(struct flow *f);
 
+/* Receives a warning (a DAGRUN_EV_LOG at WARN level): t is the task it is
+ * about, or UINT32_MAX. msg is borrowed for the call. */
+typedef void (*flow_warn_fn)(void *ud, uint32_t t, const char *msg);
+
+/* Sets where warnings go. Those raised before (by flow_new: the secrets
+ * file, secrets too short to mask) are delivered now, in order. */
+void flow_set_warn(struct flow *f, flow_warn_fn fn, void *ud);
+
 /* True when the run has secrets to redact. */
 bool flow_redacting(const struct flow *f);
 
 /* Appends text[0 .. len) to out with secrets masked. Returns 0 or -errno. */
 int flow_redact(const struct flow *f, const char *text, size_t len, struct buf *out);
+
+/* Appends text[start .. end) masked as it reads inside text[0 .. len); cut:
+ * enum redact_cut flags, the bytes lost around text (see redact_slice).
+ * Returns 0 or -errno. */
+int flow_redact_slice(const struct flow *f, const char *text, size_t len, size_t start,
+		      size_t end, int cut, struct buf *out);
+
+/* The run's redactor (borrowed; it lives as long as f and may gain secrets
+ * during the run), or NULL when f is NULL. Executors use it to mask what
+ * they cut and to keep secret headers from other origins. */
+const struct redactor *flow_redactor(const struct flow *f);
 
 /* A streaming redactor for one output stream of one attempt (see redact.h);
  * NULL when nothing needs redacting. Free with flow_stream_free. */
@@ -51,8 +78,9 @@ void flow_stream_free(struct redact_stream *s);
 
 /* Records t's final outcome: status, attempts, the last attempt's result
  * (may be NULL: never ran), its class and message. Reads t's
- * $DAGRUN_OUTPUT file (output_file, may be NULL). Keeps what later
- * expressions may read. Returns 0, or -errno (the result is then partial). */
+ * $DAGRUN_OUTPUT file (output_file, may be NULL; what it skips is warned
+ * about). Keeps what later expressions may read, masked. Returns 0, or
+ * -errno (the result is then partial). */
 int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
 		uint64_t duration_ms, int error_class, const char *error,
 		const struct exec_result *r, const char *output_file);

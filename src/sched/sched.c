@@ -33,6 +33,7 @@ struct slot {
 	uint64_t prev_delay;
 	char *output_file;
 	struct redact_stream *rs[2];  /* stdout, stderr; NULL: no secrets */
+	uint64_t fed[2];              /* bytes each stream was given */
 };
 
 static uint64_t wall_ms(void)
@@ -131,7 +132,8 @@ static void free_slot(struct sched *s, uint32_t t)
 		return;
 	s->ts[t].slot = NULL;
 	if (sl->output_file) {
-		unlink(sl->output_file);
+		if (unlink(sl->output_file) < 0 && errno == EISDIR)
+			rmdir(sl->output_file);   /* a task made it a directory */
 		free(sl->output_file);
 	}
 	flow_stream_free(sl->rs[0]);
@@ -351,6 +353,7 @@ static void attempt_output(struct exec_attempt *a, enum exec_stream stream,
 {
 	struct slot *sl = a->owner;
 	struct redact_stream *rs = sl->rs[stream == EXEC_STDERR];
+	sl->fed[stream == EXEC_STDERR] += len;
 	if (!rs) {
 		emit_output(sl, stream, data, len);
 		return;
@@ -361,14 +364,18 @@ static void attempt_output(struct exec_attempt *a, enum exec_stream stream,
 	buf_free(&b);
 }
 
-/* Emits what the masking streams still hold, at the end of an attempt. */
-static void flush_output(struct slot *sl)
+/* Emits what the masking streams still hold, at the end of an attempt. A
+ * stream that was not given every byte the result counts (a body stopped
+ * at its size limit) was cut: a piece of a secret at its end is masked. */
+static void flush_output(struct slot *sl, const struct exec_result *r)
 {
 	for (int i = 0; i < 2; i++) {
 		if (!sl->rs[i])
 			continue;
 		struct buf b = BUF_INIT;
-		if (redact_stream_flush(sl->rs[i], &b) == 0)
+		bool cut = (i ? r->err_bytes : r->out_bytes) > sl->fed[i];
+		if ((cut ? redact_stream_flush_cut(sl->rs[i], &b)
+			 : redact_stream_flush(sl->rs[i], &b)) == 0)
 			emit_output(sl, i ? EXEC_STDERR : EXEC_STDOUT, b.data, b.len);
 		buf_free(&b);
 	}
@@ -430,11 +437,13 @@ static void start_attempt(struct sched *s, uint32_t t)
 		.wf = s->wf, .task = t, .attempt = st->attempts, .run_id = s->run_id,
 		.output_file = sl->output_file, .on_output = attempt_output,
 		.on_done = attempt_done, .render = s->flow ? attempt_render : NULL,
-		.owner = sl,
+		.redactor = flow_redactor(s->flow), .owner = sl,
 	};
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		if (!sl->rs[i])
 			sl->rs[i] = flow_stream_new(s->flow);
+		sl->fed[i] = 0;
+	}
 	struct executor *ex = s->exec[s->wf->tasks[t].kind];
 	int r = ex ? ex->ops->start(ex, &sl->a) : -ENOTSUP;
 	if (r < 0) {
@@ -450,23 +459,33 @@ static void start_attempt(struct sched *s, uint32_t t)
 	}
 }
 
-/* The last TAIL_BYTES of stderr, starting at a line boundary; malloc'd. */
-static char *stderr_tail(const struct exec_result *r)
+/* The last TAIL_BYTES of stderr, starting at a line boundary; malloc'd, or
+ * NULL. Masked as it reads in the whole capture, so a secret the cut goes
+ * through is masked; when the capture itself was cut at its cap, so is a
+ * piece of a secret at its end. */
+static char *stderr_tail(struct sched *s, const struct exec_result *r)
 {
 	if (!r->err.len)
 		return NULL;
 	const char *p = r->err.data;
-	size_t len = r->err.len;
+	size_t len = r->err.len, start = 0;
 	if (len > TAIL_BYTES) {
-		p += len - TAIL_BYTES;
-		len = TAIL_BYTES;
-		const char *nl = memchr(p, '\n', len);
-		if (nl && (size_t)(nl - p) < len - 1) {
-			len -= (size_t)(nl + 1 - p);
-			p = nl + 1;
-		}
+		start = len - TAIL_BYTES;
+		const char *nl = memchr(p + start, '\n', TAIL_BYTES);
+		if (nl && (size_t)(nl - p) < len - 1)
+			start = (size_t)(nl + 1 - p);
 	}
-	return strndup(p, len);
+	int cut = r->err_bytes > r->err.len ? REDACT_CUT_TAIL : 0;
+	struct buf b = BUF_INIT;
+	int e = s->flow ? flow_redact_slice(s->flow, p, len, start, len, cut, &b)
+			: buf_add(&b, p + start, len - start);
+	if (e < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	char *tail = strndup(b.data ? b.data : "", b.len);
+	buf_free(&b);
+	return tail;
 }
 
 static void retry_fire(uv_timer_t *h);
@@ -560,7 +579,7 @@ static void attempt_done(struct exec_attempt *a, struct exec_result *r)
 	uint32_t t = a->task;
 	s->running--;
 	pools_take(s, t, +1);
-	flush_output(sl);
+	flush_output(sl, r);
 	if (r->warning && st_first_warning(s, t)) {
 		dagrun_event ev;
 		ev_init(s, &ev, DAGRUN_EV_LOG, t);
@@ -581,7 +600,7 @@ static void attempt_done(struct exec_attempt *a, struct exec_result *r)
 	} else if (should_retry(s, t, r)) {
 		schedule_retry(s, t, r);
 	} else {
-		char *tail = stderr_tail(r);
+		char *tail = stderr_tail(s, r);
 		s->phase_left--;
 		settle(s, t, DAGRUN_FAILED, r->error_class ? r->error_class : DR_CLASS_TRANSIENT,
 		       r->error, tail, r);
@@ -790,12 +809,26 @@ int sched_init(struct sched *s, const struct dagrun_workflow *wf, uv_loop_t *loo
 	return 0;
 }
 
+/* A warning from data flow (a skipped $DAGRUN_OUTPUT line, a secret too
+ * short to mask), as a log event. */
+static void flow_warned(void *ud, uint32_t t, const char *msg)
+{
+	struct sched *s = ud;
+	dagrun_event ev;
+	ev_init(s, &ev, DAGRUN_EV_LOG, t);
+	ev.level = DAGRUN_WARN;
+	ev.message = msg;
+	sched_emit(s, &ev);
+}
+
 int sched_start(struct sched *s)
 {
 	dagrun_event ev;
 	ev_init(s, &ev, DAGRUN_EV_RUN_START, SCHED_NONE);
 	ev.count = s->wf->n_main;
 	sched_emit(s, &ev);
+	if (s->flow)
+		flow_set_warn(s->flow, flow_warned, s);
 	start_phase(s, DR_HOOK_NONE);
 	after_change(s);
 	return s->error;

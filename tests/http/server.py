@@ -5,7 +5,9 @@ Listens on 127.0.0.1 on a free port, prints the port on the first line of
 stdout, and exits when its stdin closes (the test ended or died) or on
 SIGTERM. Every request is recorded (method, path, query, headers, body).
 `server.py --tls CERT KEY` also serves HTTPS on a second free port, printed
-after the first on the same line.
+after the first on the same line. `--second` (alone or before --tls) also
+serves plain HTTP on another free port, printed last: another origin for
+redirect tests; both record into the same list ("port" says which).
 
 Behaviour by query parameter, on any path not starting with /_:
   status=N          reply status (default 200)
@@ -19,7 +21,9 @@ Behaviour by query parameter, on any path not starting with /_:
   chunked=1         with size: chunked encoding, no Content-Length
   retry_after=V     Retry-After: V ("date+N": an HTTP date N seconds ahead)
   retry_after_ms=V  retry-after-ms: V
-  redirect=PATH     302 to PATH
+  redirect=PATH     302 to PATH (a path or a whole URL)
+  redirect_status=N with redirect: 301, 303, 307 or 308 instead
+  pad=N             with body: N bytes of "x" before it
   key=K             groups requests for /_requests, /_verify and /_stats
   fail=N            with key: the first N requests for K get fail_status
   fail_status=S     default 503
@@ -100,6 +104,7 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             RECORDS.append({
                 "method": self.command, "path": url.path, "query": url.query, "key": key,
+                "port": self.server.server_address[1],
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body": raw.decode("utf-8", "replace"),
             })
@@ -151,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
                 headers.append(("X-Big-%d" % i, "b" * int(size)))
         if get("redirect"):
             headers.append(("Location", get("redirect")))
-            self.reply(302, b"", headers)
+            self.reply(int(get("redirect_status", "302")), b"", headers)
             return
         if get("size"):
             self.send_big(status, int(get("size")), bool(get("chunked")), headers)
@@ -159,6 +164,8 @@ class Handler(BaseHTTPRequestHandler):
         body = get("body")
         if body is None:
             body = json.dumps({"method": self.command, "path": path, "n": seen})
+        if get("pad"):
+            body = "x" * int(get("pad")) + body
         self.reply(status, body.encode(), headers, get("ct", "application/json"))
 
     def send_big(self, status, size, chunked, headers):
@@ -214,6 +221,9 @@ class Server(ThreadingHTTPServer):
 def main():
     srv = Server(("127.0.0.1", 0), Handler)
     ports = [str(srv.server_address[1])]
+    second = len(sys.argv) > 1 and sys.argv[1] == "--second"
+    if second:
+        del sys.argv[1]
     if len(sys.argv) == 4 and sys.argv[1] == "--tls":
         tls = Server(("127.0.0.1", 0), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -221,6 +231,10 @@ def main():
         tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
         ports.append(str(tls.server_address[1]))
         threading.Thread(target=tls.serve_forever, args=(0.1,), daemon=True).start()
+    if second:
+        other = Server(("127.0.0.1", 0), Handler)
+        ports.append(str(other.server_address[1]))
+        threading.Thread(target=other.serve_forever, args=(0.1,), daemon=True).start()
     print(" ".join(ports), flush=True)
 
     def watch_stdin():
