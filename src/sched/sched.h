@@ -10,6 +10,8 @@
  *  - a task that cannot get its units queues on that pool, and from then on
  *    no task ordered after it may take units of that pool: no starvation of
  *    a large request by a stream of small ones;
+ *  - a pool with a live waiter is in `waited`, so dispatch visits only pools
+ *    that someone waits on, never all of them (up to DR_MAX_POOLS);
  *  - every state change is one event, delivered to every observer.
  * Work per task is O((deps + dependents) + log n): no rescans.
  */
@@ -34,9 +36,9 @@ struct tstate {
 	uint32_t waiting;        /* dependencies not yet final */
 	uint32_t blocked_by;     /* a blocking dependency that failed, or NONE */
 	uint32_t skipped_by;     /* a dependency whose condition is false, or NONE */
+	uint32_t in_pool_wait;   /* queued on pool in_pool_wait - 1; 0: on none */
 	uint8_t status;          /* enum dagrun_status */
 	uint8_t error_class;     /* enum dr_error_class of the final failure */
-	uint8_t in_pool_wait;    /* queued on a pool */
 	uint8_t active;          /* belongs to the phase being run */
 	uint16_t attempts;
 	struct slot *slot;       /* while running or retrying */
@@ -55,6 +57,9 @@ struct sched {
 	struct readyq ready;
 	uint32_t *pool_avail;        /* by pool index */
 	struct readyq *pool_wait;    /* by pool index */
+	uint32_t *waited;            /* pools whose wait heap may hold a live entry */
+	uint32_t *waited_pos;        /* by pool: its index in waited + 1, 0: absent */
+	uint32_t n_waited;
 	uint32_t max_parallel;
 	uint32_t running;            /* attempts in flight */
 	uint32_t retrying;           /* backoff timers armed */
