@@ -2,6 +2,7 @@
  * JSON log observing the engine. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,10 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 
 int cli_run(int argc, char **argv)
 {
+	/* A reader of our output that went away (`dagrun run ... | head`) is
+	 * not a reason to die and orphan the tasks: writes fail with EPIPE and
+	 * the run goes on to its end. Tasks get the default back (proc.c). */
+	signal(SIGPIPE, SIG_IGN);
 	struct run_args a = {.level = DAGRUN_INFO, .color = "auto"};
 	int r = parse_args(argc, argv, &a);
 	if (r) {

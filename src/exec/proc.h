@@ -81,6 +81,17 @@ struct proc_opts {
  * Returns 0 and *out, or -errno. */
 int proc_runner_new(uv_loop_t *loop, struct proc_runner **out);
 
+/* Makes every proc started through r die with this process, however it
+ * ends (even SIGKILL): forks r's watchdog now (see watchdog.h), which is
+ * told of each proc's process group and, when this process is gone or at
+ * proc_runner_free(), SIGKILLs those groups and every process whose
+ * environment holds the entry NAME=VALUE (give each proc that entry: it
+ * finds descendants that left their group). A watchdog that dies is
+ * replaced; while none can be started, proc_start() fails with its error.
+ * Costs one fork per runner and one 8-byte write per start and per end.
+ * Returns 0 or -errno (-EAGAIN, -ENOMEM, -EMFILE: nothing started). */
+int proc_runner_guard(struct proc_runner *r, const char *name, const char *value);
+
 /* Frees r once its handles have closed (run the loop afterwards). No proc
  * may be running; reaps what orphans it can. Accepts NULL. */
 void proc_runner_free(struct proc_runner *r);
