@@ -543,6 +543,11 @@ void watchdog_unwatch(struct watchdog *w, pid_t pgid)
 	send_rec(w, REC_UNWATCH, pgid);
 }
 
+size_t watchdog_pending(const struct watchdog *w)
+{
+	return w->pend_len;
+}
+
 pid_t watchdog_pid(const struct watchdog *w)
 {
 	return w->pid;

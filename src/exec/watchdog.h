@@ -49,6 +49,9 @@ int watchdog_reserve(struct watchdog *w);
 void watchdog_watch(struct watchdog *w, pid_t pgid);
 void watchdog_unwatch(struct watchdog *w, pid_t pgid);
 
+/* Bytes of records waiting for room in the pipe. */
+size_t watchdog_pending(const struct watchdog *w);
+
 /* The watchdog's pid, or 0 once it has been reaped. */
 pid_t watchdog_pid(const struct watchdog *w);
 
