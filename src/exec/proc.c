@@ -9,7 +9,9 @@
  * while its poll handle is open.
  *
  * The normal path costs posix_spawn, two pipe2, a pidfd_open and the epoll
- * registrations; /proc is scanned only when something must be killed.
+ * registrations, plus, when guarded, one 8-byte write to the watchdog at the
+ * start and one before the reap; /proc is scanned only when something must
+ * be killed.
  */
 #include "exec/proc.h"
 #include "exec/watchdog.h"

@@ -16,7 +16,12 @@
  *  - orphans reparented to us are reaped by every runner's SIGCHLD handler;
  *    a small registry (mutex-protected list of runners) lets a runner tell a
  *    tracked task leader, of any runner, from an orphan. Do not use uv_spawn
- *    or waitpid(-1) elsewhere in a process that has a runner.
+ *    or waitpid(-1) elsewhere in a process that has a runner;
+ *  - a guarded runner (proc_runner_guard) has one more child, its watchdog
+ *    (watchdog.h), known to the registry: never taken for an orphan, never
+ *    killed by proc_runner_kill_all(), replaced if it dies, reaped by
+ *    proc_runner_free(). Do not fork without exec while a runner is
+ *    guarded: a child holding the watchdog's pipe delays it until it exits.
  */
 #ifndef DAGRUN_PROC_H
 #define DAGRUN_PROC_H

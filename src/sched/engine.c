@@ -3,7 +3,10 @@
  * The engine owns one libuv loop, the executors for the kinds this build
  * runs, the signal handlers and a private temporary directory for the
  * attempts' $DAGRUN_OUTPUT files. Invariant: dagrun_engine_run() returns
- * only after every handle is closed and every process it started is gone.
+ * only after every handle is closed and every process it started is gone;
+ * if the process dies first (even SIGKILL), the command executor's watchdog
+ * kills the tasks (see exec/watchdog.h). SIGINT, SIGTERM and SIGHUP stop the
+ * run (128 + the signal).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -3,6 +3,10 @@
  * One thread, one libuv loop. Invariants:
  *  - waiting[t] counts t's dependencies not yet final; t becomes ready when
  *    it reaches 0 (dependency outcomes were already folded in as they ended);
+ *  - however a task became final (its attempt, `when`, a condition, a
+ *    dependency, a stuck wait, an interruption), it goes on one worklist,
+ *    and dispatch rests only once that worklist is empty and what it
+ *    readied has been offered to start;
  *  - a task is in at most one queue: the ready heap, or one pool's wait heap
  *    (entries there are dropped lazily once stale);
  *  - running <= max_parallel, and a pool's units in use never exceed its
