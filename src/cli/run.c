@@ -128,10 +128,6 @@ static int parse_args(int argc, char **argv, struct run_args *a)
 
 int cli_run(int argc, char **argv)
 {
-	/* A reader of our output that went away (`dagrun run ... | head`) is
-	 * not a reason to die and orphan the tasks: writes fail with EPIPE and
-	 * the run goes on to its end. Tasks get the default back (proc.c). */
-	signal(SIGPIPE, SIG_IGN);
 	struct run_args a = {.level = DAGRUN_INFO, .color = "auto"};
 	int r = parse_args(argc, argv, &a);
 	if (r) {
@@ -177,6 +173,11 @@ int cli_run(int argc, char **argv)
 		if (con)
 			dagrun_engine_observe(e, dagrun_console_event, con);
 	}
+	/* A reader of our output that went away (`dagrun run ... | head`) is
+	 * not a reason to die and orphan the tasks: writes fail with EPIPE and
+	 * the run goes on to its end. Tasks get the default back (proc.c). A
+	 * dry run keeps the default: it has nothing to protect. */
+	signal(SIGPIPE, SIG_IGN);
 	r = dagrun_engine_run(e);
 	if (r < 0) {
 		fprintf(stderr, "dagrun run: internal error: %s\n", strerror(-r));

@@ -217,7 +217,7 @@ static int sweep(const char *needle, size_t len)
 	int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (procfd < 0)
 		return 0;
-	pid_t self = getpid();
+	pid_t self = getpid(), parent = getppid();   /* not the engine either */
 	int killed = 0;
 	char buf[8192];
 	long n;
@@ -229,7 +229,7 @@ static int sweep(const char *needle, size_t len)
 			const char *c = d->d_name;
 			for (; *c >= '0' && *c <= '9' && pid < 100000000; c++)
 				pid = pid * 10 + (*c - '0');
-			if (*c || pid <= 1 || pid == self)
+			if (*c || pid <= 1 || pid == self || pid == parent)
 				continue;
 			int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 			if (pidfd < 0 && errno != ENOSYS)
