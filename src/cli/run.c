@@ -2,6 +2,7 @@
  * JSON log observing the engine. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,11 @@ int cli_run(int argc, char **argv)
 		status = EXIT_INTERNAL;
 		goto out;
 	}
+	/* A reader of our output that went away (`dagrun run ... | head`) is
+	 * not a reason to die and orphan the tasks: writes fail with EPIPE and
+	 * the run goes on to its end. Tasks get the default back (proc.c). A
+	 * dry run keeps the default: it has nothing to protect. */
+	signal(SIGPIPE, SIG_IGN);
 	r = dagrun_engine_run(e);
 	/* The observers write what they still hold before anything else
 	 * goes to stderr. */

@@ -39,6 +39,11 @@ struct executor *command_executor_new(uv_loop_t *loop);
  * every other child process of ours. */
 void command_executor_kill_all(struct executor *ex);
 
+/* Makes the tasks of run run_id die with this process, even if it is
+ * SIGKILLed (proc_runner_guard(), marker DAGRUN_RUN_ID=run_id). Call once,
+ * before the first task. Returns 0 or -errno. */
+int command_executor_guard(struct executor *ex, const char *run_id);
+
 /* Whether s[0..len) needs `/bin/sh -c` (true) or may be split on spaces and
  * exec'd (false). It may be exec'd only when (like GNU make's fast path):
  *  - every byte is one of [A-Za-z0-9_./=:,+%@-] or a space, so there is no

@@ -9,9 +9,12 @@
  * while its poll handle is open.
  *
  * The normal path costs posix_spawn, two pipe2, a pidfd_open and the epoll
- * registrations; /proc is scanned only when something must be killed.
+ * registrations, plus, when guarded, one 8-byte write to the watchdog at the
+ * start and one before the reap; /proc is scanned only when something must
+ * be killed.
  */
 #include "exec/proc.h"
+#include "exec/watchdog.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -77,6 +80,10 @@ struct proc_runner {
 	char *scratch;             /* READ_CHUNK bytes for read() */
 	pid_t *doomed;             /* what proc_runner_kill_all() killed */
 	size_t n_doomed;
+	char *marker;              /* NAME=VALUE once guarded, else NULL */
+	struct watchdog *wd;       /* while guarded; NULL: none (yet, or again) */
+	pid_t wd_pid;              /* wd's process; changed under reg_lock */
+	bool freeing;
 };
 
 /* The process-wide registry of runners: reaping is process-wide (see
@@ -99,6 +106,15 @@ static struct proc *registry_find(pid_t pid)
 		for (struct proc *p = r->procs; p; p = p->next)
 			if (p->pid == pid)
 				return p;
+	return NULL;
+}
+
+/* The runner whose watchdog is pid, or NULL. Caller holds reg_lock. */
+static struct proc_runner *watchdog_owner(pid_t pid)
+{
+	for (struct proc_runner *r = reg_head; r; r = r->reg_next)
+		if (r->wd_pid == pid)
+			return r;
 	return NULL;
 }
 
@@ -277,12 +293,13 @@ static size_t kill_marked(struct pinfo *v, size_t n, int sig, bool cont)
 	return k;
 }
 
-/* Whether pid is a leader tracked by another runner than r. */
+/* Whether pid is a leader tracked by another runner than r, or the
+ * watchdog of any runner (r's own included): not an orphan to kill. */
 static bool tracked_elsewhere(struct proc_runner *r, pid_t pid)
 {
 	pthread_mutex_lock(&reg_lock);
 	struct proc *p = registry_find(pid);
-	bool other = p && p->r != r;
+	bool other = (p && p->r != r) || (pid > 0 && watchdog_owner(pid));
 	pthread_mutex_unlock(&reg_lock);
 	return other;
 }
@@ -412,6 +429,9 @@ static void finish(struct proc *p)
 {
 	struct proc_runner *r = p->r;
 	p->state = ST_DONE;
+	/* Before the reap: from then on the group id may be reused. */
+	if (r->wd)
+		watchdog_unwatch(r->wd, p->pid);
 	if (!p->lost) {
 		struct rusage ru;
 		int status;
@@ -504,6 +524,24 @@ static void check_exit(struct proc *p)
 	note_exit(p, &info);
 }
 
+static int guard_start(struct proc_runner *r);
+
+/* r's watchdog died before its time (killed by someone): reap it and start
+ * another, which is told about every proc still running. Caller holds
+ * reg_lock; releases it. */
+static void watchdog_died(struct proc_runner *r, pid_t pid)
+{
+	siginfo_t gone;
+	waitid(P_PID, (id_t)pid, &gone, WEXITED | WNOHANG);
+	r->wd_pid = 0;
+	pthread_mutex_unlock(&reg_lock);
+	watchdog_reaped(r->wd);
+	watchdog_stop(r->wd);
+	r->wd = NULL;
+	if (!r->freeing)
+		guard_start(r);   /* on failure, the next proc_start() tries again */
+}
+
 /* Reaps every zombie child that no runner tracks; notes the exit of r's
  * own leaders on the way (so the pidfd is an optimisation, not a need).
  * Stops at a zombie it must not reap: it will be reaped by its owner, whose
@@ -523,6 +561,15 @@ static void reap_orphans(struct proc_runner *r)
 			break;
 		}
 		struct proc *p = registry_find(info.si_pid);
+		struct proc_runner *owner = p ? NULL : watchdog_owner(info.si_pid);
+		if (owner == r) {
+			watchdog_died(r, info.si_pid);
+			continue;
+		}
+		if (owner) {
+			pthread_mutex_unlock(&reg_lock);
+			break;   /* another runner's watchdog: its owner reaps it */
+		}
 		if (!p) {
 			siginfo_t gone;
 			waitid(P_PID, (id_t)info.si_pid, &gone, WEXITED | WNOHANG);
@@ -708,6 +755,12 @@ int proc_start(struct proc_runner *r, const struct proc_opts *o, struct proc **o
 	if ((err = file_actions(r, &fa, po[1], pe[1], o->cwd)) < 0)
 		goto out;
 
+	/* Guarded: no process starts unless the watchdog can be told of it. */
+	if (r->marker && !r->wd && (err = guard_start(r)) < 0)
+		goto out;
+	if (r->wd && (err = watchdog_reserve(r->wd)) < 0)
+		goto out;
+
 	char *const *envp = o->envp ? o->envp : environ;
 	const char *file = o->argv[0];
 	bool use_path = !strchr(file, '/');
@@ -730,6 +783,8 @@ int proc_start(struct proc_runner *r, const struct proc_opts *o, struct proc **o
 		err = -e;
 		goto out;
 	}
+	if (r->wd)
+		watchdog_watch(r->wd, pid);
 	close(po[1]);
 	close(pe[1]);
 	po[1] = pe[1] = -1;
@@ -821,6 +876,52 @@ static int init_attr(posix_spawnattr_t *a)
 
 static void runner_closed(uv_handle_t *h);
 
+/* Starts r's watchdog and tells it of every proc running. Returns 0 or
+ * -errno (then r has none). */
+static int guard_start(struct proc_runner *r)
+{
+	struct watchdog *w;
+	pthread_mutex_lock(&reg_lock);
+	int err = watchdog_start(r->loop, r->marker, &w);
+	if (!err)
+		r->wd_pid = watchdog_pid(w);
+	pthread_mutex_unlock(&reg_lock);
+	if (err < 0)
+		return err;
+	struct proc *p;
+	for (p = r->procs; p; p = p->next) {
+		if ((err = watchdog_reserve(w)) < 0)
+			break;
+		watchdog_watch(w, p->pid);
+	}
+	if (err < 0) {
+		/* It must not kill what runs: take it down without its sweep. */
+		pthread_mutex_lock(&reg_lock);
+		r->wd_pid = 0;
+		pthread_mutex_unlock(&reg_lock);
+		watchdog_cancel(w);
+		return err;
+	}
+	r->wd = w;
+	return 0;
+}
+
+int proc_runner_guard(struct proc_runner *r, const char *name, const char *value)
+{
+	if (r->marker)
+		return r->wd ? 0 : guard_start(r);
+	if (asprintf(&r->marker, "%s=%s", name, value ? value : "") < 0) {
+		r->marker = NULL;
+		return -ENOMEM;
+	}
+	int err = guard_start(r);
+	if (err < 0) {
+		free(r->marker);
+		r->marker = NULL;
+	}
+	return err;
+}
+
 int proc_runner_new(uv_loop_t *loop, struct proc_runner **out)
 {
 	*out = NULL;
@@ -878,6 +979,7 @@ out:
 static void runner_closed(uv_handle_t *h)
 {
 	struct proc_runner *r = h->data;
+	free(r->marker);
 	posix_spawnattr_destroy(&r->attr);
 	close(r->devnull);
 	free(r->scratch);
@@ -909,8 +1011,13 @@ void proc_runner_free(struct proc_runner *r)
 {
 	if (!r)
 		return;
+	r->freeing = true;
 	wait_doomed(r);
+	/* Its last sweep catches what left our tree carrying the marker. */
+	watchdog_stop(r->wd);
+	r->wd = NULL;
 	pthread_mutex_lock(&reg_lock);
+	r->wd_pid = 0;
 	if (r->reg_prev)
 		r->reg_prev->reg_next = r->reg_next;
 	else

@@ -16,7 +16,12 @@
  *  - orphans reparented to us are reaped by every runner's SIGCHLD handler;
  *    a small registry (mutex-protected list of runners) lets a runner tell a
  *    tracked task leader, of any runner, from an orphan. Do not use uv_spawn
- *    or waitpid(-1) elsewhere in a process that has a runner.
+ *    or waitpid(-1) elsewhere in a process that has a runner;
+ *  - a guarded runner (proc_runner_guard) has one more child, its watchdog
+ *    (watchdog.h), known to the registry: never taken for an orphan, never
+ *    killed by proc_runner_kill_all(), replaced if it dies, reaped by
+ *    proc_runner_free(). Do not fork without exec while a runner is
+ *    guarded: a child holding the watchdog's pipe delays it until it exits.
  */
 #ifndef DAGRUN_PROC_H
 #define DAGRUN_PROC_H
@@ -80,6 +85,17 @@ struct proc_opts {
  * subreaper and starts a SIGCHLD watcher that does not keep the loop alive.
  * Returns 0 and *out, or -errno. */
 int proc_runner_new(uv_loop_t *loop, struct proc_runner **out);
+
+/* Makes every proc started through r die with this process, however it
+ * ends (even SIGKILL): forks r's watchdog now (see watchdog.h), which is
+ * told of each proc's process group and, when this process is gone or at
+ * proc_runner_free(), SIGKILLs those groups and every process whose
+ * environment holds the entry NAME=VALUE (give each proc that entry: it
+ * finds descendants that left their group). A watchdog that dies is
+ * replaced; while none can be started, proc_start() fails with its error.
+ * Costs one fork per runner and one 8-byte write per start and per end.
+ * Returns 0 or -errno (-EAGAIN, -ENOMEM, -EMFILE: nothing started). */
+int proc_runner_guard(struct proc_runner *r, const char *name, const char *value);
 
 /* Frees r once its handles have closed (run the loop afterwards). No proc
  * may be running; reaps what orphans it can. Accepts NULL. */

@@ -316,6 +316,13 @@ void read_res(struct loader *ld, struct dr_res **out, uint32_t *n_out)
 		ld->key = e.key.s;
 		if (!read_int(ld, 1, DR_MAX_POOL, &units))
 			continue;
+		if (ld->pools.count >= DR_MAX_POOLS &&
+		    intern_find(&ld->pools, e.key.s, e.key.len) == INTERN_NONE) {
+			load_error(ld, (struct pos){e.key.line, e.key.col},
+				   "too many resource pools: a workflow has at most %u resource pools",
+				   DR_MAX_POOLS);
+			continue;
+		}
 		e.res = (struct dr_res){load_pool(ld, e.key.s, e.key.len),
 					(uint32_t)units, e.key.line, e.key.col};
 		if (e.res.pool == INTERN_NONE || load_push(ld, &e, sizeof(e)) == SIZE_MAX)

@@ -88,7 +88,8 @@ enum dr_error_class { DR_CLASS_NONE = 0, DR_CLASS_TRANSIENT, DR_CLASS_PERMANENT,
 #define DR_MAX_DELAY_MS (24ull * 3600 * 1000)     /* any retry delay: 1 day */
 #define DR_MAX_TIMEOUT_MS (7ull * 24 * 3600 * 1000) /* a task timeout: 7 days */
 #define DR_MAX_PARALLEL 100000
-#define DR_MAX_POOL 1000000
+#define DR_MAX_POOL 1000000                 /* units of one pool */
+#define DR_MAX_POOLS 65536                  /* resource pools in a workflow */
 
 struct dr_retry {
 	uint32_t max_attempts;      /* >= 1; default 1 */

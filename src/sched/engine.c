@@ -3,7 +3,10 @@
  * The engine owns one libuv loop, the executors for the kinds this build
  * runs, the signal handlers and a private temporary directory for the
  * attempts' $DAGRUN_OUTPUT files. Invariant: dagrun_engine_run() returns
- * only after every handle is closed and every process it started is gone.
+ * only after every handle is closed and every process it started is gone;
+ * if the process dies first (even SIGKILL), the command executor's watchdog
+ * kills the tasks (see exec/watchdog.h). SIGINT, SIGTERM and SIGHUP stop the
+ * run (128 + the signal).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +35,7 @@ struct dagrun_engine {
 	struct executor *exec[DR_KIND_COUNT];
 	struct executor *owned[3];    /* distinct executors, destroyed in order */
 	struct flow *flow;
-	uv_signal_t sigint, sigterm;
+	uv_signal_t sigint, sigterm, sighup;  /* SIGHUP is a SIGTERM */
 	int signals_seen;
 	char run_id[40];
 	char tmpdir[64];
@@ -236,6 +239,7 @@ static void on_prepare(uv_prepare_t *h)
 	uv_close((uv_handle_t *)h, NULL);
 	uv_close((uv_handle_t *)&e->sigint, NULL);
 	uv_close((uv_handle_t *)&e->sigterm, NULL);
+	uv_close((uv_handle_t *)&e->sighup, NULL);
 	for (int i = 0; i < 3; i++)
 		if (e->owned[i]) {
 			e->owned[i]->ops->destroy(e->owned[i]);
@@ -280,14 +284,24 @@ int dagrun_engine_run(dagrun_engine *e)
 	int r;
 	if (!e->opts.fake && (r = make_tmpdir(e)) < 0)
 		return r;
+	/* Before any task: the tasks die with us, even if we are SIGKILLed. */
+	if (e->exec[DR_KIND_COMMAND] && !e->opts.fake &&
+	    (r = command_executor_guard(e->exec[DR_KIND_COMMAND], e->run_id)) < 0) {
+		remove_tmpdir(e);
+		return r;
+	}
 	uv_prepare_t prepare;
 	uv_prepare_init(&e->loop, &prepare);
 	prepare.data = e;
 	uv_signal_init(&e->loop, &e->sigint);
 	uv_signal_init(&e->loop, &e->sigterm);
-	e->sigint.data = e->sigterm.data = e;
+	uv_signal_init(&e->loop, &e->sighup);
+	e->sigint.data = e->sigterm.data = e->sighup.data = e;
 	uv_signal_start(&e->sigint, on_signal, SIGINT);
 	uv_signal_start(&e->sigterm, on_signal, SIGTERM);
+	/* The terminal went away: stop as for SIGTERM (tasks stopped, temporary
+	 * directory removed), exit 129. */
+	uv_signal_start(&e->sighup, on_signal, SIGHUP);
 	uv_prepare_start(&prepare, on_prepare);
 	e->started_ms = wall_ms();
 	sched_start(&e->s);

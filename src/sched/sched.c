@@ -324,9 +324,25 @@ static void pools_take(struct sched *s, uint32_t t, int sign)
 
 static void pool_queue(struct sched *s, uint32_t t, uint32_t p)
 {
-	s->ts[t].in_pool_wait = (uint8_t)(p + 1);
-	if (p + 1 > 255 || readyq_push(&s->pool_wait[p], t) < 0)
+	s->ts[t].in_pool_wait = p + 1;
+	if (readyq_push(&s->pool_wait[p], t) < 0) {
 		set_error(s, -ENOMEM);
+		return;
+	}
+	if (!s->waited_pos[p]) {
+		s->waited[s->n_waited++] = p;
+		s->waited_pos[p] = s->n_waited;
+	}
+}
+
+/* Drops waited[i] (its pool has no live waiter left); the last entry takes
+ * its place. */
+static void pool_unwaited(struct sched *s, uint32_t i)
+{
+	uint32_t p = s->waited[i], last = s->waited[--s->n_waited];
+	s->waited[i] = last;
+	s->waited_pos[last] = i + 1;
+	s->waited_pos[p] = 0;
 }
 
 /* ---- attempts ------------------------------------------------------------ */
@@ -657,19 +673,27 @@ static bool when_holds(struct sched *s, uint32_t t)
 static void dispatch_once(struct sched *s)
 {
 	const struct dagrun_workflow *wf = s->wf;
-	for (uint32_t p = 0; p < wf->n_pools && s->running < s->max_parallel; p++) {
-		uint32_t t;
-		while (s->running < s->max_parallel && (t = pool_top(s, p)) != SCHED_NONE) {
-			uint32_t b = pool_blocker(s, t);
-			if (b == p)
-				break;
-			readyq_pop(&s->pool_wait[p]);
-			s->ts[t].in_pool_wait = 0;
-			if (b != SCHED_NONE)
-				pool_queue(s, t, b);  /* now it waits for another pool */
-			else
-				start_attempt(s, t);
+	/* Only pools someone waits on; a pool queued on during the pass is
+	 * appended and visited in this pass too. */
+	uint32_t i = 0;
+	while (i < s->n_waited && s->running < s->max_parallel && !s->error) {
+		uint32_t p = s->waited[i];
+		uint32_t t = pool_top(s, p);
+		if (t == SCHED_NONE) {
+			pool_unwaited(s, i);  /* waited[i] is now an unvisited pool */
+			continue;
 		}
+		uint32_t b = pool_blocker(s, t);
+		if (b == p) {
+			i++;
+			continue;
+		}
+		readyq_pop(&s->pool_wait[p]);
+		s->ts[t].in_pool_wait = 0;
+		if (b != SCHED_NONE)
+			pool_queue(s, t, b);  /* now it waits for another pool */
+		else
+			start_attempt(s, t);
 	}
 	while (s->running < s->max_parallel && !readyq_empty(&s->ready) && !s->error) {
 		uint32_t t = readyq_pop(&s->ready);
@@ -683,6 +707,14 @@ static void dispatch_once(struct sched *s)
 	}
 }
 
+/* The one path from "a task became final" to "what that frees has started".
+ * Whatever made a task final (its attempt's end, `when`, a condition, a
+ * failed or skipped dependency, an interruption) went through settle(),
+ * which put it on the worklist. A pass releases the dependents of every
+ * final task, then starts what may start; starting may settle more tasks
+ * (`when` false or failing, a failed start), so the passes go on until one
+ * leaves the worklist empty: no dependent is ever left ready with nothing
+ * to start it. */
 static void dispatch(struct sched *s)
 {
 	if (s->dispatching) {
@@ -695,8 +727,7 @@ static void dispatch(struct sched *s)
 		drain_final(s);
 		if (!s->interrupted)
 			dispatch_once(s);
-		drain_final(s);
-	} while (s->redispatch && !s->error);
+	} while ((s->redispatch || s->stack_n) && !s->error);
 	s->dispatching = false;
 }
 
@@ -741,6 +772,14 @@ static void pass_over(struct sched *s, int hook)
 
 static void after_change(struct sched *s)
 {
+	if (s->dispatching) {
+		/* An attempt ended inside a dispatch pass (its start failed at
+		 * once): that pass goes on, and its caller looks for the end of
+		 * the phase once nothing more can start, not now, while tasks
+		 * may still be waiting for the units just given back. */
+		s->redispatch = true;
+		return;
+	}
 	dispatch(s);
 	while (phase_idle(s) && !s->error) {
 		if (s->phase_left)
@@ -793,7 +832,9 @@ int sched_init(struct sched *s, const struct dagrun_workflow *wf, uv_loop_t *loo
 	s->ts = calloc(wf->n_tasks ? wf->n_tasks : 1, sizeof(*s->ts));
 	s->pool_avail = calloc(wf->n_pools + 1, sizeof(*s->pool_avail));
 	s->pool_wait = calloc(wf->n_pools + 1, sizeof(*s->pool_wait));
-	if (!s->ts || !s->pool_avail || !s->pool_wait)
+	s->waited = calloc(wf->n_pools + 1, sizeof(*s->waited));
+	s->waited_pos = calloc(wf->n_pools + 1, sizeof(*s->waited_pos));
+	if (!s->ts || !s->pool_avail || !s->pool_wait || !s->waited || !s->waited_pos)
 		return -ENOMEM;
 	const struct graph *g = wf->graph;
 	for (uint32_t t = 0; t < wf->n_tasks; t++) {
@@ -865,9 +906,13 @@ void sched_interrupt(struct sched *s, int signo, bool hard)
 	for (uint32_t p = 0; p < wf->n_pools; p++) {
 		readyq_free(&s->pool_wait[p]);
 		readyq_init(&s->pool_wait[p], wf->tasks, wf->graph->weight);
+		s->waited_pos[p] = 0;
 	}
+	s->n_waited = 0;
 	for (uint32_t t = 0; t < wf->n_tasks; t++)
 		s->ts[t].in_pool_wait = 0;
+	/* What became final above releases its dependents (none starts now). */
+	dispatch(s);
 }
 
 void sched_free(struct sched *s)
@@ -883,6 +928,8 @@ void sched_free(struct sched *s)
 		readyq_free(&s->pool_wait[p]);
 	free(s->pool_wait);
 	free(s->pool_avail);
+	free(s->waited);
+	free(s->waited_pos);
 	free(s->stack);
 	free(s->ts);
 	free(s->obs);

@@ -3,6 +3,10 @@
  * One thread, one libuv loop. Invariants:
  *  - waiting[t] counts t's dependencies not yet final; t becomes ready when
  *    it reaches 0 (dependency outcomes were already folded in as they ended);
+ *  - however a task became final (its attempt, `when`, a condition, a
+ *    dependency, a stuck wait, an interruption), it goes on one worklist,
+ *    and dispatch rests only once that worklist is empty and what it
+ *    readied has been offered to start;
  *  - a task is in at most one queue: the ready heap, or one pool's wait heap
  *    (entries there are dropped lazily once stale);
  *  - running <= max_parallel, and a pool's units in use never exceed its
@@ -10,6 +14,8 @@
  *  - a task that cannot get its units queues on that pool, and from then on
  *    no task ordered after it may take units of that pool: no starvation of
  *    a large request by a stream of small ones;
+ *  - a pool with a live waiter is in `waited`, so dispatch visits only pools
+ *    that someone waits on, never all of them (up to DR_MAX_POOLS);
  *  - every state change is one event, delivered to every observer.
  * Work per task is O((deps + dependents) + log n): no rescans.
  */
@@ -34,9 +40,9 @@ struct tstate {
 	uint32_t waiting;        /* dependencies not yet final */
 	uint32_t blocked_by;     /* a blocking dependency that failed, or NONE */
 	uint32_t skipped_by;     /* a dependency whose condition is false, or NONE */
+	uint32_t in_pool_wait;   /* queued on pool in_pool_wait - 1; 0: on none */
 	uint8_t status;          /* enum dagrun_status */
 	uint8_t error_class;     /* enum dr_error_class of the final failure */
-	uint8_t in_pool_wait;    /* queued on a pool */
 	uint8_t active;          /* belongs to the phase being run */
 	uint16_t attempts;
 	struct slot *slot;       /* while running or retrying */
@@ -55,6 +61,9 @@ struct sched {
 	struct readyq ready;
 	uint32_t *pool_avail;        /* by pool index */
 	struct readyq *pool_wait;    /* by pool index */
+	uint32_t *waited;            /* pools whose wait heap may hold a live entry */
+	uint32_t *waited_pos;        /* by pool: its index in waited + 1, 0: absent */
+	uint32_t n_waited;
 	uint32_t max_parallel;
 	uint32_t running;            /* attempts in flight */
 	uint32_t retrying;           /* backoff timers armed */

@@ -4,6 +4,7 @@
  * Timings only have lower bounds or generous upper bounds: the machine may
  * be loaded.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -16,12 +17,15 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "exec/executor.h"
 #include "exec/proc.h"
+#include "exec/watchdog.h"
 
 struct run {
 	uv_loop_t *loop;           /* on the heap: a failed test leaves it behind */
@@ -581,6 +585,411 @@ static void test_ignored_signals_are_reset_in_the_child(void **state)
 	teardown_run(&x);
 }
 
+
+static void test_ignored_sigpipe_is_reset_in_the_child(void **state)
+{
+	(void)state;
+	/* The CLI ignores SIGPIPE; a task's `yes | head -1` must still end
+	 * quietly by SIGPIPE, not with yes failing on EPIPE. */
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+	sigaction(SIGPIPE, &ign, &old);
+	struct run x;
+	run_argv(&x, (char *[]){"sh", "-c",
+		 "yes | head -n 1; grep SigIgn /proc/self/status", NULL});
+	sigaction(SIGPIPE, &old, NULL);
+	assert_int_equal(x.res.exit_code, 0);
+	assert_int_equal(x.res.err.len, 0);   /* "yes: standard output: Broken pipe" */
+	unsigned long long mask = 0;
+	assert_int_equal(sscanf(x.res.out.data, "y\nSigIgn: %llx", &mask), 1);
+	assert_int_equal(mask & (1ull << (SIGPIPE - 1)), 0);
+	teardown_run(&x);
+}
+
+/* ---- the watchdog ----------------------------------------------------------- */
+
+/* state, ppid, session of pid; false when gone. A zombie counts as gone. */
+static bool stat_of(pid_t pid, int *ppid, int *sid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *rp = strrchr(buf, ')'), st;
+	int pp, pg, sd;
+	if (!rp || sscanf(rp + 1, " %c %d %d %d", &st, &pp, &pg, &sd) != 4 || st == 'Z')
+		return false;
+	if (ppid)
+		*ppid = pp;
+	if (sid)
+		*sid = sd;
+	return true;
+}
+
+/* Our child named dagrun-watchdog other than `not`, or 0. */
+static pid_t find_watchdog_now(pid_t parent, pid_t not)
+{
+	DIR *d = opendir("/proc");
+	pid_t found = 0;
+	struct dirent *de;
+	while (d && !found && (de = readdir(d))) {
+		char path[300], comm[64] = "";
+		snprintf(path, sizeof(path), "/proc/%s/comm", de->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		fclose(f);
+		int ppid;
+		pid_t pid = atoi(de->d_name);
+		if (!strcmp(comm, "dagrun-watchdog\n") && pid != not &&
+		    stat_of(pid, &ppid, NULL) && ppid == parent)
+			found = pid;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static void sleep_ms(int ms)
+{
+	nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
+
+/* The same, waiting up to 10 s for the fork to name itself. */
+static pid_t find_watchdog(pid_t parent)
+{
+	pid_t wd = 0;
+	for (int i = 0; i < 1000 && !(wd = find_watchdog_now(parent, 0)); i++)
+		sleep_ms(10);
+	return wd;
+}
+
+/* Runs the loop for about ms (a timer keeps it alive). */
+static void spin_done(uv_timer_t *t)
+{
+	*(bool *)t->data = true;
+}
+
+/* Runs the loop for about ms, whatever else keeps it alive. */
+static void spin(uv_loop_t *loop, int ms)
+{
+	uv_timer_t t;
+	bool fired = false;
+	uv_timer_init(loop, &t);
+	t.data = &fired;
+	uv_timer_start(&t, spin_done, (uint64_t)ms, 0);
+	while (!fired)
+		uv_run(loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+}
+
+static void test_guarded_runner_has_a_quiet_watchdog_reaped_at_the_end(void **state)
+{
+	(void)state;
+	struct run x;
+	setup_run(&x);
+	assert_int_equal(find_watchdog_now(getpid(), 0), 0);
+	assert_int_equal(proc_runner_guard(x.r, "DAGRUN_RUN_ID", "t1"), 0);
+	pid_t wd = find_watchdog(getpid());
+	assert_true(wd > 0);
+	int sid = 0;
+	assert_true(stat_of(wd, NULL, &sid));
+	assert_int_equal(sid, wd);   /* its own session: no Ctrl-C reaches it */
+	/* What is meant for us or our terminal does not stop it. */
+	kill(wd, SIGINT);
+	kill(wd, SIGTERM);
+	kill(wd, SIGHUP);
+	kill(wd, SIGQUIT);
+	kill(wd, SIGPIPE);
+	sleep_ms(200);
+	assert_true(stat_of(wd, NULL, NULL));
+	/* It carries no environment: no other run's marker either. */
+	char path[64], env[4096];
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)wd);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(env, 1, sizeof(env), f);
+	fclose(f);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(env[i], 0);
+	/* A task runs under it normally. */
+	struct proc_opts o = opts_for(&x, (char *[]){"sh", "-c", "echo ok", NULL});
+	start(&x, &o);
+	run_to_end(&x);
+	assert_string_equal(x.res.out.data, "ok\n");
+	teardown_run(&x);
+	/* Reaped by proc_runner_free(): not even a zombie is left. */
+	char p2[64];
+	snprintf(p2, sizeof(p2), "/proc/%d", (int)wd);
+	assert_int_equal(access(p2, F_OK), -1);
+}
+
+static void doomed_exit(struct proc *p, struct proc_result *r, void *ud)
+{
+	(void)p;
+	(void)r;
+	(void)ud;
+	_exit(6);   /* nothing may end before we are killed */
+}
+
+/* In a child process: a guarded runner starts `sleep 300` tasks (one of
+ * them leaving its session), optionally has its watchdog killed (it must be
+ * replaced), says so on fd `report`, then waits to be SIGKILLed. */
+static void __attribute__((noreturn)) doomed_engine(int report, bool kill_watchdog,
+						     const char *marker)
+{
+	uv_loop_t loop;
+	struct proc_runner *r;
+	if (uv_loop_init(&loop) < 0 || proc_runner_new(&loop, &r) < 0 ||
+	    proc_runner_guard(r, "H9_DOOMED", marker) < 0)
+		_exit(2);
+	char *env_entry;
+	if (asprintf(&env_entry, "H9_DOOMED=%s", marker) < 0)
+		_exit(2);
+	char *envp[] = {"PATH=/usr/bin:/bin", env_entry, NULL};
+	char *sleeper[] = {"sleep", "300", NULL};
+	char *escaper[] = {"sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 & "
+			   "exec sleep 300", NULL};
+	struct proc_opts o = {.argv = sleeper, .envp = envp, .kill_grace_ms = 5000,
+			      .out_cap = 64, .on_exit = doomed_exit};
+	struct proc *p;
+	for (int i = 0; i < 2; i++)
+		if (proc_start(r, &o, &p) < 0)
+			_exit(2);
+	if (kill_watchdog) {
+		pid_t wd = find_watchdog(getpid());
+		if (wd <= 0)
+			_exit(3);
+		kill(wd, SIGKILL);
+		/* The SIGCHLD watcher notices, reaps it and starts another. */
+		pid_t again = 0;
+		for (int i = 0; i < 500 && (again = find_watchdog_now(getpid(), wd)) <= 0; i++)
+			spin(&loop, 20);
+		if (again <= 0 || again == wd)
+			_exit(4);
+	}
+	o.argv = escaper;
+	if (proc_start(r, &o, &p) < 0)
+		_exit(2);
+	char ok = 1;
+	if (write(report, &ok, 1) != 1)
+		_exit(5);
+	for (;;)
+		spin(&loop, 1000);
+}
+
+/* The test process is a subreaper (an earlier runner made it one): what
+ * the dead child leaves is reparented to us. Reaps our zombies. */
+static void reap_all(void)
+{
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+}
+
+/* Every process whose environment has the entry `marker`, not a zombie. */
+static int count_marked(const char *entry)
+{
+	DIR *d = opendir("/proc");
+	int n = 0;
+	struct dirent *de;
+	size_t len = strlen(entry) + 1;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		char path[300];
+		snprintf(path, sizeof(path), "/proc/%s/environ", de->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		static char env[65536];
+		size_t got = fread(env, 1, sizeof(env) - 1, f);
+		fclose(f);
+		env[got] = '\0';
+		for (size_t i = 0; i + len <= got + 1; i += strlen(env + i) + 1)
+			if (!memcmp(env + i, entry, len) && stat_of(atoi(de->d_name), NULL, NULL))
+				n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void check_doomed_engine(bool kill_watchdog)
+{
+	char marker[64], entry[80];
+	snprintf(marker, sizeof(marker), "%d-%ld-%d", (int)getpid(), (long)time(NULL),
+		 kill_watchdog);
+	snprintf(entry, sizeof(entry), "H9_DOOMED=%s", marker);
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		close(fds[0]);
+		doomed_engine(fds[1], kill_watchdog, marker);
+	}
+	close(fds[1]);
+	char ok = 0;
+	ssize_t n = read(fds[0], &ok, 1);
+	close(fds[0]);
+	int st = 0;
+	if (n != 1) {
+		waitpid(child, &st, 0);
+		fail_msg("the doomed engine failed to start its tasks (status %d)", st);
+	}
+	/* Two sleeps, the escaping task's sh (exec'd into sleep) and the sleep
+	 * that left its session. */
+	int before = 0;
+	for (int i = 0; i < 3000 && (before = count_marked(entry)) < 4; i++)
+		sleep_ms(10);
+	kill(child, SIGKILL);   /* before any assertion: it holds our stdout */
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_int_equal(before, 4);
+	int left = -1;
+	for (int i = 0; i < 3000 && left; i++) {   /* up to 30 s */
+		reap_all();
+		left = count_marked(entry);
+		if (left)
+			sleep_ms(10);
+	}
+	assert_int_equal(left, 0);
+	reap_all();
+}
+
+static void test_sigkilled_engine_takes_its_tasks_with_it(void **state)
+{
+	(void)state;
+	check_doomed_engine(false);
+}
+
+static void test_killed_watchdog_is_replaced_and_still_guards(void **state)
+{
+	(void)state;
+	check_doomed_engine(true);
+}
+
+struct held {
+	struct run x;
+	pid_t pid;
+};
+
+/* A `sleep 300` in its own group, on an unguarded runner: only the
+ * watchdog under test knows of it. envp may be NULL. */
+static void start_held(struct held *h, char **envp)
+{
+	setup_run(&h->x);
+	struct proc_opts o = opts_for(&h->x, (char *[]){"sleep", "300", NULL});
+	o.envp = envp;
+	start(&h->x, &o);
+	h->pid = proc_pid(h->x.p);
+}
+
+/* Ends a held sleep: by the watchdog (killed) or by us; returns how it died. */
+static int end_held(struct held *h)
+{
+	spin(h->x.loop, 50);
+	if (!h->x.done) {
+		proc_kill(h->x.p, true);
+		run_to_end(&h->x);
+		int sig = h->x.res.cancelled ? -1 : h->x.res.term_signal;
+		teardown_run(&h->x);
+		return sig;
+	}
+	int sig = h->x.res.cancelled ? -1 : h->x.res.term_signal;
+	teardown_run(&h->x);
+	return sig;
+}
+
+/* Runs h's loop until its sleep has ended, for at most ms. */
+static void await_held(struct held *h, int ms)
+{
+	for (int i = 0; i < ms / 20 && !h->x.done; i++)
+		spin(h->x.loop, 20);
+}
+
+/* The watchdog stopped (SIGSTOP) while we announce 300,000 records: the
+ * pipe fills, the rest waits in the pending buffer, the loop never blocks;
+ * once it runs again everything arrives in order (the last record wins). */
+static void check_pending_order(bool last_is_watch)
+{
+	struct held h;
+	start_held(&h, NULL);
+	struct watchdog *w;
+	assert_int_equal(watchdog_start(h.x.loop, NULL, &w), 0);
+	pid_t wd = watchdog_pid(w);
+	assert_int_equal(kill(wd, SIGSTOP), 0);
+	uint64_t t0 = uv_hrtime();
+	for (int i = 0; i < 150000; i++) {
+		assert_int_equal(watchdog_reserve(w), 0);
+		watchdog_watch(w, h.pid);
+		watchdog_unwatch(w, h.pid);
+	}
+	assert_int_equal(watchdog_reserve(w), 0);
+	watchdog_watch(w, h.pid);
+	if (!last_is_watch)
+		watchdog_unwatch(w, h.pid);
+	/* Not a bound on speed: a blocked write would have hung here. */
+	assert_true(watchdog_pending(w) > 0);
+	assert_true(uv_hrtime() - t0 < 60ull * 1000000000);
+	kill(wd, SIGCONT);
+	for (int i = 0; i < 3000 && watchdog_pending(w); i++)
+		spin(h.x.loop, 10);
+	assert_int_equal(watchdog_pending(w), 0);
+	watchdog_stop(w);
+	if (last_is_watch) {
+		await_held(&h, 30000);
+		assert_int_equal(end_held(&h), SIGKILL);   /* the watchdog's */
+	} else {
+		sleep_ms(100);
+		assert_int_equal(end_held(&h), -1);        /* still there: ours */
+	}
+}
+
+static void test_pending_records_reach_the_watchdog_in_order(void **state)
+{
+	(void)state;
+	check_pending_order(true);
+	check_pending_order(false);
+}
+
+static void test_watchdog_sweeps_marked_processes_it_was_not_told_of(void **state)
+{
+	(void)state;
+	char entry[64];
+	snprintf(entry, sizeof(entry), "H9_SWEEP=%d-%ld", (int)getpid(), (long)time(NULL));
+	char *marked_env[] = {"PATH=/usr/bin:/bin", entry, NULL};
+	char *plain_env[] = {"PATH=/usr/bin:/bin", "H9_SWEEP=other", NULL};
+	struct held a, b;
+	start_held(&a, marked_env);
+	start_held(&b, plain_env);
+	struct watchdog *w;
+	assert_int_equal(watchdog_start(a.x.loop, entry, &w), 0);
+	watchdog_stop(w);
+	await_held(&a, 30000);
+	assert_int_equal(end_held(&a), SIGKILL);
+	assert_int_equal(end_held(&b), -1);   /* another marker: left alone */
+}
+
+static void test_cancelled_watchdog_kills_nothing(void **state)
+{
+	(void)state;
+	struct held h;
+	start_held(&h, NULL);
+	struct watchdog *w;
+	assert_int_equal(watchdog_start(h.x.loop, NULL, &w), 0);
+	assert_int_equal(watchdog_reserve(w), 0);
+	watchdog_watch(w, h.pid);
+	watchdog_cancel(w);
+	sleep_ms(100);
+	assert_int_equal(end_held(&h), -1);
+}
+
 struct many {
 	int done;
 };
@@ -638,6 +1047,13 @@ int main(void)
 		cmocka_unit_test(test_soft_cancel_sends_sigterm),
 		cmocka_unit_test(test_soft_cancel_escalates_to_sigkill_after_grace),
 		cmocka_unit_test(test_hard_cancel_sends_sigkill_at_once),
+		cmocka_unit_test(test_ignored_sigpipe_is_reset_in_the_child),
+		cmocka_unit_test(test_guarded_runner_has_a_quiet_watchdog_reaped_at_the_end),
+		cmocka_unit_test(test_sigkilled_engine_takes_its_tasks_with_it),
+		cmocka_unit_test(test_killed_watchdog_is_replaced_and_still_guards),
+		cmocka_unit_test(test_pending_records_reach_the_watchdog_in_order),
+		cmocka_unit_test(test_watchdog_sweeps_marked_processes_it_was_not_told_of),
+		cmocka_unit_test(test_cancelled_watchdog_kills_nothing),
 		cmocka_unit_test(test_spawn_failures_return_errno_and_no_callback),
 		cmocka_unit_test(test_path_comes_from_the_child_environment),
 		cmocka_unit_test(test_child_leads_its_own_session_and_group),

@@ -1,6 +1,7 @@
 /* test_sched.c: the scheduler driven by the fake executor (no process is
  * spawned): dependency order, the concurrency limit, resource pools without
  * starvation, retries, failure propagation, hooks and interruption. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include "graph/graph.h"
 #include "load/model.h"
 #include "sched/backoff.h"
+#include "sched/flow.h"
 #include "sched/sched.h"
 #include "util/buf.h"
 
@@ -38,7 +40,11 @@ struct trace {
 	uint32_t *fail_first;
 	uint8_t *fail_class;
 	uint64_t duration_ms;
+	uint64_t *task_ms;         /* per task, overrides duration_ms when set */
 	uint32_t interrupt_after;  /* interrupt after this many starts (0: never) */
+	uint32_t interrupt_on;     /* interrupt when this task + 1 starts (0: never) */
+	bool with_flow;            /* conditions and `when` evaluated (a real flow) */
+	bool no_api_executor;      /* api tasks cannot start: start() fails at once */
 	struct sched *s;
 	uv_timer_t interrupt_timer;
 };
@@ -70,7 +76,8 @@ static void observe(void *ud, const dagrun_event *ev)
 			if (tr->pool_used[r->pool] > tr->pool_max[r->pool])
 				tr->pool_max[r->pool] = tr->pool_used[r->pool];
 		}
-		if (tr->interrupt_after && tr->n_order == tr->interrupt_after) {
+		if ((tr->interrupt_after && tr->n_order == tr->interrupt_after) ||
+		    (tr->interrupt_on && tr->interrupt_on == t + 1)) {
 			/* As a signal would: from the loop, not inside this event. */
 			uv_timer_init(tr->s->loop, &tr->interrupt_timer);
 			tr->interrupt_timer.data = tr;
@@ -102,6 +109,8 @@ static struct fake_outcome decide(void *ud, const struct exec_attempt *a)
 {
 	struct trace *tr = ud;
 	struct fake_outcome o = {.ok = true, .duration_ms = tr->duration_ms};
+	if (tr->task_ms && tr->task_ms[a->task])
+		o.duration_ms = tr->task_ms[a->task];
 	if (tr->fail_first && a->attempt <= tr->fail_first[a->task]) {
 		o.ok = false;
 		o.exit_code = 1;
@@ -155,6 +164,7 @@ static void trace_free(struct trace *tr)
 	free(tr->pool_max);
 	free(tr->fail_first);
 	free(tr->fail_class);
+	free(tr->task_ms);
 }
 
 /* Runs wf on the fake executor; returns what sched reports at the end. */
@@ -166,8 +176,18 @@ static void run(struct trace *tr, uint32_t max_parallel)
 	struct executor *ex[DR_KIND_COUNT];
 	for (int k = 0; k < DR_KIND_COUNT; k++)
 		ex[k] = fx;
+	if (tr->no_api_executor)
+		ex[DR_KIND_API] = NULL;
 	struct sched s;
 	assert_int_equal(sched_init(&s, tr->wf, &loop, ex, max_parallel, "test", 42), 0);
+	struct flow *f = NULL;
+	if (tr->with_flow) {
+		struct flow_opts fo = {NULL, NULL, "test"};
+		dagrun_diags *d = dagrun_diags_new(0);
+		assert_int_equal(flow_new(&f, tr->wf, &fo, d), 0);
+		dagrun_diags_free(d);
+		s.flow = f;
+	}
 	struct observer *o = calloc(1, sizeof(*o));
 	o->fn = observe;
 	o->ud = tr;
@@ -181,6 +201,7 @@ static void run(struct trace *tr, uint32_t max_parallel)
 	fx->ops->destroy(fx);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	sched_free(&s);
+	flow_free(f);
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -466,6 +487,76 @@ static void large_request_is_not_starved_by_small_ones(void **state)
 	dagrun_workflow_free(wf);
 }
 
+/* n pools of capacity 1, and per pool in `busy` three tasks that each want
+ * one unit of that pool: two of them always wait. */
+static char *many_pools_yaml(uint32_t n, const uint32_t *busy, uint32_t n_busy)
+{
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "name: pools\nresources:\n");
+	for (uint32_t p = 0; p < n; p++)
+		buf_printf(&b, "  p%u: 1\n", p);
+	buf_printf(&b, "tasks:\n  - {id: first, command: 'true'}\n");
+	for (uint32_t i = 0; i < n_busy; i++)
+		for (int k = 0; k < 3; k++)
+			buf_printf(&b, "  - {id: t%u_%d, command: 'true', resources: {p%u: 1}}\n",
+				   busy[i], k, busy[i]);
+	return buf_steal(&b);
+}
+
+static void run_many_pools(uint32_t n, const uint32_t *busy, uint32_t n_busy)
+{
+	char *yaml = many_pools_yaml(n, busy, n_busy);
+	dagrun_workflow *wf = load(yaml);
+	free(yaml);
+	assert_int_equal(wf->n_pools, n);
+	struct trace tr;
+	trace_init(&tr, wf);
+	tr.duration_ms = 5;
+	run(&tr, 16);
+	for (uint32_t t = 0; t < wf->n_tasks; t++)
+		assert_int_equal(tr.status[t], DAGRUN_COMPLETED);
+	for (uint32_t p = 0; p < n; p++)
+		assert_true(tr.pool_max[p] <= 1);
+	for (uint32_t i = 0; i < n_busy; i++)
+		assert_int_equal(tr.pool_max[busy[i]], 1);
+	trace_free(&tr);
+	dagrun_workflow_free(wf);
+}
+
+static void tasks_wait_on_the_256th_pool_and_beyond(void **state)
+{
+	(void)state;
+	/* The 256th pool (index 255) was an internal error, ENOMEM, exit 3. */
+	run_many_pools(256, (const uint32_t[]){255}, 1);
+	run_many_pools(300, (const uint32_t[]){0, 254, 255, 256, 299}, 5);
+}
+
+static void tasks_wait_on_the_last_pool_at_the_cap(void **state)
+{
+	(void)state;
+	uint32_t last = DR_MAX_POOLS - 1;
+	run_many_pools(DR_MAX_POOLS, (const uint32_t[]){0, 255, last / 2, last}, 4);
+}
+
+static void one_pool_more_than_the_cap_is_refused_with_a_message(void **state)
+{
+	(void)state;
+	char *yaml = many_pools_yaml(DR_MAX_POOLS + 1, NULL, 0);
+	dagrun_workflow *wf = NULL;
+	dagrun_diags *d = dagrun_diags_new(0);
+	assert_int_equal(dagrun_workflow_load_buffer("test.yaml", yaml, strlen(yaml), &wf, d),
+			 -EINVAL);
+	assert_null(wf);
+	assert_true(dagrun_diags_count(d) >= 1);
+	const dagrun_diag *e = dagrun_diags_get(d, 0);
+	char want[64];
+	snprintf(want, sizeof(want), "at most %u resource pools", DR_MAX_POOLS);
+	assert_non_null(strstr(e->message, want));
+	assert_int_equal(e->line, DR_MAX_POOLS + 3);   /* the first pool too many */
+	dagrun_diags_free(d);
+	free(yaml);
+}
+
 static void failure_runs_on_failure_and_on_exit_hooks_only(void **state)
 {
 	(void)state;
@@ -539,6 +630,233 @@ static void on_exit_hook_depending_on_an_unused_hook_still_runs(void **state)
 	dagrun_workflow_free(wf);
 }
 
+
+/* ---- every way a task becomes final x every kind of dependent ----------- */
+
+/* How x becomes final. */
+enum way {
+	W_COMPLETED, W_FAILED, W_FAILED_RETRIES, W_WHEN_FALSE, W_WHEN_ERROR,
+	W_COND_FALSE, W_COND_ERROR, W_DEP_FAILED, W_DEP_WHEN_SKIPPED, W_CANCELLED,
+	W_COUNT
+};
+
+static const char *const way_name[] = {
+	"completed", "failed", "failed after retries", "skipped by when",
+	"failed by a when error", "skipped by a false condition",
+	"failed by a condition error", "dependency failed",
+	"dependency skipped by when", "cancelled",
+};
+
+/* Where x and its dependents sit. */
+enum place { P_MAIN, P_ON_SUCCESS, P_ON_FAILURE, P_ON_EXIT, P_COUNT };
+
+static const char *const place_name[] = {"main tasks", "onSuccess", "onFailure", "onExit"};
+
+/* m (main; fails for onFailure), then up, then x, and x's dependents: blk
+ * (blocking), nb (non-blocking), nb2 (non-blocking on blk, which may itself
+ * fail as a dependency), blk2 (blocking on nb). The chain m -> up -> x makes
+ * x's end the only thing going on, so nothing else wakes the scheduler. */
+static char *matrix_yaml(int way, int place)
+{
+	static const char *const list[] = {NULL, "onSuccess", "onFailure", "onExit"};
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "name: matrix\ntasks:\n  - {id: m, command: 'true'}\n");
+	if (list[place])
+		buf_printf(&b, "%s:\n", list[place]);
+	buf_printf(&b, "  - {id: up, command: 'true'%s%s}\n",
+		   way == W_DEP_WHEN_SKIPPED ? ", when: 'false'" : "",
+		   list[place] ? "" : ", dependencies: [{taskId: m, type: non-blocking}]");
+	buf_printf(&b, "  - {id: x, command: 'true'");
+	switch (way) {
+	case W_COND_FALSE:
+		buf_printf(&b, ", dependencies: [{taskId: up, condition: 'status == \"failed\"'}]");
+		break;
+	case W_COND_ERROR:
+		buf_printf(&b, ", dependencies: [{taskId: up, condition: 'error(\"boom\")'}]");
+		break;
+	case W_DEP_FAILED: case W_DEP_WHEN_SKIPPED:
+		buf_printf(&b, ", dependencies: [up]");
+		break;
+	default:
+		buf_printf(&b, ", dependencies: [{taskId: up, type: non-blocking}]");
+		break;
+	}
+	switch (way) {
+	case W_FAILED_RETRIES:
+		buf_printf(&b, ", retry: {maxAttempts: 3, initialDelay: 1ms, maxDelay: 2ms}");
+		break;
+	case W_WHEN_FALSE: buf_printf(&b, ", when: 'false'"); break;
+	case W_WHEN_ERROR: buf_printf(&b, ", when: 'error(\"boom\")'"); break;
+	default: break;
+	}
+	buf_printf(&b, "}\n");
+	buf_printf(&b,
+		   "  - {id: blk, command: 'true', dependencies: [x]}\n"
+		   "  - {id: nb, command: 'true', dependencies: [{taskId: x, type: non-blocking}]}\n"
+		   "  - {id: nb2, command: 'true', dependencies: [{taskId: blk, type: non-blocking}]}\n"
+		   "  - {id: blk2, command: 'true', dependencies: [nb]}\n");
+	return buf_steal(&b);
+}
+
+static void check_matrix_case(int way, int place, uint32_t jobs)
+{
+	char *yaml = matrix_yaml(way, place);
+	dagrun_workflow *wf = load(yaml);
+	free(yaml);
+	struct trace tr;
+	trace_init(&tr, wf);
+	tr.with_flow = true;
+	tr.fail_first = calloc(wf->n_tasks, sizeof(uint32_t));
+	tr.task_ms = calloc(wf->n_tasks, sizeof(uint64_t));
+	uint32_t m = task(wf, "m"), up = task(wf, "up"), x = task(wf, "x");
+	if (place == P_ON_FAILURE)
+		tr.fail_first[m] = 100;
+	if (way == W_FAILED || way == W_FAILED_RETRIES)
+		tr.fail_first[x] = 100;
+	if (way == W_DEP_FAILED)
+		tr.fail_first[up] = 100;
+	if (way == W_CANCELLED) {
+		tr.task_ms[x] = 60000;   /* cut short by the interruption */
+		tr.interrupt_on = x + 1;
+	}
+	print_message("%s, %s, -j %u\n", way_name[way], place_name[place], jobs);
+	run(&tr, jobs);   /* asserts the run ended, with no internal error */
+
+	static const int x_status[W_COUNT] = {
+		DAGRUN_COMPLETED, DAGRUN_FAILED, DAGRUN_FAILED, DAGRUN_SKIPPED, DAGRUN_FAILED,
+		DAGRUN_SKIPPED, DAGRUN_FAILED, DAGRUN_FAILED, DAGRUN_FAILED, DAGRUN_CANCELLED,
+	};
+	static const int x_class[W_COUNT] = {
+		DR_CLASS_NONE, DR_CLASS_TRANSIENT, DR_CLASS_TRANSIENT, DR_CLASS_NONE,
+		DR_CLASS_PERMANENT, DR_CLASS_NONE, DR_CLASS_PERMANENT, DR_CLASS_DEPENDENCY,
+		DR_CLASS_DEPENDENCY, DR_CLASS_NONE,
+	};
+	assert_int_equal(tr.status[x], x_status[way]);
+	assert_int_equal(tr.cls[x], x_class[way]);
+	assert_int_equal(tr.attempts[x], way == W_FAILED_RETRIES ? 3 :
+			 way == W_COMPLETED || way == W_FAILED || way == W_CANCELLED ? 1 : 0);
+	uint32_t blk = task(wf, "blk"), nb = task(wf, "nb"), nb2 = task(wf, "nb2"),
+		 blk2 = task(wf, "blk2");
+	if (way == W_CANCELLED) {
+		/* Interrupted: nothing more starts, the dependents stay pending. */
+		assert_int_equal(tr.n_order, 3);   /* m, up, x */
+		const uint32_t deps[] = {blk, nb, nb2, blk2};
+		for (int i = 0; i < 4; i++) {
+			assert_int_equal(tr.attempts[deps[i]], 0);
+			assert_int_equal(tr.status[deps[i]], DAGRUN_PENDING);
+		}
+	} else {
+		if (way == W_COMPLETED) {
+			assert_int_equal(tr.status[blk], DAGRUN_COMPLETED);
+		} else {
+			assert_int_equal(tr.status[blk], DAGRUN_FAILED);
+			assert_int_equal(tr.cls[blk], DR_CLASS_DEPENDENCY);
+			assert_int_equal(tr.attempts[blk], 0);
+		}
+		/* Non-blocking: each runs once its dependency is final, however
+		 * it became final; and what depends on it runs after it. */
+		assert_int_equal(tr.status[nb], DAGRUN_COMPLETED);
+		assert_int_equal(tr.status[nb2], DAGRUN_COMPLETED);
+		assert_int_equal(tr.status[blk2], DAGRUN_COMPLETED);
+		assert_true(tr.start_seq[blk2] > tr.end_seq[nb]);
+	}
+	trace_free(&tr);
+	dagrun_workflow_free(wf);
+}
+
+static void every_way_to_be_final_releases_every_kind_of_dependent(void **state)
+{
+	(void)state;
+	for (int place = 0; place < P_COUNT; place++)
+		for (int way = 0; way < W_COUNT; way++)
+			for (uint32_t jobs = 1; jobs <= 4; jobs += 3)
+				check_matrix_case(way, place, jobs);
+}
+
+/* The list that does not apply (onFailure after a success, onSuccess after
+ * a failure) is final as skipped for the onExit tasks that depend on it. */
+static void passed_over_hook_releases_on_exit_dependents_of_both_kinds(void **state)
+{
+	(void)state;
+	for (int fail = 0; fail <= 1; fail++) {
+		for (uint32_t jobs = 1; jobs <= 4; jobs += 3) {
+			char yaml[1024];
+			snprintf(yaml, sizeof(yaml),
+				 "name: over\n"
+				 "tasks:\n  - {id: m, command: 'true'}\n"
+				 "%s:\n  - {id: x, command: 'true'}\n"
+				 "onExit:\n"
+				 "  - {id: blk, command: 'true', dependencies: [x]}\n"
+				 "  - {id: nb, command: 'true', dependencies: [{taskId: x, type: non-blocking}]}\n"
+				 "  - {id: nb2, command: 'true', dependencies: [{taskId: blk, type: non-blocking}]}\n",
+				 fail ? "onSuccess" : "onFailure");
+			dagrun_workflow *wf = load(yaml);
+			struct trace tr;
+			trace_init(&tr, wf);
+			tr.with_flow = true;
+			tr.fail_first = calloc(wf->n_tasks, sizeof(uint32_t));
+			tr.fail_first[task(wf, "m")] = fail ? 100 : 0;
+			run(&tr, jobs);
+			assert_int_equal(tr.attempts[task(wf, "x")], 0);
+			assert_int_equal(tr.status[task(wf, "blk")], DAGRUN_FAILED);
+			assert_int_equal(tr.cls[task(wf, "blk")], DR_CLASS_DEPENDENCY);
+			assert_int_equal(tr.status[task(wf, "nb")], DAGRUN_COMPLETED);
+			assert_int_equal(tr.status[task(wf, "nb2")], DAGRUN_COMPLETED);
+			trace_free(&tr);
+			dagrun_workflow_free(wf);
+		}
+	}
+}
+
+/* A long chain where every other link is skipped by `when` and linked to
+ * the next by a non-blocking edge: each skip must release the next link. */
+static void chain_of_when_skips_over_non_blocking_edges_runs_to_the_end(void **state)
+{
+	(void)state;
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "name: chain\ntasks:\n  - {id: t0, command: 'true', when: 'false'}\n");
+	for (int i = 1; i < 2000; i++)
+		buf_printf(&b, "  - {id: t%d, command: 'true'%s, dependencies: "
+			   "[{taskId: t%d, type: non-blocking}]}\n", i,
+			   i % 2 ? "" : ", when: 'false'", i - 1);
+	dagrun_workflow *wf = load(b.data);
+	buf_free(&b);
+	struct trace tr;
+	trace_init(&tr, wf);
+	tr.with_flow = true;
+	run(&tr, 3);
+	for (uint32_t t = 0; t < wf->n_tasks; t++)
+		assert_int_equal(tr.status[t], t % 2 ? DAGRUN_COMPLETED : DAGRUN_SKIPPED);
+	trace_free(&tr);
+	dagrun_workflow_free(wf);
+}
+
+/* A start that fails at once (here: no executor for the kind) ends its
+ * attempt inside the dispatch pass; the task waiting behind it on the pool
+ * must still run, not be settled as stuck by that nested end. */
+static void failed_start_inside_dispatch_does_not_strand_pool_waiters(void **state)
+{
+	(void)state;
+	dagrun_workflow *wf = load(
+		"name: nested\n"
+		"resources: {slot: 1}\n"
+		"tasks:\n"
+		"  - {id: x, command: 'true', resources: {slot: 1}, priority: 10}\n"
+		"  - {id: a, api: {url: 'http://127.0.0.1:9/'}, resources: {slot: 1}, priority: 5}\n"
+		"  - {id: b, command: 'true', resources: {slot: 1}}\n");
+	struct trace tr;
+	trace_init(&tr, wf);
+	tr.no_api_executor = true;
+	tr.duration_ms = 20;
+	run(&tr, 4);
+	assert_int_equal(tr.status[task(wf, "x")], DAGRUN_COMPLETED);
+	assert_int_equal(tr.status[task(wf, "a")], DAGRUN_FAILED);
+	assert_int_equal(tr.status[task(wf, "b")], DAGRUN_COMPLETED);
+	assert_true(tr.pool_max[0] <= 1);
+	trace_free(&tr);
+	dagrun_workflow_free(wf);
+}
+
 /* The public engine with the fake executor: the run ends by itself (its
  * last completion comes from an idle callback, nothing else wakes the loop). */
 static void engine_run_on_the_fake_executor_returns(void **state)
@@ -571,10 +889,17 @@ int main(void)
 		cmocka_unit_test(long_failed_chain_propagates_without_recursion),
 		cmocka_unit_test(pools_are_never_exceeded_and_taken_all_or_nothing),
 		cmocka_unit_test(large_request_is_not_starved_by_small_ones),
+		cmocka_unit_test(tasks_wait_on_the_256th_pool_and_beyond),
+		cmocka_unit_test(tasks_wait_on_the_last_pool_at_the_cap),
+		cmocka_unit_test(one_pool_more_than_the_cap_is_refused_with_a_message),
 		cmocka_unit_test(failure_runs_on_failure_and_on_exit_hooks_only),
 		cmocka_unit_test(interrupt_cancels_running_and_starts_nothing_more),
 		cmocka_unit_test(on_exit_hook_depending_on_an_unused_hook_still_runs),
 		cmocka_unit_test(engine_run_on_the_fake_executor_returns),
+		cmocka_unit_test(every_way_to_be_final_releases_every_kind_of_dependent),
+		cmocka_unit_test(passed_over_hook_releases_on_exit_dependents_of_both_kinds),
+		cmocka_unit_test(chain_of_when_skips_over_non_blocking_edges_runs_to_the_end),
+		cmocka_unit_test(failed_start_inside_dispatch_does_not_strand_pool_waiters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
