@@ -28,7 +28,7 @@ static const char usage[] =
 	"      --color WHEN         auto (default), always or never; NO_COLOR is honoured\n"
 	"\n"
 	"Exit status: 0 all tasks completed or skipped, 1 a task failed,\n"
-	"2 usage error or invalid workflow, 3 internal error, 130/143 interrupted.\n";
+	"2 usage error or invalid workflow, 3 internal error, 129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM).\n";
 
 struct run_args {
 	unsigned jobs;
