@@ -16,6 +16,13 @@
 extern "C" {
 #endif
 
+/* Exported from the shared library: the library is compiled with
+ * -fvisibility=hidden, and every declaration up to the matching pop below
+ * is visible (libdagrun.so exports these dagrun_* names and nothing else). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define DAGRUN_VERSION "0.1.0"
 
 const char *dagrun_version(void);
@@ -237,6 +244,10 @@ typedef struct dagrun_jsonlog dagrun_jsonlog;
 dagrun_jsonlog *dagrun_jsonlog_new(FILE *out, int min_level);
 void dagrun_jsonlog_event(void *log, const dagrun_event *ev);
 void dagrun_jsonlog_free(dagrun_jsonlog *l);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
