@@ -58,7 +58,7 @@ void dagrun_diags_free(dagrun_diags *d);
 
 typedef struct dagrun_workflow dagrun_workflow;
 
-/* Limits on what a workflow file may hold (documented in README.md). */
+/* Limits on what a workflow file may hold (documented in docs/workflow.md). */
 #define DAGRUN_MAX_FILE_BYTES   ((size_t)512 << 20) /* 512 MiB */
 #define DAGRUN_MAX_TASKS        4000000u
 #define DAGRUN_MAX_DEPTH        64u                 /* YAML nesting */
@@ -96,7 +96,7 @@ int dagrun_graph_write(const dagrun_workflow *wf, enum dagrun_graph_format fmt,
 
 /* ---- running ----------------------------------------------------------- */
 
-/* Task statuses, as the spec names them. */
+/* Task statuses, as docs/workflow.md names them. */
 enum dagrun_status {
 	DAGRUN_PENDING, DAGRUN_RUNNING, DAGRUN_COMPLETED, DAGRUN_FAILED,
 	DAGRUN_RETRYING, DAGRUN_SKIPPED, DAGRUN_CANCELLED,
