@@ -118,6 +118,14 @@ class Installed(unittest.TestCase):
         self.assertEqual(leaked, [], "%d exported names are not dagrun_*" % len(leaked))
         for f in PUBLIC:
             self.assertIn(f, names)
+        # Every function the installed header declares is exported (one
+        # defined in a file that does not include dagrun.h would be hidden).
+        with open(self.installed("dagrun.h")) as f:
+            header = re.sub(r"/\*.*?\*/", " ", f.read(), flags=re.S)
+        declared = set(re.findall(r"(?<!\w)(dagrun_\w+)\s*\(", header))
+        self.assertGreater(len(declared), 25)
+        self.assertEqual(sorted(declared - set(names)), [],
+                         "declared in dagrun.h but not exported")
 
     def test_program_builds_against_installed_library_and_runs_a_workflow(self):
         pc = os.path.dirname(self.installed("dagrun.pc"))
