@@ -16,6 +16,13 @@
 extern "C" {
 #endif
 
+/* Exported from the shared library: the library is compiled with
+ * -fvisibility=hidden, and every declaration up to the matching pop below
+ * is visible (libdagrun.so exports these dagrun_* names and nothing else). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define DAGRUN_VERSION "0.1.0"
 
 const char *dagrun_version(void);
@@ -51,7 +58,7 @@ void dagrun_diags_free(dagrun_diags *d);
 
 typedef struct dagrun_workflow dagrun_workflow;
 
-/* Limits on what a workflow file may hold (documented in README.md). */
+/* Limits on what a workflow file may hold (documented in docs/workflow.md). */
 #define DAGRUN_MAX_FILE_BYTES   ((size_t)512 << 20) /* 512 MiB */
 #define DAGRUN_MAX_TASKS        4000000u
 #define DAGRUN_MAX_DEPTH        64u                 /* YAML nesting */
@@ -89,7 +96,7 @@ int dagrun_graph_write(const dagrun_workflow *wf, enum dagrun_graph_format fmt,
 
 /* ---- running ----------------------------------------------------------- */
 
-/* Task statuses, as the spec names them. */
+/* Task statuses, as docs/workflow.md names them. */
 enum dagrun_status {
 	DAGRUN_PENDING, DAGRUN_RUNNING, DAGRUN_COMPLETED, DAGRUN_FAILED,
 	DAGRUN_RETRYING, DAGRUN_SKIPPED, DAGRUN_CANCELLED,
@@ -237,6 +244,10 @@ typedef struct dagrun_jsonlog dagrun_jsonlog;
 dagrun_jsonlog *dagrun_jsonlog_new(FILE *out, int min_level);
 void dagrun_jsonlog_event(void *log, const dagrun_event *ev);
 void dagrun_jsonlog_free(dagrun_jsonlog *l);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
 /* main.c: the dagrun command line; dispatches to one function per command.
- * Only the CLI prints and chooses exit codes (cli.md): 0 ok, 1 a task
+ * Only the CLI prints and chooses exit codes (docs/cli.md): 0 ok, 1 a task
  * failed, 2 usage or invalid workflow, 3 store or internal error. */
 #include <errno.h>
 #include <getopt.h>

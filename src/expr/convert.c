@@ -1,7 +1,7 @@
 /* convert.c: values between Lua, text and JSON, and the helper functions
  * json, fromjson, contains, startswith and len.
  *
- * Text follows the spec: strings as they are, integral numbers without a
+ * Text (docs/workflow.md): strings as they are, integral numbers without a
  * fraction, true/false, nil as nothing, tables as compact JSON with sorted
  * keys. JSON text is parsed straight into Lua values, so fromjson's memory
  * is charged to the evaluation's limit. Every function here may raise a Lua

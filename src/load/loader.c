@@ -12,7 +12,7 @@
  * this one builds the graph (build_and_check()). Every thread is joined
  * before the load returns, and the diagnostics are those of one thread.
  *
- * Choices where spec/workflow.md leaves room (see also loader.h):
+ * Choices of the format, documented in docs/workflow.md (see also loader.h):
  *  - Scalars follow the YAML 1.2 core schema (null: ~ null ""; booleans:
  *    true/false; ints: decimal, 0x, 0o; floats), so `on: yes` in variables
  *    is the string "yes". Keys typed boolean (stream, insecure) also accept
