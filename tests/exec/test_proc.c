@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -107,6 +108,26 @@ static void run_argv(struct run *x, char *const *argv)
 	struct proc_opts o = opts_for(x, argv);
 	start(x, &o);
 	run_to_end(x);
+}
+
+/* The same on a runner that adopts orphans (the process is a subreaper
+ * until teardown_run). */
+static void run_argv_adopted(struct run *x, char *const *argv)
+{
+	setup_run(x);
+	assert_int_equal(proc_runner_adopt(x->r), 0);
+	struct proc_opts o = opts_for(x, argv);
+	start(x, &o);
+	run_to_end(x);
+}
+
+static void sleep_ms(int ms);
+
+static int subreaper(void)
+{
+	int v = -1;
+	assert_int_equal(prctl(PR_GET_CHILD_SUBREAPER, &v, 0, 0, 0), 0);
+	return v;
 }
 
 static bool gone(pid_t pid)
@@ -319,7 +340,7 @@ static void test_background_child_holding_the_pipe_does_not_hang(void **state)
 	teardown_run(&x);
 }
 
-static void test_escaped_pipe_holder_is_killed_after_the_drain(void **state)
+static void test_adopted_escaped_pipe_holder_is_killed_after_the_drain(void **state)
 {
 	(void)state;
 	/* setsid leaves the group and session; its parent dies, so it is
@@ -329,7 +350,7 @@ static void test_escaped_pipe_holder_is_killed_after_the_drain(void **state)
 	assert_true(asprintf(&script, "setsid sh -c 'echo $$ > %s; exec sleep 1000' & "
 				      "while [ ! -s %s ]; do sleep 0.01; done", pidfile, pidfile) > 0);
 	struct run x;
-	run_argv(&x, (char *[]){"sh", "-c", script, NULL});
+	run_argv_adopted(&x, (char *[]){"sh", "-c", script, NULL});
 	assert_int_equal(x.res.exit_code, 0);
 	pid_t esc = read_pid(pidfile);
 	assert_true(esc > 0);
@@ -340,7 +361,7 @@ static void test_escaped_pipe_holder_is_killed_after_the_drain(void **state)
 	free(script);
 }
 
-static void test_escaped_daemon_survives_the_task_until_kill_all(void **state)
+static void test_adopted_escaped_daemon_survives_the_task_until_kill_all(void **state)
 {
 	(void)state;
 	char *pidfile = tmp_path("daemon");
@@ -349,7 +370,7 @@ static void test_escaped_daemon_survives_the_task_until_kill_all(void **state)
 				      ">/dev/null 2>&1 & "
 				      "while [ ! -s %s ]; do sleep 0.01; done", pidfile, pidfile) > 0);
 	struct run x;
-	run_argv(&x, (char *[]){"sh", "-c", script, NULL});
+	run_argv_adopted(&x, (char *[]){"sh", "-c", script, NULL});
 	pid_t d = read_pid(pidfile);
 	assert_true(d > 0);
 	assert_false(gone(d));
@@ -361,16 +382,129 @@ static void test_escaped_daemon_survives_the_task_until_kill_all(void **state)
 	free(script);
 }
 
-static void test_orphans_are_reaped(void **state)
+static void test_adopted_orphans_are_reaped(void **state)
 {
 	(void)state;
 	/* A double fork: the sleep's parent exits, we inherit it, it exits. */
 	struct run x;
-	run_argv(&x, (char *[]){"sh", "-c", "(sleep 0.2 >/dev/null 2>&1 & echo $!)", NULL});
+	run_argv_adopted(&x, (char *[]){"sh", "-c", "(sleep 0.2 >/dev/null 2>&1 & echo $!)", NULL});
 	pid_t orphan = atoi(x.res.out.data);
 	assert_true(orphan > 0);
 	assert_true(wait_gone(&x, orphan, 10000));
 	teardown_run(&x);
+}
+
+/* A guest runner (not adopted): a task's descendant that left its session
+ * and its parent is not ours to find by parentage, but the watchdog's
+ * sweep of the run's marker still takes it at the end. */
+static void test_guest_escaped_daemon_is_swept_by_the_watchdog_at_the_end(void **state)
+{
+	(void)state;
+	char *pidfile = tmp_path("guest-daemon");
+	char *script, *entry;
+	assert_true(asprintf(&script, "setsid sh -c 'echo $$ > %s; exec sleep 1000' "
+				      ">/dev/null 2>&1 & "
+				      "while [ ! -s %s ]; do sleep 0.01; done", pidfile, pidfile) > 0);
+	assert_true(asprintf(&entry, "H10_GUEST=%d-%ld", (int)getpid(), (long)time(NULL)) > 0);
+	char *envp[] = {"PATH=/usr/bin:/bin", entry, NULL};
+	struct run x;
+	setup_run(&x);
+	assert_int_equal(proc_runner_guard(x.r, "H10_GUEST", strchr(entry, '=') + 1), 0);
+	struct proc_opts o = opts_for(&x, (char *[]){"sh", "-c", script, NULL});
+	o.envp = envp;
+	start(&x, &o);
+	run_to_end(&x);
+	assert_int_equal(subreaper(), 0);
+	pid_t d = read_pid(pidfile);
+	assert_true(d > 0);
+	assert_false(gone(d));
+	proc_runner_kill_all(x.r);   /* a guest does not find it */
+	sleep_ms(200);
+	assert_false(gone(d));
+	teardown_run(&x);            /* the watchdog's last sweep does */
+	bool dead = false;
+	for (int i = 0; i < 1000 && !(dead = gone(d)); i++)
+		sleep_ms(10);
+	if (!dead)
+		kill(d, SIGKILL);
+	assert_true(dead);
+	unlink(pidfile);
+	free(pidfile);
+	free(script);
+	free(entry);
+}
+
+static int sigchld_seen;
+
+static void host_sigchld(int sig)
+{
+	(void)sig;
+	sigchld_seen++;
+}
+
+/* A guest runner in a process with children of its own (one exited and
+ * not yet reaped, one running) and its own SIGCHLD handler: running,
+ * killing everything (kill_all) and freeing the runner leave them alone. */
+static void test_guest_runner_leaves_the_process_children_and_handler_alone(void **state)
+{
+	(void)state;
+	struct sigaction sa, before, after;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = host_sigchld;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGCHLD, &sa, &before), 0);
+	pid_t zombie = fork();
+	assert_true(zombie >= 0);
+	if (zombie == 0)
+		_exit(42);
+	pid_t running = fork();
+	assert_true(running >= 0);
+	if (running == 0) {
+		pause();
+		_exit(0);
+	}
+	struct run x;
+	run_argv(&x, (char *[]){"sh", "-c", "sleep 0.1; echo ok", NULL});
+	assert_string_equal(x.res.out.data, "ok\n");
+	proc_runner_kill_all(x.r);
+	teardown_run(&x);
+	assert_int_equal(subreaper(), 0);
+	assert_int_equal(sigaction(SIGCHLD, NULL, &after), 0);
+	assert_ptr_equal(after.sa_handler, host_sigchld);
+	assert_true(sigchld_seen > 0);   /* the kernel's, for our task: not hidden */
+	int st = 0;
+	assert_int_equal(waitpid(zombie, &st, 0), zombie);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 42);
+	assert_int_equal(waitpid(running, &st, WNOHANG), 0);   /* still running */
+	kill(running, SIGTERM);
+	assert_int_equal(waitpid(running, &st, 0), running);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+	assert_int_equal(sigaction(SIGCHLD, &before, NULL), 0);
+}
+
+/* Adopting is undone with the last adopted runner: the subreaper flag and
+ * the SIGCHLD disposition are what they were. */
+static void test_adoption_ends_with_the_runner(void **state)
+{
+	(void)state;
+	struct sigaction sa, before, during, after;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = host_sigchld;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGCHLD, &sa, &before), 0);
+	assert_int_equal(subreaper(), 0);
+	struct run x;
+	setup_run(&x);
+	assert_int_equal(proc_runner_adopt(x.r), 0);
+	assert_int_equal(subreaper(), 1);
+	assert_int_equal(sigaction(SIGCHLD, NULL, &during), 0);
+	assert_ptr_not_equal(during.sa_handler, host_sigchld);   /* libuv's */
+	teardown_run(&x);
+	assert_int_equal(subreaper(), 0);
+	assert_int_equal(sigaction(SIGCHLD, NULL, &after), 0);
+	assert_ptr_equal(after.sa_handler, host_sigchld);
+	assert_int_equal(sigaction(SIGCHLD, &before, NULL), 0);
 }
 
 /* ---- timeouts and cancellation ----------------------------------------------- */
@@ -673,6 +807,10 @@ static pid_t find_watchdog(pid_t parent)
 static void spin_done(uv_timer_t *t)
 {
 	*(bool *)t->data = true;
+	/* uv_run(UV_RUN_ONCE) runs due timers before it polls: without this,
+	 * it would then block until some other event (a SIGCHLD used to be
+	 * one, when every runner watched SIGCHLD). */
+	uv_stop(t->loop);
 }
 
 /* Runs the loop for about ms, whatever else keeps it alive. */
@@ -784,8 +922,8 @@ static void __attribute__((noreturn)) doomed_engine(int report, bool kill_watchd
 		spin(&loop, 1000);
 }
 
-/* The test process is a subreaper (an earlier runner made it one): what
- * the dead child leaves is reparented to us. Reaps our zombies. */
+/* Reaps our zombies (the dead child, and what it left if we are a
+ * subreaper). */
 static void reap_all(void)
 {
 	while (waitpid(-1, NULL, WNOHANG) > 0)
@@ -1039,9 +1177,12 @@ int main(void)
 		cmocka_unit_test(test_small_cap_keeps_the_head),
 		cmocka_unit_test(test_closing_stdout_early_still_waits_for_exit),
 		cmocka_unit_test(test_background_child_holding_the_pipe_does_not_hang),
-		cmocka_unit_test(test_escaped_pipe_holder_is_killed_after_the_drain),
-		cmocka_unit_test(test_escaped_daemon_survives_the_task_until_kill_all),
-		cmocka_unit_test(test_orphans_are_reaped),
+		cmocka_unit_test(test_adopted_escaped_pipe_holder_is_killed_after_the_drain),
+		cmocka_unit_test(test_adopted_escaped_daemon_survives_the_task_until_kill_all),
+		cmocka_unit_test(test_adopted_orphans_are_reaped),
+		cmocka_unit_test(test_guest_escaped_daemon_is_swept_by_the_watchdog_at_the_end),
+		cmocka_unit_test(test_guest_runner_leaves_the_process_children_and_handler_alone),
+		cmocka_unit_test(test_adoption_ends_with_the_runner),
 		cmocka_unit_test(test_timeout_kills_the_tree_even_a_term_ignoring_grandchild),
 		cmocka_unit_test(test_timeout_reaches_descendants_that_left_the_group),
 		cmocka_unit_test(test_soft_cancel_sends_sigterm),
