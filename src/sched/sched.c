@@ -809,7 +809,9 @@ static void start_phase(struct sched *s, int hook)
 	s->total += n;
 	for (uint32_t t = first; t < first + n; t++)
 		s->ts[t].active = 1;
-	for (uint32_t t = first; t < first + n; t++) {
+	/* Interrupted before the run began (sched_interrupt before
+	 * sched_start): nothing becomes ready, everything stays pending. */
+	for (uint32_t t = first; t < first + n && !s->interrupted; t++) {
 		struct tstate *st = &s->ts[t];
 		if (!st->waiting && st->status == DAGRUN_PENDING)
 			resolve(s, t);
