@@ -580,6 +580,7 @@ static void watchdog_died(struct proc_runner *r, pid_t pid)
 	watchdog_reaped(r->wd);
 	watchdog_stop(r->wd);
 	r->wd = NULL;
+	tick_update(r);
 	if (!r->freeing)
 		guard_start(r);   /* on failure, the next proc_start() tries again */
 }

@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1012,6 +1015,94 @@ static void test_killed_watchdog_is_replaced_and_still_guards(void **state)
 	check_doomed_engine(true);
 }
 
+/* Makes pidfd_open fail with ENOSYS in this process, as on a kernel
+ * before 5.3. Returns 0 or -errno. */
+static int deny_pidfd_open(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+		return -errno;
+	return 0;
+}
+
+static int blind_exit_code = -100;
+
+static void blind_exit(struct proc *p, struct proc_result *r, void *ud)
+{
+	(void)p;
+	(void)ud;
+	blind_exit_code = r->exit_code;
+}
+
+/* In a child without pidfd_open: a guest runner (no SIGCHLD handler) still
+ * sees a proc end that closed its pipes long before, and still replaces a
+ * killed watchdog, by polling. Exits 0, or the number of the check that
+ * failed. */
+static void __attribute__((noreturn)) blind_runner(void)
+{
+	alarm(120);   /* a hang fails the test instead of hanging it */
+	if (deny_pidfd_open() < 0)
+		_exit(10);
+	if (syscall(SYS_pidfd_open, getpid(), 0) >= 0 || errno != ENOSYS)
+		_exit(11);
+	uv_loop_t loop;
+	struct proc_runner *r;
+	if (uv_loop_init(&loop) < 0 || proc_runner_new(&loop, &r) < 0 ||
+	    proc_runner_guard(r, "H10_BLIND", "x") < 0)
+		_exit(12);
+	char *quiet[] = {"sh", "-c", "exec >&- 2>&-; sleep 0.5; exit 5", NULL};
+	struct proc_opts o = {.argv = quiet, .kill_grace_ms = 5000, .out_cap = 64,
+			      .on_exit = blind_exit};
+	struct proc *p;
+	if (proc_start(r, &o, &p) < 0)
+		_exit(13);
+	uv_run(&loop, UV_RUN_DEFAULT);   /* only the polling keeps it alive */
+	if (blind_exit_code != 5)
+		_exit(14);
+	pid_t wd = find_watchdog(getpid());
+	if (wd <= 0)
+		_exit(15);
+	kill(wd, SIGKILL);
+	pid_t again = 0;
+	for (int i = 0; i < 500 && (again = find_watchdog_now(getpid(), wd)) <= 0; i++)
+		spin(&loop, 20);
+	if (again <= 0 || again == wd)
+		_exit(16);
+	char *ok[] = {"sh", "-c", "exit 0", NULL};
+	o.argv = ok;
+	blind_exit_code = -100;
+	if (proc_start(r, &o, &p) < 0)
+		_exit(17);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	if (blind_exit_code != 0)
+		_exit(18);
+	proc_runner_free(r);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&loop) != 0)
+		_exit(19);
+	_exit(0);
+}
+
+static void test_runner_without_pidfd_polls_for_exits_and_its_watchdog(void **state)
+{
+	(void)state;
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		blind_runner();
+	int st = 0;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 struct held {
 	struct run x;
 	pid_t pid;
@@ -1192,6 +1283,7 @@ int main(void)
 		cmocka_unit_test(test_guarded_runner_has_a_quiet_watchdog_reaped_at_the_end),
 		cmocka_unit_test(test_sigkilled_engine_takes_its_tasks_with_it),
 		cmocka_unit_test(test_killed_watchdog_is_replaced_and_still_guards),
+		cmocka_unit_test(test_runner_without_pidfd_polls_for_exits_and_its_watchdog),
 		cmocka_unit_test(test_pending_records_reach_the_watchdog_in_order),
 		cmocka_unit_test(test_watchdog_sweeps_marked_processes_it_was_not_told_of),
 		cmocka_unit_test(test_cancelled_watchdog_kills_nothing),
