@@ -1268,6 +1268,8 @@ unsigned proc_runner_count(const struct proc_runner *r)
 
 void proc_runner_kill_all(struct proc_runner *r)
 {
+	if (!r->procs && !r->adopt)
+		return;   /* a guest with nothing running has nothing to kill */
 	/* Snapshot first, as in signal_tree(). */
 	struct pinfo *v = NULL;
 	size_t n = 0;
