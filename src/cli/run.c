@@ -145,8 +145,11 @@ int cli_run(int argc, char **argv)
 	dagrun_engine *e = NULL;
 	dagrun_console *con = NULL;
 	dagrun_jsonlog *log = NULL;
+	/* The command line owns its process: it reaps and kills what escapes
+	 * the tasks' groups, and Ctrl-C, SIGTERM and SIGHUP stop the run. */
 	dagrun_run_opts ro = {.max_parallel = a.jobs, .vars = a.vars,
-			      .secrets_file = a.secrets_file};
+			      .secrets_file = a.secrets_file,
+			      .process_flags = DAGRUN_PROC_SUBREAPER | DAGRUN_PROC_SIGNALS};
 	r = d ? dagrun_engine_new(&e, wf, &ro, d) : -ENOMEM;
 	if (r < 0) {
 		dagrun_diags_print(d, stderr, color);

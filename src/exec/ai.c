@@ -16,13 +16,19 @@
  * until sent: the client copies it. The API key lives only in st->auth and
  * st->key, wiped when the attempt ends.
  *
- * A promptFile is read on the first attempt of its task and kept, with a
- * struct dr_text over its contents, until the executor is destroyed: the
- * engine caches compiled templates by the dr_text's address, so every
- * attempt renders the same compiled template (a file changed during a run
- * is not read again). The dr_text carries the promptFile key's position,
- * so the FILE:LINE:COL of a template error in the file counts from that key
- * (line + the line within the file); the message names the file.
+ * What does not change between attempts is worked out on a task's first
+ * attempt and kept (struct ai_task) until the executor is destroyed:
+ *  - a promptFile is read, with a struct dr_text over its contents: the
+ *    engine caches compiled templates by the dr_text's address, so every
+ *    attempt renders the same compiled template (a file changed during a
+ *    run is not read again). The dr_text carries the promptFile key's
+ *    position, so the FILE:LINE:COL of a template error in the file counts
+ *    from that key (line + the line within the file); the message names
+ *    the file;
+ *  - whether the context is appended to the user message: only when
+ *    neither the system nor the prompt template uses `context` in a
+ *    `{{ }}` expression (found by the expression checker, so the word in
+ *    prose does not count).
  */
 #include "exec/ai.h"
 
@@ -38,7 +44,9 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "expr/check.h"
 #include "expr/redact.h"
+#include "expr/template.h"
 #include "expr/value.h"
 
 #define RAW_KEEP ((size_t)1 << 20)   /* body kept while streaming (errors) */
@@ -52,13 +60,20 @@ struct pace {
 	struct pace *next;
 };
 
-/* A promptFile, read once per (workflow, task). */
-struct prompt_file {
+/* What is kept of one task from its first attempt (see above). */
+struct ai_task {
+	const struct dr_text *prompt; /* &ai->prompt, or &file */
+	char *data;                   /* the promptFile's contents, or NULL */
+	struct dr_text file;          /* over data */
+	bool append_context;          /* no template of the task uses it */
+};
+
+/* The ai_tasks of one workflow, by task index (made on its first attempt). */
+struct ai_tasks {
 	const struct dagrun_workflow *wf;
-	uint32_t task;
-	char *data;
-	struct dr_text text;
-	struct prompt_file *next;
+	struct ai_task **by_task;     /* n entries; NULL: not yet */
+	uint32_t n;                   /* wf->n_tasks (wf may be gone at the end) */
+	struct ai_tasks *next;
 };
 
 struct ax_attempt;
@@ -72,7 +87,7 @@ struct ai_executor {
 	uv_timer_t tick;
 	struct ax_attempt *parked;
 	struct pace *paces;
-	struct prompt_file *files;
+	struct ai_tasks *tasks;
 };
 
 struct ax_attempt {
@@ -381,47 +396,93 @@ out:
 	return r;
 }
 
-/* The prompt's template: the prompt key, or the promptFile's contents. */
-static int prompt_text(struct ax_attempt *st, const struct dr_ai *ai, const struct dr_text **out)
+/* Whether template t uses `context` in one of its expressions (context.KEY,
+ * context["KEY"], context whole): "context" in the text around them does
+ * not count. A template that does not parse counts as not using it (its
+ * rendering fails anyway). */
+static bool uses_context(const struct dr_text *t)
 {
-	struct ai_executor *ax = st->ax;
-	const struct exec_attempt *a = st->a;
-	if (ai->prompt.s) {
-		*out = &ai->prompt;
-		return 0;
+	if (!t || !t->s || !tpl_has_template(t->s, t->len))
+		return false;
+	struct tpl tp = {0};
+	struct expr_error e = {0};
+	bool used = false;
+	if (tpl_parse(t->s, t->len, &tp, &e) == 0) {
+		for (size_t i = 0; i < tp.n && !used; i++) {
+			if (tp.segs[i].kind != TPL_EXPR)
+				continue;
+			struct expr_refs refs = {0};
+			if (expr_check(NULL, t->s + tp.segs[i].off, tp.segs[i].len,
+				       EXPR_CHECK_CONTEXT, &refs, &e) == 0)
+				for (size_t k = 0; k < refs.n && !used; k++)
+					used = refs.v[k].kind == EXPR_NAME_CONTEXT;
+			expr_refs_free(&refs);
+		}
 	}
-	if (!ai->prompt_file.s) {
+	tpl_free(&tp);
+	return used;
+}
+
+/* The table of a->wf's tasks, made on first use. NULL on OOM. */
+static struct ai_tasks *tasks_of(struct ai_executor *ax, const struct dagrun_workflow *wf)
+{
+	for (struct ai_tasks *w = ax->tasks; w; w = w->next)
+		if (w->wf == wf)
+			return w;
+	struct ai_tasks *w = calloc(1, sizeof(*w));
+	if (!w || !(w->by_task = calloc(wf->n_tasks ? wf->n_tasks : 1, sizeof(*w->by_task)))) {
+		free(w);
+		return NULL;
+	}
+	w->wf = wf;
+	w->n = wf->n_tasks;
+	w->next = ax->tasks;
+	ax->tasks = w;
+	return w;
+}
+
+/* The task's kept state (see the file's header), made on its first
+ * attempt: the prompt's template (the prompt key, or the promptFile's
+ * contents) and whether the context is appended. Returns 0, -ENOMEM, or
+ * -EINVAL with st failed (no prompt, an unreadable promptFile: the next
+ * attempt tries again). */
+static int task_state(struct ax_attempt *st, const struct dr_ai *ai, struct ai_task **out)
+{
+	const struct exec_attempt *a = st->a;
+	struct ai_tasks *w = tasks_of(st->ax, a->wf);
+	if (!w)
+		return -ENOMEM;
+	if ((*out = w->by_task[a->task]))
+		return 0;
+	if (!ai->prompt.s && !ai->prompt_file.s) {
 		fail(st, DR_CLASS_PERMANENT, "the task has neither prompt nor promptFile");
 		return -EINVAL;
 	}
-	for (struct prompt_file *pf = ax->files; pf; pf = pf->next)
-		if (pf->wf == a->wf && pf->task == a->task) {
-			*out = &pf->text;
-			return 0;
-		}
-	char *data;
-	size_t len = 0;
-	int r = read_file(a->wf->dir, ai->prompt_file.s, &data, &len);
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0) {
-		fail(st, DR_CLASS_PERMANENT, "promptFile %s: %s", ai->prompt_file.s,
-		     r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
-		return -EINVAL;
-	}
-	struct prompt_file *pf = calloc(1, sizeof(*pf));
-	if (!pf || len > UINT32_MAX) {
-		free(pf);
-		free(data);
+	struct ai_task *k = calloc(1, sizeof(*k));
+	if (!k)
 		return -ENOMEM;
+	k->prompt = &ai->prompt;
+	if (!ai->prompt.s) {
+		size_t len = 0;
+		int r = read_file(a->wf->dir, ai->prompt_file.s, &k->data, &len);
+		if (r == 0 && len > UINT32_MAX)
+			r = -ENOMEM;
+		if (r < 0) {
+			free(k->data);
+			free(k);
+			if (r == -ENOMEM)
+				return r;
+			fail(st, DR_CLASS_PERMANENT, "promptFile %s: %s", ai->prompt_file.s,
+			     r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+			return -EINVAL;
+		}
+		k->file = (struct dr_text){k->data, (uint32_t)len, ai->prompt_file.line,
+					   ai->prompt_file.col};
+		k->prompt = &k->file;
 	}
-	pf->wf = a->wf;
-	pf->task = a->task;
-	pf->data = data;
-	pf->text = (struct dr_text){data, (uint32_t)len, ai->prompt_file.line, ai->prompt_file.col};
-	pf->next = ax->files;
-	ax->files = pf;
-	*out = &pf->text;
+	k->append_context = !uses_context(&ai->system) && !uses_context(k->prompt);
+	w->by_task[a->task] = k;
+	*out = k;
 	return 0;
 }
 
@@ -591,21 +652,21 @@ static int messages(struct ax_attempt *st, const struct dr_ai *ai, const struct 
 		    struct buf *sys, struct buf *user)
 {
 	struct exec_attempt *a = st->a;
-	const struct dr_text *tpl = NULL;
+	struct ai_task *k = NULL;
 	int r;
 	a->context = cx->kv;
 	a->n_context = cx->n;
 	if ((ai->system.s && (r = render(st, &ai->system, EXEC_RENDER_PLAIN, sys, "system")) < 0) ||
-	    (r = prompt_text(st, ai, &tpl)) < 0)
+	    (r = task_state(st, ai, &k)) < 0)
 		goto out;
 	if (ai->prompt.s) {
-		r = render(st, tpl, EXEC_RENDER_PLAIN, user, "prompt");
+		r = render(st, k->prompt, EXEC_RENDER_PLAIN, user, "prompt");
 	} else {
 		char what[256];
 		snprintf(what, sizeof(what), "promptFile %.200s", ai->prompt_file.s);
-		r = render(st, tpl, EXEC_RENDER_PLAIN, user, what);
+		r = render(st, k->prompt, EXEC_RENDER_PLAIN, user, what);
 	}
-	if (r == 0 && cx->n && !memmem(tpl->s, tpl->len, "context", 7))
+	if (r == 0 && cx->n && k->append_context)
 		r = append_context(user, cx);
 out:
 	a->context = NULL;
@@ -1107,11 +1168,16 @@ static void ax_destroy(struct executor *ex)
 		free(p->base);
 		free(p);
 	}
-	while (ax->files) {
-		struct prompt_file *pf = ax->files;
-		ax->files = pf->next;
-		free(pf->data);
-		free(pf);
+	while (ax->tasks) {
+		struct ai_tasks *w = ax->tasks;
+		ax->tasks = w->next;
+		for (uint32_t t = 0; t < w->n; t++)
+			if (w->by_task[t]) {
+				free(w->by_task[t]->data);
+				free(w->by_task[t]);
+			}
+		free(w->by_task);
+		free(w);
 	}
 	if (ax->own_client)
 		http_client_free(ax->client);

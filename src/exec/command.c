@@ -829,6 +829,11 @@ void command_executor_kill_all(struct executor *ex)
 	proc_runner_kill_all(((struct command_executor *)ex)->runner);
 }
 
+int command_executor_adopt(struct executor *ex)
+{
+	return proc_runner_adopt(((struct command_executor *)ex)->runner);
+}
+
 int command_executor_guard(struct executor *ex, const char *run_id)
 {
 	return proc_runner_guard(((struct command_executor *)ex)->runner, "DAGRUN_RUN_ID",

@@ -30,13 +30,20 @@
 
 #include "exec/executor.h"
 
-/* A new command/script executor on loop. Returns NULL on failure (OOM, or
- * no /dev/null). Destroying it SIGKILLs whatever its tasks left running;
- * run the loop afterwards so its handles close. */
+/* A new command/script executor on loop, a guest in its process (see
+ * proc.h: it waits for, and signals, only what it started). Returns NULL on
+ * failure (OOM, or no /dev/null). Destroying it SIGKILLs whatever its tasks
+ * left running in their groups, sessions and trees; run the loop afterwards
+ * so its handles close. */
 struct executor *command_executor_new(uv_loop_t *loop);
 
-/* SIGKILLs every running attempt's process tree (they end cancelled) and
- * every other child process of ours. */
+/* Makes the process a child subreaper for as long as ex lives, ex reaping
+ * and, at the end, killing the orphans it adopts (proc_runner_adopt()):
+ * process-wide, for a program that owns its process. Returns 0 or -errno. */
+int command_executor_adopt(struct executor *ex);
+
+/* SIGKILLs every running attempt's process tree (they end cancelled); when
+ * adopted, also every other child process of ours no runner tracks. */
 void command_executor_kill_all(struct executor *ex);
 
 /* Makes the tasks of run run_id die with this process, even if it is

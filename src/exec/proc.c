@@ -12,6 +12,14 @@
  * registrations, plus, when guarded, one 8-byte write to the watchdog at the
  * start and one before the reap; /proc is scanned only when something must
  * be killed.
+ *
+ * A runner is a guest in its process unless adopted (proc_runner_adopt):
+ * it waits only for its own pids (waitid/wait4 on each, P_PID, never
+ * P_ALL), signals only its procs' groups, sessions and descendants, and
+ * installs no signal handler. A proc's exit is seen through a pidfd; when
+ * none can be opened (old kernel, no descriptor left), through the runner's
+ * tick timer, which polls such procs (and a watchdog without a pidfd)
+ * every TICK_MS.
  */
 #include "exec/proc.h"
 #include "exec/watchdog.h"
@@ -39,6 +47,7 @@ extern char **environ;
 #define READS_PER_WAKEUP 16       /* 1 MiB, then let other handles run */
 #define DEFAULT_PATH "/bin:/usr/bin"
 #define DOOMED_WAIT_MS 2000       /* how long freeing a runner waits for them */
+#define TICK_MS 50                /* polling of procs without a pidfd */
 
 enum proc_state { ST_RUNNING, ST_EXITED, ST_DONE };
 
@@ -58,6 +67,7 @@ struct proc {
 	enum proc_state state;
 	int handles;               /* handles initialised and not yet closed */
 	bool term_sent;            /* SIGTERM sent, the grace timer runs */
+	bool blind;                /* no pidfd: the runner's tick polls it */
 	bool lost;                 /* someone else reaped the leader */
 	uint64_t start_hr;
 	uint64_t kill_grace_ms, drain_ms;
@@ -68,9 +78,21 @@ struct proc {
 	struct proc_result res;
 };
 
+/* A pidfd poll on a runner's watchdog: tells when it died. Freed when its
+ * handle has closed, which may be after the watchdog (and r) are gone. */
+struct wd_watch {
+	uv_poll_t poll;
+	struct proc_runner *r;
+	int fd;
+};
+
 struct proc_runner {
 	uv_loop_t *loop;
-	uv_signal_t sigchld;
+	uv_signal_t sigchld;       /* adopted runners only */
+	uv_timer_t tick;           /* polls blind procs / a blind watchdog */
+	int handles;               /* of the two above, open */
+	bool adopt;                /* proc_runner_adopt() succeeded */
+	unsigned blind;            /* running procs without a pidfd */
 	struct proc *procs;        /* running (not DONE); changed under reg_lock */
 	unsigned count;
 	bool reaping;
@@ -83,14 +105,22 @@ struct proc_runner {
 	char *marker;              /* NAME=VALUE once guarded, else NULL */
 	struct watchdog *wd;       /* while guarded; NULL: none (yet, or again) */
 	pid_t wd_pid;              /* wd's process; changed under reg_lock */
+	struct wd_watch *wdw;      /* pidfd poll on wd, or NULL (blind: tick) */
 	bool freeing;
 };
 
-/* The process-wide registry of runners: reaping is process-wide (see
- * proc.h). reg_lock also covers posix_spawn up to the new proc's insertion,
- * so no reaper can take a fresh child for an orphan. */
+/* The process-wide registry of runners: an adopted runner's reaping is
+ * process-wide (see proc.h), so it must tell every runner's leaders and
+ * watchdogs from orphans. reg_lock also covers posix_spawn up to the new
+ * proc's insertion, so no reaper can take a fresh child for an orphan, and
+ * the adoption state below: while adopters > 0 the process is a child
+ * subreaper and libuv handles SIGCHLD; the last one to go restores what
+ * was there before the first. */
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct proc_runner *reg_head;
+static unsigned adopters;
+static int subreaper_before;
+static struct sigaction sigchld_before;
 
 static uint64_t wall_ms(void)
 {
@@ -306,8 +336,9 @@ static bool tracked_elsewhere(struct proc_runner *r, pid_t pid)
 
 /* Sends sig (then SIGCONT, so stopped processes see a SIGTERM) to p's
  * process group, to every process of its session, to the descendants of its
- * leader and to our children (reparented orphans) that hold its pipes, with
- * their descendants. */
+ * leader and, when the runner adopted orphans, to our children (reparented
+ * orphans) that hold its pipes, with their descendants. A guest runner
+ * never signals a child of ours it did not start: it may be the host's. */
 static void signal_tree(struct proc *p, int sig)
 {
 	bool cont = sig != SIGKILL;
@@ -326,12 +357,13 @@ static void signal_tree(struct proc *p, int sig)
 	int procfd = -1;
 	if (scan_procs(&procfd, &v, &n) == 0) {
 		pid_t self = getpid();
+		bool orphans = p->r->adopt && n_ino;
 		for (size_t i = 0; i < n; i++) {
 			struct pinfo *e = &v[i];
 			if (e->sid == p->pid || e->pgrp == p->pid ||
 			    (e->pid == p->pid && p->state == ST_RUNNING))
 				e->mark = MARKED;
-			else if (n_ino && e->ppid == self && !tracked_elsewhere(p->r, e->pid) &&
+			else if (orphans && e->ppid == self && !tracked_elsewhere(p->r, e->pid) &&
 				 holds_pipe(procfd, e->pid, ino, n_ino))
 				e->mark = MARKED;
 		}
@@ -453,7 +485,8 @@ static void finish(struct proc *p)
 	uv_timer_stop(&p->timer);
 	uv_close((uv_handle_t *)&p->timer, on_closed);
 	/* Our zombie may have hidden other zombies from the reaper's peek. */
-	reap_orphans(r);
+	if (r->adopt)
+		reap_orphans(r);
 	/* Handles close on a later loop turn: p stays valid during the call. */
 	p->on_exit(p, &p->res, p->ud);
 }
@@ -478,9 +511,16 @@ static void on_drain_timeout(uv_timer_t *t)
 	finish(p);
 }
 
+static void tick_update(struct proc_runner *r);
+
 static void note_exit(struct proc *p, const siginfo_t *info)
 {
 	p->state = ST_EXITED;
+	if (p->blind) {
+		p->blind = false;
+		p->r->blind--;
+		tick_update(p->r);
+	}
 	p->res.duration_ms = (uv_hrtime() - p->start_hr) / 1000000;
 	p->res.end_ms = wall_ms();
 	if (p->lost) {
@@ -525,6 +565,7 @@ static void check_exit(struct proc *p)
 }
 
 static int guard_start(struct proc_runner *r);
+static void unwatch_watchdog(struct proc_runner *r);
 
 /* r's watchdog died before its time (killed by someone): reap it and start
  * another, which is told about every proc still running. Caller holds
@@ -535,20 +576,94 @@ static void watchdog_died(struct proc_runner *r, pid_t pid)
 	waitid(P_PID, (id_t)pid, &gone, WEXITED | WNOHANG);
 	r->wd_pid = 0;
 	pthread_mutex_unlock(&reg_lock);
+	unwatch_watchdog(r);
 	watchdog_reaped(r->wd);
 	watchdog_stop(r->wd);
 	r->wd = NULL;
+	tick_update(r);
 	if (!r->freeing)
 		guard_start(r);   /* on failure, the next proc_start() tries again */
+}
+
+/* Whether r's watchdog has exited (or was reaped by someone else); if so,
+ * reaps it and starts another. Only pid r->wd_pid is looked at. */
+static void check_watchdog(struct proc_runner *r)
+{
+	if (!r->wd || r->freeing)
+		return;
+	siginfo_t info;
+	memset(&info, 0, sizeof(info));
+	pthread_mutex_lock(&reg_lock);
+	pid_t pid = r->wd_pid;
+	int rc = -1;
+	if (pid > 0) {
+		do
+			rc = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT);
+		while (rc < 0 && errno == EINTR);
+	}
+	if (pid > 0 && ((rc == 0 && info.si_pid == pid) || (rc < 0 && errno == ECHILD))) {
+		watchdog_died(r, pid);   /* releases reg_lock */
+		return;
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static void on_watchdog_exit(uv_poll_t *h, int status, int events)
+{
+	(void)status;
+	(void)events;
+	struct wd_watch *w = h->data;
+	if (w->r)
+		check_watchdog(w->r);
+}
+
+static void wd_watch_closed(uv_handle_t *h)
+{
+	struct wd_watch *w = h->data;
+	close(w->fd);
+	free(w);
+}
+
+/* Watches r's new watchdog through a pidfd; without one, the tick polls. */
+static void watch_watchdog(struct proc_runner *r)
+{
+	struct wd_watch *w = calloc(1, sizeof(*w));
+	int fd = w ? (int)syscall(SYS_pidfd_open, r->wd_pid, 0) : -1;
+	if (fd >= 0 && uv_poll_init(r->loop, &w->poll, fd) == 0) {
+		w->r = r;
+		w->fd = fd;
+		w->poll.data = w;
+		uv_poll_start(&w->poll, UV_READABLE, on_watchdog_exit);
+		uv_unref((uv_handle_t *)&w->poll);   /* the watchdog keeps no loop alive */
+		r->wdw = w;
+	} else {
+		if (fd >= 0)
+			close(fd);
+		free(w);
+	}
+	tick_update(r);
+}
+
+static void unwatch_watchdog(struct proc_runner *r)
+{
+	struct wd_watch *w = r->wdw;
+	if (!w)
+		return;
+	r->wdw = NULL;
+	w->r = NULL;
+	uv_poll_stop(&w->poll);
+	uv_close((uv_handle_t *)&w->poll, wd_watch_closed);
+	tick_update(r);
 }
 
 /* Reaps every zombie child that no runner tracks; notes the exit of r's
  * own leaders on the way (so the pidfd is an optimisation, not a need).
  * Stops at a zombie it must not reap: it will be reaped by its owner, whose
- * finish() calls this again. */
+ * finish() calls this again. Adopted runners only: this is what reaps
+ * children the process did not start through us. */
 static void reap_orphans(struct proc_runner *r)
 {
-	if (r->reaping)
+	if (r->reaping || !r->adopt)
 		return;   /* the outer call peeks again after note_exit() */
 	r->reaping = true;
 	for (;;) {
@@ -629,6 +744,37 @@ static void on_sigchld(uv_signal_t *h, int signum)
 {
 	(void)signum;
 	reap_orphans(h->data);
+}
+
+/* Polls what has no pidfd: the exit of blind procs, a blind watchdog. */
+static void on_tick(uv_timer_t *t)
+{
+	struct proc_runner *r = t->data;
+	struct proc *next;
+	for (struct proc *p = r->procs; p; p = next) {
+		next = p->next;   /* p may end here; a started one goes first */
+		if (p->blind)
+			check_exit(p);
+	}
+	if (r->wd && !r->wdw)
+		check_watchdog(r);
+}
+
+/* Runs the tick while something needs it; it keeps the loop alive only
+ * for blind procs (whose pipes may be closed long before they exit). */
+static void tick_update(struct proc_runner *r)
+{
+	if (r->freeing)
+		return;
+	bool need = r->blind || (r->wd && !r->wdw);
+	if (need && !uv_is_active((uv_handle_t *)&r->tick))
+		uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
+	else if (!need)
+		uv_timer_stop(&r->tick);
+	if (r->blind)
+		uv_ref((uv_handle_t *)&r->tick);
+	else
+		uv_unref((uv_handle_t *)&r->tick);
 }
 
 /* ---- spawning ------------------------------------------------------------- */
@@ -756,6 +902,8 @@ int proc_start(struct proc_runner *r, const struct proc_opts *o, struct proc **o
 		goto out;
 
 	/* Guarded: no process starts unless the watchdog can be told of it. */
+	if (r->wd && !r->wdw)
+		check_watchdog(r);   /* no pidfd tells us when it dies: look */
 	if (r->marker && !r->wd && (err = guard_start(r)) < 0)
 		goto out;
 	if (r->wd && (err = watchdog_reserve(r->wd)) < 0)
@@ -810,6 +958,13 @@ int proc_start(struct proc_runner *r, const struct proc_opts *o, struct proc **o
 		int fd = p->pidfd;
 		watch(p, &p->pidfd_poll, &fd, on_pidfd);
 		p->pidfd = fd;
+	}
+	if (p->pidfd < 0) {
+		/* Nothing tells us of its exit (a guest has no SIGCHLD handler):
+		 * poll. */
+		p->blind = true;
+		r->blind++;
+		tick_update(r);
 	}
 	if (o->timeout_ms)
 		uv_timer_start(&p->timer, on_timeout, o->timeout_ms, 0);
@@ -903,6 +1058,7 @@ static int guard_start(struct proc_runner *r)
 		return err;
 	}
 	r->wd = w;
+	watch_watchdog(r);
 	return 0;
 }
 
@@ -932,10 +1088,6 @@ int proc_runner_new(uv_loop_t *loop, struct proc_runner **out)
 		return -ENOMEM;
 	r->loop = loop;
 	r->devnull = -1;
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
-		err = -errno;
-		goto out;
-	}
 	if ((r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
 		err = -errno;
 		goto out;
@@ -949,15 +1101,11 @@ int proc_runner_new(uv_loop_t *loop, struct proc_runner **out)
 	if ((err = init_attr(&r->attr)) < 0)
 		goto out;
 	attr = true;
-	if ((err = uv_signal_init(loop, &r->sigchld)) < 0)
+	if ((err = uv_timer_init(loop, &r->tick)) < 0)
 		goto out;
-	r->sigchld.data = r;
-	if ((err = uv_signal_start(&r->sigchld, on_sigchld, SIGCHLD)) < 0) {
-		/* The handle points into r: runner_closed() frees it all. */
-		uv_close((uv_handle_t *)&r->sigchld, runner_closed);
-		return err;
-	}
-	uv_unref((uv_handle_t *)&r->sigchld);
+	r->tick.data = r;
+	r->handles = 1;
+	uv_unref((uv_handle_t *)&r->tick);
 	pthread_mutex_lock(&reg_lock);
 	r->reg_next = reg_head;
 	if (reg_head)
@@ -976,9 +1124,66 @@ out:
 	return err;
 }
 
+/* Undoes one adoption; the last one restores the subreaper flag and the
+ * SIGCHLD disposition found by the first (the latter only if libuv has let
+ * go of SIGCHLD: another of its users may still hold it). Call after r's
+ * SIGCHLD handle was closed. */
+static void unadopt(void)
+{
+	pthread_mutex_lock(&reg_lock);
+	if (adopters && --adopters == 0) {
+		if (!subreaper_before)
+			prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+		struct sigaction now;
+		if (sigaction(SIGCHLD, NULL, &now) == 0 && !(now.sa_flags & SA_SIGINFO) &&
+		    now.sa_handler == SIG_DFL)
+			sigaction(SIGCHLD, &sigchld_before, NULL);
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
+
+int proc_runner_adopt(struct proc_runner *r)
+{
+	if (r->adopt)
+		return 0;
+	int err = 0;
+	pthread_mutex_lock(&reg_lock);
+	if (!adopters) {
+		int was = 0;
+		if (prctl(PR_GET_CHILD_SUBREAPER, &was, 0, 0, 0) < 0 ||
+		    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 ||
+		    sigaction(SIGCHLD, NULL, &sigchld_before) < 0)
+			err = -errno;
+		else
+			subreaper_before = was;
+	}
+	if (!err)
+		adopters++;
+	pthread_mutex_unlock(&reg_lock);
+	if (err < 0)
+		return err;
+	if ((err = uv_signal_init(r->loop, &r->sigchld)) < 0) {
+		unadopt();
+		return err;
+	}
+	r->sigchld.data = r;
+	r->handles++;
+	if ((err = uv_signal_start(&r->sigchld, on_sigchld, SIGCHLD)) < 0) {
+		uv_close((uv_handle_t *)&r->sigchld, runner_closed);
+		unadopt();
+		return err;
+	}
+	uv_unref((uv_handle_t *)&r->sigchld);
+	r->adopt = true;
+	reap_orphans(r);   /* what exited before the handler was there */
+	return 0;
+}
+
 static void runner_closed(uv_handle_t *h)
 {
 	struct proc_runner *r = h->data;
+	if (--r->handles > 0)
+		return;
 	free(r->marker);
 	posix_spawnattr_destroy(&r->attr);
 	close(r->devnull);
@@ -986,8 +1191,29 @@ static void runner_closed(uv_handle_t *h)
 	free(r);
 }
 
-/* Gives what proc_runner_kill_all() killed a moment to die, reaping it, so
- * no zombie of ours outlives the runner. Blocks, but only at shutdown. */
+/* Whether pid is still a running process (a zombie counts as gone: its
+ * parent, maybe not us, has only to reap it). */
+static bool still_running(pid_t pid)
+{
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return false;
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno != ENOENT;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	char *rp = strrchr(buf, ')');
+	return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+}
+
+/* Gives what proc_runner_kill_all() killed a moment to die (adopted: also
+ * reaping it), so no process of ours outlives the runner. Blocks, but only
+ * at shutdown. */
 static void wait_doomed(struct proc_runner *r)
 {
 	uint64_t deadline = uv_hrtime() + (uint64_t)DOOMED_WAIT_MS * 1000000;
@@ -995,13 +1221,14 @@ static void wait_doomed(struct proc_runner *r)
 		reap_orphans(r);
 		size_t alive = 0;
 		for (size_t i = 0; i < r->n_doomed; i++)
-			if (kill(r->doomed[i], 0) == 0 || errno != ESRCH)
+			if (still_running(r->doomed[i]))
 				r->doomed[alive++] = r->doomed[i];
 		r->n_doomed = alive;
 		if (!alive || uv_hrtime() > deadline)
 			break;
 		nanosleep(&(struct timespec){0, 2 * 1000 * 1000}, NULL);
 	}
+	reap_orphans(r);
 	free(r->doomed);
 	r->doomed = NULL;
 	r->n_doomed = 0;
@@ -1011,9 +1238,10 @@ void proc_runner_free(struct proc_runner *r)
 {
 	if (!r)
 		return;
-	r->freeing = true;
+	r->freeing = true;   /* a watchdog that dies now is not replaced */
 	wait_doomed(r);
 	/* Its last sweep catches what left our tree carrying the marker. */
+	unwatch_watchdog(r);
 	watchdog_stop(r->wd);
 	r->wd = NULL;
 	pthread_mutex_lock(&reg_lock);
@@ -1025,7 +1253,12 @@ void proc_runner_free(struct proc_runner *r)
 	if (r->reg_next)
 		r->reg_next->reg_prev = r->reg_prev;
 	pthread_mutex_unlock(&reg_lock);
-	uv_close((uv_handle_t *)&r->sigchld, runner_closed);
+	uv_timer_stop(&r->tick);
+	uv_close((uv_handle_t *)&r->tick, runner_closed);
+	if (r->adopt) {
+		uv_close((uv_handle_t *)&r->sigchld, runner_closed);
+		unadopt();
+	}
 }
 
 unsigned proc_runner_count(const struct proc_runner *r)
@@ -1035,6 +1268,8 @@ unsigned proc_runner_count(const struct proc_runner *r)
 
 void proc_runner_kill_all(struct proc_runner *r)
 {
+	if (!r->procs && !r->adopt)
+		return;   /* a guest with nothing running has nothing to kill */
 	/* Snapshot first, as in signal_tree(). */
 	struct pinfo *v = NULL;
 	size_t n = 0;
@@ -1044,7 +1279,9 @@ void proc_runner_kill_all(struct proc_runner *r)
 		pid_t self = getpid();
 		for (size_t i = 0; i < n; i++) {
 			struct pinfo *e = &v[i];
-			if (e->ppid == self) {
+			if (e->ppid == self && r->adopt) {
+				/* An orphan we adopted (or another child of the
+				 * process: adopting runners cannot tell). */
 				if (!tracked_elsewhere(r, e->pid))
 					e->mark = MARKED;
 				continue;

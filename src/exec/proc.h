@@ -9,19 +9,34 @@
  * proc's leader stays an unreaped zombie until then, so its pid and process
  * group id cannot be reused while we may still signal them.
  *
- * Process-wide state (unavoidable, documented here):
- *  - the first runner makes the process a child subreaper
- *    (PR_SET_CHILD_SUBREAPER), for good: descendants that escape a task's
- *    process group are reparented to us instead of to init;
- *  - orphans reparented to us are reaped by every runner's SIGCHLD handler;
- *    a small registry (mutex-protected list of runners) lets a runner tell a
- *    tracked task leader, of any runner, from an orphan. Do not use uv_spawn
- *    or waitpid(-1) elsewhere in a process that has a runner;
+ * A runner is a guest in its process: it waits only for the pids it
+ * started (waitid/wait4 on each pid, never on any child), signals only its
+ * procs' process groups and sessions and the descendants of their leaders,
+ * and installs no signal handler (a proc's exit is seen through a pidfd, or
+ * by polling that pid when no pidfd can be had). The process's other
+ * children and its signal dispositions are left alone. What it cannot
+ * avoid: the kernel sends the process a SIGCHLD for each of its procs'
+ * leaders (and its watchdog); a host that reaps any child (waitpid(-1),
+ * SIGCHLD set to SIG_IGN or SA_NOCLDWAIT) takes their exit status, and such
+ * a proc ends with exit_code -1.
+ *
+ * Process-wide behaviour, only on request (proc_runner_adopt):
+ *  - the process becomes a child subreaper (PR_SET_CHILD_SUBREAPER):
+ *    descendants that escape a task's process group are reparented to us
+ *    instead of to init; an adopted runner reaps every zombie child no
+ *    runner tracks, from a SIGCHLD handler (libuv's), and kills every
+ *    untracked child with its descendants in proc_runner_kill_all(). A small
+ *    registry (mutex-protected list of runners) tells a tracked task leader
+ *    or watchdog, of any runner, from an orphan. Do not use uv_spawn or
+ *    waitpid(-1) elsewhere in a process with an adopted runner. When the
+ *    last adopted runner is freed, the subreaper flag and the SIGCHLD
+ *    disposition are put back as the first one found them;
  *  - a guarded runner (proc_runner_guard) has one more child, its watchdog
- *    (watchdog.h), known to the registry: never taken for an orphan, never
- *    killed by proc_runner_kill_all(), replaced if it dies, reaped by
- *    proc_runner_free(). Do not fork without exec while a runner is
- *    guarded: a child holding the watchdog's pipe delays it until it exits.
+ *    (watchdog.h), watched through a pidfd (or polled): never taken for an
+ *    orphan, never killed by proc_runner_kill_all(), replaced if it dies,
+ *    reaped by proc_runner_free(). Do not fork without exec while a runner
+ *    is guarded: a child holding the watchdog's pipe delays it until it
+ *    exits.
  */
 #ifndef DAGRUN_PROC_H
 #define DAGRUN_PROC_H
@@ -81,10 +96,17 @@ struct proc_opts {
 
 #define PROC_DRAIN_MS 100
 
-/* A new runner on loop (which must outlive it). Makes the process a child
- * subreaper and starts a SIGCHLD watcher that does not keep the loop alive.
- * Returns 0 and *out, or -errno. */
+/* A new runner on loop (which must outlive it), a guest (see above): no
+ * process-wide effect. Returns 0 and *out, or -errno. */
 int proc_runner_new(uv_loop_t *loop, struct proc_runner **out);
+
+/* Makes r responsible for the orphans of the process (see above): the
+ * process becomes a child subreaper and r reaps, from a SIGCHLD watcher
+ * that does not keep the loop alive, every zombie child that no runner
+ * tracks, and kills what proc_runner_kill_all() finds among them. For a
+ * program that owns its process (the dagrun command line). Until
+ * proc_runner_free(r). Returns 0 or -errno (nothing changed). */
+int proc_runner_adopt(struct proc_runner *r);
 
 /* Makes every proc started through r die with this process, however it
  * ends (even SIGKILL): forks r's watchdog now (see watchdog.h), which is
@@ -98,13 +120,16 @@ int proc_runner_new(uv_loop_t *loop, struct proc_runner **out);
 int proc_runner_guard(struct proc_runner *r, const char *name, const char *value);
 
 /* Frees r once its handles have closed (run the loop afterwards). No proc
- * may be running; reaps what orphans it can. Accepts NULL. */
+ * may be running; waits (at most 2 s) for what proc_runner_kill_all()
+ * killed to die, reaping what orphans it can when adopted, and stops the
+ * watchdog. Accepts NULL. */
 void proc_runner_free(struct proc_runner *r);
 
-/* SIGKILLs every running proc's process tree (marking them cancelled) and
- * every other child of this process and its descendants, so nothing started
- * through r outlives it. The procs still end through on_exit: keep running
- * the loop. */
+/* SIGKILLs every running proc's process tree (marking them cancelled):
+ * its group, its session and its leader's descendants; adopted, also every
+ * other child of this process that no runner tracks (orphans reparented to
+ * us) and its descendants, so nothing started through r outlives it. The
+ * procs still end through on_exit: keep running the loop. */
 void proc_runner_kill_all(struct proc_runner *r);
 
 /* Procs running (started, on_exit not yet called). */

@@ -595,12 +595,20 @@ static void stop(struct watchdog *w, bool cancel)
 		uint64_t deadline = mono_ms() + SWEEP_WAIT_MS;
 		for (;;) {
 			pid_t r = waitpid(w->pid, NULL, WNOHANG);
-			if (r == w->pid || (r < 0 && errno != EINTR) || mono_ms() > deadline)
+			if (r == w->pid || (r < 0 && errno != EINTR))
 				break;
+			if (mono_ms() > deadline) {
+				/* Still sweeping (something forks as fast as it
+				 * kills): we leave no child of ours behind, not even
+				 * a zombie for a host to find. */
+				kill(w->pid, SIGKILL);
+				while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+					;
+				break;
+			}
 			struct timespec ts = {0, 2 * 1000 * 1000};
 			nanosleep(&ts, NULL);
 		}
-		/* Past the deadline it ends by itself; any reaper may take it. */
 		w->pid = 0;
 	}
 }

@@ -21,6 +21,8 @@
  *    session, SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE ignored) but
  *    never its job: it exits at EOF, and EOF comes when every copy of the
  *    write end is closed (close-on-exec, never inherited by tasks).
+ * The watchdog is our child: we reap it (waitpid on its pid only), and
+ * the process gets a SIGCHLD when it ends.
  * The child runs only async-signal-safe code (raw system calls, no malloc,
  * no stdio): we may have threads when we fork.
  */
@@ -60,8 +62,9 @@ void watchdog_reaped(struct watchdog *w);
 
 /* Ends w: sends what is pending (waits at most a moment; a watchdog that
  * cannot take it is killed rather than left acting on stale groups),
- * closes the pipe, waits a bounded time for the watchdog's sweep and reaps
- * it. Blocks, but only at shutdown. w is freed once its poll handle has
+ * closes the pipe, waits for the watchdog's sweep (at most 5 s, then it is
+ * killed) and reaps it: no child of ours is left. Blocks, but only at
+ * shutdown. w is freed once its poll handle has
  * closed: run the loop afterwards. Accepts NULL. */
 void watchdog_stop(struct watchdog *w);
 

@@ -225,6 +225,14 @@ static int classify(const struct toks *t, const struct bound *bound,
 			r = add_ref(t, i, EXPR_NAME_SECRET, out, &cap);
 			continue;
 		}
+		if ((flags & EXPR_CHECK_CONTEXT) && lex_is(t->s, k, "context")) {
+			size_t before = out->n;
+			r = add_ref(t, i, EXPR_NAME_CONTEXT, out, &cap);
+			if (r >= 0 && out->n == before)
+				r = add_name(out, &cap, EXPR_NAME_CONTEXT, k->off,
+					     k->len, "", 0);
+			continue;
+		}
 		if (lex_is(t->s, k, "tasks") || lex_is(t->s, k, "variables")) {
 			bool tasks = lex_is(t->s, k, "tasks");
 			r = add_ref(t, i, tasks ? EXPR_NAME_TASK

@@ -23,6 +23,8 @@ enum expr_check_flags {
 				       status, exitCode, ... are known */
 	EXPR_CHECK_SECRETS = 2,     /* also list secrets.X (EXPR_NAME_SECRET),
 				       e.g. to register them before a run */
+	EXPR_CHECK_CONTEXT = 4,     /* also list uses of context
+				       (EXPR_NAME_CONTEXT) */
 };
 
 enum expr_name_kind {
@@ -33,6 +35,9 @@ enum expr_name_kind {
 				       condition */
 	EXPR_NAME_SECRET,           /* secrets.X: name is X (only with
 				       EXPR_CHECK_SECRETS) */
+	EXPR_NAME_CONTEXT,          /* context.X: name is X; context whole
+				       or with a computed key: name is ""
+				       (only with EXPR_CHECK_CONTEXT) */
 };
 
 struct expr_name {

@@ -1,16 +1,26 @@
 /* engine.c: the public run API: a scheduler, its executors and its loop.
  *
  * The engine owns one libuv loop, the executors for the kinds this build
- * runs, the signal handlers and a private temporary directory for the
- * attempts' $DAGRUN_OUTPUT files. Invariant: dagrun_engine_run() returns
- * only after every handle is closed and every process it started is gone;
- * if the process dies first (even SIGKILL), the command executor's watchdog
- * kills the tasks (see exec/watchdog.h). SIGINT, SIGTERM and SIGHUP stop the
- * run (128 + the signal).
+ * runs, an async handle through which dagrun_engine_interrupt() reaches the
+ * loop from any thread or signal handler, and a private temporary
+ * directory for the attempts' $DAGRUN_OUTPUT files. Invariant:
+ * dagrun_engine_run() returns only after every handle but the async one is
+ * closed and every process it started is gone; if the process dies first
+ * (even SIGKILL), the command executor's watchdog kills the tasks (see
+ * exec/watchdog.h).
+ *
+ * The engine is a guest in its process: dagrun_engine_new() has no
+ * process-wide effect at all, and a run only the watchdog (one child
+ * process) unless the caller asks for more (dagrun_run_opts.process_flags):
+ * DAGRUN_PROC_SIGNALS has the run handle SIGINT, SIGTERM and SIGHUP (128 +
+ * the signal), the dispositions found being put back at its end;
+ * DAGRUN_PROC_SUBREAPER has the command executor adopt orphans (see
+ * exec/proc.h).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +37,15 @@
 #include "sched/flow.h"
 #include "sched/sched.h"
 #include "util/diag.h"
+#include "util/runid.h"
+
+#define RUN_ID_MAX 64
+
+/* Bits of dagrun_engine.irq: what dagrun_engine_interrupt() asked for. */
+#define IRQ_SOFT 1
+#define IRQ_HARD 2
+
+static const int handled_signals[3] = {SIGINT, SIGTERM, SIGHUP};
 
 struct dagrun_engine {
 	const struct dagrun_workflow *wf;
@@ -35,9 +54,16 @@ struct dagrun_engine {
 	struct executor *exec[DR_KIND_COUNT];
 	struct executor *owned[3];    /* distinct executors, destroyed in order */
 	struct flow *flow;
-	uv_signal_t sigint, sigterm, sighup;  /* SIGHUP is a SIGTERM */
+	uv_async_t wake;              /* from dagrun_engine_interrupt(); unref'd */
+	atomic_int irq;               /* IRQ_* requests not yet handled */
+	bool running;                 /* the run's loop runs: act on requests */
+	/* DAGRUN_PROC_SIGNALS: SIGINT, SIGTERM, SIGHUP (a SIGTERM), and the
+	 * dispositions they had before. */
+	uv_signal_t sig[3];
+	struct sigaction sig_before[3];
+	bool signals;
 	int signals_seen;
-	char run_id[40];
+	char run_id[RUN_ID_MAX + 1];
 	char tmpdir[64];
 	dagrun_run_opts opts;
 	uint64_t started_ms;
@@ -57,19 +83,54 @@ static unsigned cpu_count(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
-static void make_run_id(dagrun_engine *e)
+/* The caller's run id (checked: it goes into file names, URLs and the
+ * tasks' environment), or a new one (util/runid.h). Returns 0, -EINVAL
+ * (said in d) or -errno. */
+static int make_run_id(dagrun_engine *e, dagrun_diags *d)
 {
-	if (e->opts.run_id) {
-		snprintf(e->run_id, sizeof(e->run_id), "%s", e->opts.run_id);
-		return;
+	const char *id = e->opts.run_id;
+	if (!id)
+		return runid_new(e->run_id);
+	size_t n = strlen(id);
+	bool ok = n >= 1 && n <= RUN_ID_MAX && id[0] != '.' && id[0] != '-';
+	for (size_t i = 0; ok && i < n; i++) {
+		char c = id[i];
+		ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		     (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(e->run_id, sizeof(e->run_id), "%04d%02d%02d-%02d%02d%02d-%05d",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		 tm.tm_sec, (int)getpid() % 100000);
+	if (!ok) {
+		diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "run id '%.80s%s': expected 1 to %d "
+			 "characters among A-Z a-z 0-9 . _ - (not starting with . or -)",
+			 id, n > 80 ? "..." : "", RUN_ID_MAX);
+		return -EINVAL;
+	}
+	memcpy(e->run_id, id, n + 1);
+	return 0;
+}
+
+/* Every kind the workflow uses has an executor in this build; else one
+ * error per missing kind (naming its first task) and -ENOTSUP. */
+static int check_kinds(dagrun_engine *e, dagrun_diags *d)
+{
+	const struct dagrun_workflow *wf = e->wf;
+	uint32_t first[DR_KIND_COUNT], count[DR_KIND_COUNT] = {0};
+	for (uint32_t t = 0; t < wf->n_tasks; t++) {
+		unsigned k = wf->tasks[t].kind;
+		if (k < DR_KIND_COUNT && !e->exec[k] && !count[k]++)
+			first[k] = t;
+	}
+	int r = 0;
+	for (unsigned k = 0; k < DR_KIND_COUNT; k++) {
+		if (!count[k])
+			continue;
+		const struct dr_task *t = &wf->tasks[first[k]];
+		diag_add(d, DAGRUN_ERROR, wf->path, t->line, t->col,
+			 "task '%s'%s: this build of dagrun cannot run `%s` tasks",
+			 wf_task_id(wf, first[k]), count[k] > 1 ? " (and others)" : "",
+			 dr_kind_name((enum dr_kind)k));
+		r = -ENOTSUP;
+	}
+	return r;
 }
 
 #define SUMMARY_TASKS_MAX 1000
@@ -154,6 +215,8 @@ static int make_executors(dagrun_engine *e)
 	return 0;
 }
 
+static void on_wake(uv_async_t *h);
+
 int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 		      const dagrun_run_opts *opts, dagrun_diags *diags)
 {
@@ -165,10 +228,17 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	e->wf = wf;
 	if (opts)
 		e->opts = *opts;
+	if ((r = make_run_id(e, diags)) < 0)
+		goto fail_free;
 	if ((r = uv_loop_init(&e->loop)) < 0)
 		goto fail_free;
-	make_run_id(e);
-	if ((r = make_executors(e)) < 0)
+	if ((r = uv_async_init(&e->loop, &e->wake, on_wake)) < 0) {
+		uv_loop_close(&e->loop);
+		goto fail_free;
+	}
+	e->wake.data = e;
+	uv_unref((uv_handle_t *)&e->wake);
+	if ((r = make_executors(e)) < 0 || (r = check_kinds(e, diags)) < 0)
 		goto fail_loop;
 	unsigned par = e->opts.max_parallel ? e->opts.max_parallel
 		       : wf->max_parallel ? wf->max_parallel : cpu_count();
@@ -186,6 +256,7 @@ fail_loop:
 	for (int i = 0; i < 3; i++)
 		if (e->owned[i])
 			e->owned[i]->ops->destroy(e->owned[i]);
+	uv_close((uv_handle_t *)&e->wake, NULL);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&e->loop);
 fail_free:
@@ -228,6 +299,66 @@ static void on_signal(uv_signal_t *h, int signo)
 	sched_interrupt(&e->s, signo, hard);
 }
 
+/* Acts on what dagrun_engine_interrupt() asked for, as a SIGINT would. */
+static void on_wake(uv_async_t *h)
+{
+	dagrun_engine *e = h->data;
+	if (!e->running)
+		return;   /* kept for the run; none after it */
+	int req = atomic_exchange(&e->irq, 0);
+	bool hard = req & IRQ_HARD;
+	if (!req || (e->s.interrupted && (e->s.hard || !hard)))
+		return;   /* nothing more than what is under way */
+	log_event(e, DAGRUN_WARN, hard ? "interrupted by the host: killing every task now"
+				       : "interrupted by the host: stopping running tasks");
+	sched_interrupt(&e->s, SIGINT, hard);
+}
+
+int dagrun_engine_interrupt(dagrun_engine *e, int hard)
+{
+	atomic_fetch_or(&e->irq, hard ? IRQ_SOFT | IRQ_HARD : IRQ_SOFT);
+	return uv_async_send(&e->wake);
+}
+
+/* DAGRUN_PROC_SIGNALS: handle SIGINT, SIGTERM and SIGHUP while the run
+ * lasts, remembering what was there. */
+static void signals_stop(dagrun_engine *e);
+
+static int signals_start(dagrun_engine *e)
+{
+	for (int i = 0; i < 3; i++) {
+		sigaction(handled_signals[i], NULL, &e->sig_before[i]);
+		uv_signal_init(&e->loop, &e->sig[i]);
+		e->sig[i].data = e;
+	}
+	e->signals = true;
+	for (int i = 0; i < 3; i++) {
+		int r = uv_signal_start(&e->sig[i], on_signal, handled_signals[i]);
+		if (r < 0) {
+			signals_stop(e);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* Stops handling them and puts back the dispositions found, where libuv
+ * has let go (it resets a signal to SIG_DFL when its last handle stops;
+ * another of its users in the process may still hold one). */
+static void signals_stop(dagrun_engine *e)
+{
+	if (!e->signals)
+		return;
+	e->signals = false;
+	for (int i = 0; i < 3; i++) {
+		uv_close((uv_handle_t *)&e->sig[i], NULL);
+		struct sigaction now;
+		if (sigaction(handled_signals[i], NULL, &now) == 0 &&
+		    !(now.sa_flags & SA_SIGINFO) && now.sa_handler == SIG_DFL)
+			sigaction(handled_signals[i], &e->sig_before[i], NULL);
+	}
+}
+
 /* Runs before the loop would block: whatever ended the run (an I/O event,
  * a timer, the fake executor's idle callback) has been handled by then. */
 static void on_prepare(uv_prepare_t *h)
@@ -237,9 +368,7 @@ static void on_prepare(uv_prepare_t *h)
 		return;
 	uv_prepare_stop(h);
 	uv_close((uv_handle_t *)h, NULL);
-	uv_close((uv_handle_t *)&e->sigint, NULL);
-	uv_close((uv_handle_t *)&e->sigterm, NULL);
-	uv_close((uv_handle_t *)&e->sighup, NULL);
+	signals_stop(e);
 	for (int i = 0; i < 3; i++)
 		if (e->owned[i]) {
 			e->owned[i]->ops->destroy(e->owned[i]);
@@ -282,33 +411,45 @@ int dagrun_engine_run(dagrun_engine *e)
 		return -EALREADY;
 	e->ran = true;
 	int r;
+	unsigned flags = e->opts.process_flags;
+	struct executor *cmd = e->opts.fake ? NULL : e->exec[DR_KIND_COMMAND];
+	if (flags & ~(unsigned)(DAGRUN_PROC_SUBREAPER | DAGRUN_PROC_SIGNALS))
+		return -EINVAL;
 	if (!e->opts.fake && (r = make_tmpdir(e)) < 0)
 		return r;
-	/* Before any task: the tasks die with us, even if we are SIGKILLed. */
-	if (e->exec[DR_KIND_COMMAND] && !e->opts.fake &&
-	    (r = command_executor_guard(e->exec[DR_KIND_COMMAND], e->run_id)) < 0) {
+	/* Before any task: the tasks die with us, even if we are SIGKILLed;
+	 * and, on request, what escapes their groups is ours to reap and kill. */
+	if (cmd && (((flags & DAGRUN_PROC_SUBREAPER) && (r = command_executor_adopt(cmd)) < 0) ||
+		    (r = command_executor_guard(cmd, e->run_id)) < 0)) {
+		remove_tmpdir(e);
+		return r;
+	}
+	/* SIGHUP (the terminal went away) stops the run as SIGTERM does (tasks
+	 * stopped, temporary directory removed), 129. */
+	if ((flags & DAGRUN_PROC_SIGNALS) && (r = signals_start(e)) < 0) {
+		uv_run(&e->loop, UV_RUN_NOWAIT);   /* close what was opened */
 		remove_tmpdir(e);
 		return r;
 	}
 	uv_prepare_t prepare;
 	uv_prepare_init(&e->loop, &prepare);
 	prepare.data = e;
-	uv_signal_init(&e->loop, &e->sigint);
-	uv_signal_init(&e->loop, &e->sigterm);
-	uv_signal_init(&e->loop, &e->sighup);
-	e->sigint.data = e->sigterm.data = e->sighup.data = e;
-	uv_signal_start(&e->sigint, on_signal, SIGINT);
-	uv_signal_start(&e->sigterm, on_signal, SIGTERM);
-	/* The terminal went away: stop as for SIGTERM (tasks stopped, temporary
-	 * directory removed), exit 129. */
-	uv_signal_start(&e->sighup, on_signal, SIGHUP);
 	uv_prepare_start(&prepare, on_prepare);
 	e->started_ms = wall_ms();
+	e->running = true;
+	/* Asked to stop before it began: nothing starts. */
+	int early = atomic_exchange(&e->irq, 0);
+	if (early)
+		sched_interrupt(&e->s, SIGINT, early & IRQ_HARD);
 	sched_start(&e->s);
+	if (early)
+		log_event(e, DAGRUN_WARN, "interrupted by the host before the run began: "
+			  "no task started");
 	/* The prepare handle notices the end on each loop iteration; a run
 	 * that ended inside sched_start (every task skipped) ends here. */
 	on_prepare(&prepare);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
+	e->running = false;
 
 	dagrun_event ev;
 	memset(&ev, 0, sizeof(ev));
@@ -380,6 +521,7 @@ void dagrun_engine_free(dagrun_engine *e)
 	for (int i = 0; i < 3; i++)
 		if (e->owned[i])
 			e->owned[i]->ops->destroy(e->owned[i]);
+	uv_close((uv_handle_t *)&e->wake, NULL);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	sched_free(&e->s);
 	flow_free(e->flow);

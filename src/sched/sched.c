@@ -172,12 +172,24 @@ static void push_final(struct sched *s, uint32_t t)
 	s->stack[s->stack_n++] = t;
 }
 
-/* Makes t final; its dependents are updated from the worklist. */
+/* Makes t final, with all the bookkeeping that goes with it: t leaves the
+ * phase's count of tasks left (every task settled belongs to the phase
+ * being run), a backoff timer it waited on is stopped and no longer
+ * counted, its result is recorded, counted and announced, its slot
+ * released; its dependents are updated from the worklist. The one way a
+ * task becomes final in a run (pass_over() marks the hook list that does
+ * not apply, which is not run). */
 static void settle(struct sched *s, uint32_t t, int status, int cls,
 		   const char *error, const char *tail, const struct exec_result *r)
 {
 	struct tstate *st = &s->ts[t];
 	int old = st->status;
+	s->phase_left--;
+	if (old == DAGRUN_RETRYING && st->slot && st->slot->timer_init &&
+	    uv_is_active((uv_handle_t *)&st->slot->timer)) {
+		uv_timer_stop(&st->slot->timer);
+		s->retrying--;
+	}
 	if (s->flow) {
 		const struct slot *sl = st->slot;
 		int e = flow_record(s->flow, t, status, st->attempts, r ? r->duration_ms : 0,
@@ -213,7 +225,6 @@ static void resolve(struct sched *s, uint32_t d)
 	if (b == SCHED_NONE && s->ts[d].skipped_by != SCHED_NONE) {
 		snprintf(msg, sizeof(msg), "the condition on '%.200s' is false",
 			 wf_task_id(s->wf, s->ts[d].skipped_by));
-		s->phase_left--;
 		settle(s, d, DAGRUN_SKIPPED, DR_CLASS_NONE, msg, NULL, NULL);
 		return;
 	}
@@ -223,7 +234,6 @@ static void resolve(struct sched *s, uint32_t d)
 	}
 	snprintf(msg, sizeof(msg), "dependency '%.200s' %s", wf_task_id(s->wf, b),
 		 dagrun_status_name(s->ts[b].status));
-	s->phase_left--;
 	settle(s, d, DAGRUN_FAILED, DR_CLASS_DEPENDENCY, msg, NULL, NULL);
 }
 
@@ -238,7 +248,6 @@ static bool condition_holds(struct sched *s, uint32_t d, const struct dr_dep *de
 	if (flow_condition(s->flow, dep, &ok, &err) < 0) {
 		st->waiting--;
 		if (st->active) {
-			s->phase_left--;
 			settle(s, d, DAGRUN_FAILED, DR_CLASS_PERMANENT, err, NULL, NULL);
 		} else {
 			st->blocked_by = dep->target;
@@ -607,17 +616,14 @@ static void attempt_done(struct exec_attempt *a, struct exec_result *r)
 	}
 	attempt_end_event(s, t, r);
 	if (r->ok) {
-		s->phase_left--;
 		settle(s, t, DAGRUN_COMPLETED, DR_CLASS_NONE, NULL, NULL, r);
 	} else if (r->cancelled || s->interrupted) {
-		s->phase_left--;
 		settle(s, t, DAGRUN_CANCELLED, DR_CLASS_NONE,
 		       r->error ? r->error : "cancelled", NULL, r);
 	} else if (should_retry(s, t, r)) {
 		schedule_retry(s, t, r);
 	} else {
 		char *tail = stderr_tail(s, r);
-		s->phase_left--;
 		settle(s, t, DAGRUN_FAILED, r->error_class ? r->error_class : DR_CLASS_TRANSIENT,
 		       r->error, tail, r);
 		free(tail);
@@ -656,13 +662,11 @@ static bool when_holds(struct sched *s, uint32_t t)
 	bool ok = true;
 	char *err = NULL;
 	if (flow_when(s->flow, t, &ok, &err) < 0) {
-		s->phase_left--;
 		settle(s, t, DAGRUN_FAILED, DR_CLASS_PERMANENT, err, NULL, NULL);
 		free(err);
 		return false;
 	}
 	if (!ok) {
-		s->phase_left--;
 		settle(s, t, DAGRUN_SKIPPED, DR_CLASS_NONE, "'when' is false", NULL, NULL);
 	}
 	return ok;
@@ -745,14 +749,13 @@ static void settle_stuck(struct sched *s)
 		struct tstate *st = &s->ts[t];
 		if (st->active && (st->status == DAGRUN_PENDING || st->in_pool_wait)) {
 			st->in_pool_wait = 0;
-			s->phase_left--;
 			if (s->interrupted)
 				continue;  /* stays pending: the run is resumable */
 			settle(s, t, DAGRUN_FAILED, DR_CLASS_DEPENDENCY,
 			       "its dependencies can never be satisfied", NULL, NULL);
 		}
 	}
-	s->phase_left = 0;
+	s->phase_left = 0;   /* interrupted: what stays pending is not left to do */
 	drain_final(s);
 }
 
@@ -809,7 +812,9 @@ static void start_phase(struct sched *s, int hook)
 	s->total += n;
 	for (uint32_t t = first; t < first + n; t++)
 		s->ts[t].active = 1;
-	for (uint32_t t = first; t < first + n; t++) {
+	/* Interrupted before the run began (sched_interrupt before
+	 * sched_start): nothing becomes ready, everything stays pending. */
+	for (uint32_t t = first; t < first + n && !s->interrupted; t++) {
 		struct tstate *st = &s->ts[t];
 		if (!st->waiting && st->status == DAGRUN_PENDING)
 			resolve(s, t);
@@ -892,11 +897,6 @@ void sched_interrupt(struct sched *s, int signo, bool hard)
 			struct executor *ex = s->exec[wf->tasks[t].kind];
 			ex->ops->cancel(ex, &st->slot->a, hard);
 		} else if (st->status == DAGRUN_RETRYING) {
-			if (uv_is_active((uv_handle_t *)&st->slot->timer)) {
-				uv_timer_stop(&st->slot->timer);
-				s->retrying--;
-			}
-			s->phase_left--;
 			settle(s, t, DAGRUN_CANCELLED, DR_CLASS_NONE, "cancelled before retry", NULL, NULL);
 		}
 	}

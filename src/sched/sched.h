@@ -101,7 +101,8 @@ int sched_start(struct sched *s);
 bool sched_done(const struct sched *s);
 
 /* Stops the run: running attempts are cancelled (hard: killed at once),
- * retries pending become cancelled, nothing new starts. */
+ * retries pending become cancelled, nothing new starts. Called before
+ * sched_start(), the run starts stopped: no task starts, all stay pending. */
 void sched_interrupt(struct sched *s, int signo, bool hard);
 
 void sched_emit(struct sched *s, dagrun_event *ev);

@@ -976,6 +976,44 @@ static void context_is_in_scope_when_the_prompt_uses_it(void **state)
 	fixture_free(f);
 }
 
+/* The word "context" in the prompt's prose is not a use of it: only a
+ * {{ }} expression that reads context is. */
+static void context_is_appended_when_the_prompt_says_context_only_in_prose(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new();
+	ai_task(f, 0, "t-ctxprose", "Use the context below (the context is the changelog).");
+	ctx_add(f, 0, "changes", DR_VAL_STRING, "{{ tasks.log.output }}");
+	struct outcome o = run1(f);
+	assert_true(o.ok);
+	json_t *reqs = requests("t-ctxprose");
+	assert_string_equal(msg_content(reqs, 0, 0),
+			    "Use the context below (the context is the changelog).\n\n"
+			    "Context:\nchanges: fix: a bug\nfeat: a thing\n");
+	json_decref(reqs);
+	outcome_free(&o);
+	fixture_free(f);
+}
+
+/* The system message reading context.KEY is a use too: nothing is
+ * appended to the user message. */
+static void context_is_not_appended_when_the_system_uses_it(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new();
+	struct dr_ai *ai = ai_task(f, 0, "t-ctxsys", "Write the notes.");
+	ai->system = text("Changes: {{context.changes}}");
+	ctx_add(f, 0, "changes", DR_VAL_STRING, "{{ tasks.log.output }}");
+	struct outcome o = run1(f);
+	assert_true(o.ok);
+	json_t *reqs = requests("t-ctxsys");
+	assert_string_equal(msg_content(reqs, 0, 0), "Changes: fix: a bug\nfeat: a thing");
+	assert_string_equal(msg_content(reqs, 0, 1), "Write the notes.");
+	json_decref(reqs);
+	outcome_free(&o);
+	fixture_free(f);
+}
+
 static void context_over_the_cap_is_cut_with_a_marker(void **state)
 {
 	(void)state;
@@ -1406,6 +1444,8 @@ int main(void)
 		cmocka_unit_test(cancel_stops_a_hanging_request),
 		cmocka_unit_test(context_is_appended_when_the_prompt_does_not_use_it),
 		cmocka_unit_test(context_is_in_scope_when_the_prompt_uses_it),
+		cmocka_unit_test(context_is_appended_when_the_prompt_says_context_only_in_prose),
+		cmocka_unit_test(context_is_not_appended_when_the_system_uses_it),
 		cmocka_unit_test(context_over_the_cap_is_cut_with_a_marker),
 		cmocka_unit_test(prompt_file_is_read_relative_to_the_workflow_and_cached),
 		cmocka_unit_test(a_prompt_file_that_is_a_fifo_fails_without_blocking_the_loop),

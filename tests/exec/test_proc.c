@@ -15,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -107,6 +111,26 @@ static void run_argv(struct run *x, char *const *argv)
 	struct proc_opts o = opts_for(x, argv);
 	start(x, &o);
 	run_to_end(x);
+}
+
+/* The same on a runner that adopts orphans (the process is a subreaper
+ * until teardown_run). */
+static void run_argv_adopted(struct run *x, char *const *argv)
+{
+	setup_run(x);
+	assert_int_equal(proc_runner_adopt(x->r), 0);
+	struct proc_opts o = opts_for(x, argv);
+	start(x, &o);
+	run_to_end(x);
+}
+
+static void sleep_ms(int ms);
+
+static int subreaper(void)
+{
+	int v = -1;
+	assert_int_equal(prctl(PR_GET_CHILD_SUBREAPER, &v, 0, 0, 0), 0);
+	return v;
 }
 
 static bool gone(pid_t pid)
@@ -319,7 +343,7 @@ static void test_background_child_holding_the_pipe_does_not_hang(void **state)
 	teardown_run(&x);
 }
 
-static void test_escaped_pipe_holder_is_killed_after_the_drain(void **state)
+static void test_adopted_escaped_pipe_holder_is_killed_after_the_drain(void **state)
 {
 	(void)state;
 	/* setsid leaves the group and session; its parent dies, so it is
@@ -329,7 +353,7 @@ static void test_escaped_pipe_holder_is_killed_after_the_drain(void **state)
 	assert_true(asprintf(&script, "setsid sh -c 'echo $$ > %s; exec sleep 1000' & "
 				      "while [ ! -s %s ]; do sleep 0.01; done", pidfile, pidfile) > 0);
 	struct run x;
-	run_argv(&x, (char *[]){"sh", "-c", script, NULL});
+	run_argv_adopted(&x, (char *[]){"sh", "-c", script, NULL});
 	assert_int_equal(x.res.exit_code, 0);
 	pid_t esc = read_pid(pidfile);
 	assert_true(esc > 0);
@@ -340,7 +364,7 @@ static void test_escaped_pipe_holder_is_killed_after_the_drain(void **state)
 	free(script);
 }
 
-static void test_escaped_daemon_survives_the_task_until_kill_all(void **state)
+static void test_adopted_escaped_daemon_survives_the_task_until_kill_all(void **state)
 {
 	(void)state;
 	char *pidfile = tmp_path("daemon");
@@ -349,7 +373,7 @@ static void test_escaped_daemon_survives_the_task_until_kill_all(void **state)
 				      ">/dev/null 2>&1 & "
 				      "while [ ! -s %s ]; do sleep 0.01; done", pidfile, pidfile) > 0);
 	struct run x;
-	run_argv(&x, (char *[]){"sh", "-c", script, NULL});
+	run_argv_adopted(&x, (char *[]){"sh", "-c", script, NULL});
 	pid_t d = read_pid(pidfile);
 	assert_true(d > 0);
 	assert_false(gone(d));
@@ -361,16 +385,129 @@ static void test_escaped_daemon_survives_the_task_until_kill_all(void **state)
 	free(script);
 }
 
-static void test_orphans_are_reaped(void **state)
+static void test_adopted_orphans_are_reaped(void **state)
 {
 	(void)state;
 	/* A double fork: the sleep's parent exits, we inherit it, it exits. */
 	struct run x;
-	run_argv(&x, (char *[]){"sh", "-c", "(sleep 0.2 >/dev/null 2>&1 & echo $!)", NULL});
+	run_argv_adopted(&x, (char *[]){"sh", "-c", "(sleep 0.2 >/dev/null 2>&1 & echo $!)", NULL});
 	pid_t orphan = atoi(x.res.out.data);
 	assert_true(orphan > 0);
 	assert_true(wait_gone(&x, orphan, 10000));
 	teardown_run(&x);
+}
+
+/* A guest runner (not adopted): a task's descendant that left its session
+ * and its parent is not ours to find by parentage, but the watchdog's
+ * sweep of the run's marker still takes it at the end. */
+static void test_guest_escaped_daemon_is_swept_by_the_watchdog_at_the_end(void **state)
+{
+	(void)state;
+	char *pidfile = tmp_path("guest-daemon");
+	char *script, *entry;
+	assert_true(asprintf(&script, "setsid sh -c 'echo $$ > %s; exec sleep 1000' "
+				      ">/dev/null 2>&1 & "
+				      "while [ ! -s %s ]; do sleep 0.01; done", pidfile, pidfile) > 0);
+	assert_true(asprintf(&entry, "H10_GUEST=%d-%ld", (int)getpid(), (long)time(NULL)) > 0);
+	char *envp[] = {"PATH=/usr/bin:/bin", entry, NULL};
+	struct run x;
+	setup_run(&x);
+	assert_int_equal(proc_runner_guard(x.r, "H10_GUEST", strchr(entry, '=') + 1), 0);
+	struct proc_opts o = opts_for(&x, (char *[]){"sh", "-c", script, NULL});
+	o.envp = envp;
+	start(&x, &o);
+	run_to_end(&x);
+	assert_int_equal(subreaper(), 0);
+	pid_t d = read_pid(pidfile);
+	assert_true(d > 0);
+	assert_false(gone(d));
+	proc_runner_kill_all(x.r);   /* a guest does not find it */
+	sleep_ms(200);
+	assert_false(gone(d));
+	teardown_run(&x);            /* the watchdog's last sweep does */
+	bool dead = false;
+	for (int i = 0; i < 1000 && !(dead = gone(d)); i++)
+		sleep_ms(10);
+	if (!dead)
+		kill(d, SIGKILL);
+	assert_true(dead);
+	unlink(pidfile);
+	free(pidfile);
+	free(script);
+	free(entry);
+}
+
+static int sigchld_seen;
+
+static void host_sigchld(int sig)
+{
+	(void)sig;
+	sigchld_seen++;
+}
+
+/* A guest runner in a process with children of its own (one exited and
+ * not yet reaped, one running) and its own SIGCHLD handler: running,
+ * killing everything (kill_all) and freeing the runner leave them alone. */
+static void test_guest_runner_leaves_the_process_children_and_handler_alone(void **state)
+{
+	(void)state;
+	struct sigaction sa, before, after;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = host_sigchld;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGCHLD, &sa, &before), 0);
+	pid_t zombie = fork();
+	assert_true(zombie >= 0);
+	if (zombie == 0)
+		_exit(42);
+	pid_t running = fork();
+	assert_true(running >= 0);
+	if (running == 0) {
+		pause();
+		_exit(0);
+	}
+	struct run x;
+	run_argv(&x, (char *[]){"sh", "-c", "sleep 0.1; echo ok", NULL});
+	assert_string_equal(x.res.out.data, "ok\n");
+	proc_runner_kill_all(x.r);
+	teardown_run(&x);
+	assert_int_equal(subreaper(), 0);
+	assert_int_equal(sigaction(SIGCHLD, NULL, &after), 0);
+	assert_ptr_equal(after.sa_handler, host_sigchld);
+	assert_true(sigchld_seen > 0);   /* the kernel's, for our task: not hidden */
+	int st = 0;
+	assert_int_equal(waitpid(zombie, &st, 0), zombie);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 42);
+	assert_int_equal(waitpid(running, &st, WNOHANG), 0);   /* still running */
+	kill(running, SIGTERM);
+	assert_int_equal(waitpid(running, &st, 0), running);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+	assert_int_equal(sigaction(SIGCHLD, &before, NULL), 0);
+}
+
+/* Adopting is undone with the last adopted runner: the subreaper flag and
+ * the SIGCHLD disposition are what they were. */
+static void test_adoption_ends_with_the_runner(void **state)
+{
+	(void)state;
+	struct sigaction sa, before, during, after;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = host_sigchld;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGCHLD, &sa, &before), 0);
+	assert_int_equal(subreaper(), 0);
+	struct run x;
+	setup_run(&x);
+	assert_int_equal(proc_runner_adopt(x.r), 0);
+	assert_int_equal(subreaper(), 1);
+	assert_int_equal(sigaction(SIGCHLD, NULL, &during), 0);
+	assert_ptr_not_equal(during.sa_handler, host_sigchld);   /* libuv's */
+	teardown_run(&x);
+	assert_int_equal(subreaper(), 0);
+	assert_int_equal(sigaction(SIGCHLD, NULL, &after), 0);
+	assert_ptr_equal(after.sa_handler, host_sigchld);
+	assert_int_equal(sigaction(SIGCHLD, &before, NULL), 0);
 }
 
 /* ---- timeouts and cancellation ----------------------------------------------- */
@@ -673,6 +810,10 @@ static pid_t find_watchdog(pid_t parent)
 static void spin_done(uv_timer_t *t)
 {
 	*(bool *)t->data = true;
+	/* uv_run(UV_RUN_ONCE) runs due timers before it polls: without this,
+	 * it would then block until some other event (a SIGCHLD used to be
+	 * one, when every runner watched SIGCHLD). */
+	uv_stop(t->loop);
 }
 
 /* Runs the loop for about ms, whatever else keeps it alive. */
@@ -784,8 +925,8 @@ static void __attribute__((noreturn)) doomed_engine(int report, bool kill_watchd
 		spin(&loop, 1000);
 }
 
-/* The test process is a subreaper (an earlier runner made it one): what
- * the dead child leaves is reparented to us. Reaps our zombies. */
+/* Reaps our zombies (the dead child, and what it left if we are a
+ * subreaper). */
 static void reap_all(void)
 {
 	while (waitpid(-1, NULL, WNOHANG) > 0)
@@ -872,6 +1013,94 @@ static void test_killed_watchdog_is_replaced_and_still_guards(void **state)
 {
 	(void)state;
 	check_doomed_engine(true);
+}
+
+/* Makes pidfd_open fail with ENOSYS in this process, as on a kernel
+ * before 5.3. Returns 0 or -errno. */
+static int deny_pidfd_open(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+		return -errno;
+	return 0;
+}
+
+static int blind_exit_code = -100;
+
+static void blind_exit(struct proc *p, struct proc_result *r, void *ud)
+{
+	(void)p;
+	(void)ud;
+	blind_exit_code = r->exit_code;
+}
+
+/* In a child without pidfd_open: a guest runner (no SIGCHLD handler) still
+ * sees a proc end that closed its pipes long before, and still replaces a
+ * killed watchdog, by polling. Exits 0, or the number of the check that
+ * failed. */
+static void __attribute__((noreturn)) blind_runner(void)
+{
+	alarm(120);   /* a hang fails the test instead of hanging it */
+	if (deny_pidfd_open() < 0)
+		_exit(10);
+	if (syscall(SYS_pidfd_open, getpid(), 0) >= 0 || errno != ENOSYS)
+		_exit(11);
+	uv_loop_t loop;
+	struct proc_runner *r;
+	if (uv_loop_init(&loop) < 0 || proc_runner_new(&loop, &r) < 0 ||
+	    proc_runner_guard(r, "H10_BLIND", "x") < 0)
+		_exit(12);
+	char *quiet[] = {"sh", "-c", "exec >&- 2>&-; sleep 0.5; exit 5", NULL};
+	struct proc_opts o = {.argv = quiet, .kill_grace_ms = 5000, .out_cap = 64,
+			      .on_exit = blind_exit};
+	struct proc *p;
+	if (proc_start(r, &o, &p) < 0)
+		_exit(13);
+	uv_run(&loop, UV_RUN_DEFAULT);   /* only the polling keeps it alive */
+	if (blind_exit_code != 5)
+		_exit(14);
+	pid_t wd = find_watchdog(getpid());
+	if (wd <= 0)
+		_exit(15);
+	kill(wd, SIGKILL);
+	pid_t again = 0;
+	for (int i = 0; i < 500 && (again = find_watchdog_now(getpid(), wd)) <= 0; i++)
+		spin(&loop, 20);
+	if (again <= 0 || again == wd)
+		_exit(16);
+	char *ok[] = {"sh", "-c", "exit 0", NULL};
+	o.argv = ok;
+	blind_exit_code = -100;
+	if (proc_start(r, &o, &p) < 0)
+		_exit(17);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	if (blind_exit_code != 0)
+		_exit(18);
+	proc_runner_free(r);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&loop) != 0)
+		_exit(19);
+	_exit(0);
+}
+
+static void test_runner_without_pidfd_polls_for_exits_and_its_watchdog(void **state)
+{
+	(void)state;
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		blind_runner();
+	int st = 0;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 struct held {
@@ -1039,9 +1268,12 @@ int main(void)
 		cmocka_unit_test(test_small_cap_keeps_the_head),
 		cmocka_unit_test(test_closing_stdout_early_still_waits_for_exit),
 		cmocka_unit_test(test_background_child_holding_the_pipe_does_not_hang),
-		cmocka_unit_test(test_escaped_pipe_holder_is_killed_after_the_drain),
-		cmocka_unit_test(test_escaped_daemon_survives_the_task_until_kill_all),
-		cmocka_unit_test(test_orphans_are_reaped),
+		cmocka_unit_test(test_adopted_escaped_pipe_holder_is_killed_after_the_drain),
+		cmocka_unit_test(test_adopted_escaped_daemon_survives_the_task_until_kill_all),
+		cmocka_unit_test(test_adopted_orphans_are_reaped),
+		cmocka_unit_test(test_guest_escaped_daemon_is_swept_by_the_watchdog_at_the_end),
+		cmocka_unit_test(test_guest_runner_leaves_the_process_children_and_handler_alone),
+		cmocka_unit_test(test_adoption_ends_with_the_runner),
 		cmocka_unit_test(test_timeout_kills_the_tree_even_a_term_ignoring_grandchild),
 		cmocka_unit_test(test_timeout_reaches_descendants_that_left_the_group),
 		cmocka_unit_test(test_soft_cancel_sends_sigterm),
@@ -1051,6 +1283,7 @@ int main(void)
 		cmocka_unit_test(test_guarded_runner_has_a_quiet_watchdog_reaped_at_the_end),
 		cmocka_unit_test(test_sigkilled_engine_takes_its_tasks_with_it),
 		cmocka_unit_test(test_killed_watchdog_is_replaced_and_still_guards),
+		cmocka_unit_test(test_runner_without_pidfd_polls_for_exits_and_its_watchdog),
 		cmocka_unit_test(test_pending_records_reach_the_watchdog_in_order),
 		cmocka_unit_test(test_watchdog_sweeps_marked_processes_it_was_not_told_of),
 		cmocka_unit_test(test_cancelled_watchdog_kills_nothing),
