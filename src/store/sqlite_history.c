@@ -133,7 +133,7 @@ static int kept_rows(struct sq_store *st, uint64_t key, struct arena *mem, struc
 		     char **err)
 {
 	sqlite3_stmt *q = NULL;
-	int r = sq_q_prep(st, "SELECT idx, from_run, from_idx FROM tasks WHERE run=?1 AND "
+	int r = sq_q_prep(st, "SELECT idx, from_run, from_idx FROM task_notes WHERE run=?1 AND "
 			  "from_run IS NOT NULL", &q, err);
 	if (r < 0)
 		return r;

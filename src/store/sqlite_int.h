@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sqlite3.h>
@@ -49,6 +50,9 @@ void sq_map_free(struct sq_map *m);
 
 /* ---- runs this store records into ------------------------------------------- */
 
+/* Task statuses are stored SQ_CHUNK to a row of task_status, one byte each. */
+#define SQ_CHUNK 512
+
 struct sq_run {
 	uint64_t key;
 	uint32_t n_tasks;
@@ -57,6 +61,7 @@ struct sq_run {
 	bool ended;                /* run_end queued (under lock) */
 	/* The writer's: */
 	uint8_t *status;           /* per task */
+	uint8_t *noted;            /* bit per task: it has a row in task_notes */
 	uint32_t counts[STORE_TASK_NSTATUS];
 	bool dirty;                /* counts changed in this batch */
 	bool logdir_made;
@@ -101,6 +106,10 @@ struct sq_rec {
 	} u;
 	/* followed by the record's strings and bytes */
 };
+
+/* A record's size with payload member m, and where its strings start. */
+#define REC_SIZE(m) (offsetof(struct sq_rec, u) + sizeof(((struct sq_rec *)0)->u.m))
+#define REC_TAIL(r, m) ((char *)&(r)->u + sizeof((r)->u.m))
 
 struct sq_block {
 	struct sq_block *next;
@@ -231,17 +240,65 @@ int sq_register(struct sq_store *st, struct sq_run *r);
 /* Whether key is registered here. Caller holds lock. */
 struct sq_run *sq_find_run_locked(struct sq_store *st, uint64_t key);
 
-/* ---- the writer (sqlite_writer.c) ------------------------------------------ */
+/* ---- the writer (sqlite_writer.c, sqlite_apply.c) ----------------------------- */
 
 int sq_writer_start(struct sq_store *st, char **err);
 /* Stops the writer after it has committed everything queued. */
 void sq_writer_stop(struct sq_store *st);
 
+/* An attempt's start or end, in batch order. */
+struct sq_op {
+	struct sq_rec *rec;
+	struct sq_rec *start;      /* END: its START in this batch */
+	uint64_t logged[3], cut[3];
+	bool dead;                 /* START written with its END */
+};
+
+struct sq_chunk {
+	struct sq_run *run;
+	uint32_t chunk;
+};
+
+/* What one transaction writes, gathered by the writer's first pass. */
+struct sq_batch {
+	struct sq_op *ops;
+	size_t nops, capops;
+	struct sq_rec **notes;     /* the last STATUS/CARRY of a task with a note */
+	size_t nnotes, capnotes;
+	struct sq_chunk *chunks;   /* status chunks changed */
+	size_t nchunks, capchunks;
+	struct sq_rec **other;     /* RUN_END, BARRIER, PRUNE, in order */
+	size_t nother, capother;
+	struct sq_run **dirty;     /* runs whose counts changed */
+	size_t ndirty, capdirty;
+	struct sq_map starts, nmap, cmap;
+	size_t nrec;
+};
+
+/* The lease renewal (or release) of some runs, for sq_apply_leases. */
+struct sq_leases {
+	uint64_t *keys;
+	size_t n;
+	bool release;
+	uint64_t lost;             /* a run whose lease is gone, or 0 */
+};
+
+/* Prepares the writer's statements. */
+int sq_apply_prepare(struct sq_store *st, char **err);
+/* Writes batch (a struct sq_batch) or leases (a struct sq_leases) in the
+ * open transaction; return a SQLite code. */
+int sq_apply_batch(struct sq_store *st, void *batch);
+int sq_apply_leases(struct sq_store *st, void *leases);
+/* Runs fn in a write transaction on wdb, retried while busy; a failure is
+ * sticky (message: "PATH: what: why"). Returns 0 or < 0. */
+int sq_commit(struct sq_store *st, int (*fn)(struct sq_store *, void *), void *arg,
+	      const char *what);
+
 /* ---- log files (sqlite_logs.c), writer side ----------------------------------- */
 
 /* Appends an OUTPUT record to its attempt's log file. Returns 0 or < 0 with
  * the sticky error set. */
-int sq_log_append(struct sq_store *st, const struct sq_rec *r);
+int sq_log_append(struct sq_store *st, struct sq_rec *r);
 /* Closes the attempt's files (synced when durable) and reports the bytes
  * written and cut per stream ([1], [2]). Returns 0 or < 0 (sticky set). */
 int sq_log_finish(struct sq_store *st, uint64_t run, uint32_t task,
@@ -265,6 +322,9 @@ void sq_q_leave(struct sq_store *st);
 int sq_q_prep(struct sq_store *st, const char *sql, sqlite3_stmt **q, char **err);
 /* The error for a failed step on qdb. */
 int sq_q_fail(struct sq_store *st, int rc, char **err);
+/* Reads a run's task statuses (n of them) into status (pending where
+ * none is stored). Returns a SQLite code. */
+int sq_read_statuses(sqlite3 *db, uint64_t key, uint32_t n, uint8_t *status);
 /* Follows a kept task (a rerun's) back to where its attempts are stored:
  * updates *run and *task. In a read transaction. */
 int sq_q_source(struct sq_store *st, uint64_t *run, uint32_t *task, char **err);

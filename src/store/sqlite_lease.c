@@ -64,6 +64,7 @@ void sq_run_free(struct sq_run *r)
 		return;
 	free(r->run_id);
 	free(r->status);
+	free(r->noted);
 	free(r);
 }
 
@@ -78,7 +79,8 @@ static struct sq_run *new_run(uint64_t key, const char *run_id, uint32_t run_att
 	r->run_attempt = run_attempt;
 	r->run_id = strdup(run_id);
 	r->status = calloc(n_tasks ? n_tasks : 1, 1);
-	if (!r->run_id || !r->status) {
+	r->noted = calloc(n_tasks / 8 + 1, 1);
+	if (!r->run_id || !r->status || !r->noted) {
 		sq_run_free(r);
 		return NULL;
 	}
@@ -242,22 +244,25 @@ out:
 	return r;
 }
 
-/* Reads the run's task statuses into run (in the claim's transaction). */
+/* Reads the run's task statuses and notes into run (in the claim's
+ * transaction). */
 static int load_status(struct sq_store *st, struct sq_run *run)
 {
+	int rc = sq_read_statuses(st->qdb, run->key, run->n_tasks, run->status);
+	if (rc != SQLITE_OK)
+		return rc;
+	memset(run->counts, 0, sizeof(run->counts));
+	for (uint32_t i = 0; i < run->n_tasks; i++)
+		run->counts[run->status[i]]++;
 	sqlite3_stmt *q = NULL;
-	int rc = sqlite3_prepare_v2(st->qdb, "SELECT idx, status FROM tasks WHERE run=?1",
-				    -1, &q, NULL);
+	rc = sqlite3_prepare_v2(st->qdb, "SELECT idx FROM task_notes WHERE run=?1", -1, &q, NULL);
 	if (rc == SQLITE_OK)
 		sqlite3_bind_int64(q, 1, (int64_t)run->key);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-		int64_t i = sqlite3_column_int64(q, 0), v = sqlite3_column_int64(q, 1);
+		int64_t i = sqlite3_column_int64(q, 0);
 		rc = SQLITE_OK;
-		if (i < 0 || i >= run->n_tasks || v < 0 || v >= STORE_TASK_NSTATUS)
-			continue;
-		run->counts[run->status[i]]--;
-		run->status[i] = (uint8_t)v;
-		run->counts[v]++;
+		if (i >= 0 && i < run->n_tasks)
+			run->noted[i >> 3] |= (uint8_t)(1u << (i & 7));
 	}
 	sqlite3_finalize(q);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;

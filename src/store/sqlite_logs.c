@@ -118,7 +118,7 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-int sq_log_append(struct sq_store *st, const struct sq_rec *r)
+int sq_log_append(struct sq_store *st, struct sq_rec *r)
 {
 	uint32_t task = r->u.output.task, attempt = r->u.output.attempt;
 	int s = r->stream;
@@ -147,7 +147,7 @@ int sq_log_append(struct sq_store *st, const struct sq_rec *r)
 		if (e < 0)
 			return e;
 	}
-	int e = write_all(l->fd[s], (const char *)(r + 1), (size_t)n);
+	int e = write_all(l->fd[s], (const char *)REC_TAIL(r, output), (size_t)n);
 	if (e < 0) {
 		char path[PATH_MAX];
 		log_path(st, run, task, attempt, s, path, sizeof(path));

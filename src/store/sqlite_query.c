@@ -354,7 +354,7 @@ static int fold_attempts(struct sq_store *st, uint64_t run, int64_t task, uint32
 int sq_q_source(struct sq_store *st, uint64_t *run, uint32_t *task, char **err)
 {
 	sqlite3_stmt *q = NULL;
-	int r = sq_q_prep(st, "SELECT from_run, from_idx FROM tasks WHERE run=?1 AND idx=?2 "
+	int r = sq_q_prep(st, "SELECT from_run, from_idx FROM task_notes WHERE run=?1 AND idx=?2 "
 		     "AND from_run IS NOT NULL", &q, err);
 	for (int i = 0; r == 0 && i < MAX_CHAIN; i++) {
 		sqlite3_reset(q);
@@ -374,29 +374,55 @@ int sq_q_source(struct sq_store *st, uint64_t *run, uint32_t *task, char **err)
 	return r;
 }
 
+int sq_read_statuses(sqlite3 *db, uint64_t key, uint32_t n, uint8_t *status)
+{
+	sqlite3_stmt *q = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT chunk, statuses FROM task_status WHERE run=?1",
+				    -1, &q, NULL);
+	if (rc == SQLITE_OK)
+		sqlite3_bind_int64(q, 1, (int64_t)key);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		rc = SQLITE_OK;
+		uint64_t first = (uint64_t)sqlite3_column_int64(q, 0) * SQ_CHUNK;
+		const uint8_t *b = sqlite3_column_blob(q, 1);
+		size_t len = (size_t)sqlite3_column_bytes(q, 1);
+		for (size_t j = 0; b && j < len && first + j < n; j++)
+			status[first + j] = b[j] < STORE_TASK_NSTATUS ? b[j] : STORE_TASK_PENDING;
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 static int task_rows(struct sq_store *st, uint64_t key, struct store_task_info *t,
 		     uint32_t n, struct arena *mem, char **err)
 {
+	uint8_t *status = calloc(n ? n : 1, 1);
+	if (!status)
+		return oom(err);
+	int rc = sq_read_statuses(st->qdb, key, n, status);
+	for (uint32_t i = 0; i < n; i++)
+		t[i].status = status[i];
+	free(status);
+	if (rc != SQLITE_OK)
+		return sq_q_fail(st, rc, err);
 	sqlite3_stmt *q = NULL;
-	int r = sq_q_prep(st, "SELECT idx, status, class, error, from_run, from_idx FROM tasks "
-		     "WHERE run=?1", &q, err);
+	int r = sq_q_prep(st, "SELECT idx, class, error, from_run, from_idx FROM task_notes "
+			  "WHERE run=?1", &q, err);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(q, 1, (int64_t)key);
-	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		int64_t i = sqlite3_column_int64(q, 0);
 		if (i < 0 || i >= n)
 			continue;
-		t[i].status = sqlite3_column_int(q, 1);
 		/* The task's own reason (a dependency failed, ...) wins over
 		 * its last attempt's. */
-		if (sqlite3_column_int(q, 2) || sqlite3_column_type(q, 3) != SQLITE_NULL) {
-			t[i].error_class = sqlite3_column_int(q, 2);
-			t[i].error = sq_col_text(mem, q, 3);
+		if (sqlite3_column_int(q, 1) || sqlite3_column_type(q, 2) != SQLITE_NULL) {
+			t[i].error_class = sqlite3_column_int(q, 1);
+			t[i].error = sq_col_text(mem, q, 2);
 		}
-		t[i].from_run = (uint64_t)sqlite3_column_int64(q, 4);
-		t[i].from_task = (uint32_t)sqlite3_column_int64(q, 5);
+		t[i].from_run = (uint64_t)sqlite3_column_int64(q, 3);
+		t[i].from_task = (uint32_t)sqlite3_column_int64(q, 4);
 	}
 	sqlite3_finalize(q);
 	return rc == SQLITE_DONE ? 0 : sq_q_fail(st, rc, err);

@@ -54,7 +54,8 @@ out:
 	return ret;
 }
 
-/* Room for a record of `size` bytes at the queue's tail. Caller holds lock. */
+/* Room for a record of `size` bytes at the queue's tail (its header
+ * zeroed). Caller holds lock. */
 static struct sq_rec *reserve(struct sq_store *st, size_t size)
 {
 	size = align8(size);
@@ -81,7 +82,8 @@ static struct sq_rec *reserve(struct sq_store *st, size_t size)
 	}
 	struct sq_rec *r = (struct sq_rec *)(b->data + b->used);
 	b->used += size;
-	memset(r, 0, sizeof(*r));
+	st->stats.queued_bytes += size;
+	memset(r, 0, offsetof(struct sq_rec, u));
 	r->size = (uint32_t)size;
 	return r;
 }
@@ -152,7 +154,7 @@ int sq_attempt_start(struct store *s, uint64_t key, const struct store_attempt_s
 	int r = enter(st, key, a->task, &run);
 	if (r)
 		return r;
-	struct sq_rec *q = reserve(st, sizeof(*q));
+	struct sq_rec *q = reserve(st, REC_SIZE(start));
 	if (!q)
 		return lost(st);
 	q->type = REC_START;
@@ -172,13 +174,13 @@ int sq_attempt_end(struct store *s, uint64_t key, const struct store_attempt_end
 	size_t rl = a->result_json ? a->result_len + 1 : 0;
 	size_t extra = slen(a->error) + slen(a->model) + slen(a->finish_reason) +
 		       slen(a->prompt_sha256) + rl;
-	struct sq_rec *q = reserve(st, sizeof(*q) + extra);
+	struct sq_rec *q = reserve(st, REC_SIZE(end) + extra);
 	if (!q)
 		return lost(st);
 	q->type = REC_END;
 	q->run = run;
 	q->u.end = *a;
-	char *tail = (char *)(q + 1);
+	char *tail = REC_TAIL(q, end);
 	struct store_attempt_end *e = &q->u.end;
 	e->error = put(&tail, a->error, slen(a->error) ? slen(a->error) - 1 : 0);
 	e->model = put(&tail, a->model, slen(a->model) ? slen(a->model) - 1 : 0);
@@ -200,13 +202,13 @@ int sq_task_status(struct store *s, uint64_t key, const struct store_task_status
 	int r = enter(st, key, t->task, &run);
 	if (r)
 		return r;
-	struct sq_rec *q = reserve(st, sizeof(*q) + slen(t->error));
+	struct sq_rec *q = reserve(st, REC_SIZE(status) + slen(t->error));
 	if (!q)
 		return lost(st);
 	q->type = REC_STATUS;
 	q->run = run;
 	q->u.status = *t;
-	char *tail = (char *)(q + 1);
+	char *tail = REC_TAIL(q, status);
 	q->u.status.error = put(&tail, t->error, slen(t->error) ? slen(t->error) - 1 : 0);
 	leave(st, q);
 	return 0;
@@ -222,7 +224,7 @@ int sq_carry(struct store *s, uint64_t key, uint32_t task, int status,
 	int r = enter(st, key, task, &run);
 	if (r)
 		return r;
-	struct sq_rec *q = reserve(st, sizeof(*q));
+	struct sq_rec *q = reserve(st, REC_SIZE(carry));
 	if (!q)
 		return lost(st);
 	q->type = REC_CARRY;
@@ -250,7 +252,7 @@ int sq_output(struct store *s, uint64_t key, uint32_t task, uint32_t attempt,
 	/* Past the queue's cap the bytes are not queued, only counted: the
 	 * caller must never wait for the disk. */
 	bool room = st->queued_out + len <= st->queue_max;
-	struct sq_rec *q = reserve(st, sizeof(*q) + (room ? len : 0));
+	struct sq_rec *q = reserve(st, REC_SIZE(output) + (room ? len : 0));
 	if (!q)
 		return lost(st);
 	q->type = REC_OUTPUT;
@@ -258,8 +260,10 @@ int sq_output(struct store *s, uint64_t key, uint32_t task, uint32_t attempt,
 	q->run = run;
 	q->u.output.task = task;
 	q->u.output.attempt = attempt;
+	q->u.output.len = 0;
+	q->u.output.cut = 0;
 	if (room) {
-		memcpy(q + 1, data, len);
+		memcpy(REC_TAIL(q, output), data, len);
 		q->u.output.len = len;
 		st->queued_out += len;
 	} else {
@@ -279,14 +283,14 @@ int sq_run_end(struct store *s, uint64_t key, int status, uint64_t end_ms,
 	int r = enter(st, key, UINT32_MAX, &run);
 	if (r)
 		return r;
-	struct sq_rec *q = reserve(st, sizeof(*q) + slen(error));
+	struct sq_rec *q = reserve(st, REC_SIZE(run_end) + slen(error));
 	if (!q)
 		return lost(st);
 	q->type = REC_RUN_END;
 	q->run = run;
 	q->u.run_end.status = status;
 	q->u.run_end.end_ms = end_ms;
-	char *tail = (char *)(q + 1);
+	char *tail = REC_TAIL(q, run_end);
 	q->u.run_end.error = put(&tail, error, slen(error) ? slen(error) - 1 : 0);
 	run->ended = true;
 	leave(st, q);
@@ -301,7 +305,7 @@ int sq_barrier(struct store *s, store_barrier_fn cb, void *ud)
 	int r = enter(st, 0, UINT32_MAX, NULL);
 	if (r)
 		return r;
-	struct sq_rec *q = reserve(st, sizeof(*q));
+	struct sq_rec *q = reserve(st, REC_SIZE(barrier));
 	if (!q)
 		return lost(st);
 	q->type = REC_BARRIER;
@@ -317,12 +321,12 @@ int sq_prune_async(struct store *s, const struct store_prune_opts *o)
 	int r = enter(st, 0, UINT32_MAX, NULL);
 	if (r)
 		return r;
-	struct sq_rec *q = reserve(st, sizeof(*q) + slen(o->workflow));
+	struct sq_rec *q = reserve(st, REC_SIZE(prune) + slen(o->workflow));
 	if (!q)
 		return lost(st);
 	q->type = REC_PRUNE;
 	q->u.prune = *o;
-	char *tail = (char *)(q + 1);
+	char *tail = REC_TAIL(q, prune);
 	q->u.prune.workflow = put(&tail, o->workflow, slen(o->workflow) ? slen(o->workflow) - 1 : 0);
 	leave(st, q);
 	return 0;

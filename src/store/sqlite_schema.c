@@ -11,8 +11,10 @@
  * Why this shape (the budget is 300 bytes per task attempt): integer keys
  * (a run's rowid, the task's index), WITHOUT ROWID tables keyed by
  * (run, task, attempt) so a row holds its key once and no rowid; task ids
- * stored once per run, as one blob in run_defs; a task has a row only once
- * its status is not pending; end times as milliseconds after the start;
+ * stored once per run, as one blob in run_defs; task statuses one byte
+ * each, 512 to a row (a batch rewrites the few chunks it touched, not a
+ * row per task), and a task's reason or origin in a row of its own only
+ * when it has one; end times as milliseconds after the start;
  * results, and HTTP and AI details, in tables of their own, so the rows of
  * command tasks stay small and scans of attempts (history) stay fast;
  * per-status task counts kept in the run's row, so listing runs never
@@ -48,11 +50,15 @@ static const char *const steps[SQ_SCHEMA_VERSION] = {
 	" run INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,"
 	" definition BLOB, vars TEXT,"
 	" task_ids BLOB NOT NULL);"            /* "id\\0id\\0...", index order */
-	"CREATE TABLE tasks("
+	"CREATE TABLE task_status("            /* byte i: task chunk * 512 + i */
+	" run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+	" chunk INTEGER NOT NULL,"
+	" statuses BLOB NOT NULL,"             /* enum store_task_status each */
+	" PRIMARY KEY(run, chunk)) WITHOUT ROWID;"
+	"CREATE TABLE task_notes("             /* only tasks that have one */
 	" run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
 	" idx INTEGER NOT NULL,"
-	" status INTEGER NOT NULL,"            /* enum store_task_status */
-	" class INTEGER, error TEXT,"
+	" class INTEGER, error TEXT,"          /* why it failed or was skipped */
 	" from_run INTEGER, from_idx INTEGER," /* kept from that run attempt */
 	" PRIMARY KEY(run, idx)) WITHOUT ROWID;"
 	"CREATE TABLE attempts("

@@ -12,9 +12,10 @@
  * no SQL: it writes output chunks to the log files, follows task statuses
  * in memory (per-status counts), pairs each attempt's start with its end
  * when both are in the batch (one INSERT instead of an INSERT and an
- * UPDATE) and keeps only the last status of each task. The second writes
- * absolute values only (upserts), so it can be retried as a whole when the
- * database is busy. Invariant: a barrier's callback runs after the commit
+ * UPDATE) and notes which chunks of task statuses changed and the last
+ * reason of each task. The second (sqlite_apply.c) writes absolute values
+ * only, so it can be retried as a whole when the database is busy.
+ * Invariant: a barrier's callback runs after the commit
  * of every record queued before it, or with the sticky error; after the
  * first failure nothing more is written.
  */
@@ -25,78 +26,6 @@
 #include <time.h>
 
 #include "store/sqlite_int.h"
-
-enum { ST_START, ST_END, ST_RESULT, ST_EXT, ST_TASK, ST_COUNTS, ST_RUN_END,
-       ST_BEAT, ST_RELEASE, ST_N };
-
-static const char *const sql[ST_N] = {
-	[ST_START] =
-	"INSERT INTO attempts(run,task,attempt,start_ms,pid,pgid,pid_start)"
-	" VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(run,task,attempt) DO UPDATE SET"
-	" start_ms=excluded.start_ms, pid=excluded.pid, pgid=excluded.pgid,"
-	" pid_start=excluded.pid_start",
-	[ST_END] =
-	"INSERT INTO attempts(run,task,attempt,flags,start_ms,end_ms,duration_ms,"
-	"pid,pgid,pid_start,exit_code,signal,class,error,cpu_user_ms,cpu_sys_ms,"
-	"max_rss_kb,out_bytes,err_bytes,out_dropped,err_dropped,out_logged,"
-	"err_logged,out_log_cut,err_log_cut) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
-	"?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)"
-	" ON CONFLICT(run,task,attempt) DO UPDATE SET flags=excluded.flags,"
-	" start_ms=excluded.start_ms, end_ms=excluded.end_ms,"
-	" duration_ms=excluded.duration_ms, exit_code=excluded.exit_code,"
-	" signal=excluded.signal, class=excluded.class, error=excluded.error,"
-	" cpu_user_ms=excluded.cpu_user_ms, cpu_sys_ms=excluded.cpu_sys_ms,"
-	" max_rss_kb=excluded.max_rss_kb, out_bytes=excluded.out_bytes,"
-	" err_bytes=excluded.err_bytes, out_dropped=excluded.out_dropped,"
-	" err_dropped=excluded.err_dropped, out_logged=excluded.out_logged,"
-	" err_logged=excluded.err_logged, out_log_cut=excluded.out_log_cut,"
-	" err_log_cut=excluded.err_log_cut",
-	[ST_RESULT] =
-	"INSERT OR REPLACE INTO results(run,task,attempt,value) VALUES(?1,?2,?3,?4)",
-	[ST_EXT] =
-	"INSERT OR REPLACE INTO attempt_ext(run,task,attempt,http_status,"
-	"http_queue_us,http_dns_us,http_connect_us,http_tls_us,http_first_byte_us,"
-	"http_total_us,http_redirects,model,finish_reason,prompt_sha256,"
-	"prompt_tokens,completion_tokens,prompt_bytes,context_cut_bytes)"
-	" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
-	[ST_TASK] =
-	"INSERT INTO tasks(run,idx,status,class,error,from_run,from_idx)"
-	" VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(run,idx) DO UPDATE SET"
-	" status=excluded.status, class=excluded.class, error=excluded.error,"
-	" from_run=excluded.from_run, from_idx=excluded.from_idx",
-	[ST_COUNTS] =
-	"UPDATE runs SET c_pending=?2, c_running=?3, c_completed=?4, c_failed=?5,"
-	" c_retrying=?6, c_skipped=?7, c_cancelled=?8, c_interrupted=?9 WHERE id=?1",
-	[ST_RUN_END] =
-	"UPDATE runs SET status=?2, end_ms=?3, error=?4, owner_host=NULL,"
-	" owner_pid=NULL, owner_start=NULL WHERE id=?1",
-	[ST_BEAT] =
-	"UPDATE runs SET beat_ms=?2 WHERE id=?1 AND owner_pid=?3 AND owner_host=?4",
-	[ST_RELEASE] =
-	"UPDATE runs SET owner_host=NULL, owner_pid=NULL, owner_start=NULL"
-	" WHERE id=?1 AND owner_pid=?2 AND owner_host=?3",
-};
-
-/* An attempt's start or end, in batch order. */
-struct op {
-	struct sq_rec *rec;
-	struct sq_rec *start;      /* END: its START in this batch */
-	uint64_t logged[3], cut[3];
-	bool dead;                 /* START written with its END */
-};
-
-struct batch {
-	struct op *ops;
-	size_t nops, capops;
-	struct sq_rec **tasks;     /* the last STATUS/CARRY of each task */
-	size_t ntasks, captasks;
-	struct sq_rec **other;     /* RUN_END, BARRIER, PRUNE, in order */
-	size_t nother, capother;
-	struct sq_run **dirty;
-	size_t ndirty, capdirty;
-	struct sq_map starts, tmap;
-	size_t nrec;
-};
 
 static int grow(void **v, size_t *cap, size_t n, size_t elem)
 {
@@ -129,33 +58,53 @@ static bool failed(struct sq_store *st)
 
 /* ---- pass 1 ----------------------------------------------------------------- */
 
-static int note_status(struct batch *b, struct sq_rec *r, uint32_t task, int status)
+static int mark_dirty(struct sq_batch *b, struct sq_run *run)
+{
+	if (run->dirty)
+		return 0;
+	run->dirty = true;
+	return PUSH(b->dirty, b->ndirty, b->capdirty, run);
+}
+
+/* A status change: the counts, the task's chunk, and its note. */
+static int note_status(struct sq_batch *b, struct sq_rec *r, uint32_t task, int status,
+		       bool reason)
 {
 	struct sq_run *run = r->run;
-	uint8_t old = run->status[task];
-	run->counts[old]--;
+	run->counts[run->status[task]]--;
 	run->counts[status]++;
 	run->status[task] = (uint8_t)status;
-	if (!run->dirty) {
-		if (PUSH(b->dirty, b->ndirty, b->capdirty, run) < 0)
+	if (mark_dirty(b, run) < 0)
+		return -ENOMEM;
+	uint32_t chunk = task / SQ_CHUNK;
+	if (!sq_map_get(&b->cmap, run->key, chunk)) {
+		struct sq_chunk c = {run, chunk};
+		if (PUSH(b->chunks, b->nchunks, b->capchunks, c) < 0 ||
+		    sq_map_put(&b->cmap, run->key, chunk, (void *)1) < 0)
 			return -ENOMEM;
-		run->dirty = true;
 	}
-	uintptr_t i = (uintptr_t)sq_map_get(&b->tmap, run->key, task);
+	uint8_t bit = (uint8_t)(1u << (task & 7));
+	if (!reason && !(run->noted[task >> 3] & bit))
+		return 0;
+	if (reason)
+		run->noted[task >> 3] |= bit;
+	else
+		run->noted[task >> 3] &= (uint8_t)~bit;
+	uintptr_t i = (uintptr_t)sq_map_get(&b->nmap, run->key, task);
 	if (i) {
-		b->tasks[i - 1] = r;
+		b->notes[i - 1] = r;
 		return 0;
 	}
-	if (PUSH(b->tasks, b->ntasks, b->captasks, r) < 0)
+	if (PUSH(b->notes, b->nnotes, b->capnotes, r) < 0)
 		return -ENOMEM;
-	return sq_map_put(&b->tmap, run->key, task, (void *)(uintptr_t)b->ntasks);
+	return sq_map_put(&b->nmap, run->key, task, (void *)(uintptr_t)b->nnotes);
 }
 
 /* Takes one record into the batch. Returns 0 or < 0 (sticky error set). */
-static int take(struct sq_store *st, struct batch *b, struct sq_rec *r)
+static int take(struct sq_store *st, struct sq_batch *b, struct sq_rec *r)
 {
 	int ret = 0;
-	struct op op = {.rec = r};
+	struct sq_op op = {.rec = r};
 	uintptr_t i;
 	switch (r->type) {
 	case REC_START:
@@ -177,20 +126,16 @@ static int take(struct sq_store *st, struct batch *b, struct sq_rec *r)
 		ret = PUSH(b->ops, b->nops, b->capops, op);
 		break;
 	case REC_STATUS:
-		ret = note_status(b, r, r->u.status.task, r->u.status.status);
+		ret = note_status(b, r, r->u.status.task, r->u.status.status,
+				  r->u.status.error_class || r->u.status.error);
 		break;
 	case REC_CARRY:
-		ret = note_status(b, r, r->u.carry.task, r->u.carry.status);
+		ret = note_status(b, r, r->u.carry.task, r->u.carry.status, true);
 		break;
 	case REC_OUTPUT:
 		return sq_log_append(st, r);
 	case REC_RUN_END:
-		if (!r->run->dirty) {
-			if (PUSH(b->dirty, b->ndirty, b->capdirty, r->run) < 0)
-				ret = -ENOMEM;
-			r->run->dirty = true;
-		}
-		if (!ret)
+		if ((ret = mark_dirty(b, r->run)) == 0)
 			ret = PUSH(b->other, b->nother, b->capother, r);
 		break;
 	default:
@@ -200,207 +145,6 @@ static int take(struct sq_store *st, struct batch *b, struct sq_rec *r)
 	if (ret < 0)
 		sq_set_error(st, ret, "%s: out of memory in the writer", st->path);
 	return ret;
-}
-
-/* ---- pass 2 ----------------------------------------------------------------- */
-
-static void bind_text(sqlite3_stmt *s, int i, const char *t)
-{
-	if (t)
-		sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(s, i);
-}
-
-static int run_stmt(sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static void bind_key(sqlite3_stmt *s, uint64_t run, uint32_t task, uint32_t attempt)
-{
-	sqlite3_bind_int64(s, 1, (int64_t)run);
-	sqlite3_bind_int64(s, 2, task);
-	sqlite3_bind_int64(s, 3, attempt);
-}
-
-static bool has_ext(const struct store_attempt_end *e)
-{
-	return e->http_status || e->http_total_us || e->http_queue_us || e->http_redirects ||
-	       e->model || e->finish_reason || e->prompt_sha256 || e->prompt_tokens > 0 ||
-	       e->completion_tokens > 0 || e->prompt_bytes || e->context_cut_bytes;
-}
-
-static int put_ext(struct sq_store *st, uint64_t run, const struct store_attempt_end *e)
-{
-	sqlite3_stmt *s = st->stmt[ST_EXT];
-	bind_key(s, run, e->task, e->attempt);
-	sqlite3_bind_int(s, 4, e->http_status);
-	const uint64_t us[] = {e->http_queue_us, e->http_dns_us, e->http_connect_us,
-			       e->http_tls_us, e->http_first_byte_us, e->http_total_us};
-	for (int i = 0; i < 6; i++)
-		sqlite3_bind_int64(s, 5 + i, (int64_t)us[i]);
-	sqlite3_bind_int64(s, 11, e->http_redirects);
-	bind_text(s, 12, e->model);
-	bind_text(s, 13, e->finish_reason);
-	bind_text(s, 14, e->prompt_sha256);
-	if (e->prompt_tokens >= 0)
-		sqlite3_bind_int64(s, 15, e->prompt_tokens);
-	if (e->completion_tokens >= 0)
-		sqlite3_bind_int64(s, 16, e->completion_tokens);
-	sqlite3_bind_int64(s, 17, (int64_t)e->prompt_bytes);
-	sqlite3_bind_int64(s, 18, (int64_t)e->context_cut_bytes);
-	return run_stmt(s);
-}
-
-static int put_end(struct sq_store *st, const struct op *op)
-{
-	const struct store_attempt_end *e = &op->rec->u.end;
-	const struct store_attempt_start *a = op->start ? &op->start->u.start : NULL;
-	uint64_t run = op->rec->run->key;
-	sqlite3_stmt *s = st->stmt[ST_END];
-	uint64_t start = e->start_ms ? e->start_ms : a ? a->start_ms : e->end_ms;
-	bind_key(s, run, e->task, e->attempt);
-	sqlite3_bind_int(s, 4, (int)e->flags);
-	sqlite3_bind_int64(s, 5, (int64_t)start);
-	sqlite3_bind_int64(s, 6, (int64_t)(e->end_ms > start ? e->end_ms - start : 0));
-	sqlite3_bind_int64(s, 7, (int64_t)e->duration_ms);
-	if (a) {
-		sqlite3_bind_int64(s, 8, a->pid);
-		sqlite3_bind_int64(s, 9, a->pgid);
-		sqlite3_bind_int64(s, 10, (int64_t)a->pid_start);
-	}
-	sqlite3_bind_int(s, 11, e->exit_code);
-	sqlite3_bind_int(s, 12, e->signal);
-	sqlite3_bind_int(s, 13, e->error_class);
-	bind_text(s, 14, e->error);
-	sqlite3_bind_int64(s, 15, (int64_t)e->cpu_user_ms);
-	sqlite3_bind_int64(s, 16, (int64_t)e->cpu_sys_ms);
-	sqlite3_bind_int64(s, 17, e->max_rss_kb);
-	sqlite3_bind_int64(s, 18, (int64_t)e->out_bytes);
-	sqlite3_bind_int64(s, 19, (int64_t)e->err_bytes);
-	sqlite3_bind_int64(s, 20, (int64_t)e->out_dropped);
-	sqlite3_bind_int64(s, 21, (int64_t)e->err_dropped);
-	sqlite3_bind_int64(s, 22, (int64_t)op->logged[STORE_STDOUT]);
-	sqlite3_bind_int64(s, 23, (int64_t)op->logged[STORE_STDERR]);
-	sqlite3_bind_int64(s, 24, (int64_t)op->cut[STORE_STDOUT]);
-	sqlite3_bind_int64(s, 25, (int64_t)op->cut[STORE_STDERR]);
-	int rc = run_stmt(s);
-	if (rc == SQLITE_OK && e->result_json) {
-		s = st->stmt[ST_RESULT];
-		bind_key(s, run, e->task, e->attempt);
-		sqlite3_bind_text(s, 4, e->result_json, (int)e->result_len, SQLITE_STATIC);
-		rc = run_stmt(s);
-	}
-	if (rc == SQLITE_OK && has_ext(e))
-		rc = put_ext(st, run, e);
-	return rc;
-}
-
-static int put_start(struct sq_store *st, const struct sq_rec *r)
-{
-	const struct store_attempt_start *a = &r->u.start;
-	sqlite3_stmt *s = st->stmt[ST_START];
-	bind_key(s, r->run->key, a->task, a->attempt);
-	sqlite3_bind_int64(s, 4, (int64_t)a->start_ms);
-	sqlite3_bind_int64(s, 5, a->pid);
-	sqlite3_bind_int64(s, 6, a->pgid);
-	sqlite3_bind_int64(s, 7, (int64_t)a->pid_start);
-	return run_stmt(s);
-}
-
-static int put_task(struct sq_store *st, const struct sq_rec *r)
-{
-	sqlite3_stmt *s = st->stmt[ST_TASK];
-	sqlite3_bind_int64(s, 1, (int64_t)r->run->key);
-	if (r->type == REC_STATUS) {
-		const struct store_task_status_rec *t = &r->u.status;
-		sqlite3_bind_int64(s, 2, t->task);
-		sqlite3_bind_int(s, 3, t->status);
-		if (t->error_class)
-			sqlite3_bind_int(s, 4, t->error_class);
-		bind_text(s, 5, t->error);
-	} else {
-		sqlite3_bind_int64(s, 2, r->u.carry.task);
-		sqlite3_bind_int(s, 3, r->u.carry.status);
-		sqlite3_bind_int64(s, 6, (int64_t)r->u.carry.from_run);
-		sqlite3_bind_int64(s, 7, r->u.carry.from_task);
-	}
-	return run_stmt(s);
-}
-
-static int put_counts(struct sq_store *st, const struct sq_run *run)
-{
-	sqlite3_stmt *s = st->stmt[ST_COUNTS];
-	sqlite3_bind_int64(s, 1, (int64_t)run->key);
-	for (int i = 0; i < STORE_TASK_NSTATUS; i++)
-		sqlite3_bind_int64(s, 2 + i, run->counts[i]);
-	return run_stmt(s);
-}
-
-static int put_run_end(struct sq_store *st, const struct sq_rec *r)
-{
-	sqlite3_stmt *s = st->stmt[ST_RUN_END];
-	sqlite3_bind_int64(s, 1, (int64_t)r->run->key);
-	sqlite3_bind_int(s, 2, r->u.run_end.status);
-	sqlite3_bind_int64(s, 3, (int64_t)r->u.run_end.end_ms);
-	bind_text(s, 4, r->u.run_end.error);
-	return run_stmt(s);
-}
-
-static int apply(struct sq_store *st, struct batch *b)
-{
-	int rc = SQLITE_OK;
-	for (size_t i = 0; i < b->nops && rc == SQLITE_OK; i++) {
-		const struct op *op = &b->ops[i];
-		if (op->dead)
-			continue;
-		rc = op->rec->type == REC_START ? put_start(st, op->rec) : put_end(st, op);
-	}
-	for (size_t i = 0; i < b->ntasks && rc == SQLITE_OK; i++)
-		rc = put_task(st, b->tasks[i]);
-	for (size_t i = 0; i < b->ndirty && rc == SQLITE_OK; i++)
-		rc = put_counts(st, b->dirty[i]);
-	for (size_t i = 0; i < b->nother && rc == SQLITE_OK; i++)
-		if (b->other[i]->type == REC_RUN_END)
-			rc = put_run_end(st, b->other[i]);
-	return rc;
-}
-
-/* One transaction of `apply`, retried while the database is busy. */
-static int commit(struct sq_store *st, int (*fn)(struct sq_store *, void *), void *arg,
-		  const char *what)
-{
-	uint64_t t0 = sq_mono_ms();
-	for (;;) {
-		int rc = sq_begin_write(st, st->wdb);
-		if (rc == SQLITE_OK)
-			rc = fn(st, arg);
-		if (rc == SQLITE_OK)
-			rc = sq_exec(st->wdb, "COMMIT");
-		if (rc == SQLITE_OK) {
-			st->w.transactions++;
-			return 0;
-		}
-		char *msg = NULL;
-		int code = sq_fail(st->wdb, rc, st->path, &msg, "%s", what);
-		sq_exec(st->wdb, "ROLLBACK");
-		if ((rc & 0xff) == SQLITE_BUSY && sq_mono_ms() - t0 < st->busy_ms) {
-			free(msg);
-			continue;
-		}
-		sq_set_error(st, code, "%s", msg ? msg : "out of memory");
-		free(msg);
-		return code;
-	}
-}
-
-static int apply_batch(struct sq_store *st, void *arg)
-{
-	return apply(st, arg);
 }
 
 static uint64_t thread_cpu_ns(void)
@@ -435,16 +179,16 @@ static void unregister(struct sq_store *st, struct sq_run *run)
 }
 
 /* Commits the batch, then calls its barriers and runs its prunes. */
-static void flush(struct sq_store *st, struct batch *b)
+static void flush(struct sq_store *st, struct sq_batch *b)
 {
-	bool work = b->nops || b->ntasks || b->ndirty;
+	bool work = b->nops || b->nchunks || b->nnotes || b->ndirty;
 	for (size_t i = 0; i < b->nother && !work; i++)
 		work = b->other[i]->type == REC_RUN_END;
 	int err = 0;
 	if (failed(st))
 		err = -1;
 	else if (work)
-		err = commit(st, apply_batch, b, "cannot record the runs' progress");
+		err = sq_commit(st, sq_apply_batch, b, "cannot record the runs' progress");
 	for (size_t i = 0; i < b->ndirty; i++)
 		b->dirty[i]->dirty = false;
 	/* Counters first: a barrier's caller may read them. */
@@ -473,12 +217,13 @@ static void flush(struct sq_store *st, struct batch *b)
 			arena_free(&mem);
 		}
 	}
-	b->nops = b->ntasks = b->nother = b->ndirty = b->nrec = 0;
+	b->nops = b->nnotes = b->nchunks = b->nother = b->ndirty = b->nrec = 0;
 	sq_map_clear(&b->starts);
-	sq_map_clear(&b->tmap);
+	sq_map_clear(&b->nmap);
+	sq_map_clear(&b->cmap);
 }
 
-static void process(struct sq_store *st, struct batch *b, struct sq_block *list)
+static void process(struct sq_store *st, struct sq_batch *b, struct sq_block *list)
 {
 	bool dead = failed(st);
 	for (struct sq_block *blk = list; blk; blk = blk->next) {
@@ -507,53 +252,23 @@ static void process(struct sq_store *st, struct batch *b, struct sq_block *list)
 
 /* ---- heartbeats and the end ------------------------------------------------ */
 
-struct beat {
-	uint64_t *keys;
-	size_t n;
-	int stmt;                  /* ST_BEAT or ST_RELEASE */
-	uint64_t lost;             /* a run whose lease is gone, or 0 */
-};
-
-static int apply_beat(struct sq_store *st, void *arg)
-{
-	struct beat *bt = arg;
-	sqlite3_stmt *s = st->stmt[bt->stmt];
-	for (size_t i = 0; i < bt->n; i++) {
-		sqlite3_bind_int64(s, 1, (int64_t)bt->keys[i]);
-		if (bt->stmt == ST_BEAT) {
-			sqlite3_bind_int64(s, 2, (int64_t)sq_now_ms());
-			sqlite3_bind_int64(s, 3, st->pid);
-			sqlite3_bind_text(s, 4, st->host, -1, SQLITE_STATIC);
-		} else {
-			sqlite3_bind_int64(s, 2, st->pid);
-			sqlite3_bind_text(s, 3, st->host, -1, SQLITE_STATIC);
-		}
-		int rc = run_stmt(s);
-		if (rc != SQLITE_OK)
-			return rc;
-		if (bt->stmt == ST_BEAT && sqlite3_changes(st->wdb) == 0)
-			bt->lost = bt->keys[i];
-	}
-	return SQLITE_OK;
-}
-
 /* Renews (or gives up) the leases of the registered runs. */
-static void leases(struct sq_store *st, int stmt)
+static void leases(struct sq_store *st, bool release)
 {
-	struct beat bt = {.stmt = stmt};
+	struct sq_leases l = {.release = release};
 	pthread_mutex_lock(&st->lock);
-	bt.keys = st->nruns ? malloc(st->nruns * sizeof(*bt.keys)) : NULL;
-	for (size_t i = 0; bt.keys && i < st->nruns; i++)
-		bt.keys[bt.n++] = st->runs[i]->key;
+	l.keys = st->nruns ? malloc(st->nruns * sizeof(*l.keys)) : NULL;
+	for (size_t i = 0; l.keys && i < st->nruns; i++)
+		l.keys[l.n++] = st->runs[i]->key;
 	pthread_mutex_unlock(&st->lock);
-	if (bt.n && !failed(st))
-		commit(st, apply_beat, &bt, stmt == ST_BEAT ? "cannot renew the lease"
-							    : "cannot give up the lease");
-	if (bt.lost)
+	if (l.n && !failed(st))
+		sq_commit(st, sq_apply_leases, &l, release ? "cannot give up the lease"
+							   : "cannot renew the lease");
+	if (l.lost)
 		sq_set_error(st, -EBUSY, "%s: run %llu was taken over by another process "
 			     "(its lease is no longer ours): stopping", st->path,
-			     (unsigned long long)bt.lost);
-	free(bt.keys);
+			     (unsigned long long)l.lost);
+	free(l.keys);
 	st->next_beat_ms = sq_mono_ms() + st->heartbeat_ms;
 }
 
@@ -582,7 +297,7 @@ static void recycle(struct sq_store *st, struct sq_block *list)
 static void *writer_main(void *arg)
 {
 	struct sq_store *st = arg;
-	struct batch b = {0};
+	struct sq_batch b = {0};
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
 		if (!st->head) {
@@ -590,7 +305,7 @@ static void *writer_main(void *arg)
 				break;
 			if (st->nruns && sq_mono_ms() >= st->next_beat_ms) {
 				pthread_mutex_unlock(&st->lock);
-				leases(st, ST_BEAT);
+				leases(st, false);
 				pthread_mutex_lock(&st->lock);
 				continue;
 			}
@@ -613,46 +328,46 @@ static void *writer_main(void *arg)
 		struct sq_block *list = st->head;
 		st->head = st->tail = NULL;
 		st->queued = st->queued_out = 0;
+		st->stats.queued_bytes = 0;
 		st->barrier_waiting = false;
 		pthread_mutex_unlock(&st->lock);
 		process(st, &b, list);
 		if (st->nruns && sq_mono_ms() >= st->next_beat_ms)
-			leases(st, ST_BEAT);
+			leases(st, false);
 		uint64_t cpu = thread_cpu_ns();
 		pthread_mutex_lock(&st->lock);
 		publish(st, cpu);
 		recycle(st, list);
 	}
 	pthread_mutex_unlock(&st->lock);
-	leases(st, ST_RELEASE);
+	leases(st, true);
 	sq_log_close_run(st, 0);
 	uint64_t cpu = thread_cpu_ns();
 	pthread_mutex_lock(&st->lock);
 	publish(st, cpu);
 	pthread_mutex_unlock(&st->lock);
 	free(b.ops);
-	free(b.tasks);
+	free(b.notes);
+	free(b.chunks);
 	free(b.other);
 	free(b.dirty);
 	sq_map_free(&b.starts);
-	sq_map_free(&b.tmap);
+	sq_map_free(&b.nmap);
+	sq_map_free(&b.cmap);
 	return NULL;
 }
 
 int sq_writer_start(struct sq_store *st, char **err)
 {
-	for (int i = 0; i < ST_N; i++) {
-		int rc = sqlite3_prepare_v3(st->wdb, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-					    &st->stmt[i], NULL);
-		if (rc != SQLITE_OK)
-			return sq_fail(st->wdb, rc, st->path, err, "cannot prepare statements");
-	}
+	int r = sq_apply_prepare(st, err);
+	if (r < 0)
+		return r;
 	st->next_beat_ms = sq_mono_ms() + st->heartbeat_ms;
 	/* The writer takes no signal: they go to the host's threads. */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int r = pthread_create(&st->writer, NULL, writer_main, st);
+	r = pthread_create(&st->writer, NULL, writer_main, st);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r != 0)
 		return sq_err(err, -r, "%s: cannot start the writer thread: %s", st->path,

@@ -304,6 +304,11 @@ struct store_prune_result {
 };
 
 struct store_stats {
+	uint64_t queued_bytes;     /* records waiting for the writer, in bytes:
+				    * a caller that produces records faster
+				    * than the disk takes them may hold back new
+				    * work while this is high (the store never
+				    * blocks, and drops no record) */
 	uint64_t records;          /* taken by the writer */
 	uint64_t transactions;     /* committed */
 	uint64_t busy_retries;
@@ -346,8 +351,8 @@ struct store_ops {
 	const char *name;
 
 	/* Opens (creating when needed, unless read_only) the store in o->dir,
-	 * upgrading an older schema in place (one transaction per step; a
-	 * concurrent opener waits). Refuses, touching nothing, a file that is
+	 * upgrading an older schema in place (in one transaction; a
+	 * concurrent opener waits, then finds it done). Refuses, touching nothing, a file that is
 	 * not a dagrun store (-EPROTO) or is newer than this build
 	 * (-EPROTONOSUPPORT). Returns 0 and *out, or < 0 and *err. */
 	int (*open)(const struct store_opts *o, struct store **out, char **err);
