@@ -97,7 +97,7 @@ static int read_rows(struct sq_store *st, uint64_t run, int64_t task, uint32_t a
 	sqlite3_bind_int64(q, 1, (int64_t)run);
 	if (task >= 0)
 		sqlite3_bind_int64(q, 2, task);
-	int rc;
+	int rc = SQLITE_DONE;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		if (v->n == v->cap) {
 			size_t cap = v->cap ? v->cap * 2 : 64;
@@ -138,7 +138,7 @@ static int kept_rows(struct sq_store *st, uint64_t key, struct arena *mem, struc
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(q, 1, (int64_t)key);
-	int rc;
+	int rc = SQLITE_DONE;
 	while (r == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		uint32_t idx = (uint32_t)u64(q, 0), task = (uint32_t)u64(q, 2);
 		uint64_t run = u64(q, 1);
@@ -296,7 +296,7 @@ static int hist_run(struct sq_store *st, struct hist *h, sqlite3_stmt *a, uint64
 {
 	sqlite3_reset(a);
 	sqlite3_bind_int64(a, 1, (int64_t)run);
-	int rc;
+	int rc = SQLITE_DONE;
 	while ((rc = sqlite3_step(a)) == SQLITE_ROW) {
 		uint64_t t = u64(a, 0);
 		if (t >= pn)
@@ -351,7 +351,7 @@ int sq_history(struct store *s, const char *workflow, const char *const *ids, ui
 		goto out;
 	sqlite3_bind_text(q, 1, workflow, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, h.runs);
-	int rc;
+	int rc = SQLITE_DONE;
 	while (r == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		uint32_t pn = (uint32_t)u64(q, 1);
 		bool identity;

@@ -109,7 +109,7 @@ int sq_list_runs(struct store *s, const struct store_run_filter *f, struct arena
 	if (f->workflow)
 		sqlite3_bind_text(q, 1, f->workflow, -1, SQLITE_STATIC);
 	sqlite3_bind_int(q, 2, by_lease ? STORE_RUN_RUNNING : f->status);
-	int rc;
+	int rc = SQLITE_DONE;
 	while ((!f->limit || cnt < f->limit) && (rc = sqlite3_step(q)) == SQLITE_ROW) {
 		if (read_run(st, q, mem, &one) < 0) {
 			r = oom(err);
@@ -201,7 +201,7 @@ static int by_prefix(struct sq_store *st, const char *prefix, const char *workfl
 	sqlite3_bind_text(q, 2, hi, -1, SQLITE_STATIC);
 	if (workflow)
 		sqlite3_bind_text(q, 3, workflow, -1, SQLITE_STATIC);
-	int rc;
+	int rc = SQLITE_DONE;
 	*n = 0;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW && *n < 3)
 		ids[(*n)++] = sq_col_text(mem, q, 0);
@@ -326,7 +326,7 @@ static int fold_attempts(struct sq_store *st, uint64_t run, int64_t task, uint32
 	sqlite3_bind_int64(q, 1, (int64_t)run);
 	if (task >= 0)
 		sqlite3_bind_int64(q, 2, task);
-	int rc;
+	int rc = SQLITE_DONE;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		int64_t i = task < 0 ? sqlite3_column_int64(q, 0) : as;
 		if (i < 0 || i >= n)

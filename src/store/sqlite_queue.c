@@ -151,6 +151,8 @@ int sq_attempt_start(struct store *s, uint64_t key, const struct store_attempt_s
 {
 	struct sq_store *st = sq_of(s);
 	struct sq_run *run = NULL;
+	if (!a->attempt)
+		return -EINVAL;
 	int r = enter(st, key, a->task, &run);
 	if (r)
 		return r;
@@ -168,6 +170,8 @@ int sq_attempt_end(struct store *s, uint64_t key, const struct store_attempt_end
 {
 	struct sq_store *st = sq_of(s);
 	struct sq_run *run = NULL;
+	if (!a->attempt || (a->result_json && a->result_len > INT32_MAX))
+		return -EINVAL;
 	int r = enter(st, key, a->task, &run);
 	if (r)
 		return r;

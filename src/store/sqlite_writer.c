@@ -300,15 +300,15 @@ static void *writer_main(void *arg)
 	struct sq_batch b = {0};
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
+		/* Leases are renewed between batches, busy or idle. */
+		if (st->nruns && sq_mono_ms() >= st->next_beat_ms) {
+			pthread_mutex_unlock(&st->lock);
+			leases(st, false);
+			pthread_mutex_lock(&st->lock);
+		}
 		if (!st->head) {
 			if (st->stop)
 				break;
-			if (st->nruns && sq_mono_ms() >= st->next_beat_ms) {
-				pthread_mutex_unlock(&st->lock);
-				leases(st, false);
-				pthread_mutex_lock(&st->lock);
-				continue;
-			}
 			if (st->nruns) {
 				struct timespec ts;
 				abs_deadline(&ts, st->next_beat_ms);
@@ -332,8 +332,6 @@ static void *writer_main(void *arg)
 		st->barrier_waiting = false;
 		pthread_mutex_unlock(&st->lock);
 		process(st, &b, list);
-		if (st->nruns && sq_mono_ms() >= st->next_beat_ms)
-			leases(st, false);
 		uint64_t cpu = thread_cpu_ns();
 		pthread_mutex_lock(&st->lock);
 		publish(st, cpu);

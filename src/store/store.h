@@ -402,7 +402,9 @@ struct store_ops {
 	/* A chunk of an attempt's output (masked). Appended to the attempt's
 	 * log file for that stream (created on its first byte) up to log_cap;
 	 * bytes beyond it, or beyond the queue's cap, are counted as cut (the
-	 * attempt's *_log_cut), never silently lost. */
+	 * attempt's *_log_cut), never silently lost; once a stream is cut, the
+	 * rest of it is too (a file is always a prefix). The sizes recorded
+	 * with the attempt are those at its end: send chunks before it. */
 	int (*output)(struct store *s, uint64_t key, uint32_t task,
 		      uint32_t attempt, int stream, const void *data, size_t len);
 	/* The run's end (status: enum store_run_status but INTERRUPTED; error:

@@ -646,6 +646,105 @@ static void a_full_disk_under_the_logs_stops_recording_and_names_the_file(void *
 	free(dir);
 }
 
+/* A child holding the write lock of dir's state.db for ms milliseconds;
+ * returns once it holds it. */
+static pid_t hold_lock(const char *dir, int ms)
+{
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		char *path = state_db(dir);
+		sqlite3 *db;
+		CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+		CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+		CHECK(write(fds[1], "x", 1) == 1);
+		usleep((useconds_t)ms * 1000);
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		sqlite3_close(db);
+		_exit(0);
+	}
+	char c;
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	close(fds[1]);
+	return pid;
+}
+
+static void a_lock_is_waited_out_but_not_beyond_the_busy_timeout(void **state)
+{
+	(void)state;
+	char *tmp = t_tmpdir(), *dir = t_statedir(tmp), *msg = NULL, *err = NULL;
+	struct store_opts o = {.busy_ms = 3000};
+	struct store *s = t_open(dir, &o);
+	uint64_t key = t_begin(s, "wf", 10, NULL, 1, NULL);
+	/* Held for 0.5 s: the writer waits, then commits. */
+	pid_t p = hold_lock(dir, 500);
+	t_attempt(s, key, 0, 1, true, 1);
+	assert_int_equal(t_sync(s), 0);
+	t_waitpid(p, 60);
+	/* begin() waits too. */
+	p = hold_lock(dir, 500);
+	t_begin(s, "wf", 1, NULL, 1, NULL);
+	t_waitpid(p, 60);
+	/* Held for 20 s, past the 3 s timeout: begin and the writer give up
+	 * and say which file. */
+	p = hold_lock(dir, 20000);
+	struct store_run_begin b = {.run_attempt = 1, .workflow = "wf", .path = "p"};
+	uint64_t k2;
+	assert_int_equal(s->ops->begin(s, &b, &k2, NULL, &err), -EBUSY);
+	char *path = state_db(dir);
+	assert_non_null(strstr(err, path));
+	t_attempt(s, key, 1, 1, true, 1);
+	assert_int_equal(t_sync(s), -EBUSY);
+	assert_int_equal(s->ops->last_error(s, &msg), -EBUSY);
+	assert_non_null(strstr(msg, path));
+	assert_non_null(strstr(msg, "locked"));
+	kill(p, SIGKILL);
+	t_waitpid(p, 60);
+	assert_int_equal(store_close(s), -EBUSY);
+	free(msg);
+	free(err);
+	free(path);
+	t_rmrf(tmp);
+	free(tmp);
+	free(dir);
+}
+
+static int synchronous_of(struct store *s)
+{
+	struct sq_store *st = sq_of(s);
+	sqlite3_stmt *q;
+	pthread_mutex_lock(&st->qlock);
+	assert_int_equal(sqlite3_prepare_v2(st->qdb, "PRAGMA synchronous", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	int v = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&st->qlock);
+	return v;
+}
+
+static void durable_stores_sync_every_commit(void **state)
+{
+	(void)state;
+	char *tmp = t_tmpdir(), *dir = t_statedir(tmp);
+	struct store *s = t_open(dir, NULL);
+	assert_int_equal(synchronous_of(s), 1);   /* NORMAL */
+	assert_int_equal(store_close(s), 0);
+	struct store_opts o = {.durable = true};
+	s = t_open(dir, &o);
+	assert_int_equal(synchronous_of(s), 2);   /* FULL */
+	uint64_t key = t_begin(s, "wf", 1, NULL, 1, NULL);
+	assert_int_equal(store_output(s, key, 0, 1, STORE_STDOUT, "kept\n", 5), 0);
+	t_attempt(s, key, 0, 1, true, 1);
+	assert_int_equal(t_sync(s), 0);
+	assert_int_equal(store_close(s), 0);
+	t_rmrf(tmp);
+	free(tmp);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -660,6 +759,8 @@ int main(void)
 		cmocka_unit_test(a_missing_or_read_only_state_dir_is_refused_with_its_name),
 		cmocka_unit_test(a_full_database_stops_recording_and_says_why),
 		cmocka_unit_test(a_full_disk_under_the_logs_stops_recording_and_names_the_file),
+		cmocka_unit_test(a_lock_is_waited_out_but_not_beyond_the_busy_timeout),
+		cmocka_unit_test(durable_stores_sync_every_commit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
