@@ -232,9 +232,19 @@ int sq_pragmas(struct sq_store *st, sqlite3 *db, char **err)
 		 st->durable ? "FULL" : "NORMAL");
 	int rc = sq_exec(db, sql);
 	if (rc == SQLITE_OK && st->max_db_bytes) {
+		sqlite3_stmt *q = NULL;
+		uint64_t page = 4096;
+		rc = sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &q, NULL);
+		if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+			page = (uint64_t)sqlite3_column_int64(q, 0);
+			rc = SQLITE_OK;
+		}
+		sqlite3_finalize(q);
+		uint64_t pages = st->max_db_bytes / (page ? page : 4096);
 		snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%llu;",
-			 (unsigned long long)(st->max_db_bytes / 4096 ? st->max_db_bytes / 4096 : 1));
-		rc = sq_exec(db, sql);
+			 (unsigned long long)(pages ? pages : 1));
+		if (rc == SQLITE_OK)
+			rc = sq_exec(db, sql);
 	}
 	if (rc != SQLITE_OK)
 		return sq_fail(db, rc, st->path, err, "cannot set up the connection");

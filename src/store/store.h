@@ -19,6 +19,25 @@
  * values, output chunks) BEFORE the call. The store never sees the
  * redactor, stores bytes as given, and cannot mask anything itself.
  *
+ * What every backend promises (this one, and a PostgreSQL one shared by
+ * many engines on many machines):
+ *  - Order: the state a store object reaches is that of applying its
+ *    records in call order. A batch is one transaction: a crash loses a
+ *    tail of the records, never a record in the middle, never half of one.
+ *  - Durability: once a barrier has called back with 0, every record made
+ *    before it (on that store object) is committed: it survives the death
+ *    of the process (kill -9) and, with `durable`, of the machine.
+ *  - Ownership: a run is recorded into by one live store object at a time
+ *    (its lease): begin() and claim() are atomic against each other across
+ *    processes and machines; the owner renews the lease while it lives; a
+ *    store that finds its lease taken over fails (-EBUSY) instead of
+ *    writing on.
+ *  - Readers: a query sees committed records only, as one consistent
+ *    snapshot per call, and never waits for writers (nor they for it)
+ *    beyond busy_ms.
+ *  - Cost to the caller: a record operation is a copy under a lock; it
+ *    never waits for the disk or the network.
+ *
  * Threads. One store object may be used from any thread, but the record
  * operations of one run must come from one thread (their order is the
  * order of the calls). Record operations never wait for the disk: they
@@ -37,8 +56,11 @@
  * failure is recorded, and the store never runs on silently.
  *   -ENOSPC   disk or database full (SQLITE_FULL, a log file's ENOSPC)
  *   -EBUSY    the database stayed locked beyond the busy timeout; or, from
- *             claim(), the run is driven by a live owner
- *   -EROFS / -EACCES  the state directory or file cannot be written
+ *             claim() and begin(), the run is driven by a live owner; or
+ *             our lease was taken over
+ *   -EALREADY claim() of a run that ended
+ *   -EROFS / -EACCES  the state directory or file cannot be written; a
+ *             store opened read-only asked to record
  *   -ENOENT   no such state directory (read-only open), run or attempt
  *   -EPROTO   a file that is not a dagrun state database (foreign, corrupt,
  *             not a database at all); nothing in it is touched
@@ -352,9 +374,12 @@ struct store_ops {
 
 	/* Opens (creating when needed, unless read_only) the store in o->dir,
 	 * upgrading an older schema in place (in one transaction; a
-	 * concurrent opener waits, then finds it done). Refuses, touching nothing, a file that is
-	 * not a dagrun store (-EPROTO) or is newer than this build
-	 * (-EPROTONOSUPPORT). Returns 0 and *out, or < 0 and *err. */
+	 * concurrent opener waits, then finds it done). Refuses, touching
+	 * nothing, a file that is not a dagrun store (-EPROTO) or is newer
+	 * than this build (-EPROTONOSUPPORT). A read-only store needs the
+	 * directory to be writable all the same when the database is in use
+	 * (SQLite's WAL index), and refuses a schema older than this build's.
+	 * Returns 0 and *out, or < 0 and *err. */
 	int (*open)(const struct store_opts *o, struct store **out, char **err);
 
 	/* Commits everything recorded (waiting for the disk), calls pending
@@ -368,7 +393,8 @@ struct store_ops {
 	 * that cannot be recorded does not start) and *key is its handle for
 	 * the records below. With b->run_id NULL, the id made is in *run_id
 	 * (STORE_RUN_ID_SIZE bytes, may be NULL otherwise). -EEXIST: that id
-	 * and run attempt exist. */
+	 * and run attempt exist; -EBUSY: a rerun (run_attempt > 1) of a run
+	 * whose earlier attempt still has a live owner. */
 	int (*begin)(struct store *s, const struct store_run_begin *b,
 		     uint64_t *key, char *run_id, char **err);
 
