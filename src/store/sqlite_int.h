@@ -40,12 +40,15 @@ struct sq_map {
 	uint32_t mask, n, gen;
 };
 
+/* The value of (a, b), or NULL. */
 void *sq_map_get(const struct sq_map *m, uint64_t a, uint64_t b);
 /* Sets (a, b) to v. Returns 0 or -ENOMEM. */
 int sq_map_put(struct sq_map *m, uint64_t a, uint64_t b, void *v);
+/* Removes (a, b) if present. */
 void sq_map_del(struct sq_map *m, uint64_t a, uint64_t b);
 /* Empties the map in O(1) (keeps its memory). */
 void sq_map_clear(struct sq_map *m);
+/* Frees the map's memory; it may be used again. */
 void sq_map_free(struct sq_map *m);
 
 /* ---- runs this store records into ------------------------------------------- */
@@ -184,6 +187,7 @@ int sq_err(char **err, int code, const char *fmt, ...)
 /* Records the sticky error (the first one wins) and calls on_error once. */
 void sq_set_error(struct sq_store *st, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Wall clock and monotonic clock, in ms. */
 uint64_t sq_now_ms(void);
 uint64_t sq_mono_ms(void);
 /* Runs one SQL text (no rows). Returns a SQLite code. */
@@ -214,14 +218,18 @@ uint64_t sq_proc_start(int64_t pid);
 /* Whether the lease's owner is alive, seen from st at now_ms. */
 bool sq_lease_alive(const struct sq_store *st, const char *host, int64_t pid,
 		    uint64_t pid_start, uint64_t beat_ms, uint64_t now_ms);
+/* The table's begin and claim (store.h says what they promise). */
 int sq_begin_run(struct store *s, const struct store_run_begin *b,
 		 uint64_t *key, char *run_id, char **err);
 int sq_claim(struct store *s, uint64_t key, struct store_lease *prev,
 	     struct arena *mem, char **err);
+/* Frees a run of the registry. Accepts NULL. */
 void sq_run_free(struct sq_run *r);
 
 /* ---- the queue, caller side (sqlite_queue.c) --------------------------------- */
 
+/* The table's record operations, last_error, stats and prune_async (see
+ * store.h). */
 int sq_attempt_start(struct store *s, uint64_t key, const struct store_attempt_start *a);
 int sq_attempt_end(struct store *s, uint64_t key, const struct store_attempt_end *a);
 int sq_task_status(struct store *s, uint64_t key, const struct store_task_status_rec *t);
@@ -242,6 +250,8 @@ struct sq_run *sq_find_run_locked(struct sq_store *st, uint64_t key);
 
 /* ---- the writer (sqlite_writer.c, sqlite_apply.c) ----------------------------- */
 
+/* Prepares the writer's statements and starts its thread (signals
+ * blocked). Returns 0 or < 0 and *err. */
 int sq_writer_start(struct sq_store *st, char **err);
 /* Stops the writer after it has committed everything queued. */
 void sq_writer_stop(struct sq_store *st);
@@ -308,6 +318,7 @@ void sq_log_close_run(struct sq_store *st, uint64_t run);
 /* "DIR/logs/RUNID.ATTEMPT" into buf. */
 int sq_log_dir(const struct sq_store *st, const char *run_id,
 	       uint32_t run_attempt, char *buf, size_t n);
+/* The table's log_files (store.h). */
 int sq_log_files(struct store *s, uint64_t run, uint32_t task, uint32_t attempt,
 		 struct arena *mem, struct store_log_files *out, char **err);
 /* Removes a run's log directory; adds the bytes freed to *bytes. */
@@ -329,6 +340,7 @@ int sq_read_statuses(sqlite3 *db, uint64_t key, uint32_t n, uint8_t *status);
  * updates *run and *task. In a read transaction. */
 int sq_q_source(struct sq_store *st, uint64_t *run, uint32_t *task, char **err);
 
+/* The table's queries (store.h says what they promise). */
 int sq_list_runs(struct store *s, const struct store_run_filter *f,
 		 struct arena *mem, struct store_run_info **out, size_t *n,
 		 char **err);
@@ -354,6 +366,7 @@ int sq_history(struct store *s, const char *workflow, const char *const *ids,
 int sq_prune_on(struct sq_store *st, sqlite3 *db,
 		const struct store_prune_opts *o, struct arena *mem,
 		struct store_prune_result *res, char **err);
+/* The table's prune and prune_due (store.h). */
 int sq_prune(struct store *s, const struct store_prune_opts *o,
 	     struct arena *mem, struct store_prune_result *res, char **err);
 int sq_prune_due(struct store *s, const struct store_prune_opts *o, char **err);
