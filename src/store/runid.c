@@ -1,10 +1,11 @@
 /* runid.c: run ids (time plus randomness) and the names of statuses.
  *
- * An id is "YYYYMMDD-HHMMSS-mmm-rrrrrrrr": the UTC start time to the
- * millisecond, so ids sort by start time whatever the time zone, then 32
+ * An id is "YYYYMMDD-HHMMSS-mmm-rrrrrrrrrrrr": the UTC start time to the
+ * millisecond, so ids sort by start time whatever the time zone, then 48
  * bits from getrandom(2), so two processes (or machines) starting a run in
- * the same millisecond get different ids but with odds of 2^-32; the store
- * refuses a duplicate, and begin() then makes another.
+ * the same millisecond collide with odds of 2^-48 (a thousand in one
+ * millisecond: 2^-29); the store refuses a duplicate, and begin() then
+ * makes another.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 
 int store_run_id_make(char out[STORE_RUN_ID_SIZE], uint64_t now_ms)
 {
-	unsigned char rnd[4];
+	unsigned char rnd[6];
 	size_t got = 0;
 	while (got < sizeof(rnd)) {
 		ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
@@ -31,8 +32,10 @@ int store_run_id_make(char out[STORE_RUN_ID_SIZE], uint64_t now_ms)
 	struct tm tm;
 	if (!gmtime_r(&sec, &tm))
 		return -EINVAL;
-	unsigned r = (unsigned)rnd[0] << 24 | (unsigned)rnd[1] << 16 | (unsigned)rnd[2] << 8 | rnd[3];
-	int w = snprintf(out, STORE_RUN_ID_SIZE, "%04d%02d%02d-%02d%02d%02d-%03u-%08x",
+	unsigned long long r = 0;
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		r = r << 8 | rnd[i];
+	int w = snprintf(out, STORE_RUN_ID_SIZE, "%04d%02d%02d-%02d%02d%02d-%03u-%012llx",
 			 (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 			 tm.tm_min, tm.tm_sec, (unsigned)(now_ms % 1000), r);
 	return w == STORE_RUN_ID_SIZE - 1 ? 0 : -EINVAL;

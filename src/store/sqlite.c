@@ -358,14 +358,14 @@ static int sq_open(const struct store_opts *o, struct store **out, char **err)
 		goto out;
 	if (!st->read_only) {
 		if ((r = open_db(st, &st->wdb, false, err)) < 0 ||
-		    (r = sq_schema_open(st->wdb, st->path, SQ_SCHEMA_VERSION, false, err)) < 0 ||
+		    (r = sq_schema_open(st->wdb, st->path, SQ_SCHEMA_VERSION, false, st->busy_ms, err)) < 0 ||
 		    (r = sq_pragmas(st, st->wdb, err)) < 0)
 			goto out;
 	}
 	if ((r = open_db(st, &st->qdb, st->read_only, err)) < 0)
 		goto out;
 	if (st->read_only &&
-	    (r = sq_schema_open(st->qdb, st->path, SQ_SCHEMA_VERSION, true, err)) < 0)
+	    (r = sq_schema_open(st->qdb, st->path, SQ_SCHEMA_VERSION, true, st->busy_ms, err)) < 0)
 		goto out;
 	if ((r = sq_pragmas(st, st->qdb, err)) < 0)
 		goto out;

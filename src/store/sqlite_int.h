@@ -205,9 +205,10 @@ const char *sq_col_text(struct arena *mem, sqlite3_stmt *s, int col);
 
 /* Checks that db (a connection to path) holds a dagrun store this build can
  * use and brings it to `target` (SQ_SCHEMA_VERSION but in tests), creating
- * it when empty. Touches nothing when refusing. read_only: check only. */
+ * it when empty. Touches nothing when refusing. read_only: check only.
+ * Waits up to busy_ms for other openers. */
 int sq_schema_open(sqlite3 *db, const char *path, int target, bool read_only,
-		   char **err);
+		   unsigned busy_ms, char **err);
 /* Sets the connection's pragmas (WAL, foreign keys, synchronous, cap). */
 int sq_pragmas(struct sq_store *st, sqlite3 *db, char **err);
 

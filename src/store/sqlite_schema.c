@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/sqlite_int.h"
 
@@ -186,13 +187,50 @@ fail:
 	return sq_code(rc) ? sq_code(rc) : -EIO;
 }
 
+/* WAL mode, if not yet. Switching needs the database to itself: while
+ * other openers read it, SQLite answers busy at once, so wait here. */
+static int to_wal(sqlite3 *db, unsigned busy_ms)
+{
+	struct timespec t0, now, nap = {0, 2000000};
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		sqlite3_stmt *q = NULL;
+		int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL);
+		bool wal = false;
+		if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+			wal = !sqlite3_stricmp((const char *)sqlite3_column_text(q, 0), "wal");
+			rc = SQLITE_OK;
+		}
+		sqlite3_finalize(q);
+		if (rc == SQLITE_OK && !wal)
+			rc = sq_exec(db, "PRAGMA journal_mode=WAL");
+		if ((rc & 0xff) != SQLITE_BUSY)
+			return rc;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int64_t ms = (int64_t)(now.tv_sec - t0.tv_sec) * 1000 +
+			     (now.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= (int64_t)busy_ms)
+			return rc;
+		nanosleep(&nap, NULL);
+	}
+}
+
 int sq_schema_open(sqlite3 *db, const char *path, int target, bool read_only,
-		   char **err)
+		   unsigned busy_ms, char **err)
 {
 	struct header h = {0};
-	int rc = read_header(db, &h);
-	if (rc != SQLITE_OK)
-		return sq_fail(db, rc, path, err, "cannot read");
+	/* One snapshot: another process may be creating the schema. */
+	int rc = sq_exec(db, "BEGIN");
+	if (rc == SQLITE_OK)
+		rc = read_header(db, &h);
+	if (rc == SQLITE_OK)
+		rc = sq_exec(db, "COMMIT");
+	if (rc != SQLITE_OK) {
+		int code = sq_fail(db, rc, path, err, "cannot read");
+		if (!sqlite3_get_autocommit(db))
+			sq_exec(db, "ROLLBACK");
+		return code;
+	}
 	int r = judge(&h, path, target, err);
 	if (r < 0)
 		return r;
@@ -207,8 +245,7 @@ int sq_schema_open(sqlite3 *db, const char *path, int target, bool read_only,
 		return 0;
 	}
 	/* Known to be ours (or empty): now it may be written. */
-	rc = sq_exec(db, "PRAGMA journal_mode=WAL");
-	if (rc != SQLITE_OK)
+	if ((rc = to_wal(db, busy_ms)) != SQLITE_OK)
 		return sq_fail(db, rc, path, err, "cannot switch to WAL mode");
 	if (h.version == target)
 		return 0;

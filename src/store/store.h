@@ -130,12 +130,12 @@ enum store_stream { STORE_STDOUT = 1, STORE_STDERR = 2 };
 
 /* ---- run ids ------------------------------------------------------------ */
 
-/* "YYYYMMDD-HHMMSS-mmm-rrrrrrrr": UTC time to the millisecond, then 32
+/* "YYYYMMDD-HHMMSS-mmm-rrrrrrrrrrrr": UTC time to the millisecond, then 48
  * random bits (getrandom) in hex. Ids sort by start time; two processes
- * (or machines) making one in the same millisecond collide with odds 2^-32,
+ * (or machines) making one in the same millisecond collide with odds 2^-48,
  * and begin() with a NULL id retries on a collision, so ids are unique in
  * a store. */
-#define STORE_RUN_ID_SIZE 29   /* 28 characters and the NUL */
+#define STORE_RUN_ID_SIZE 33   /* 32 characters and the NUL */
 
 /* Writes a new id for a run starting at now_ms (ms since the epoch) into
  * out. Returns 0, or -errno when no random bytes could be read. */

@@ -104,6 +104,45 @@ static void two_processes_write_one_state_dir_and_lose_no_record(void **state)
 	free(dir);
 }
 
+static void processes_creating_one_store_at_once_all_open_it(void **state)
+{
+	(void)state;
+	enum { KIDS = 8, ROUNDS = 10 };
+	for (int round = 0; round < ROUNDS; round++) {
+		char *tmp = t_tmpdir(), *dir = t_statedir(tmp);
+		int go[2];
+		assert_int_equal(pipe(go), 0);
+		pid_t kids[KIDS];
+		for (int k = 0; k < KIDS; k++) {
+			kids[k] = fork();
+			assert_true(kids[k] >= 0);
+			if (kids[k])
+				continue;
+			close(go[1]);
+			char c;
+			CHECK(read(go[0], &c, 1) == 0);   /* all start together */
+			struct store_opts o = {.dir = dir};
+			struct store *s = NULL;
+			char *err = NULL;
+			if (store_open(&store_sqlite_ops, &o, &s, &err) < 0) {
+				fprintf(stderr, "child: %s\n", err);
+				_exit(1);
+			}
+			CHECK(store_close(s) == 0);
+			_exit(0);
+		}
+		close(go[0]);
+		close(go[1]);
+		for (int k = 0; k < KIDS; k++) {
+			int st = t_waitpid(kids[k], 60);
+			assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		}
+		t_rmrf(tmp);
+		free(tmp);
+		free(dir);
+	}
+}
+
 static void a_reader_during_writes_sees_consistent_snapshots(void **state)
 {
 	(void)state;
@@ -381,7 +420,7 @@ static void an_older_schema_is_upgraded_keeping_its_runs(void **state)
 	char *path = state_db(dir);
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sq_schema_open(db, path, 1, false, &err), 0);
+	assert_int_equal(sq_schema_open(db, path, 1, false, 1000, &err), 0);
 	assert_int_equal(sqlite3_exec(db,
 		"INSERT INTO runs(id, run_id, run_attempt, workflow, path, status, start_ms, "
 		"n_tasks, c_completed) VALUES(1, 'old-run', 1, 'wf', 'p', 1, 5, 1, 1);"
@@ -749,6 +788,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(two_processes_write_one_state_dir_and_lose_no_record),
+		cmocka_unit_test(processes_creating_one_store_at_once_all_open_it),
 		cmocka_unit_test(a_reader_during_writes_sees_consistent_snapshots),
 		cmocka_unit_test(records_confirmed_by_a_barrier_survive_kill_9),
 		cmocka_unit_test(a_live_owner_is_refused_and_a_dead_one_taken_over),
