@@ -22,7 +22,7 @@ WERROR=${WERROR:-true}
 # openssl (certificates, HMAC), curl, dot, nm, readelf and a C compiler
 # against the installed library (tests/install); python3 uses its standard
 # library only.
-PKGS_PC="yaml-0.1:libyaml-dev libuv:libuv1-dev jansson:libjansson-dev lua5.4:liblua5.4-dev libcurl:libcurl4-openssl-dev libcrypto:libssl-dev cmocka:libcmocka-dev"
+PKGS_PC="yaml-0.1:libyaml-dev libuv:libuv1-dev jansson:libjansson-dev lua5.4:liblua5.4-dev libcurl:libcurl4-openssl-dev libcrypto:libssl-dev cmocka:libcmocka-dev sqlite3:libsqlite3-dev"
 PKGS_BIN="meson:meson ninja:ninja-build pkg-config:pkg-config cc:gcc python3:python3 dot:graphviz openssl:openssl curl:curl nm:binutils readelf:binutils"
 
 deps() {

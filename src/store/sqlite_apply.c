@@ -1,0 +1,326 @@
+/* sqlite_apply.c: the writer's statements: what a batch writes.
+ *
+ * Everything here writes absolute values (inserts that replace, upserts,
+ * updates to a value), so a transaction that the database refused while
+ * busy can be run again as a whole. Every parameter of a statement is
+ * bound on every use (no clearing of bindings between rows). Task
+ * statuses are written a chunk of SQ_CHUNK tasks at a time, from the
+ * writer's copy of the run's statuses: a batch of N consecutive
+ * completions writes N / SQ_CHUNK rows, not N.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_int.h"
+
+enum { ST_INSERT, ST_START, ST_END, ST_RESULT, ST_EXT, ST_CHUNK, ST_NOTE, ST_UNNOTE,
+       ST_COUNTS, ST_RUN_END, ST_BEAT, ST_RELEASE, ST_N };
+
+#define ATT_INSERT \
+	"INTO attempts(run,task,attempt,flags,start_ms,end_ms,duration_ms,pid,pgid," \
+	"pid_start,exit_code,signal,class,error,cpu_user_ms,cpu_sys_ms,max_rss_kb," \
+	"out_bytes,err_bytes,out_dropped,err_dropped,out_logged,err_logged,out_log_cut," \
+	"err_log_cut) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17," \
+	"?18,?19,?20,?21,?22,?23,?24,?25)"
+
+static const char *const sql[ST_N] = {
+	/* An attempt whose start and end are in one batch: one row. */
+	[ST_INSERT] = "INSERT OR REPLACE " ATT_INSERT,
+	[ST_START] =
+	"INSERT INTO attempts(run,task,attempt,start_ms,pid,pgid,pid_start)"
+	" VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(run,task,attempt) DO UPDATE SET"
+	" start_ms=excluded.start_ms, pid=excluded.pid, pgid=excluded.pgid,"
+	" pid_start=excluded.pid_start",
+	/* An end whose start was committed before (or never recorded). */
+	[ST_END] =
+	"INSERT " ATT_INSERT
+	" ON CONFLICT(run,task,attempt) DO UPDATE SET flags=excluded.flags,"
+	" start_ms=excluded.start_ms, end_ms=excluded.end_ms,"
+	" duration_ms=excluded.duration_ms, exit_code=excluded.exit_code,"
+	" signal=excluded.signal, class=excluded.class, error=excluded.error,"
+	" cpu_user_ms=excluded.cpu_user_ms, cpu_sys_ms=excluded.cpu_sys_ms,"
+	" max_rss_kb=excluded.max_rss_kb, out_bytes=excluded.out_bytes,"
+	" err_bytes=excluded.err_bytes, out_dropped=excluded.out_dropped,"
+	" err_dropped=excluded.err_dropped, out_logged=excluded.out_logged,"
+	" err_logged=excluded.err_logged, out_log_cut=excluded.out_log_cut,"
+	" err_log_cut=excluded.err_log_cut",
+	[ST_RESULT] =
+	"INSERT OR REPLACE INTO results(run,task,attempt,value) VALUES(?1,?2,?3,?4)",
+	[ST_EXT] =
+	"INSERT OR REPLACE INTO attempt_ext(run,task,attempt,http_status,"
+	"http_queue_us,http_dns_us,http_connect_us,http_tls_us,http_first_byte_us,"
+	"http_total_us,http_redirects,model,finish_reason,prompt_sha256,"
+	"prompt_tokens,completion_tokens,prompt_bytes,context_cut_bytes)"
+	" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+	[ST_CHUNK] =
+	"INSERT OR REPLACE INTO task_status(run,chunk,statuses) VALUES(?1,?2,?3)",
+	[ST_NOTE] =
+	"INSERT OR REPLACE INTO task_notes(run,idx,class,error,from_run,from_idx)"
+	" VALUES(?1,?2,?3,?4,?5,?6)",
+	[ST_UNNOTE] = "DELETE FROM task_notes WHERE run=?1 AND idx=?2",
+	[ST_COUNTS] =
+	"UPDATE runs SET c_pending=?2, c_running=?3, c_completed=?4, c_failed=?5,"
+	" c_retrying=?6, c_skipped=?7, c_cancelled=?8, c_interrupted=?9 WHERE id=?1",
+	[ST_RUN_END] =
+	"UPDATE runs SET status=?2, end_ms=?3, error=?4, owner_host=NULL,"
+	" owner_pid=NULL, owner_start=NULL WHERE id=?1",
+	[ST_BEAT] =
+	"UPDATE runs SET beat_ms=?2 WHERE id=?1 AND owner_pid=?3 AND owner_host=?4",
+	[ST_RELEASE] =
+	"UPDATE runs SET owner_host=NULL, owner_pid=NULL, owner_start=NULL"
+	" WHERE id=?1 AND owner_pid=?2 AND owner_host=?3",
+};
+
+int sq_apply_prepare(struct sq_store *st, char **err)
+{
+	for (int i = 0; i < ST_N; i++) {
+		int rc = sqlite3_prepare_v3(st->wdb, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    &st->stmt[i], NULL);
+		if (rc != SQLITE_OK)
+			return sq_fail(st->wdb, rc, st->path, err, "cannot prepare statements");
+	}
+	return 0;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *t)
+{
+	if (t)
+		sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static void bind_u64(sqlite3_stmt *s, int i, uint64_t v)
+{
+	sqlite3_bind_int64(s, i, (int64_t)v);
+}
+
+static int run_stmt(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void bind_key(sqlite3_stmt *s, uint64_t run, uint32_t task, uint32_t attempt)
+{
+	bind_u64(s, 1, run);
+	sqlite3_bind_int64(s, 2, task);
+	sqlite3_bind_int64(s, 3, attempt);
+}
+
+static bool has_ext(const struct store_attempt_end *e)
+{
+	return e->http_status || e->http_total_us || e->http_queue_us || e->http_redirects ||
+	       e->model || e->finish_reason || e->prompt_sha256 || e->prompt_tokens > 0 ||
+	       e->completion_tokens > 0 || e->prompt_bytes || e->context_cut_bytes;
+}
+
+static int put_ext(struct sq_store *st, uint64_t run, const struct store_attempt_end *e)
+{
+	sqlite3_stmt *s = st->stmt[ST_EXT];
+	bind_key(s, run, e->task, e->attempt);
+	sqlite3_bind_int(s, 4, e->http_status);
+	const uint64_t us[] = {e->http_queue_us, e->http_dns_us, e->http_connect_us,
+			       e->http_tls_us, e->http_first_byte_us, e->http_total_us};
+	for (int i = 0; i < 6; i++)
+		bind_u64(s, 5 + i, us[i]);
+	sqlite3_bind_int64(s, 11, e->http_redirects);
+	bind_text(s, 12, e->model);
+	bind_text(s, 13, e->finish_reason);
+	bind_text(s, 14, e->prompt_sha256);
+	if (e->prompt_tokens >= 0)
+		sqlite3_bind_int64(s, 15, e->prompt_tokens);
+	else
+		sqlite3_bind_null(s, 15);
+	if (e->completion_tokens >= 0)
+		sqlite3_bind_int64(s, 16, e->completion_tokens);
+	else
+		sqlite3_bind_null(s, 16);
+	bind_u64(s, 17, e->prompt_bytes);
+	bind_u64(s, 18, e->context_cut_bytes);
+	return run_stmt(s);
+}
+
+static int put_end(struct sq_store *st, const struct sq_op *op)
+{
+	const struct store_attempt_end *e = &op->rec->u.end;
+	const struct store_attempt_start *a = op->start ? &op->start->u.start : NULL;
+	uint64_t run = op->rec->run->key;
+	sqlite3_stmt *s = st->stmt[a ? ST_INSERT : ST_END];
+	uint64_t start = e->start_ms ? e->start_ms : a ? a->start_ms : e->end_ms;
+	bind_key(s, run, e->task, e->attempt);
+	sqlite3_bind_int(s, 4, (int)e->flags);
+	bind_u64(s, 5, start);
+	bind_u64(s, 6, e->end_ms > start ? e->end_ms - start : 0);
+	bind_u64(s, 7, e->duration_ms);
+	if (a) {
+		sqlite3_bind_int64(s, 8, a->pid);
+		sqlite3_bind_int64(s, 9, a->pgid);
+		bind_u64(s, 10, a->pid_start);
+	} else {
+		for (int i = 8; i <= 10; i++)
+			sqlite3_bind_null(s, i);
+	}
+	sqlite3_bind_int(s, 11, e->exit_code);
+	sqlite3_bind_int(s, 12, e->signal);
+	sqlite3_bind_int(s, 13, e->error_class);
+	bind_text(s, 14, e->error);
+	bind_u64(s, 15, e->cpu_user_ms);
+	bind_u64(s, 16, e->cpu_sys_ms);
+	sqlite3_bind_int64(s, 17, e->max_rss_kb);
+	const uint64_t v[] = {e->out_bytes, e->err_bytes, e->out_dropped, e->err_dropped,
+			      op->logged[STORE_STDOUT], op->logged[STORE_STDERR],
+			      op->cut[STORE_STDOUT], op->cut[STORE_STDERR]};
+	for (int i = 0; i < 8; i++)
+		bind_u64(s, 18 + i, v[i]);
+	int rc = run_stmt(s);
+	if (rc == SQLITE_OK && e->result_json) {
+		s = st->stmt[ST_RESULT];
+		bind_key(s, run, e->task, e->attempt);
+		sqlite3_bind_text(s, 4, e->result_json, (int)e->result_len, SQLITE_STATIC);
+		rc = run_stmt(s);
+	}
+	if (rc == SQLITE_OK && has_ext(e))
+		rc = put_ext(st, run, e);
+	return rc;
+}
+
+static int put_start(struct sq_store *st, const struct sq_rec *r)
+{
+	const struct store_attempt_start *a = &r->u.start;
+	sqlite3_stmt *s = st->stmt[ST_START];
+	bind_key(s, r->run->key, a->task, a->attempt);
+	bind_u64(s, 4, a->start_ms);
+	sqlite3_bind_int64(s, 5, a->pid);
+	sqlite3_bind_int64(s, 6, a->pgid);
+	bind_u64(s, 7, a->pid_start);
+	return run_stmt(s);
+}
+
+static int put_chunk(struct sq_store *st, const struct sq_chunk *c)
+{
+	sqlite3_stmt *s = st->stmt[ST_CHUNK];
+	uint32_t first = c->chunk * SQ_CHUNK, n = c->run->n_tasks - first;
+	bind_u64(s, 1, c->run->key);
+	sqlite3_bind_int64(s, 2, c->chunk);
+	sqlite3_bind_blob(s, 3, c->run->status + first, (int)(n < SQ_CHUNK ? n : SQ_CHUNK),
+			  SQLITE_STATIC);
+	return run_stmt(s);
+}
+
+/* A task's reason (class, message) or origin (a rerun's kept task); a
+ * status without either removes the note left by an earlier one. */
+static int put_note(struct sq_store *st, const struct sq_rec *r)
+{
+	uint32_t task = r->type == REC_CARRY ? r->u.carry.task : r->u.status.task;
+	bool keep = r->type == REC_CARRY || r->u.status.error_class || r->u.status.error;
+	sqlite3_stmt *s = st->stmt[keep ? ST_NOTE : ST_UNNOTE];
+	bind_u64(s, 1, r->run->key);
+	sqlite3_bind_int64(s, 2, task);
+	if (!keep)
+		return run_stmt(s);
+	if (r->type == REC_STATUS) {
+		sqlite3_bind_int(s, 3, r->u.status.error_class);
+		bind_text(s, 4, r->u.status.error);
+		sqlite3_bind_null(s, 5);
+		sqlite3_bind_null(s, 6);
+	} else {
+		sqlite3_bind_null(s, 3);
+		sqlite3_bind_null(s, 4);
+		bind_u64(s, 5, r->u.carry.from_run);
+		sqlite3_bind_int64(s, 6, r->u.carry.from_task);
+	}
+	return run_stmt(s);
+}
+
+static int put_counts(struct sq_store *st, const struct sq_run *run)
+{
+	sqlite3_stmt *s = st->stmt[ST_COUNTS];
+	bind_u64(s, 1, run->key);
+	for (int i = 0; i < STORE_TASK_NSTATUS; i++)
+		sqlite3_bind_int64(s, 2 + i, run->counts[i]);
+	return run_stmt(s);
+}
+
+static int put_run_end(struct sq_store *st, const struct sq_rec *r)
+{
+	sqlite3_stmt *s = st->stmt[ST_RUN_END];
+	bind_u64(s, 1, r->run->key);
+	sqlite3_bind_int(s, 2, r->u.run_end.status);
+	bind_u64(s, 3, r->u.run_end.end_ms);
+	bind_text(s, 4, r->u.run_end.error);
+	return run_stmt(s);
+}
+
+int sq_apply_batch(struct sq_store *st, void *batch)
+{
+	struct sq_batch *b = batch;
+	int rc = SQLITE_OK;
+	for (size_t i = 0; i < b->nops && rc == SQLITE_OK; i++) {
+		const struct sq_op *op = &b->ops[i];
+		if (!op->dead)
+			rc = op->rec->type == REC_START ? put_start(st, op->rec) : put_end(st, op);
+	}
+	for (size_t i = 0; i < b->nchunks && rc == SQLITE_OK; i++)
+		rc = put_chunk(st, &b->chunks[i]);
+	for (size_t i = 0; i < b->nnotes && rc == SQLITE_OK; i++)
+		rc = put_note(st, b->notes[i]);
+	for (size_t i = 0; i < b->ndirty && rc == SQLITE_OK; i++)
+		rc = put_counts(st, b->dirty[i]);
+	for (size_t i = 0; i < b->nother && rc == SQLITE_OK; i++)
+		if (b->other[i]->type == REC_RUN_END)
+			rc = put_run_end(st, b->other[i]);
+	return rc;
+}
+
+int sq_apply_leases(struct sq_store *st, void *leases)
+{
+	struct sq_leases *l = leases;
+	sqlite3_stmt *s = st->stmt[l->release ? ST_RELEASE : ST_BEAT];
+	for (size_t i = 0; i < l->n; i++) {
+		bind_u64(s, 1, l->keys[i]);
+		if (!l->release) {
+			bind_u64(s, 2, sq_now_ms());
+			sqlite3_bind_int64(s, 3, st->pid);
+			sqlite3_bind_text(s, 4, st->host, -1, SQLITE_STATIC);
+		} else {
+			sqlite3_bind_int64(s, 2, st->pid);
+			sqlite3_bind_text(s, 3, st->host, -1, SQLITE_STATIC);
+		}
+		int rc = run_stmt(s);
+		if (rc != SQLITE_OK)
+			return rc;
+		if (!l->release && sqlite3_changes(st->wdb) == 0)
+			l->lost = l->keys[i];
+	}
+	return SQLITE_OK;
+}
+
+int sq_commit(struct sq_store *st, int (*fn)(struct sq_store *, void *), void *arg,
+	      const char *what)
+{
+	uint64_t t0 = sq_mono_ms();
+	for (;;) {
+		int rc = sq_begin_write(st, st->wdb);
+		if (rc == SQLITE_OK)
+			rc = fn(st, arg);
+		if (rc == SQLITE_OK)
+			rc = sq_exec(st->wdb, "COMMIT");
+		if (rc == SQLITE_OK) {
+			st->w.transactions++;
+			return 0;
+		}
+		char *msg = NULL;
+		int code = sq_fail(st->wdb, rc, st->path, &msg, "%s", what);
+		sq_exec(st->wdb, "ROLLBACK");
+		if ((rc & 0xff) == SQLITE_BUSY && sq_mono_ms() - t0 < st->busy_ms) {
+			free(msg);
+			continue;
+		}
+		sq_set_error(st, code, "%s", msg ? msg : "out of memory");
+		free(msg);
+		return code;
+	}
+}
