@@ -22,8 +22,9 @@
  *   string.char, utf8.char, table.pack, select, assert
  *                     a step per argument or result
  *   string.upper, lower, reverse, format, pack, packsize, unpack
- *                     a step per 8 bytes scanned (format: its strings, a
- *                     step per byte with %q; pack: also the result's bytes)
+ *                     a step per 8 bytes scanned (format: its strings, and
+ *                     with %q 8 steps per control byte, each escaped with a
+ *                     snprintf; pack: also the result's bytes)
  *   string.sub, len   O(1) besides the copy (the allocator charges it)
  *   string.find, match, gmatch, gsub
  *                     match.c charges every step, class scan, back-
@@ -140,18 +141,35 @@ static int w_args(lua_State *L)
 	return call_orig(L);
 }
 
-/* Functions that scan every string they are given (format, pack). A %q
- * in a format escapes byte by byte, with a snprintf per control byte: a
- * step per byte. */
+/* Control bytes in the string at i: %q writes each with a snprintf. */
+static uint64_t control_bytes(lua_State *L, int i)
+{
+	size_t n;
+	const unsigned char *s = (const unsigned char *)lua_tolstring(L, i, &n);
+	uint64_t c = 0;
+	for (size_t k = 0; k < n; k++)
+		c += s[k] < 0x20 || s[k] == 0x7f;
+	return c;
+}
+
+/* Functions that scan every string they are given (format, pack). A %q in
+ * a format escapes byte by byte, with a snprintf per control byte. */
 static int w_strings(lua_State *L)
 {
-	uint64_t bytes = 0;
+	uint64_t bytes = 0, steps = 0;
 	int top = lua_gettop(L);
 	size_t lf = str_len_at(L, 1);
 	bool quoting = lf && memchr(lua_tostring(L, 1), 'q', lf);
-	for (int i = 1; i <= top; i++)
+	for (int i = 1; i <= top; i++) {
+		if (lua_type(L, i) != LUA_TSTRING)
+			continue;
 		bytes = sat_add(bytes, str_len_at(L, i));
-	charge(L, (quoting ? bytes : bytes / SCAN_BYTES) + (uint64_t)top / 4);
+		if (quoting && i > 1) {
+			charge(L, str_len_at(L, i) / SCAN_BYTES);   /* the count */
+			steps = sat_add(steps, sat_mul(control_bytes(L, i), 8));
+		}
+	}
+	charge(L, sat_add(steps, bytes / SCAN_BYTES + (uint64_t)top / 4));
 	int n = call_orig(L);
 	if (n == 1)     /* pack's padding is written byte by byte */
 		charge(L, str_len_at(L, -1) / SCAN_BYTES);

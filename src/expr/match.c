@@ -63,7 +63,7 @@ static void steps(struct ms *ms, size_t n)
 }
 
 /* One step per SCAN bytes looked at, when there are many. */
-#define SCAN 16
+#define SCAN 4
 static void scanned(struct ms *ms, size_t bytes)
 {
 	if (bytes >= 4 * SCAN)
@@ -524,7 +524,7 @@ static void add_template(struct ms *ms, luaL_Buffer *b, const char *s,
 	const char *end = r + l;
 	scanned(ms, l);
 	for (const char *q; (q = memchr(r, '%', (size_t)(end - r))); r = q + 2) {
-		step(ms);
+		steps(ms, 16);     /* a capture pushed, converted and added */
 		luaL_addlstring(b, r, (size_t)(q - r));
 		if (q + 1 >= end || !(q[1] == '%' || (q[1] >= '0' && q[1] <= '9')))
 			luaL_error(L, "invalid use of '%%' in replacement string");
