@@ -428,6 +428,11 @@ static int compile(struct expr_engine *e, const char *src, size_t len,
 		uint32_t h = add_hints(src, len, err->msg, sizeof(err->msg));
 		if (h != EXPR_NO_OFFSET)
 			err->offset = h;
+		/* Lua quotes the source near the error, which may hold a
+		 * secret's value */
+		char quoted[sizeof(err->msg)];
+		memcpy(quoted, err->msg, sizeof(quoted));
+		set_message(e, err, quoted, strlen(quoted));
 	}
 out:
 	lua_settop(L, 0);

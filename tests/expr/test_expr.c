@@ -382,6 +382,11 @@ static void variables_env_run_and_context_resolve(void **state)
 		     "token is ***");
 	assert_null(strstr(f->err.msg, "s3cr3t"));
 	expect_error(f, "secrets.MISSING", -EINVAL, "secret 'MISSING' is not set");
+	/* a syntax error quotes the source near it: a secret there is masked */
+	expect_error(f, "'s3cr3t-t0ken", -EINVAL, "unfinished string");
+	assert_null(strstr(f->err.msg, "s3cr3t"));
+	expect_error(f, "1 's3cr3t-t0ken'", -EINVAL, "near");
+	assert_null(strstr(f->err.msg, "s3cr3t"));
 	memset(&f->sc, 0, sizeof(f->sc));
 	still_works(f);
 }
