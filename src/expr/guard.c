@@ -38,7 +38,8 @@
  *   table.sort        2 n log2 n steps before sorting (a comparator written
  *                     in Lua counts its own instructions besides)
  *   utf8.len, codepoint
- *                     a step per 4 bytes of the range, before
+ *                     a step per 4 bytes of the range (codepoint: per
+ *                     byte, a value each), before
  *   utf8.offset, the iterator of utf8.codes
  *                     the bytes they moved over, after (bounded by #s)
  *   tonumber, math.*, error's level, and every position argument
@@ -290,10 +291,13 @@ static int w_arith(lua_State *L)
 /* ---- table --------------------------------------------------------------- */
 
 /* #t of a table argument, as the table library reads it (no __len is
- * reachable from the sandbox); -1 when t is not a table (the library then
+ * reachable from the sandbox; table.unpack also takes a string, read
+ * through the string library); -1 for anything else (the library then
  * raises its own error). */
-static lua_Integer border(lua_State *L, int i)
+static lua_Integer border(lua_State *L, int i, bool strings)
 {
+	if (strings && lua_type(L, i) == LUA_TSTRING)
+		return (lua_Integer)lua_rawlen(L, i);
 	if (lua_type(L, i) != LUA_TTABLE)
 		return -1;
 	return luaL_len(L, i);
@@ -311,7 +315,7 @@ static uint64_t range_steps(lua_Integer first, lua_Integer last)
 static int w_concat(lua_State *L)
 {
 	charge_numbers(L, guard_of(L));
-	lua_Integer e = border(L, 1);
+	lua_Integer e = border(L, 1, false);
 	if (e >= 0) {
 		lua_Integer i = luaL_optinteger(L, 3, 1);
 		e = luaL_optinteger(L, 4, e);
@@ -323,7 +327,7 @@ static int w_concat(lua_State *L)
 static int w_insert(lua_State *L)
 {
 	charge_numbers(L, guard_of(L));
-	lua_Integer e = border(L, 1);
+	lua_Integer e = border(L, 1, false);
 	if (e >= 0 && lua_gettop(L) == 3 && e < LUA_MAXINTEGER) {
 		lua_Integer pos = luaL_checkinteger(L, 2);
 		if (pos >= 1 && pos <= e + 1)
@@ -335,7 +339,7 @@ static int w_insert(lua_State *L)
 static int w_remove(lua_State *L)
 {
 	charge_numbers(L, guard_of(L));
-	lua_Integer size = border(L, 1);
+	lua_Integer size = border(L, 1, false);
 	if (size >= 0) {
 		lua_Integer pos = luaL_optinteger(L, 2, size);
 		if (pos >= 1)
@@ -359,7 +363,7 @@ static int w_tunpack(lua_State *L)
 {
 	charge_numbers(L, guard_of(L));
 	lua_Integer i = luaL_optinteger(L, 2, 1);
-	lua_Integer e = lua_isnoneornil(L, 3) ? border(L, 1) : luaL_checkinteger(L, 3);
+	lua_Integer e = lua_isnoneornil(L, 3) ? border(L, 1, true) : luaL_checkinteger(L, 3);
 	/* beyond Lua's stack, table.unpack fails at once */
 	if (e >= i && (uint64_t)e - (uint64_t)i < 1000000u)
 		charge(L, range_steps(i, e));
@@ -368,7 +372,7 @@ static int w_tunpack(lua_State *L)
 
 static int w_sort(lua_State *L)
 {
-	lua_Integer n = border(L, 1);
+	lua_Integer n = border(L, 1, false);
 	if (n > 1 && n < INT_MAX) {
 		uint64_t log = 1;
 		while (((uint64_t)1 << log) < (uint64_t)n)
@@ -399,8 +403,9 @@ static int w_utf8_range(lua_State *L)
 	bool is_len = !strcmp(guard_of(L)->fn, "len");
 	lua_Integer i = u_pos(luaL_optinteger(L, 2, 1), len);
 	lua_Integer j = u_pos(luaL_optinteger(L, 3, is_len ? -1 : i), len);
+	/* len decodes; codepoint also pushes a value per character */
 	if (i >= 1 && j >= i && j <= (lua_Integer)len)
-		charge(L, ((uint64_t)(j - i) + 1) / 4);
+		charge(L, ((uint64_t)(j - i) + 1) / (is_len ? 4 : 1));
 	return call_orig(L);
 }
 

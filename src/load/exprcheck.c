@@ -399,6 +399,9 @@ struct reach {
 				   UINT32_MAX */
 	uint32_t *refd;         /* the referenced tasks, by position */
 	uint32_t n_refd;
+	uint32_t *kept;         /* the kept questions (indexes in found), by
+				   bit of their referenced task */
+	uint32_t *start;        /* by bit: where its questions begin in kept */
 };
 
 /* Depth-first over the dependencies, each task after them (a cycle, which
@@ -451,17 +454,16 @@ static int pos_cmp(const void *a, const void *b, void *ud)
 }
 
 /* Answers the kept questions whose referenced task has a bit in
- * [first, first + 64 * words): sets their msg to "" when x is upstream of
- * t (so they are dropped), leaves it NULL otherwise. */
-static int answer_round(struct checker *c, struct reach *r, uint32_t first, uint32_t words)
+ * [first, last): sets their msg to "" when x is upstream of t (so they are
+ * dropped), leaves it NULL otherwise. `words` words of bits per task. */
+static int answer_round(struct checker *c, struct reach *r, uint32_t first, uint32_t last,
+			uint32_t words)
 {
 	const struct dagrun_workflow *wf = c->wf;
-	uint32_t last_bit = first + 64 * words;
 	uint32_t lo = r->pos[r->refd[first]], hi = lo;
-	for (size_t i = 0; i < c->n_found; i++) {
-		const struct finding *f = &c->found[i];
-		uint32_t b = f->msg ? UINT32_MAX : r->bit[f->x];
-		if (b >= first && b < last_bit && r->pos[f->t] > hi)
+	for (uint32_t k = r->start[first]; k < r->start[last]; k++) {
+		const struct finding *f = &c->found[r->kept[k]];
+		if (r->pos[f->t] > hi)
 			hi = r->pos[f->t];
 	}
 	size_t rows = (size_t)(hi - lo) + 1;
@@ -481,18 +483,15 @@ static int answer_round(struct checker *c, struct reach *r, uint32_t first, uint
 			for (uint32_t w = 0; w < words; w++)
 				row[w] |= from[w];
 			uint32_t b = r->bit[d];
-			if (b >= first && b < last_bit)
+			if (b >= first && b < last)
 				row[(b - first) / 64] |= (uint64_t)1 << ((b - first) % 64);
 		}
 	}
-	for (size_t i = 0; i < c->n_found; i++) {
-		struct finding *f = &c->found[i];
-		uint32_t b = f->msg ? UINT32_MAX : r->bit[f->x];
-		if (b < first || b >= last_bit)
-			continue;
-		uint32_t p = r->pos[f->t];
+	for (uint32_t k = r->start[first]; k < r->start[last]; k++) {
+		struct finding *f = &c->found[r->kept[k]];
+		uint32_t b = r->bit[f->x] - first, p = r->pos[f->t];
 		bool up = p >= lo && p <= hi &&
-			  (set[(size_t)(p - lo) * words + (b - first) / 64] >> ((b - first) % 64) & 1);
+			  (set[(size_t)(p - lo) * words + b / 64] >> (b % 64) & 1);
 		if (up && !(f->msg = strdup(""))) {
 			free(set);
 			return -ENOMEM;
@@ -517,7 +516,10 @@ static int answer_all(struct checker *c)
 	r.pos = malloc((size_t)(n + 1) * sizeof(*r.pos));
 	r.bit = malloc((size_t)(n + 1) * sizeof(*r.bit));
 	r.refd = malloc((kept + 1) * sizeof(*r.refd));
-	if (!r.order || !r.pos || !r.bit || !r.refd || order_tasks(wf, &r) < 0) {
+	r.kept = malloc((kept + 1) * sizeof(*r.kept));
+	r.start = calloc(kept + 2, sizeof(*r.start));
+	if (!r.order || !r.pos || !r.bit || !r.refd || !r.kept || !r.start ||
+	    order_tasks(wf, &r) < 0) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -533,17 +535,34 @@ static int answer_all(struct checker *c)
 	qsort_r(r.refd, r.n_refd, sizeof(*r.refd), pos_cmp, r.pos);
 	for (uint32_t i = 0; i < r.n_refd; i++)
 		r.bit[r.refd[i]] = i;
+	/* the questions grouped by bit (a counting sort), so that each round
+	 * reads its own */
+	for (size_t i = 0; i < c->n_found; i++)
+		if (!c->found[i].msg)
+			r.start[r.bit[c->found[i].x] + 1]++;
+	for (uint32_t b = 0; b < r.n_refd; b++)
+		r.start[b + 1] += r.start[b];
+	for (size_t i = 0; i < c->n_found; i++)
+		if (!c->found[i].msg)
+			r.kept[r.start[r.bit[c->found[i].x]]++] = (uint32_t)i;
+	for (uint32_t b = r.n_refd; b > 0; b--)   /* back to the beginnings */
+		r.start[b] = r.start[b - 1];
+	r.start[0] = 0;
 	size_t max_words = BITS_MEMORY / 8 / ((size_t)n + 1);
 	uint32_t words = (r.n_refd + 63) / 64;
 	if (words > max_words)
 		words = max_words ? (uint32_t)max_words : 1;
-	for (uint32_t first = 0; first < r.n_refd && !err; first += 64 * words)
-		err = answer_round(c, &r, first, words);
+	for (uint32_t first = 0; first < r.n_refd && !err; first += 64 * words) {
+		uint32_t last = first + 64 * words < r.n_refd ? first + 64 * words : r.n_refd;
+		err = answer_round(c, &r, first, last, words);
+	}
 out:
 	free(r.order);
 	free(r.pos);
 	free(r.bit);
 	free(r.refd);
+	free(r.kept);
+	free(r.start);
 	return err;
 }
 
