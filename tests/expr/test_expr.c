@@ -515,6 +515,8 @@ static void string_functions_charge_their_work(void **state)
 		    "HELLOhellocba");
 	expect_text(f, "select('#', ('abc'):byte(1, -1)) .. string.char(104, 105)", "3hi");
 	expect_text(f, "string.format('%5.2f|%q|%d', 1.5, 'a\\n', '7')", " 1.50|\"a\\\n\"|7");
+	expect_text(f, "#string.format('%99.99f', 1e308)", "409");
+	expect_error(f, "string.format('%100d', 1)", -EINVAL, "invalid conversion");
 	expect_text(f, "string.unpack('z', string.pack('z', 'hey'))", "hey");
 	expect_text(f, "string.packsize('i4i8') .. ('abc'):find('c', 1, true)", "123");
 	expect_text(f, "('hello'):gsub('l', '%0%0') .. ('a1'):find('[%d]')", "hellllo2");
@@ -531,6 +533,9 @@ static void table_functions_charge_their_work(void **state)
 		{"(function() " SPARSE(50) "table.remove(t, 1) end)()", "table.remove"},
 		{"(function() " SPARSE(30) "table.sort(t, type) end)()", "table.sort"},
 		{"(function() " SPARSE(50) "table.move(t, 1, #t, 2) end)()", "table.move"},
+		/* a comparator in Lua counts its own instructions */
+		{"table.sort({3, 2, 1}, function(a, b) while true do end end)",
+		 "instruction budget"},
 		{LOOP("local t = {} for i = 1, 1e6 do t[i] = '' end", "table.concat(t)"),
 		 "table.concat"},
 		{LOOP("local t = {} for i = 1, 5e5 do t[i] = i end",

@@ -11,9 +11,9 @@
 # sources directly into $FUZZ_OUT (default build-fuzz/) as fuzz_TARGET, then
 # fuzzes with the seed corpus, and $FUZZ_OUT/corpus-TARGET for new inputs
 # (the loader's is $FUZZ_OUT/corpus, as before). Crashes, leaks and inputs
-# that run longer than the -timeout (10 s: far above every limit of the
-# sandbox) are written to $FUZZ_OUT/crash-*, leak-*, timeout-*; the exit
-# status is libFuzzer's (non-zero when it found one).
+# that run longer than the -timeout ($FUZZ_TIMEOUT, default 10 s: far above
+# every limit of the sandbox) are written to $FUZZ_OUT/crash-*, leak-*,
+# timeout-*; the exit status is libFuzzer's (non-zero when it found one).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
