@@ -1,6 +1,8 @@
 /* check.c: static checks of expressions; see check.h. Two passes over the
- * tokens: the first collects the names the expression binds itself, the
- * second classifies every other free name. */
+ * tokens: the first collects the names the expression binds itself (sorted,
+ * so that each later lookup is a binary search), the second classifies
+ * every other free name. `_ENV.x` and `_ENV["x"]` read the environment as
+ * the bare name x does, and are checked as x is. */
 #include "expr/check.h"
 
 #include <errno.h>
@@ -116,25 +118,40 @@ static void mark_bound(const struct toks *t, bool *bound)
 	}
 }
 
-static bool same_name(const struct toks *t, size_t a, size_t b)
-{
-	return t->v[a].len == t->v[b].len
-	       && !memcmp(t->s + t->v[a].off, t->s + t->v[b].off, t->v[a].len);
-}
-
 struct bound {
 	bool *at;          /* per token: a binding occurrence */
-	size_t *list;      /* the binding tokens */
+	size_t *list;      /* the binding tokens, sorted by name */
 	size_t n;
 };
+
+static int name_cmp(const struct toks *t, size_t a, size_t b)
+{
+	const struct lex_token *x = &t->v[a], *y = &t->v[b];
+	size_t n = x->len < y->len ? x->len : y->len;
+	int r = memcmp(t->s + x->off, t->s + y->off, n);
+	return r ? r : (x->len > y->len) - (x->len < y->len);
+}
+
+static int bound_cmp(const void *a, const void *b, void *ud)
+{
+	return name_cmp(ud, *(const size_t *)a, *(const size_t *)b);
+}
 
 static bool is_bound(const struct toks *t, const struct bound *b, size_t i)
 {
 	if (b->at[i])
 		return true;
-	for (size_t j = 0; j < b->n; j++)
-		if (same_name(t, i, b->list[j]))
+	size_t lo = 0, hi = b->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int r = name_cmp(t, i, b->list[mid]);
+		if (!r)
 			return true;
+		if (r < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
 	return false;
 }
 
@@ -187,6 +204,64 @@ static bool constructor_key(const struct toks *t, size_t i,
 	       && (op(t, i - 1, "{") || op(t, i - 1, ",") || op(t, i - 1, ";"));
 }
 
+static bool names(const char *s, size_t n, const char *w)
+{
+	return strlen(w) == n && !memcmp(s, w, n);
+}
+
+/* A free name s[0 .. n), at token j for what follows it (tasks.X,
+ * variables.X), written at [off, off + len) of the source. */
+static int classify_free(const struct toks *t, size_t j, const char *s, size_t n,
+			 uint32_t off, uint32_t len, unsigned flags,
+			 struct expr_refs *out, size_t *cap)
+{
+	if ((flags & EXPR_CHECK_SECRETS) && names(s, n, "secrets"))
+		return add_ref(t, j, EXPR_NAME_SECRET, out, cap);
+	if ((flags & EXPR_CHECK_CONTEXT) && names(s, n, "context")) {
+		size_t before = out->n;
+		int r = add_ref(t, j, EXPR_NAME_CONTEXT, out, cap);
+		if (r >= 0 && out->n == before)
+			r = add_name(out, cap, EXPR_NAME_CONTEXT, off, len, "", 0);
+		return r;
+	}
+	if (names(s, n, "tasks") || names(s, n, "variables")) {
+		bool tasks = names(s, n, "tasks");
+		int r = add_ref(t, j, tasks ? EXPR_NAME_TASK : EXPR_NAME_VARIABLE, out, cap);
+		if (r == 1 && tasks && out->dynamic_tasks == EXPR_NO_OFFSET)
+			out->dynamic_tasks = off;
+		return r;
+	}
+	bool field = in_list(condition_fields, sizeof(condition_fields)
+			     / sizeof(condition_fields[0]), s, n);
+	if (in_list(known, sizeof(known) / sizeof(known[0]), s, n)
+	    || (field && (flags & EXPR_CHECK_CONDITION)))
+		return 0;
+	return add_name(out, cap, field ? EXPR_NAME_CONDITION_ONLY : EXPR_NAME_UNKNOWN,
+			off, len, s, n);
+}
+
+/* At a free `_ENV` token i: `_ENV.x` and `_ENV["x"]` are the name x.
+ * Returns what classify_free returns, or 0 for another use of _ENV. */
+static int classify_env(const struct toks *t, size_t i, unsigned flags,
+			struct expr_refs *out, size_t *cap)
+{
+	if (op(t, i + 1, ".") && is_name(t, i + 2)) {
+		const struct lex_token *k = &t->v[i + 2];
+		return classify_free(t, i + 2, t->s + k->off, k->len, k->off, k->len,
+				     flags, out, cap);
+	}
+	if (op(t, i + 1, "[") && i + 2 < t->n && t->v[i + 2].kind == LEX_STRING
+	    && op(t, i + 3, "]")) {
+		const struct lex_token *k = &t->v[i + 2];
+		char name[256];
+		long n = lex_string_value(t->s, k, name, sizeof(name));
+		if (n > 0 && (size_t)n < sizeof(name))
+			return classify_free(t, i + 3, name, (size_t)n, k->off, k->len,
+					     flags, out, cap);
+	}
+	return 0;
+}
+
 static int classify(const struct toks *t, const struct bound *bound,
 		    unsigned flags,
 		    struct expr_refs *out)
@@ -220,34 +295,12 @@ static int classify(const struct toks *t, const struct bound *bound,
 			continue;
 		if (is_bound(t, bound, i))
 			continue;
-		const char *s = t->s + k->off;
-		if ((flags & EXPR_CHECK_SECRETS) && lex_is(t->s, k, "secrets")) {
-			r = add_ref(t, i, EXPR_NAME_SECRET, out, &cap);
+		if (lex_is(t->s, k, "_ENV")) {
+			r = classify_env(t, i, flags, out, &cap);
 			continue;
 		}
-		if ((flags & EXPR_CHECK_CONTEXT) && lex_is(t->s, k, "context")) {
-			size_t before = out->n;
-			r = add_ref(t, i, EXPR_NAME_CONTEXT, out, &cap);
-			if (r >= 0 && out->n == before)
-				r = add_name(out, &cap, EXPR_NAME_CONTEXT, k->off,
-					     k->len, "", 0);
-			continue;
-		}
-		if (lex_is(t->s, k, "tasks") || lex_is(t->s, k, "variables")) {
-			bool tasks = lex_is(t->s, k, "tasks");
-			r = add_ref(t, i, tasks ? EXPR_NAME_TASK
-				    : EXPR_NAME_VARIABLE, out, &cap);
-			if (r == 1 && tasks && out->dynamic_tasks == EXPR_NO_OFFSET)
-				out->dynamic_tasks = k->off;
-			continue;
-		}
-		bool field = in_list(condition_fields, sizeof(condition_fields)
-				     / sizeof(condition_fields[0]), s, k->len);
-		if (in_list(known, sizeof(known) / sizeof(known[0]), s, k->len)
-		    || (field && (flags & EXPR_CHECK_CONDITION)))
-			continue;
-		r = add_name(out, &cap, field ? EXPR_NAME_CONDITION_ONLY
-			     : EXPR_NAME_UNKNOWN, k->off, k->len, s, k->len);
+		r = classify_free(t, i, t->s + k->off, k->len, k->off, k->len, flags,
+				  out, &cap);
 	}
 	return r < 0 ? r : 0;
 }
@@ -274,6 +327,7 @@ int expr_check(struct expr_engine *e, const char *src, size_t len,
 	for (size_t i = 0; i < t.n; i++)
 		if (b.at[i])
 			b.list[b.n++] = i;
+	qsort_r(b.list, b.n, sizeof(*b.list), bound_cmp, &t);
 	if ((r = classify(&t, &b, flags, out)) < 0)
 		expr_fail(err, r, 0, "out of memory");
 out:

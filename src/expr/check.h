@@ -5,6 +5,7 @@
  * variable (variables.X), on request every secret (secrets.X), and every
  * free name that the expression
  * environment would not know, each with its byte offset in the source.
+ * `_ENV.x` and `_ENV["x"]` are the name x (that is how the run reads them).
  * Approximation, on the safe side for a checker: a name bound anywhere in
  * the expression (a function parameter, a local, a for variable) counts as
  * bound everywhere in it.

@@ -6,7 +6,9 @@
  * keys. JSON text is parsed straight into Lua values, so fromjson's memory
  * is charged to the evaluation's limit. Every function here may raise a Lua
  * error and must run in protected mode; recursion is capped (MAX_DEPTH) so a
- * cycle or a deep document is an error, not a C stack overflow.
+ * cycle or a deep document is an error, not a C stack overflow. Work that
+ * grows with the data (a value converted, bytes scanned or parsed, keys
+ * sorted) is charged to the evaluation's budget (expr_charge).
  */
 #include <errno.h>
 #include <math.h>
@@ -50,6 +52,7 @@ static void check_depth(lua_State *L, int depth)
 void conv_push_dr_value(lua_State *L, const struct dr_value *v, int depth)
 {
 	check_depth(L, depth);
+	expr_charge(L, "variables", 1);
 	switch (v->kind) {
 	case DR_VAL_BOOL:
 		lua_pushboolean(L, v->as.b);
@@ -89,6 +92,7 @@ void conv_push_dr_value(lua_State *L, const struct dr_value *v, int depth)
 void conv_push_json(lua_State *L, const json_t *j, int depth)
 {
 	check_depth(L, depth);
+	expr_charge(L, "json", 1);
 	switch (json_typeof(j)) {
 	case JSON_OBJECT: {
 		const char *k;
@@ -427,9 +431,10 @@ static bool jp_value(struct jp *p, int depth)
 	return jp_fail(p, "unexpected character");
 }
 
-int conv_parse_json(lua_State *L, const char *s, size_t len)
+int conv_parse_json(lua_State *L, const char *what, const char *s, size_t len)
 {
 	struct jp p = {L, s, len, 0, NULL};
+	expr_charge(L, what, len / 4);
 	int top = lua_gettop(L);
 	if (jp_value(&p, 0)) {
 		jp_space(&p);
@@ -478,6 +483,8 @@ static void enc_string(lua_State *L, const char *s, size_t n,
 			struct buf *out)
 {
 	static const char hex[] = "0123456789abcdef";
+	if (n >= 64)
+		expr_charge(L, "json", n / 8);
 	add(L, out, "\"", 1);
 	size_t start = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -560,6 +567,10 @@ static void enc_object(lua_State *L, int t, lua_Integer count,
 		keys[k - 1].slot = k;
 		lua_pop(L, 1);   /* still anchored in ts */
 	}
+	uint64_t log = 1;
+	while (((uint64_t)1 << log) < (uint64_t)i)
+		log++;
+	expr_charge(L, "json", (uint64_t)i * log);
 	qsort(keys, (size_t)i, sizeof(*keys), key_cmp);
 	add(L, out, "{", 1);
 	for (int k = 0; k < i; k++) {
@@ -589,7 +600,8 @@ static void json_table(lua_State *L, int idx, struct buf *out, int depth)
 	lua_pushnil(L);
 	while (lua_next(L, t)) {
 		lua_pop(L, 1);
-		count++;
+		if ((++count & 63) == 0)
+			expr_charge(L, "json", 64);
 		if (seq && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
 			lua_Integer k = lua_tointeger(L, -1);
 			if (k > max)
@@ -621,6 +633,7 @@ static void json_value(lua_State *L, int idx, struct buf *out, int depth)
 {
 	size_t n;
 	const char *s;
+	expr_charge(L, "json", 8);     /* a value: a call, a number's snprintf */
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL:
 		adds(L, out, "null");
@@ -694,7 +707,7 @@ static int h_fromjson(lua_State *L)
 {
 	size_t n;
 	const char *s = luaL_checklstring(L, 1, &n);
-	if (conv_parse_json(L, s, n) < 0)
+	if (conv_parse_json(L, "fromjson", s, n) < 0)
 		return luaL_error(L, "fromjson: %s", lua_tostring(L, -1));
 	return 1;
 }
@@ -712,6 +725,7 @@ static int h_contains(lua_State *L)
 	case LUA_TNUMBER: {
 		const char *s = lua_tolstring(L, 1, &n);
 		const char *x = luaL_checklstring(L, 2, &m);
+		expr_charge(L, "contains", (n + m) / 8);
 		lua_pushboolean(L, m == 0 || (m <= n && memmem(s, n, x, m)));
 		return 1;
 	}
@@ -722,6 +736,7 @@ static int h_contains(lua_State *L)
 			t = lua_gettop(L);
 		lua_pushnil(L);
 		while (lua_next(L, t)) {
+			expr_charge(L, "contains", 1);
 			if (lua_rawequal(L, -1, 2)) {
 				lua_pushboolean(L, 1);
 				return 1;
@@ -746,6 +761,7 @@ static int h_startswith(lua_State *L)
 	}
 	const char *s = luaL_checklstring(L, 1, &n);
 	const char *p = luaL_checklstring(L, 2, &m);
+	expr_charge(L, "startswith", m / 64);
 	lua_pushboolean(L, m <= n && !memcmp(s, p, m));
 	return 1;
 }
@@ -769,6 +785,7 @@ static int h_len(lua_State *L)
 				lua_pop(L, 1);
 				n++;
 			}
+			expr_charge(L, "len", (uint64_t)n);
 			lua_pushinteger(L, n);
 			return 1;
 		}

@@ -5,6 +5,14 @@
  * lua_pcall, so an error or a memory limit never reaches Lua's panic
  * handler: the library never aborts. After each evaluation the stack is
  * emptied and the per-evaluation caches are dropped (scope_reset).
+ *
+ * The budget counts steps: VM instructions (the count hook), the work of C
+ * functions (expr_charge, see guard.c and match.c) and bytes allocated
+ * (the allocator). The clock is read at least every HOOK_EVERY
+ * instructions and every CLOCK_EVERY charged steps; one VM instruction
+ * does at most work proportional to the memory limit (a string compare or
+ * coercion), so an evaluation stops within a few HOOK_EVERY such
+ * instructions of its deadline.
  */
 #include "expr/expr.h"
 
@@ -25,7 +33,9 @@
 #define CHUNK_PREFIX "return ("
 #define CHUNK_SUFFIX "\n)"
 #define CHUNK_NAME "=expr"
-#define HOOK_EVERY 10000      /* instructions between two clock checks */
+#define HOOK_EVERY 50         /* instructions between two clock checks */
+#define CLOCK_EVERY 20000     /* steps charged between two clock checks */
+#define ALLOC_BYTES_PER_STEP 64
 
 int expr_fail(struct expr_error *err, int code, uint32_t offset,
 	      const char *fmt, ...)
@@ -39,6 +49,52 @@ int expr_fail(struct expr_error *err, int code, uint32_t offset,
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+/* The coarse clock costs a few nanoseconds; its resolution (a few ms) is
+ * plenty for limits of hundreds of ms. */
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* From now on, the hook fires on every instruction and raises: the budget
+ * or the time is spent. Safe anywhere, even inside the allocator (Lua lets
+ * a signal handler call lua_sethook). */
+static void stop_soon(struct expr_engine *e)
+{
+	e->budget_hit = true;
+	lua_sethook(e->L, budget_hook, LUA_MASKCOUNT, 1);
+}
+
+/* Charges n bytes just allocated: copying or filling them is work that no
+ * instruction counts. The allocator must not raise, so going over the
+ * budget or the deadline only stops the evaluation at its next
+ * instruction (or when it returns). */
+static void charge_bytes(struct expr_engine *e, size_t n)
+{
+	e->alloc_bytes += n;
+	if (e->alloc_bytes < ALLOC_BYTES_PER_STEP * 1024)
+		return;
+	uint64_t steps = e->alloc_bytes / ALLOC_BYTES_PER_STEP;
+	e->alloc_bytes %= ALLOC_BYTES_PER_STEP;
+	e->spent += steps;
+	e->unclocked += steps;
+	if (e->budget_hit)
+		return;
+	if (e->spent >= (uint64_t)e->budget) {
+		stop_soon(e);
+	} else if (e->unclocked >= CLOCK_EVERY) {
+		e->unclocked = 0;
+		if (monotonic_ns() > e->deadline) {
+			e->late = true;
+			stop_soon(e);
+		}
+	}
 }
 
 /* The allocator: per evaluation, at most eval_limit bytes above what was
@@ -66,14 +122,9 @@ static void *lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	if (!p)
 		return nsize <= old ? ptr : NULL;
 	e->used = e->used - old + nsize;
+	if (e->in_eval && nsize > old)
+		charge_bytes(e, nsize - old);
 	return p;
-}
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Fires every HOOK_EVERY instructions: counts them and checks the clock.
@@ -86,25 +137,46 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 	if (e->budget_hit)
 		expr_raise_budget(L);
 	e->spent += e->budget < HOOK_EVERY ? e->budget : HOOK_EVERY;
-	if (e->spent >= e->budget)
+	if (e->spent >= (uint64_t)e->budget)
 		expr_raise_budget(L);
-	expr_check_deadline(L);
+	expr_check_deadline(L, NULL);
 }
 
-void expr_check_deadline(lua_State *L)
+void expr_check_deadline(lua_State *L, const char *what)
 {
 	struct expr_engine *e = expr_engine_of(L);
 	if (monotonic_ns() > e->deadline) {
+		if (!e->budget_hit)
+			e->why = what;
 		e->late = true;
 		expr_raise_budget(L);
 	}
 }
 
-int expr_raise_budget(lua_State *L)
+void expr_charge(lua_State *L, const char *what, uint64_t steps)
 {
 	struct expr_engine *e = expr_engine_of(L);
-	e->budget_hit = true;
-	lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+	if (!e->in_eval)
+		return;
+	if (e->budget_hit || e->spent >= (uint64_t)e->budget
+	    || steps >= (uint64_t)e->budget - e->spent) {
+		if (!e->budget_hit) {
+			e->why = what;
+			e->why_steps = steps;
+		}
+		expr_raise_budget(L);
+	}
+	e->spent += steps;
+	e->unclocked += steps;
+	if (e->unclocked >= CLOCK_EVERY) {
+		e->unclocked = 0;
+		expr_check_deadline(L, what);
+	}
+}
+
+int expr_raise_budget(lua_State *L)
+{
+	stop_soon(expr_engine_of(L));
 	return luaL_error(L, "expression took too long");
 }
 
@@ -356,6 +428,11 @@ static int compile(struct expr_engine *e, const char *src, size_t len,
 		uint32_t h = add_hints(src, len, err->msg, sizeof(err->msg));
 		if (h != EXPR_NO_OFFSET)
 			err->offset = h;
+		/* Lua quotes the source near the error, which may hold a
+		 * secret's value */
+		char quoted[sizeof(err->msg)];
+		memcpy(quoted, err->msg, sizeof(quoted));
+		set_message(e, err, quoted, strlen(quoted));
 	}
 out:
 	lua_settop(L, 0);
@@ -400,6 +477,25 @@ static int protected_eval(lua_State *L)
 	return 0;
 }
 
+/* The "took too long" error, naming the library function that asked for
+ * more work than was left, when one did. */
+static int budget_error(const struct expr_engine *e, struct expr_error *err)
+{
+	unsigned long long ms = e->time_ns / 1000000u;
+	if (e->late)
+		return expr_fail(err, -ETIME, 0, "expression took too long (time "
+				 "limit of %llu ms exceeded%s%s)", ms,
+				 e->why ? " in " : "", e->why ? e->why : "");
+	if (e->why && e->why_steps)
+		return expr_fail(err, -ETIME, 0, "expression took too long: %s "
+				 "would take %llu steps, more than is left of the "
+				 "instruction budget of %d", e->why,
+				 (unsigned long long)e->why_steps, e->budget);
+	return expr_fail(err, -ETIME, 0, "expression took too long (instruction "
+			 "budget of %d exceeded%s%s)", e->budget,
+			 e->why ? " in " : "", e->why ? e->why : "");
+}
+
 static int eval(struct expr_engine *e, int id, const struct expr_scope *sc,
 		struct eval_ctx *c, struct expr_error *err)
 {
@@ -410,10 +506,13 @@ static int eval(struct expr_engine *e, int id, const struct expr_scope *sc,
 	e->scope = sc ? sc : &empty;
 	e->in_eval = true;
 	e->mem_hit = e->budget_hit = e->late = false;
+	e->why = NULL;
+	e->why_steps = 0;
 	e->buf_rc = 0;
 	e->eval_base = e->used;
 	e->match_budget = (uint64_t)e->budget * 8;
-	e->spent = 0;
+	e->spent = e->unclocked = 0;
+	e->alloc_bytes = 0;
 	e->deadline = monotonic_ns() + e->time_ns;
 	lua_settop(L, 0);
 	lua_sethook(L, budget_hook, LUA_MASKCOUNT,
@@ -451,15 +550,7 @@ static int eval(struct expr_engine *e, int id, const struct expr_scope *sc,
 			m = num;
 		}
 		if (e->budget_hit) {
-			if (e->late)
-				r = expr_fail(err, -ETIME, 0, "expression took too "
-					      "long (time limit of %llu ms exceeded)",
-					      (unsigned long long)(e->time_ns
-								   / 1000000u));
-			else
-				r = expr_fail(err, -ETIME, 0, "expression took too "
-					      "long (instruction budget of %d "
-					      "exceeded)", e->budget);
+			r = budget_error(e, err);
 		} else if (st == LUA_ERRMEM || (e->mem_hit && m
 			   && !strcmp(m, "not enough memory"))) {
 			r = expr_fail(err, -ENOMEM, 0, "expression memory limit "

@@ -9,10 +9,12 @@
  *    nothing it creates survives its evaluation (the environment and every
  *    library table are read-only, task results are rebuilt per evaluation),
  *    so evaluations cannot influence each other;
- *  - an evaluation stops with an error after `instructions` VM instructions
- *    (pattern matching counts too) or `time_ms` of wall-clock time, or when
- *    it allocates `eval_memory` bytes more than it started with; the engine
- *    stays usable afterwards.
+ *  - an evaluation stops with an error after `instructions` steps (VM
+ *    instructions, pattern-matching steps, bytes allocated, and the work
+ *    every library function charges before doing it, see guard.c) or
+ *    `time_ms` of wall-clock time, or when it allocates `eval_memory` bytes
+ *    more than it started with; no C function runs unbounded, and the
+ *    engine stays usable afterwards.
  *
  * Names an expression can use:
  *  variables.<k>  env.<K>  secrets.<K>  run.id  run.name  context.<k>
@@ -59,7 +61,8 @@ struct expr_opts {
 	size_t eval_memory;        /* per evaluation; 0: EXPR_DEFAULT_EVAL_MEMORY */
 	size_t total_memory;       /* the whole state, compiled code included;
 				    * 0: EXPR_DEFAULT_TOTAL_MEMORY */
-	uint64_t instructions;     /* per evaluation; 0: EXPR_DEFAULT_INSTRUCTIONS */
+	uint64_t instructions;     /* steps per evaluation (about one per VM
+				    * instruction); 0: EXPR_DEFAULT_INSTRUCTIONS */
 	struct redactor *redactor; /* borrowed, may be NULL: every secret read
 				    * is registered with it, and error messages
 				    * are redacted with it */
@@ -117,7 +120,9 @@ int expr_compile(struct expr_engine *e, const char *src, size_t len, int *id,
  * are false, everything else, 0 and "" included, is true). Returns 0, or on
  * a run-time error -EINVAL (the expression's error), -ETIME (instruction
  * budget or time limit exceeded), -ENOMEM (memory limit exceeded), with err
- * filled (offset 0: the expression). sc may be NULL (an empty scope). */
+ * filled (offset 0: the expression; for -ETIME the message names the
+ * library function that asked for too much work, when one did). sc may be
+ * NULL (an empty scope). */
 int expr_eval_bool(struct expr_engine *e, int id, const struct expr_scope *sc,
 		   bool *out, struct expr_error *err);
 

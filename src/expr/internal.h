@@ -42,8 +42,12 @@ struct expr_engine {
 	size_t total_limit, eval_limit, eval_base;
 	bool in_eval, mem_hit, budget_hit;
 	bool late;                /* budget_hit by the clock */
-	int budget;               /* VM instructions per evaluation */
-	int spent;                /* ... counted so far, by hook intervals */
+	int budget;               /* steps per evaluation (see expr.c) */
+	uint64_t spent;           /* ... counted so far */
+	uint64_t unclocked;       /* steps charged since the clock was read */
+	size_t alloc_bytes;       /* allocated, not yet charged as steps */
+	const char *why;          /* the function that ran out of budget */
+	uint64_t why_steps;       /* ... and what it asked for (0: unknown) */
 	uint64_t time_ns;         /* wall-clock limit per evaluation */
 	uint64_t deadline;        /* CLOCK_MONOTONIC ns of this one's end */
 	uint64_t match_budget;    /* pattern-matching steps left (this eval) */
@@ -84,8 +88,9 @@ void conv_push_dr_value(lua_State *L, const struct dr_value *v, int depth);
 /* Pushes a jansson value. */
 void conv_push_json(lua_State *L, const json_t *j, int depth);
 /* Parses JSON text s[0 .. len) and pushes its value; returns 0, or -1 with
- * an error message pushed instead. */
-int conv_parse_json(lua_State *L, const char *s, size_t len);
+ * an error message pushed instead. `what` names the caller for the budget
+ * error (the parse is charged). */
+int conv_parse_json(lua_State *L, const char *what, const char *s, size_t len);
 /* Appends the value at idx as text (the template rules) to out; raises on a
  * function/userdata, a cycle, or a buffer error (its code then goes to
  * engine->buf_rc). */
@@ -105,8 +110,22 @@ void match_register(lua_State *L, int idx);
 /* Raises the "took too long" error: the budget is spent. */
 int expr_raise_budget(lua_State *L);
 
-/* Raises it when the evaluation's wall-clock deadline has passed. */
-void expr_check_deadline(lua_State *L);
+/* Charges `steps` of work that the C function `what` (e.g. "string.rep",
+ * a static string) is about to do, or has just done, to the evaluation in
+ * progress: raises the "took too long" error naming it when that is more
+ * than is left of the budget, or when the deadline has passed. One step is
+ * worth about one VM instruction (a few ns). No-op outside an evaluation. */
+void expr_charge(lua_State *L, const char *what, uint64_t steps);
+
+/* guard.c: wraps the library functions of the sandbox (string, table,
+ * utf8, math, the base functions, the string metatable's arithmetic) so
+ * that each charges its work. Runs in protected mode; call it after the
+ * libraries are opened and before the environments copy them. */
+void guard_register(lua_State *L);
+
+/* Raises it when the evaluation's wall-clock deadline has passed; what
+ * (may be NULL) names the C function at work, for the message. */
+void expr_check_deadline(lua_State *L, const char *what);
 
 /* Raises a Lua error for a failed buf operation (-ENOMEM, -E2BIG). */
 int expr_raise_buf(lua_State *L, int rc);

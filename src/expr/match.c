@@ -26,6 +26,7 @@ struct ms {
 	const char *p_end;
 	lua_State *L;
 	struct expr_engine *e;
+	const char *what;      /* "string.find", ... for the budget error */
 	int depth;
 	int level;
 	struct {
@@ -34,12 +35,39 @@ struct ms {
 	} cap[MAX_CAPTURES];
 };
 
+static void out_of_steps(struct ms *ms)
+{
+	if (!ms->e->budget_hit)
+		ms->e->why = ms->what;
+	expr_raise_budget(ms->L);
+}
+
 static void step(struct ms *ms)
 {
 	if (ms->e->match_budget == 0)
-		expr_raise_budget(ms->L);
+		out_of_steps(ms);
 	if ((--ms->e->match_budget & 0xffff) == 0)
-		expr_check_deadline(ms->L);
+		expr_check_deadline(ms->L, ms->what);
+}
+
+/* Charges n steps at once: work inside one step that grows with the
+ * pattern or the subject (a long [set], a back-reference, a replacement
+ * string), which would otherwise cost one step however long it is. */
+static void steps(struct ms *ms, size_t n)
+{
+	if (n >= ms->e->match_budget)
+		out_of_steps(ms);
+	ms->e->match_budget -= n;
+	if (n >= 0x1000)
+		expr_check_deadline(ms->L, ms->what);
+}
+
+/* One step per SCAN bytes looked at, when there are many. */
+#define SCAN 4
+static void scanned(struct ms *ms, size_t bytes)
+{
+	if (bytes >= 4 * SCAN)
+		steps(ms, bytes / SCAN);
 }
 
 static const char *match(struct ms *ms, const char *s, const char *p);
@@ -53,6 +81,7 @@ static const char *class_end(struct ms *ms, const char *p)
 		return p + 1;
 	}
 	if (c == '[') {
+		const char *start = p;
 		if (*p == '^')
 			p++;
 		do {   /* the first character, even ']', belongs to the set */
@@ -62,6 +91,7 @@ static const char *class_end(struct ms *ms, const char *p)
 			if (c == '%' && p < ms->p_end)
 				p++;
 		} while (*p != ']');
+		scanned(ms, (size_t)(p - start));
 		return p + 1;
 	}
 	return p;
@@ -123,7 +153,9 @@ static bool single_match(struct ms *ms, const char *s, const char *p,
 	switch (*p) {
 	case '.': return true;
 	case '%': return match_class(c, (unsigned char)p[1]);
-	case '[': return match_bracket(c, p, ep - 1);
+	case '[':
+		scanned(ms, (size_t)(ep - p));
+		return match_bracket(c, p, ep - 1);
 	default: return (unsigned char)*p == c;
 	}
 }
@@ -219,6 +251,8 @@ static const char *match_capture(struct ms *ms, const char *s, int c)
 {
 	int l = check_capture(ms, c);
 	size_t len = (size_t)ms->cap[l].len;
+	if ((size_t)(ms->src_end - s) >= len)
+		scanned(ms, len / 4);      /* memcmp: fast, but not free */
 	if ((size_t)(ms->src_end - s) >= len && !memcmp(ms->cap[l].init, s, len))
 		return s + len;
 	return NULL;
@@ -299,6 +333,7 @@ static const char *match(struct ms *ms, const char *s, const char *p)
 			const char *ep = class_end(ms, p);
 			int prev = s == ms->src_init ? 0 : (unsigned char)s[-1];
 			int cur = s < ms->src_end ? (unsigned char)*s : 0;
+			scanned(ms, 2 * (size_t)(ep - p));
 			if (match_bracket(prev, p, ep - 1)
 			    || !match_bracket(cur, p, ep - 1))
 				s = NULL;
@@ -349,11 +384,12 @@ static int push_captures(struct ms *ms, const char *s, const char *e)
 	return n;
 }
 
-static void prepare(struct ms *ms, lua_State *L, const char *s, size_t ls,
-		    const char *p, size_t lp)
+static void prepare(struct ms *ms, lua_State *L, const char *what,
+		    const char *s, size_t ls, const char *p, size_t lp)
 {
 	ms->L = L;
 	ms->e = expr_engine_of(L);
+	ms->what = what;
 	ms->src_init = s;
 	ms->src_end = s + ls;
 	ms->p_end = p + lp;
@@ -394,8 +430,12 @@ static int find_aux(lua_State *L, bool find)
 		lua_pushnil(L);
 		return 1;
 	}
+	struct ms ms;
+	prepare(&ms, L, find ? "string.find" : "string.match", s, ls, p, lp);
+	scanned(&ms, lp);
 	if (find && (lua_toboolean(L, 4) || no_specials(p, lp))) {
 		const char *hit = lp ? memmem(s + init, ls - init, p, lp) : s + init;
+		scanned(&ms, (size_t)((hit ? hit : s + ls) - (s + init)) / 4);
 		if (!hit) {
 			lua_pushnil(L);
 			return 1;
@@ -404,11 +444,10 @@ static int find_aux(lua_State *L, bool find)
 		lua_pushinteger(L, (lua_Integer)(hit - s + (ptrdiff_t)lp));
 		return 2;
 	}
-	struct ms ms;
 	bool anchor = lp && *p == '^';
 	if (anchor)
 		p++, lp--;
-	prepare(&ms, L, s, ls, p, lp);
+	prepare(&ms, L, find ? "string.find" : "string.match", s, ls, p, lp);
 	const char *s1 = s + init;
 	do {
 		restart(&ms);
@@ -448,7 +487,7 @@ static int gmatch_next(lua_State *L)
 	const char *p = lua_tolstring(L, lua_upvalueindex(2), &lp);
 	struct gmatch_state *gm = lua_touserdata(L, lua_upvalueindex(3));
 	struct ms ms;
-	prepare(&ms, L, s, ls, p, lp);
+	prepare(&ms, L, "string.gmatch", s, ls, p, lp);
 	for (size_t i = gm->pos; i <= ls; i++) {
 		restart(&ms);
 		step(&ms);
@@ -483,7 +522,9 @@ static void add_template(struct ms *ms, luaL_Buffer *b, const char *s,
 	lua_State *L = ms->L;
 	const char *r = lua_tolstring(L, 3, &l);
 	const char *end = r + l;
+	scanned(ms, l);
 	for (const char *q; (q = memchr(r, '%', (size_t)(end - r))); r = q + 2) {
+		steps(ms, 16);     /* a capture pushed, converted and added */
 		luaL_addlstring(b, r, (size_t)(q - r));
 		if (q + 1 >= end || !(q[1] == '%' || (q[1] >= '0' && q[1] <= '9')))
 			luaL_error(L, "invalid use of '%%' in replacement string");
@@ -546,7 +587,7 @@ static int str_gsub(lua_State *L)
 	struct ms ms;
 	luaL_Buffer b;
 	luaL_buffinit(L, &b);
-	prepare(&ms, L, src, ls, p, lp);
+	prepare(&ms, L, "string.gsub", src, ls, p, lp);
 	while (n < max) {
 		restart(&ms);
 		step(&ms);

@@ -116,7 +116,7 @@ static bool push_field(lua_State *L, const struct expr_result *r, int f)
 	case F_JSON:
 		if (r->json)
 			conv_push_json(L, r->json, 0);
-		else if (!out_len || conv_parse_json(L, out, out_len) < 0) {
+		else if (!out_len || conv_parse_json(L, "json", out, out_len) < 0) {
 			if (out_len)
 				lua_pop(L, 1);   /* not JSON: nil */
 			lua_pushnil(L);
@@ -293,6 +293,7 @@ static int tasks_index(lua_State *L)
 	if (lua_rawget(L, 3) == LUA_TTABLE)
 		return 1;
 	lua_pop(L, 1);
+	expr_charge(L, "tasks", lua_rawlen(L, 2) / 8);
 	const struct expr_result *r = sc->lookup(sc->lookup_ud, lua_tostring(L, 2));
 	if (!r)
 		return 0;
@@ -311,11 +312,12 @@ static int tasks_index(lua_State *L)
 
 /* ---- variables, context, run, env, secrets ------------------------------- */
 
-static const struct dr_value *map_get(const struct dr_value *m, const char *k,
-				      size_t n)
+static const struct dr_value *map_get(lua_State *L, const struct dr_value *m,
+				      const char *k, size_t n)
 {
 	if (!m || m->kind != DR_VAL_MAP)
 		return NULL;
+	expr_charge(L, "variables", m->count / 8);
 	for (uint32_t i = 0; i < m->count; i++)
 		if (m->keys[i].len == n && !memcmp(m->keys[i].s, k, n))
 			return &m->items[i];
@@ -328,7 +330,7 @@ static int variables_index(lua_State *L)
 	if (lua_type(L, 2) != LUA_TSTRING)
 		return 0;
 	const char *k = lua_tolstring(L, 2, &n);
-	const struct dr_value *v = map_get(expr_engine_of(L)->scope->variables,
+	const struct dr_value *v = map_get(L, expr_engine_of(L)->scope->variables,
 					   k, n);
 	if (!v)
 		return 0;
@@ -342,6 +344,7 @@ static int context_index(lua_State *L)
 	const char *k = lua_tostring(L, 2);
 	if (lua_type(L, 2) != LUA_TSTRING)
 		return 0;
+	expr_charge(L, "context", sc->n_context / 8);
 	for (size_t i = 0; i < sc->n_context; i++) {
 		if (sc->context[i].key && !strcmp(sc->context[i].key, k)) {
 			lua_pushlstring(L, sc->context[i].value
@@ -365,16 +368,24 @@ static int run_index(lua_State *L)
 	return 1;
 }
 
-static const char *getenv_in(char *const *envp, const char *k, size_t n)
+/* Looks k up in envp (NULL: environ), charging the scan to the budget. */
+static const char *getenv_in(lua_State *L, char *const *envp, const char *k,
+			     size_t n)
 {
 	if (!envp)
 		envp = environ;
+	expr_charge(L, "env", n / 8);
 	if (!envp || !n || memchr(k, '=', n))
 		return NULL;
-	for (; *envp; envp++)
-		if (!strncmp(*envp, k, n) && (*envp)[n] == '=')
-			return *envp + n + 1;
-	return NULL;
+	size_t i = 0;
+	const char *v = NULL;
+	for (; envp[i]; i++)
+		if (!strncmp(envp[i], k, n) && envp[i][n] == '=') {
+			v = envp[i] + n + 1;
+			break;
+		}
+	expr_charge(L, "env", i / 8);
+	return v;
 }
 
 static int env_var_index(lua_State *L)
@@ -383,7 +394,7 @@ static int env_var_index(lua_State *L)
 	if (lua_type(L, 2) != LUA_TSTRING)
 		return 0;
 	const char *k = lua_tolstring(L, 2, &n);
-	const char *v = getenv_in(expr_engine_of(L)->scope->environ, k, n);
+	const char *v = getenv_in(L, expr_engine_of(L)->scope->environ, k, n);
 	if (!v)
 		return 0;
 	lua_pushstring(L, v);
@@ -397,7 +408,7 @@ static int secrets_index(lua_State *L)
 	if (lua_type(L, 2) != LUA_TSTRING)
 		return 0;
 	const char *k = lua_tolstring(L, 2, &n);
-	const char *v = getenv_in(e->scope->environ, k, n);
+	const char *v = getenv_in(L, e->scope->environ, k, n);
 	if (!v)
 		return luaL_error(L, "secret '%s' is not set (no environment "
 				  "variable %s)", k, k);
@@ -595,6 +606,7 @@ int scope_setup(lua_State *L)
 	lua_newtable(L);
 	e->ref_scratch = luaL_ref(L, LUA_REGISTRYINDEX);
 	prepare_string_library(L);
+	guard_register(L);
 
 	lua_newtable(L);                       /* globals of the base env */
 	int env = lua_gettop(L);

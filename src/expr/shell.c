@@ -524,6 +524,9 @@ int sh_substitute(struct sh *m, const char *v, size_t n, struct buf *out,
 		*why = m->error;
 		r = -EINVAL;
 	}
+	/* The rest of this line follows a value, even an empty one or one
+	 * that ends with a newline: it may not end a here-document. */
+	m->line_tainted = true;
 	if (r == 0 && !same_state(&before, m)) {
 		*why = changed;
 		r = -EINVAL;

@@ -117,6 +117,21 @@ int tpl_compile(struct tpl *t, struct expr_engine *e, struct expr_error *err)
 	return 0;
 }
 
+/* The error for a value the shell text cannot take at `at`: the one
+ * message of the run (tpl_render) and of validation (tpl_check_shell). */
+static int refused(struct expr_error *err, uint32_t at, const char *why)
+{
+	return expr_fail(err, -EINVAL, at, "cannot substitute a value into the "
+			 "shell text here: %s; pass it through env: and use "
+			 "\"$NAME\" instead", why);
+}
+
+static int shell_text_error(struct expr_error *err, uint32_t at, const char *why)
+{
+	return expr_fail(err, -EINVAL, at, "cannot substitute into the shell "
+			 "text: %s", why);
+}
+
 /* Renders one expression segment under the mode's rules. */
 static int render_expr(const struct tpl *t, const struct tpl_seg *g,
 		       struct expr_engine *e, const struct expr_scope *sc,
@@ -146,9 +161,7 @@ static int render_expr(const struct tpl *t, const struct tpl_seg *g,
 	const char *why;
 	r = sh_substitute(m, val->data ? val->data : "", val->len, out, &why);
 	if (r == -EINVAL)
-		return expr_fail(err, r, at, "cannot substitute this value "
-				 "into the shell text: %s; pass it through env: "
-				 "and use \"$NAME\" instead", why);
+		return refused(err, at, why);
 	if (r < 0)
 		return expr_fail(err, r, at, "rendered text too large");
 	return 0;
@@ -179,8 +192,7 @@ int tpl_render(const struct tpl *t, struct expr_engine *e,
 		if ((r = buf_add(out, text, g->len)) < 0) {
 			r = expr_fail(err, r, g->off, "rendered text too large");
 		} else if (m && sh_feed(m, text, g->len, false) < 0) {
-			r = expr_fail(err, -EINVAL, g->off, "cannot substitute "
-				      "into the shell text: %s", m->error);
+			r = shell_text_error(err, g->off, m->error);
 		}
 	}
 out:
@@ -190,6 +202,41 @@ out:
 			out->data[len0] = '\0';
 	}
 	buf_free(&val);
+	free(m);
+	return r;
+}
+
+int tpl_check_shell(const struct tpl *t, struct expr_error *err)
+{
+	struct sh *m = malloc(sizeof(*m));
+	struct buf scratch = BUF_INIT;
+	int r = 0;
+	if (!m)
+		return expr_fail(err, -ENOMEM, 0, "out of memory");
+	sh_init(m);
+	for (size_t i = 0; i < t->n && r == 0; i++) {
+		const struct tpl_seg *g = &t->segs[i];
+		if (g->kind == TPL_TEXT) {
+			if (sh_feed(m, t->src + g->off, g->len, false) < 0)
+				r = shell_text_error(err, g->off, m->error);
+			continue;
+		}
+		/* A placeholder value: a context the run refuses, it refuses
+		 * for every value; what it refuses for some values only (a NUL,
+		 * a newline in a comment, a line that ends a here-document) is
+		 * left to the run. One control byte: quoted like any byte, it
+		 * is no newline, tab or quote and no here-document's
+		 * delimiter, and it makes the line a value's line, as a real
+		 * value does. */
+		const char *why;
+		buf_reset(&scratch);
+		int s = sh_substitute(m, "\x01", 1, &scratch, &why);
+		if (s == -EINVAL)
+			r = refused(err, g->off - 2, why);
+		else if (s < 0)
+			r = expr_fail(err, s, g->off - 2, "out of memory");
+	}
+	buf_free(&scratch);
 	free(m);
 	return r;
 }

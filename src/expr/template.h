@@ -64,6 +64,18 @@ int tpl_render(const struct tpl *t, struct expr_engine *e,
 	       const struct expr_scope *sc, enum tpl_mode mode,
 	       struct buf *out, struct expr_error *err);
 
+/* For a template in a `command` string or a shell script: checks, without
+ * evaluating anything, that every `{{ }}` sits where the shell text can
+ * take a value (what tpl_render in TPL_SHELL mode would refuse whatever the
+ * value: inside `...`, ${ }, $(( )), $'...', right after $ or \, in a
+ * here-document delimiter; or shell text it cannot follow). The run and
+ * `dagrun validate` share this decision (sh_substitute). Returns 0, or
+ * -EINVAL with the message tpl_render would give and err->offset at the
+ * `{{` (or the text); -ENOMEM. Values refused only for what they hold (a
+ * NUL, a newline in a # comment, a line that ends a here-document) are
+ * still refused by tpl_render. */
+int tpl_check_shell(const struct tpl *t, struct expr_error *err);
+
 /* Frees the segments. Accepts NULL and a zeroed struct. */
 void tpl_free(struct tpl *t);
 

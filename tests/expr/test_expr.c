@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "dagrun.h"
@@ -384,6 +385,11 @@ static void variables_env_run_and_context_resolve(void **state)
 		     "token is ***");
 	assert_null(strstr(f->err.msg, "s3cr3t"));
 	expect_error(f, "secrets.MISSING", -EINVAL, "secret 'MISSING' is not set");
+	/* a syntax error quotes the source near it: a secret there is masked */
+	expect_error(f, "'s3cr3t-t0ken", -EINVAL, "unfinished string");
+	assert_null(strstr(f->err.msg, "s3cr3t"));
+	expect_error(f, "1 's3cr3t-t0ken'", -EINVAL, "near");
+	assert_null(strstr(f->err.msg, "s3cr3t"));
 	memset(&f->sc, 0, sizeof(f->sc));
 	still_works(f);
 }
@@ -422,6 +428,185 @@ static void helpers_behave(void **state)
 	expect_text(f, "utf8.len('héllo') .. math.floor(2.7) .. tostring(10)", "5210");
 	expect_text(f, "table.unpack({7, 8})", "7");
 	still_works(f);
+}
+
+/* ---- library functions that work in C ------------------------------------ */
+
+/* Lua's instruction hook never fires inside a C function: each library
+ * function must charge its own work, so that what it is asked to do stops
+ * with the budget error naming it, within the time limit. An alarm turns
+ * a hang into a failed test. */
+struct c_case {
+	const char *src;
+	const char *fn;      /* must appear in the message; NULL: any */
+};
+
+static void expect_stopped(struct fx *f, const struct c_case *c, double limit)
+{
+	double t0 = now();
+	alarm(40);
+	const char *got = run(f, c->src);
+	alarm(0);
+	double dt = now() - t0;
+	if (got)
+		fail_msg("%s: no error, got [%.40s]", c->src, got);
+	if (f->rc != -ETIME)
+		fail_msg("%s: error %d (%s), want -ETIME", c->src, f->rc, f->err.msg);
+	if (!strstr(f->err.msg, "expression took too long"))
+		fail_msg("%s: message [%s]", c->src, f->err.msg);
+	if (c->fn && !strstr(f->err.msg, c->fn))
+		fail_msg("%s: message [%s] does not name %s", c->src, f->err.msg, c->fn);
+	if (getenv("SHOW_TIMES"))
+		fprintf(stderr, "%5.2f s  %.60s\n", dt, c->src);
+	if (dt > limit)
+		fail_msg("%s: stopped after %.1f s", c->src, dt);
+	still_works(f);
+}
+
+/* Runs the cases in an engine whose time limit is a minute: the budget
+ * alone must stop each, naming the function, whatever the machine's load. */
+static void expect_all_stopped(struct fx *f, const struct c_case *v, size_t n)
+{
+	struct expr_engine *fast = f->e;
+	struct expr_opts o = {.redactor = f->red, .time_ms = 60000};
+	assert_int_equal(expr_new(&f->e, &o), 0);
+	for (size_t i = 0; i < n; i++)
+		expect_stopped(f, &v[i], 15.0);     /* (a hang runs to the alarm) */
+	expr_free(f->e);
+	f->e = fast;
+}
+
+#define LOOP(setup, body) "(function() " setup " for i = 1, 1e9 do " body " end end)()"
+#define BIG "('x'):rep(1e7)"
+#define SPACES "((' '):rep(1e7) .. '1')"
+/* A table whose border (#t) is 2^k although it holds k + 1 entries. */
+#define SPARSE(k) "local t = {} for i = " #k ", 0, -1 do t[1 << i] = 1 end "
+
+static void string_functions_charge_their_work(void **state)
+{
+	struct fx *f = *state;
+	static const struct c_case cases[] = {
+		{LOOP("", "local s = ('x'):rep(1e7)"), "string.rep"},
+		{LOOP("local s = " BIG, "local u = s:upper()"), "string.upper"},
+		{LOOP("local s = " BIG, "local u = s:lower()"), "string.lower"},
+		{LOOP("local s = " BIG, "local u = s:reverse()"), "string.reverse"},
+		{LOOP("local s = ('x'):rep(9e5)", "local n = select('#', s:byte(1, -1))"),
+		 "string.byte"},
+		{LOOP("local s = ('\\1'):rep(5e6)", "local q = ('%q'):format(s)"),
+		 "string.format"},
+		{LOOP("", "local p = string.pack('c10000000', '')"), "string.pack"},
+		{LOOP("local f = ('i'):rep(1e7)", "local n = string.packsize(f)"),
+		 "string.packsize"},
+		{LOOP("local s = ('a'):rep(1.6e7) .. '\\0'", "local z = string.unpack('z', s)"),
+		 "string.unpack"},
+		{LOOP("local s = ('a'):rep(1.6e7)", "local p = s:find('b', 1, true)"),
+		 "string.find"},
+		{"('x'):rep(1e5):gsub('', ('%0'):rep(1e5))", "string.gsub"},
+		{"('a'):rep(1e5):find('[' .. ('b'):rep(1e6) .. ']')", "string.find"},
+		{"('a'):rep(1e6):find('(.*)%1b')", "string.find"},
+		{LOOP("local s = " SPACES, "local n = s + 1"), "arithmetic on a string"},
+		{LOOP("local s = " SPACES, "local n = -s"), "arithmetic on a string"},
+	};
+	expect_all_stopped(f, cases, sizeof(cases) / sizeof(cases[0]));
+	/* what ordinary expressions do still works */
+	expect_text(f, "string.rep('ab', 3, ',') .. string.rep('', 5) .. ('x'):rep(0)",
+		    "ab,ab,ab");
+	/* nothing repeated n times is nothing, at once */
+	expect_text(f, "string.rep('', 1e12) == '' and ('').rep('', 1e15, '') == ''", "true");
+	expect_text(f, "#('x'):rep(1e6) .. #string.rep('', 1e15)", "10000000");
+	expect_text(f, "('Hello'):upper() .. ('Hello'):lower() .. ('abc'):reverse()",
+		    "HELLOhellocba");
+	expect_text(f, "select('#', ('abc'):byte(1, -1)) .. string.char(104, 105)", "3hi");
+	expect_text(f, "string.format('%5.2f|%q|%d', 1.5, 'a\\n', '7')", " 1.50|\"a\\\n\"|7");
+	expect_text(f, "#string.format('%99.99f', 1e308)", "409");
+	expect_error(f, "string.format('%100d', 1)", -EINVAL, "invalid conversion");
+	expect_text(f, "string.unpack('z', string.pack('z', 'hey'))", "hey");
+	expect_text(f, "string.packsize('i4i8') .. ('abc'):find('c', 1, true)", "123");
+	expect_text(f, "('hello'):gsub('l', '%0%0') .. ('a1'):find('[%d]')", "hellllo2");
+	expect_text(f, "('abab'):find('(ab)%1') .. ('10' + 1) .. (-'2')", "111-2");
+}
+
+static void table_functions_charge_their_work(void **state)
+{
+	struct fx *f = *state;
+	static const struct c_case cases[] = {
+		{"table.move({}, 1, 1e15, 1)", "table.move"},
+		{"table.move({}, -1e15, 1e15, 1)", "table.move"},
+		{"(function() " SPARSE(50) "table.insert(t, 1, 0) end)()", "table.insert"},
+		{"(function() " SPARSE(50) "table.remove(t, 1) end)()", "table.remove"},
+		{"(function() " SPARSE(30) "table.sort(t, type) end)()", "table.sort"},
+		{"(function() " SPARSE(50) "table.move(t, 1, #t, 2) end)()", "table.move"},
+		/* a comparator in Lua counts its own instructions */
+		{"table.sort({3, 2, 1}, function(a, b) while true do end end)",
+		 "instruction budget"},
+		{LOOP("local t = {} for i = 1, 1e6 do t[i] = '' end", "table.concat(t)"),
+		 "table.concat"},
+		{LOOP("local t = {} for i = 1, 5e5 do t[i] = i end",
+		      "local n = select('#', table.unpack(t))"), "table.unpack"},
+	};
+	expect_all_stopped(f, cases, sizeof(cases) / sizeof(cases[0]));
+	expect_text(f, "(function() local t = {3, 1, 2} table.insert(t, 1, 0) "
+		    "table.insert(t, 5) table.remove(t, 2) table.sort(t) "
+		    "return table.concat(t, ',') end)()", "0,1,2,5");
+	expect_text(f, "json(table.move({1, 2, 3}, 1, 3, 2)) .. json(table.pack(1, 2).n)",
+		    "[1,1,2,3]2");
+	expect_text(f, "(function() local t = {} for i = 1, 1000 do t[i] = (i * 7919) % 1000 "
+		    "end table.sort(t, function(a, b) return a > b end) "
+		    "return t[1] .. ',' .. select('#', table.unpack(t)) end)()", "999,1000");
+}
+
+static void utf8_functions_charge_their_work(void **state)
+{
+	struct fx *f = *state;
+	static const struct c_case cases[] = {
+		{LOOP("local s = " BIG, "local n = utf8.len(s)"), "utf8.len"},
+		{LOOP("local s = 'a' .. ('\\x80'):rep(1e7)", "local n = utf8.offset(s, 0, #s)"),
+		 "utf8.offset"},
+		{LOOP("local s = 'a' .. ('\\x80'):rep(1e7) local f = utf8.codes(s)",
+		      "local p = f(s, 1)"), "utf8.codes"},
+		{LOOP("local s = ('x'):rep(9e5)", "local n = select('#', utf8.codepoint(s, 1, -1))"),
+		 "utf8.codepoint"},
+	};
+	expect_all_stopped(f, cases, sizeof(cases) / sizeof(cases[0]));
+	expect_text(f, "utf8.len('h\\u{e9}llo') .. utf8.offset('h\\u{e9}llo', 3) .. "
+		    "utf8.char(104, 233) .. select('#', utf8.codepoint('h\\u{e9}', 1, -1))",
+		    "54h\xc3\xa9" "2");
+	expect_text(f, "(function() local t = {} for p, c in utf8.codes('a\\u{e9}b') do "
+		    "t[#t + 1] = p .. ':' .. c end return table.concat(t, ' ') end)()",
+		    "1:97 2:233 4:98");
+}
+
+static void other_functions_charge_their_work(void **state)
+{
+	struct fx *f = *state;
+	static const struct c_case cases[] = {
+		{LOOP("local s = " SPACES, "local n = tonumber(s)"), "tonumber"},
+		{LOOP("local s = " SPACES, "local n = math.floor(s)"), "math.floor"},
+		{LOOP("local s = " SPACES, "local n = math.abs(s)"), "math.abs"},
+		{LOOP("local a = " BIG " local b = " BIG,
+		      "local e = rawequal(a, b)"), "rawequal"},
+		{LOOP("local t = {} for i = 1, 1e6 do t[i] = i end", "local j = json(t)"),
+		 "json"},
+		{LOOP("local s = '\"' .. " BIG " .. '\"'", "local v = fromjson(s)"),
+		 "fromjson"},
+		{LOOP("local s = ('a'):rep(1.6e7)", "local c = contains(s, 'b')"), "contains"},
+		{LOOP("local s = ('a'):rep(1.6e7)", "local v = env[s]"), "env"},
+		/* no C function: each instruction is bounded by the memory limit
+		 * and the clock is read often enough */
+		{LOOP("local s = ('x'):rep(7e6)", "local c = s .. s .. s"), "instruction budget"},
+	};
+	expect_all_stopped(f, cases, sizeof(cases) / sizeof(cases[0]));
+	/* converting a long string in a `for`, or comparing two: the clock
+	 * stops it, read every few such instructions */
+	static const struct c_case clock[] = {
+		{LOOP("local s = " SPACES, "for j = s, 0 do end"), "time limit"},
+		{LOOP("local a = " BIG " local b = " BIG, "local e = a == b"), "time limit"},
+	};
+	for (size_t i = 0; i < sizeof(clock) / sizeof(clock[0]); i++)
+		expect_stopped(f, &clock[i], 2.5);  /* the limit is 0.5 s */
+	expect_text(f, "tonumber(' 12 ') + math.floor('2.5') + math.abs('-3')", "17");
+	expect_text(f, "json({a = {1, 2}, b = 'x'}) .. tostring(rawequal('a', 'a'))",
+		    "{\"a\":[1,2],\"b\":\"x\"}true");
 }
 
 /* ---- errors and hints ---------------------------------------------------- */
@@ -751,6 +936,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(conditions_see_the_dependency_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(variables_env_run_and_context_resolve, setup, teardown),
 		cmocka_unit_test_setup_teardown(helpers_behave, setup, teardown),
+		cmocka_unit_test_setup_teardown(string_functions_charge_their_work, setup, teardown),
+		cmocka_unit_test_setup_teardown(table_functions_charge_their_work, setup, teardown),
+		cmocka_unit_test_setup_teardown(utf8_functions_charge_their_work, setup, teardown),
+		cmocka_unit_test_setup_teardown(other_functions_charge_their_work, setup, teardown),
 		cmocka_unit_test_setup_teardown(compile_errors_hint_at_lua_syntax, setup, teardown),
 		cmocka_unit_test_setup_teardown(removed_globals_are_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_sandbox_is_read_only, setup, teardown),

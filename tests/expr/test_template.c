@@ -364,6 +364,20 @@ static void shell_render_refuses_unsafe_contexts(void **state)
 	sc = value_scope(&kv, "EO", 2);
 	assert_int_equal(render(f, "cat <<EOF\n{{ context.v }}F\nEOF\n", &sc,
 				TPL_SHELL), -EINVAL);
+	/* an empty value leaves the author's text on its line: that text must
+	 * not end the here-document either (the lines after it would run) */
+	sc = value_scope(&kv, "", 0);
+	assert_int_equal(render(f, "cat <<EOF\n{{ context.v }}EOF\necho pwned\nEOF\n", &sc,
+				TPL_SHELL), -EINVAL);
+	assert_non_null(strstr(f->err.msg, "here-document"));
+	assert_int_equal(render(f, "cat <<'EOF'\n{{ context.v }}EOF\necho pwned\nEOF\n", &sc,
+				TPL_SHELL), -EINVAL);
+	assert_int_equal(render(f, "cat <<-EOF\n\t{{ context.v }}EOF\necho pwned\nEOF\n", &sc,
+				TPL_SHELL), -EINVAL);
+	assert_int_equal(render(f, "cat <<EOF\n{{ context.v }}\nEOF\n", &sc, TPL_SHELL), 0);
+	sc = value_scope(&kv, "x\n", 2);
+	assert_int_equal(render(f, "cat <<EOF\n{{ context.v }}EOF\necho pwned\nEOF\n", &sc,
+				TPL_SHELL), -EINVAL);
 	/* a value in the same here-document that does not end it is fine */
 	sc = value_scope(&kv, "EOFx", 4);
 	assert_int_equal(render(f, "cat <<EOF\n{{ context.v }}\nEOF\n", &sc,
