@@ -5,6 +5,7 @@
 #   ./build.sh test         install what is missing, build, run every test
 #   ./build.sh test-asan    the same tests under AddressSanitizer + UBSan (build-asan/)
 #   ./build.sh test-tsan    the same tests under ThreadSanitizer (build-tsan/)
+#   ./build.sh fuzz         both libFuzzer targets, 60 s each (clang; FUZZ_SECONDS)
 #   ./build.sh deps         only install the missing Debian packages
 #
 # Packages are installed with apt-get only when pkg-config (or the PATH)
@@ -35,15 +36,27 @@ deps() {
       missing+=("${pair#*:}")
     fi
   done
-  if [ ${#missing[@]} -gt 0 ]; then
-    # Each package once, in order.
-    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
-    echo "build.sh: installing ${missing[*]}" >&2
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  apt_install "${missing[@]}"
+}
+
+apt_install() {  # apt_install PACKAGE... (nothing to do without arguments)
+  [ $# -gt 0 ] || return 0
+  local missing
+  # Each package once, in order.
+  mapfile -t missing < <(printf '%s\n' "$@" | awk '!seen[$0]++')
+  echo "build.sh: installing ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# clang and its libFuzzer runtime, for tests/fuzz.
+fuzz_deps() {
+  local missing=()
+  command -v clang >/dev/null 2>&1 || missing+=(clang)
+  dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || missing+=(libclang-rt-14-dev)
+  apt_install "${missing[@]}"
 }
 
 # Runs a command with its output in LOG; on failure prints LOG and fails.
@@ -182,6 +195,11 @@ case "$CMD" in
       rc=1
     fi
     exit $rc
+    ;;
+  fuzz)
+    deps
+    fuzz_deps
+    timed "fuzz (build-fuzz-ci/)" tests/fuzz/ci.sh
     ;;
   run-tests)  # internal: run_tests in a fresh process (under setarch for TSan)
     run_tests "$2"
