@@ -255,15 +255,52 @@ fail_o:
 	return NULL;
 }
 
+static int to_buf(const char *p, size_t n, void *ud)
+{
+	return buf_add(ud, p, n) < 0 ? -1 : 0;
+}
+
+int hist_json_item(json_t *j, unsigned depth, FILE *f)
+{
+	if (!j)
+		return -1;
+	struct buf b = BUF_INIT;
+	int r = json_dump_callback(j, to_buf, &b, JSON_INDENT(2) | JSON_ENSURE_ASCII |
+				   JSON_PRESERVE_ORDER);
+	json_decref(j);
+	static const char spaces[] = "                                ";
+	size_t pad = depth * 2 < sizeof(spaces) - 1 ? depth * 2 : sizeof(spaces) - 1;
+	/* Nested `depth` levels down: every line after the first indented. */
+	for (size_t i = 0, from = 0; r == 0 && i <= b.len; i++) {
+		if (i < b.len && b.data[i] != '\n')
+			continue;
+		if (from && fwrite(spaces, 1, pad, f) != pad)
+			r = -1;
+		if (r == 0 && i > from && fwrite(b.data + from, 1, i - from, f) != i - from)
+			r = -1;
+		if (r == 0 && i < b.len && fputc('\n', f) == EOF)
+			r = -1;
+		from = i + 1;
+	}
+	buf_free(&b);
+	return r < 0 ? -1 : 0;
+}
+
 int hist_json_print(json_t *j, FILE *f)
 {
 	if (!j)
 		return -1;
-	int r = json_dumpf(j, f, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+	/* Into memory, then one write: json_dumpf writes token by token. */
+	struct buf b = BUF_INIT;
+	int r = json_dump_callback(j, to_buf, &b, JSON_INDENT(2) | JSON_ENSURE_ASCII |
+				   JSON_PRESERVE_ORDER);
 	json_decref(j);
-	if (r < 0 || fputc('\n', f) == EOF)
-		return -1;
-	return 0;
+	if (r == 0 && buf_addc(&b, '\n') < 0)
+		r = -1;
+	if (r == 0 && fwrite(b.data, 1, b.len, f) != b.len)
+		r = -1;
+	buf_free(&b);
+	return r < 0 ? -1 : 0;
 }
 
 /* ---- text tables ---------------------------------------------------------------- */

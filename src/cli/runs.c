@@ -172,23 +172,19 @@ static int runs_text(const struct store_run_info *v, size_t n, FILE *f)
 	return e;
 }
 
+/* {"runs": [...], "more": B}, written a run at a time (10,000 runs held
+ * as one JSON tree would cost more than the query). */
 static int runs_json(const struct store_run_info *v, size_t n, bool more, FILE *f)
 {
-	json_t *o = json_object(), *a = json_array();
-	int e = !o || !a;
-	for (size_t i = 0; !e && i < n; i++)
-		e = json_array_append_new(a, hist_json_run(&v[i]));
-	if (!e) {
-		e |= json_object_set_new(o, "runs", a);
-		a = NULL;
-		e |= json_object_set_new(o, "more", json_boolean(more));
+	int e = fputs(n ? "{\n  \"runs\": [\n" : "{\n  \"runs\": [],\n", f) == EOF;
+	for (size_t i = 0; !e && i < n; i++) {
+		e |= fputs("    ", f) == EOF;
+		e |= hist_json_item(hist_json_run(&v[i]), 2, f) < 0;
+		e |= fputs(i + 1 < n ? ",\n" : "\n  ],\n", f) == EOF;
 	}
-	json_decref(a);
-	if (e) {
-		json_decref(o);
-		return -1;
-	}
-	return hist_json_print(o, f);
+	if (!e)
+		e = fprintf(f, "  \"more\": %s\n}\n", more ? "true" : "false") < 0;
+	return e ? -1 : 0;
 }
 
 /* Says on stderr that no run matched. */
