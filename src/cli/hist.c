@@ -260,29 +260,28 @@ static int to_buf(const char *p, size_t n, void *ud)
 	return buf_add(ud, p, n) < 0 ? -1 : 0;
 }
 
-int hist_json_item(json_t *j, unsigned depth, FILE *f)
+int hist_json_item(json_t *j, unsigned depth, struct buf *tmp, struct buf *out)
 {
 	if (!j)
 		return -1;
-	struct buf b = BUF_INIT;
-	int r = json_dump_callback(j, to_buf, &b, JSON_INDENT(2) | JSON_ENSURE_ASCII |
-				   JSON_PRESERVE_ORDER);
-	json_decref(j);
 	static const char spaces[] = "                                ";
 	size_t pad = depth * 2 < sizeof(spaces) - 1 ? depth * 2 : sizeof(spaces) - 1;
+	buf_reset(tmp);
+	int r = json_dump_callback(j, to_buf, tmp, JSON_INDENT(2) | JSON_ENSURE_ASCII |
+				   JSON_PRESERVE_ORDER);
+	json_decref(j);
 	/* Nested `depth` levels down: every line after the first indented. */
-	for (size_t i = 0, from = 0; r == 0 && i <= b.len; i++) {
-		if (i < b.len && b.data[i] != '\n')
+	for (size_t i = 0, from = 0; r == 0 && i <= tmp->len; i++) {
+		if (i < tmp->len && tmp->data[i] != '\n')
 			continue;
-		if (from && fwrite(spaces, 1, pad, f) != pad)
+		if (from && buf_add(out, spaces, pad) < 0)
 			r = -1;
-		if (r == 0 && i > from && fwrite(b.data + from, 1, i - from, f) != i - from)
+		if (r == 0 && buf_add(out, tmp->data + from, i - from) < 0)
 			r = -1;
-		if (r == 0 && i < b.len && fputc('\n', f) == EOF)
+		if (r == 0 && i < tmp->len && buf_addc(out, '\n') < 0)
 			r = -1;
 		from = i + 1;
 	}
-	buf_free(&b);
 	return r < 0 ? -1 : 0;
 }
 

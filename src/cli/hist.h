@@ -85,10 +85,11 @@ json_t *hist_json_run(const struct store_run_info *r);
 /* Writes j and a newline to f, and frees j. Returns 0 or -1 (OOM, or f
  * failed). */
 int hist_json_print(json_t *j, FILE *f);
-/* Writes j (no newline after it) to f as it would show nested `depth`
+/* Appends j (no newline after it) to out as it would show nested `depth`
  * levels down in an indented document, and frees j: lists of many items
- * are written one item at a time, never held whole. Returns 0 or -1. */
-int hist_json_item(json_t *j, unsigned depth, FILE *f);
+ * are written one item at a time, never held whole. tmp is scratch space
+ * (kept for the next call). Returns 0 or -1 (OOM). */
+int hist_json_item(json_t *j, unsigned depth, struct buf *tmp, struct buf *out);
 
 /* ---- text tables --------------------------------------------------------- */
 

@@ -172,18 +172,28 @@ static int runs_text(const struct store_run_info *v, size_t n, FILE *f)
 	return e;
 }
 
-/* {"runs": [...], "more": B}, written a run at a time (10,000 runs held
- * as one JSON tree would cost more than the query). */
+/* {"runs": [...], "more": B}, made a run at a time and written in large
+ * pieces (10,000 runs held as one JSON tree, or written token by token,
+ * would cost more than the query). */
 static int runs_json(const struct store_run_info *v, size_t n, bool more, FILE *f)
 {
-	int e = fputs(n ? "{\n  \"runs\": [\n" : "{\n  \"runs\": [],\n", f) == EOF;
+	struct buf tmp = BUF_INIT, out = BUF_INIT;
+	int e = buf_adds(&out, n ? "{\n  \"runs\": [\n" : "{\n  \"runs\": [],\n") < 0;
 	for (size_t i = 0; !e && i < n; i++) {
-		e |= fputs("    ", f) == EOF;
-		e |= hist_json_item(hist_json_run(&v[i]), 2, f) < 0;
-		e |= fputs(i + 1 < n ? ",\n" : "\n  ],\n", f) == EOF;
+		e |= buf_adds(&out, "    ") < 0;
+		e |= hist_json_item(hist_json_run(&v[i]), 2, &tmp, &out) < 0;
+		e |= buf_adds(&out, i + 1 < n ? ",\n" : "\n  ],\n") < 0;
+		if (!e && out.len >= ((size_t)1 << 20)) {
+			e = fwrite(out.data, 1, out.len, f) != out.len;
+			buf_reset(&out);
+		}
 	}
 	if (!e)
-		e = fprintf(f, "  \"more\": %s\n}\n", more ? "true" : "false") < 0;
+		e = buf_printf(&out, "  \"more\": %s\n}\n", more ? "true" : "false") < 0;
+	if (!e)
+		e = fwrite(out.data, 1, out.len, f) != out.len;
+	buf_free(&tmp);
+	buf_free(&out);
 	return e ? -1 : 0;
 }
 
