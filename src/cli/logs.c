@@ -190,7 +190,7 @@ static void put(struct logs *l, const char *p, size_t n)
 	l->printed = true;
 }
 
-/* Puts source i's header up, unless it is. */
+/* Puts source i's header up, unless it is up already. */
 static void header(struct logs *l, size_t i)
 {
 	const struct source *s = &l->src[i];
@@ -409,7 +409,7 @@ static int pass(struct logs *l, bool final)
 			if (a->ended || final)
 				note_end(l, ss[st]);
 		}
-		if (r == 0 && l->task >= 0 && a->ended && !any && !a->out_logged &&
+		if (r == 0 && l->task >= 0 && (a->ended || final) && !any && !a->out_logged &&
 		    !a->err_logged && !a->out_log_cut && !a->err_log_cut)
 			note_empty(l, a);
 	}
@@ -467,6 +467,24 @@ static int load_tasks(struct logs *l)
 	return 0;
 }
 
+/* How the run stands, on stderr, once its output is printed. */
+static void say_status(const struct logs *l, int status)
+{
+	struct buf b = BUF_INIT;
+	int e = 0;
+	if (status == STORE_RUN_RUNNING)
+		e = buf_printf(&b, "run %s is still running (-f follows it)", l->ri->run_id);
+	else if (status == STORE_RUN_INTERRUPTED)
+		e = buf_printf(&b, "run %s was interrupted: the dagrun that drove it is gone "
+			       "without ending it", l->ri->run_id);
+	else if (l->a->follow)
+		e = buf_printf(&b, "run %s ended: %s", l->ri->run_id,
+			       store_run_status_name(status));
+	if (!e && b.len)
+		hist_say("logs", b.data);
+	buf_free(&b);
+}
+
 /* Prints what is there; with -f, follows until the run ends. Returns the
  * exit status. */
 static int show_logs(struct logs *l)
@@ -495,24 +513,16 @@ static int show_logs(struct logs *l)
 	}
 	struct buf b = BUF_INIT;
 	int e = 0;
-	if (now.status == STORE_RUN_RUNNING) {
-		e = buf_printf(&b, "run %s is still running (-f follows it)", l->ri->run_id);
-	} else if (now.status == STORE_RUN_INTERRUPTED) {
-		e = buf_printf(&b, "run %s was interrupted: the dagrun that drove it is gone "
-			       "without ending it", l->ri->run_id);
-	} else if (l->a->follow) {
-		e = buf_printf(&b, "run %s ended: %s", l->ri->run_id,
-			       store_run_status_name(now.status));
-	} else if (!l->printed) {
-		e = buf_printf(&b, "no output recorded for %s%s%s", l->task >= 0 ? "task " : "run ",
-			       l->task >= 0 ? task_id(l, (uint32_t)l->task) : l->ri->run_id,
-			       l->a->attempt ? "" : "");
+	if (!l->printed) {
+		e = buf_printf(&b, "no output recorded for %s%s", l->task >= 0 ? "task " : "run ",
+			       l->task >= 0 ? task_id(l, (uint32_t)l->task) : l->ri->run_id);
 		if (!e && l->a->attempt)
 			e = buf_printf(&b, ", attempt %u", l->a->attempt);
+		if (!e)
+			hist_say("logs", b.data);
 	}
-	if (!e && b.len)
-		hist_say("logs", b.data);
 	buf_free(&b);
+	say_status(l, now.status);
 	return EXIT_OK;
 }
 

@@ -426,6 +426,10 @@ class HistoryTest(Base):
         self.assertLess(time.monotonic() - t0, TIMEOUT / 2)
         self.assertIn("partial line\n", r.stdout)
         self.assertIn("was interrupted", r.stderr)
+        # a task that never ran
+        r = dagrun("logs", "last", "verify", state=self.st)
+        self.assertEqual((r.returncode, r.stdout), (0, ""))
+        self.assertIn("no output recorded for task verify", r.stderr)
 
     def test_logs_follow_of_an_ended_run_prints_and_returns(self):
         r = dagrun("logs", "--follow", self.ids["completed"], "lint", state=self.st)
