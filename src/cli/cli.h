@@ -12,6 +12,16 @@ enum { EXIT_OK = 0, EXIT_TASK_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 int cli_validate(int argc, char **argv);
 int cli_graph(int argc, char **argv);
 int cli_run(int argc, char **argv);
+int cli_runs(int argc, char **argv);
+int cli_show(int argc, char **argv);
+int cli_logs(int argc, char **argv);
+int cli_prune(int argc, char **argv);
+
+/* The state directory: opt (--state DIR) when given, else $DAGRUN_STATE
+ * when set and not empty, else ".dagrun" (in the current directory). The
+ * string returned is opt, the environment's or a literal: not to be
+ * freed. */
+const char *cli_state_dir(const char *opt);
 
 /* Whether to colour output on stream f given --color (auto|always|never)
  * and NO_COLOR. Returns 0 or 1. */

@@ -21,6 +21,16 @@ int cli_use_color(const char *mode, FILE *f)
 	return isatty(fileno(f));
 }
 
+const char *cli_state_dir(const char *opt)
+{
+	if (opt && *opt)
+		return opt;
+	const char *env = getenv("DAGRUN_STATE");
+	if (env && *env)
+		return env;
+	return ".dagrun";
+}
+
 dagrun_workflow *cli_load(const char *path, int color, int *status)
 {
 	dagrun_diags *d = dagrun_diags_new(0);

@@ -700,7 +700,7 @@ static void invalid_durations_are_rejected(void **state)
 {
 	(void)state;
 	expect_err(HEAD L("  - {id: a, command: x, timeout: 5x}"), 3, 34,
-		   "invalid duration '5x' for 'timeout': unknown unit (use ms, s, m or h)");
+		   "invalid duration '5x' for 'timeout': unknown unit (use ms, s, m, h or d)");
 	expect_err(HEAD L("  - {id: a, command: x, timeout: -5}"), 3, 34,
 		   "'timeout' must not be negative, got -5");
 	expect_err(HEAD L("  - {id: a, command: x, timeout: -5s}"), 3, 34,
