@@ -111,16 +111,17 @@ static void set_error(struct sched *s, int err)
 
 /* ---- state changes ------------------------------------------------------ */
 
+/* tail: the end of stderr for the summary (may hold NULs), or NULL. */
 static void emit_status(struct sched *s, uint32_t t, int old, const char *error,
-			const char *tail)
+			const struct buf *tail)
 {
 	dagrun_event ev;
 	ev_init(s, &ev, DAGRUN_EV_TASK_STATUS, t);
 	ev.old_status = old;
 	ev.error_class = s->ts[t].error_class;
 	ev.error = error;
-	ev.data = tail;
-	ev.len = tail ? strlen(tail) : 0;
+	ev.data = tail && tail->len ? tail->data : NULL;
+	ev.len = tail ? tail->len : 0;
 	if (s->ts[t].status == DAGRUN_FAILED)
 		ev.level = DAGRUN_ERR;
 	sched_emit(s, &ev);
@@ -181,7 +182,7 @@ static void push_final(struct sched *s, uint32_t t)
  * task becomes final in a run (pass_over() marks the hook list that does
  * not apply, which is not run). */
 static void settle(struct sched *s, uint32_t t, int status, int cls,
-		   const char *error, const char *tail, const struct exec_result *r)
+		   const char *error, const struct buf *tail, const struct exec_result *r)
 {
 	struct tstate *st = &s->ts[t];
 	int old = st->status;
@@ -512,33 +513,33 @@ static void start_attempt(struct sched *s, uint32_t t)
 	}
 }
 
-/* The last TAIL_BYTES of stderr, starting at a line boundary; malloc'd, or
- * NULL. Masked as it reads in the whole capture, so a secret the cut goes
- * through is masked; when the capture itself was cut at its cap, so is a
- * piece of a secret at its end. */
-static char *stderr_tail(struct sched *s, const struct exec_result *r)
+/* The last TAIL_BYTES of stderr, starting at a line boundary, into tail
+ * (NULs and all). From the real end: the capture when it holds all of
+ * stderr, else the end the process capture kept apart (err_tail). Masked
+ * as it reads in the whole text it is cut from, so a secret the cut goes
+ * through is masked; where bytes were lost beyond that text (before the
+ * kept end, after a capped capture), so is a piece of a secret at that
+ * edge. On failure, tail stays empty. */
+static void stderr_tail(struct sched *s, const struct exec_result *r, struct buf *tail)
 {
-	if (!r->err.len)
-		return NULL;
-	const char *p = r->err.data;
-	size_t len = r->err.len, start = 0;
+	bool past_cap = r->err_bytes > r->err.len && r->err_tail.len;
+	const struct buf *src = past_cap ? &r->err_tail : &r->err;
+	if (!src->len)
+		return;
+	const char *p = src->data;
+	size_t len = src->len, start = 0;
 	if (len > TAIL_BYTES) {
 		start = len - TAIL_BYTES;
 		const char *nl = memchr(p + start, '\n', TAIL_BYTES);
 		if (nl && (size_t)(nl - p) < len - 1)
 			start = (size_t)(nl + 1 - p);
 	}
-	int cut = r->err_bytes > r->err.len ? REDACT_CUT_TAIL : 0;
-	struct buf b = BUF_INIT;
-	int e = s->flow ? flow_redact_slice(s->flow, p, len, start, len, cut, &b)
-			: buf_add(&b, p + start, len - start);
-	if (e < 0) {
-		buf_free(&b);
-		return NULL;
-	}
-	char *tail = strndup(b.data ? b.data : "", b.len);
-	buf_free(&b);
-	return tail;
+	int cut = past_cap ? (r->err_bytes > len ? REDACT_CUT_HEAD : 0)
+		  : r->err_bytes > len ? REDACT_CUT_TAIL : 0;
+	int e = s->flow ? flow_redact_slice(s->flow, p, len, start, len, cut, tail)
+			: buf_add(tail, p + start, len - start);
+	if (e < 0)
+		buf_free(tail);
 }
 
 static void retry_fire(uv_timer_t *h);
@@ -651,10 +652,11 @@ static void attempt_done(struct exec_attempt *a, struct exec_result *r)
 	} else if (should_retry(s, t, r)) {
 		schedule_retry(s, t, r);
 	} else {
-		char *tail = stderr_tail(s, r);
+		struct buf tail = BUF_INIT;
+		stderr_tail(s, r, &tail);
 		settle(s, t, DAGRUN_FAILED, r->error_class ? r->error_class : DR_CLASS_TRANSIENT,
-		       r->error, tail, r);
-		free(tail);
+		       r->error, &tail, r);
+		buf_free(&tail);
 	}
 	after_change(s);
 }

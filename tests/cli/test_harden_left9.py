@@ -142,6 +142,63 @@ class HardenLeft9Test(unittest.TestCase):
         self.assertEqual(len(left), 1)
         self.assertIn(os.path.join(self.tmpdir, left[0]), warn[0]["message"])
 
+    # ---- the stderr tail in the summary ----------------------------------------
+
+    def failed_with_stderr(self, tail_py, env=None):
+        """Runs a task that writes 2 MiB of lines to stderr (past the 1 MiB
+        capture cap), then what tail_py writes to e, and fails; returns
+        the tail the summary shows (its `    | ` lines, joined)."""
+        wf = self.write("""\
+            name: tail
+            tasks:
+              - id: big
+                env: {T: "{{ secrets.TOKEN }}"}
+                interpreter: python3
+                script: |
+                  import os, sys
+                  e = sys.stderr.buffer
+                  for i in range(21000):
+                      e.write(b"x" * 99 + b"\\n")
+                  %s
+                  sys.exit(1)
+            """ % tail_py)
+        rc, _out, err = self.run_dagrun(["run", wf], env=env)
+        self.assertEqual(rc, 1, err[-2000:])
+        text = err.decode("utf-8", "replace")
+        summary = text[text.index("failed big"):]
+        return "\n".join(l[6:] for l in summary.splitlines() if l.startswith("    | "))
+
+    def test_the_stderr_tail_is_the_real_end_past_the_capture_cap(self):
+        tail = self.failed_with_stderr(r'e.write(b"the real end\0after the nul\n")',
+                                       env={"TOKEN": "unused-secret-1234"})
+        # the last line, whole, its NUL shown escaped: not the end of the
+        # first MiB, not cut at the NUL
+        lines = tail.splitlines()
+        self.assertEqual(lines[-1], r"the real end\x00after the nul")
+        self.assertEqual(set(lines[:-1]), {"x" * 99})
+
+    def test_a_secret_across_the_tail_cut_past_the_cap_is_masked(self):
+        secret = "s3cr3t-TOKEN-value-42"
+        # the last 2048 bytes start 10 bytes into the secret, no newline after
+        tail = self.failed_with_stderr(
+            r'e.write(b"A" * 100 + os.environ["T"].encode() + b"B" * (2048 - 11))',
+            env={"TOKEN": secret})
+        self.assertTrue(tail.endswith("B" * 2037), tail[:100])
+        for k in range(0, len(secret) - 3):
+            self.assertNotIn(secret[k:], tail)
+        self.assertIn("***", tail)
+
+    def test_a_nul_in_a_short_stderr_does_not_cut_the_tail(self):
+        wf = self.write("""\
+            name: nul
+            tasks:
+              - {id: nul, command: "printf 'before\\\\0after\\\\n' >&2; exit 3"}
+            """)
+        rc, _out, err = self.run_dagrun(["run", wf])
+        self.assertEqual(rc, 1, err[-2000:])
+        text = err.decode("utf-8", "replace")
+        self.assertIn("    | before\\x00after", text[text.index("failed nul"):])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
