@@ -389,15 +389,34 @@ static int make_tmpdir(dagrun_engine *e)
 	return 0;
 }
 
-#define TMPDIR_DEPTH_MAX 32   /* levels of a tree a task left that we remove */
+#define TMPDIR_DEPTH_MAX 32   /* levels of a tree a task left that we remove;
+				* the warning below says 32 */
 
-/* Removes every entry of the directory open as fd (closed here), depth
- * levels below the top at most. An entry is unlinked; a directory (unlink
- * says EISDIR) is opened relative to its parent without following a
- * symbolic link (O_NOFOLLOW | O_DIRECTORY: a link a task put there, even
- * in place of a directory, is removed, never followed), made writable,
- * emptied, then removed. Returns 0, or the first -errno (what failed is left; the rest
- * is removed). */
+static int empty_dir(int fd, int depth);
+
+/* Removes the directory name in parent (depth levels below the top) and
+ * what it holds. It is opened relative to its parent without following a
+ * symbolic link (O_NOFOLLOW | O_DIRECTORY: a link a task put there, even in
+ * place of a directory, is never followed) and made writable (a task may
+ * have made it read-only). Returns 0 or -errno (-ELOOP: too deep). */
+static int remove_subdir(int parent, const char *name, int depth)
+{
+	if (depth >= TMPDIR_DEPTH_MAX)
+		return -ELOOP;
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	(void)fchmod(fd, S_IRWXU);
+	int r = empty_dir(fd, depth + 1);
+	if (r == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0)
+		r = -errno;
+	return r;
+}
+
+/* Removes every entry of the directory open as fd (closed here): unlinked
+ * (a link itself, never its target), or, when unlink says EISDIR, removed
+ * as a directory. Returns 0, or the first -errno (what failed is left, the
+ * rest removed). */
 static int empty_dir(int fd, int depth)
 {
 	DIR *d = fdopendir(fd);
@@ -412,19 +431,9 @@ static int empty_dir(int fd, int depth)
 		const char *n = de->d_name;
 		if (n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2])))
 			continue;
-		if (unlinkat(dirfd(d), n, 0) == 0)
-			continue;
-		int e = -errno;
-		if (e == -EISDIR) {
-			int sub = depth < TMPDIR_DEPTH_MAX
-				  ? openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-				  : -1;
-			if (sub >= 0)
-				(void)fchmod(sub, S_IRWXU);   /* one a task made read-only */
-			e = depth >= TMPDIR_DEPTH_MAX ? -ELOOP : sub < 0 ? -errno : empty_dir(sub, depth + 1);
-			if (e == 0 && unlinkat(dirfd(d), n, AT_REMOVEDIR) < 0)
-				e = -errno;
-		}
+		int e = unlinkat(dirfd(d), n, 0) == 0 ? 0 : -errno;
+		if (e == -EISDIR)
+			e = remove_subdir(dirfd(d), n, depth);
 		if (e < 0 && !r)
 			r = e;
 	}
@@ -507,7 +516,8 @@ int dagrun_engine_run(dagrun_engine *e)
 	if ((r = remove_tmpdir(e)) < 0) {
 		char msg[sizeof(dir) + 200];
 		snprintf(msg, sizeof(msg), "could not remove the temporary directory %s "
-			 "entirely: %s (what tasks left there stays)", dir, strerror(-r));
+			 "entirely: %s (what tasks left there stays)", dir,
+			 r == -ELOOP ? "a task left a tree deeper than 32 levels" : strerror(-r));
 		log_event(e, DAGRUN_WARN, msg);
 		e->tmpdir[0] = '\0';
 	}

@@ -138,6 +138,7 @@ class HardenLeft9Test(unittest.TestCase):
                 and "temporary directory" in e.get("message", "")]
         self.assertEqual(len(warn), 1, err[-2000:])
         self.assertEqual(warn[0]["level"], "warn")
+        self.assertIn("a task left a tree deeper than 32 levels", warn[0]["message"])
         left = os.listdir(self.tmpdir)
         self.assertEqual(len(left), 1)
         self.assertIn(os.path.join(self.tmpdir, left[0]), warn[0]["message"])
