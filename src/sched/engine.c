@@ -398,11 +398,12 @@ static int empty_dir(int fd, int depth);
  * what it holds. It is opened relative to its parent without following a
  * symbolic link (O_NOFOLLOW | O_DIRECTORY: a link a task put there, even in
  * place of a directory, is never followed) and made writable (a task may
- * have made it read-only). Returns 0 or -errno (-ELOOP: too deep). */
+ * have made it read-only). Returns 0 or -errno (-E2BIG: too deep, a code
+ * none of the calls here returns). */
 static int remove_subdir(int parent, const char *name, int depth)
 {
 	if (depth >= TMPDIR_DEPTH_MAX)
-		return -ELOOP;
+		return -E2BIG;
 	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -517,7 +518,7 @@ int dagrun_engine_run(dagrun_engine *e)
 		char msg[sizeof(dir) + 200];
 		snprintf(msg, sizeof(msg), "could not remove the temporary directory %s "
 			 "entirely: %s (what tasks left there stays)", dir,
-			 r == -ELOOP ? "a task left a tree deeper than 32 levels" : strerror(-r));
+			 r == -E2BIG ? "a task left a tree deeper than 32 levels" : strerror(-r));
 		log_event(e, DAGRUN_WARN, msg);
 		e->tmpdir[0] = '\0';
 	}
