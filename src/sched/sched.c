@@ -313,13 +313,16 @@ static bool drain_final(struct sched *s, bool budget)
 			s->drain_t = s->stack[--s->stack_n];
 			s->drain_e = g->out_off[s->drain_t];
 		}
-		uint32_t t = s->drain_t;
-		while (s->drain_e < g->out_off[t + 1]) {
-			uint32_t e = s->drain_e++;
+		/* dep_final never drains: the cursor is ours until we return */
+		uint32_t t = s->drain_t, e = s->drain_e, end = g->out_off[t + 1];
+		while (e < end) {
 			const struct dr_dep *dep = &s->wf->deps[g->out_dep[e]];
 			dep_final(s, g->out_task[e], t, dep);
-			if (budget && (dep->condition || !(e % DRAIN_CHECK_EVERY)) && turn_spent(s))
+			e++;
+			if (budget && (dep->condition || !(e % DRAIN_CHECK_EVERY)) && turn_spent(s)) {
+				s->drain_e = e;
 				return true;
+			}
 		}
 		s->drain_t = SCHED_NONE;
 	}
