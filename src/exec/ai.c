@@ -886,7 +886,12 @@ static void status_failure(struct ax_attempt *st, const struct buf *body)
 	} else {
 		/* Up to 200 bytes of the body (scrubbed first: a cut must not
 		 * leave a piece of the key), on one line. */
-		char *s = scrub(body->data ? body->data : "", st->key);
+		struct buf nb = BUF_INIT;   /* a NUL is a control byte (a space), not the end */
+		if (body->len && buf_add(&nb, body->data, body->len) == 0)
+			for (size_t i = 0; i < nb.len; i++)
+				nb.data[i] = nb.data[i] ? nb.data[i] : ' ';
+		char *s = scrub(nb.data ? nb.data : "", st->key);
+		buf_free(&nb);
 		if (s && st->a->redactor) {
 			/* the run's other secrets too, before the cut */
 			struct buf m = BUF_INIT;
@@ -954,7 +959,7 @@ static void success(struct ax_attempt *st, const struct buf *body)
 	if (r->ok && st->json_mode) {
 		json_error_t je;
 		json_t *j = json_loadb(r->out.data ? r->out.data : "", r->out.len,
-				       JSON_DECODE_ANY, &je);
+				       JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 		if (!j)
 			fail(st, DR_CLASS_TRANSIENT, "the reply is not valid JSON "
 			     "(responseFormat: json): %s at line %d", je.text, je.line);

@@ -623,6 +623,8 @@ static void on_proc_exit(struct proc *p, struct proc_result *pr, void *ud)
 	r->err = pr->err;
 	pr->out = (struct buf)BUF_INIT;
 	pr->err = (struct buf)BUF_INIT;
+	r->err_tail = pr->err_tail;
+	pr->err_tail = (struct buf)BUF_INIT;
 	r->out_bytes = pr->out_bytes;
 	r->err_bytes = pr->err_bytes;
 	r->out_dropped = pr->out_truncated ? pr->out_bytes - r->out.len : 0;

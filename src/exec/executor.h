@@ -50,6 +50,9 @@ struct exec_result {
 	struct buf out;            /* captured stdout, up to EXEC_OUTPUT_CAP */
 	struct buf err;            /* captured stderr, up to EXEC_OUTPUT_CAP */
 	uint64_t out_bytes, err_bytes; /* all bytes seen, kept or not */
+	struct buf err_tail;       /* stderr past EXEC_OUTPUT_CAP: its last
+				    * bytes (up to 4 KiB), the real end; else
+				    * empty (err holds the end) */
 	uint64_t out_dropped, err_dropped; /* of those, bytes the result does not
 				    * keep: past EXEC_OUTPUT_CAP (for HTTP,
 				    * where `out` holds the whole body, the

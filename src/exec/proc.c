@@ -72,6 +72,8 @@ struct proc {
 	uint64_t start_hr;
 	uint64_t kill_grace_ms, drain_ms;
 	size_t out_cap;
+	char ring[2][PROC_TAIL_BYTES];  /* the last bytes of each stream, */
+	size_t ring_at[2];             /* ... written up to here (mod size) */
 	proc_output_cb on_output;
 	proc_exit_cb on_exit;
 	void *ud;
@@ -398,8 +400,44 @@ static int reserve(struct buf *b, size_t add, size_t cap)
 	return 0;
 }
 
+/* Keeps the last PROC_TAIL_BYTES of stream i in its ring, whatever the
+ * capture keeps: the end of a stream past the cap is its real end. */
+static void ring_add(struct proc *p, int i, const char *data, size_t n)
+{
+	if (n > PROC_TAIL_BYTES) {
+		p->ring_at[i] += n - PROC_TAIL_BYTES;
+		data += n - PROC_TAIL_BYTES;
+		n = PROC_TAIL_BYTES;
+	}
+	size_t at = p->ring_at[i] % PROC_TAIL_BYTES, first = PROC_TAIL_BYTES - at;
+	if (first > n)
+		first = n;
+	memcpy(p->ring[i] + at, data, first);
+	memcpy(p->ring[i], data + first, n - first);
+	p->ring_at[i] += n;
+}
+
+/* At the end: the ring of a stream that went past the cap, in order, into
+ * the result (an allocation failure leaves it empty: the tail then comes
+ * from the capture, as before). */
+static void ring_take(struct proc *p, int i)
+{
+	struct buf *cap = i == 0 ? &p->res.out : &p->res.err;
+	struct buf *t = i == 0 ? &p->res.out_tail : &p->res.err_tail;
+	uint64_t bytes = i == 0 ? p->res.out_bytes : p->res.err_bytes;
+	if (bytes <= cap->len)
+		return;
+	size_t at = p->ring_at[i] % PROC_TAIL_BYTES;
+	int r = p->ring_at[i] < PROC_TAIL_BYTES
+		? buf_add(t, p->ring[i], at)   /* never wrapped: all of it */
+		: buf_add(t, p->ring[i] + at, PROC_TAIL_BYTES - at);   /* the older part first */
+	if (r < 0 || (p->ring_at[i] >= PROC_TAIL_BYTES && buf_add(t, p->ring[i], at) < 0))
+		buf_free(t);
+}
+
 static void capture(struct proc *p, int i, const char *data, size_t n)
 {
+	ring_add(p, i, data, n);
 	struct buf *b = i == 0 ? &p->res.out : &p->res.err;
 	size_t room = p->out_cap > b->len ? p->out_cap - b->len : 0;
 	size_t keep = n < room ? n : room;
@@ -423,6 +461,8 @@ static void on_closed(uv_handle_t *h)
 		return;
 	buf_free(&p->res.out);
 	buf_free(&p->res.err);
+	buf_free(&p->res.out_tail);
+	buf_free(&p->res.err_tail);
 	free(p);
 }
 
@@ -487,6 +527,8 @@ static void finish(struct proc *p)
 	/* Our zombie may have hidden other zombies from the reaper's peek. */
 	if (r->adopt)
 		reap_orphans(r);
+	ring_take(p, 0);
+	ring_take(p, 1);
 	/* Handles close on a later loop turn: p stays valid during the call. */
 	p->on_exit(p, &p->res, p->ud);
 }

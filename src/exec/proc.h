@@ -70,7 +70,12 @@ struct proc_result {
 	long max_rss_kb;
 	struct buf out, err;         /* first out_cap bytes of each stream */
 	uint64_t out_bytes, err_bytes; /* every byte read, kept or not */
+	struct buf out_tail, err_tail; /* a stream that went past out_cap: its
+				      * last PROC_TAIL_BYTES (the real end);
+				      * else empty. Taken over as out, err */
 };
+
+#define PROC_TAIL_BYTES 4096
 
 /* A chunk of output as it arrives (all of it, also past the cap). data is
  * valid during the call only. */

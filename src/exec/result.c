@@ -14,6 +14,7 @@ void exec_result_free(struct exec_result *r)
 	r->error = NULL;
 	buf_free(&r->out);
 	buf_free(&r->err);
+	buf_free(&r->err_tail);
 	json_decref(r->http_headers);
 	r->http_headers = NULL;
 	free(r->model);

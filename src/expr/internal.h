@@ -54,6 +54,11 @@ struct expr_engine {
 	const struct expr_scope *scope;   /* during an evaluation only */
 	struct redactor *redactor;
 
+	uint64_t evals;           /* evaluations begun */
+	uint64_t rand_eval;       /* the one math.random was last reseeded for */
+	uint64_t rand_seed;       /* where the reseeds come from (splitmix64) */
+	int ref_randomseed;       /* the math library's own randomseed */
+
 	int ref_env, ref_cond_env, ref_scratch;
 	int ref_mt[LZ_COUNT];     /* metatable of each kind (0: none) */
 	bool scratch_used;

@@ -437,23 +437,38 @@ static const char *unsafe_context(const struct sh *m)
 }
 
 /* Appends v with a backslash before each byte of `special`; with sq set,
- * each ' becomes '\'' instead. */
+ * each ' becomes '\'' instead. The size is counted first and the buffer
+ * grown once: a value of many quotes costs no call per byte. */
 static int quote(struct buf *out, const char *v, size_t n, const char *special,
 		 bool sq)
 {
-	size_t start = 0;
-	int r = 0;
-	for (size_t i = 0; i < n && r == 0; i++) {
-		if (sq ? v[i] != '\'' : !strchr(special, v[i]))
-			continue;
-		r = buf_add(out, v + start, i - start);
-		if (r == 0)
-			r = sq ? buf_adds(out, "'\\''") : buf_addc(out, '\\');
-		start = sq ? i + 1 : i;
+	bool esc[256] = {false};
+	if (sq)
+		esc['\''] = true;
+	else
+		for (const char *c = special; *c; c++)
+			esc[(unsigned char)*c] = true;
+	size_t extra = 0, per = sq ? 3 : 1;   /* ' -> '\'' ; c -> \c */
+	for (size_t i = 0; i < n; i++)
+		extra += esc[(unsigned char)v[i]] ? per : 0;
+	int r = buf_reserve(out, n + extra);
+	if (r < 0)
+		return r;
+	char *w = out->data + out->len;
+	for (size_t i = 0; i < n; i++) {
+		if (!esc[(unsigned char)v[i]]) {
+			*w++ = v[i];
+		} else if (sq) {
+			memcpy(w, "'\\''", 4);
+			w += 4;
+		} else {
+			*w++ = '\\';
+			*w++ = v[i];
+		}
 	}
-	if (r == 0)
-		r = buf_add(out, v + start, n - start);
-	return r;
+	out->len += n + extra;
+	out->data[out->len] = '\0';
+	return 0;
 }
 
 /* In a <<- here-document, the shell strips the tabs that begin a line,

@@ -389,20 +389,79 @@ static int make_tmpdir(dagrun_engine *e)
 	return 0;
 }
 
-static void remove_tmpdir(dagrun_engine *e)
+#define TMPDIR_DEPTH_MAX 32   /* levels of a tree a task left that we remove;
+				* the warning below says 32 */
+
+static int empty_dir(int fd, int depth);
+
+/* Removes the directory name in parent (depth levels below the top) and
+ * what it holds. It is opened relative to its parent without following a
+ * symbolic link (O_NOFOLLOW | O_DIRECTORY: a link a task put there, even in
+ * place of a directory, is never followed) and made writable (a task may
+ * have made it read-only). Returns 0 or -errno (-E2BIG: too deep, a code
+ * none of the calls here returns). */
+static int remove_subdir(int parent, const char *name, int depth)
+{
+	if (depth >= TMPDIR_DEPTH_MAX)
+		return -E2BIG;
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	(void)fchmod(fd, S_IRWXU);
+	int r = empty_dir(fd, depth + 1);
+	if (r == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0)
+		r = -errno;
+	return r;
+}
+
+/* Removes every entry of the directory open as fd (closed here): unlinked
+ * (a link itself, never its target), or, when unlink says EISDIR, removed
+ * as a directory. Returns 0, or the first -errno (what failed is left, the
+ * rest removed). */
+static int empty_dir(int fd, int depth)
+{
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	int r = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		if (n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2])))
+			continue;
+		int e = unlinkat(dirfd(d), n, 0) == 0 ? 0 : -errno;
+		if (e == -EISDIR)
+			e = remove_subdir(dirfd(d), n, depth);
+		if (e < 0 && !r)
+			r = e;
+	}
+	closedir(d);
+	return r;
+}
+
+/* Removes the run's temporary directory and whatever tasks left in it
+ * ($DAGRUN_OUTPUT made a directory, a tree, links). The directory itself
+ * is opened without following a link too: a task that replaced it by a
+ * link to elsewhere gets its link removed, not the target emptied.
+ * Returns 0 or the first -errno (the directory is then left). */
+static int remove_tmpdir(dagrun_engine *e)
 {
 	if (!e->tmpdir[0])
-		return;
-	DIR *d = opendir(e->tmpdir);
-	if (d) {
-		struct dirent *de;
-		while ((de = readdir(d)))
-			if (de->d_name[0] != '.')
-				unlinkat(dirfd(d), de->d_name, 0);
-		closedir(d);
+		return 0;
+	int r = 0, fd = open(e->tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		r = errno == ENOENT ? 0 : unlink(e->tmpdir) == 0 ? 0 : -errno;
+	} else {
+		r = empty_dir(fd, 0);
+		if (rmdir(e->tmpdir) < 0 && !r)
+			r = -errno;
 	}
-	rmdir(e->tmpdir);
-	e->tmpdir[0] = '\0';
+	if (r == 0)
+		e->tmpdir[0] = '\0';
+	return r;
 }
 
 int dagrun_engine_run(dagrun_engine *e)
@@ -451,6 +510,19 @@ int dagrun_engine_run(dagrun_engine *e)
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	e->running = false;
 
+	/* Every task is gone: what they left in the temporary directory goes
+	 * too, or the run says what stays (before its end event). */
+	char dir[sizeof(e->tmpdir)];
+	memcpy(dir, e->tmpdir, sizeof(dir));
+	if ((r = remove_tmpdir(e)) < 0) {
+		char msg[sizeof(dir) + 200];
+		snprintf(msg, sizeof(msg), "could not remove the temporary directory %s "
+			 "entirely: %s (what tasks left there stays)", dir,
+			 r == -E2BIG ? "a task left a tree deeper than 32 levels" : strerror(-r));
+		log_event(e, DAGRUN_WARN, msg);
+		e->tmpdir[0] = '\0';
+	}
+
 	dagrun_event ev;
 	memset(&ev, 0, sizeof(ev));
 	ev.type = DAGRUN_EV_RUN_END;
@@ -466,7 +538,6 @@ int dagrun_engine_run(dagrun_engine *e)
 		    : DAGRUN_FAILED;
 	ev.level = outcome ? DAGRUN_ERR : DAGRUN_INFO;
 	sched_emit(&e->s, &ev);
-	remove_tmpdir(e);
 	return outcome;
 }
 

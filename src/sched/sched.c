@@ -6,7 +6,8 @@
  * task that fits the concurrency limit and its pools; an attempt ends in
  * COMPLETED, FAILED, CANCELLED or RETRYING (a loop timer, then ready again).
  * Tasks that become final are handled from an explicit worklist, so a long
- * chain of failures never recurses.
+ * chain of failures never recurses. No pass holds the loop for more than
+ * about SCHED_TURN_BUDGET_MS plus one unit of work (see dispatch()).
  */
 #include "sched.h"
 
@@ -110,16 +111,17 @@ static void set_error(struct sched *s, int err)
 
 /* ---- state changes ------------------------------------------------------ */
 
+/* tail: the end of stderr for the summary (may hold NULs), or NULL. */
 static void emit_status(struct sched *s, uint32_t t, int old, const char *error,
-			const char *tail)
+			const struct buf *tail)
 {
 	dagrun_event ev;
 	ev_init(s, &ev, DAGRUN_EV_TASK_STATUS, t);
 	ev.old_status = old;
 	ev.error_class = s->ts[t].error_class;
 	ev.error = error;
-	ev.data = tail;
-	ev.len = tail ? strlen(tail) : 0;
+	ev.data = tail && tail->len ? tail->data : NULL;
+	ev.len = tail ? tail->len : 0;
 	if (s->ts[t].status == DAGRUN_FAILED)
 		ev.level = DAGRUN_ERR;
 	sched_emit(s, &ev);
@@ -180,7 +182,7 @@ static void push_final(struct sched *s, uint32_t t)
  * task becomes final in a run (pass_over() marks the hook list that does
  * not apply, which is not run). */
 static void settle(struct sched *s, uint32_t t, int status, int cls,
-		   const char *error, const char *tail, const struct exec_result *r)
+		   const char *error, const struct buf *tail, const struct exec_result *r)
 {
 	struct tstate *st = &s->ts[t];
 	int old = st->status;
@@ -280,14 +282,49 @@ static void dep_final(struct sched *s, uint32_t d, uint32_t dep_task, const stru
 
 static void start_phase(struct sched *s, int hook);
 
-/* Propagates every final task on the worklist to its dependents. */
-static void drain_final(struct sched *s)
+/* Whether this loop turn has held the loop for its budget: the time since
+ * libuv last read its clock (the start of the turn, or the return of its
+ * poll; CLOCK_MONOTONIC, in ms). Read after each start: the coarse clock
+ * (same origin, a few ns instead of 30, a tick behind at most) keeps that
+ * out of the cost of a start. */
+static bool turn_spent(const struct sched *s)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	uint64_t since = uv_now(s->loop);
+	return now > since && now - since >= SCHED_TURN_BUDGET_MS;
+}
+
+#define DRAIN_CHECK_EVERY 1024   /* edges between two looks at the clock */
+
+/* Propagates every final task on the worklist to its dependents, from
+ * where the last call stopped (drain_t, drain_e). With budget, stops after
+ * an edge whose condition was evaluated, or a batch of edges, once the
+ * turn is spent: returns true then (something is left); false when the
+ * worklist is empty. */
+static bool drain_final(struct sched *s, bool budget)
 {
 	const struct graph *g = s->wf->graph;
-	while (s->stack_n) {
-		uint32_t t = s->stack[--s->stack_n];
-		for (uint32_t e = g->out_off[t]; e < g->out_off[t + 1]; e++)
-			dep_final(s, g->out_task[e], t, &s->wf->deps[g->out_dep[e]]);
+	for (;;) {
+		if (s->drain_t == SCHED_NONE) {
+			if (!s->stack_n)
+				return false;
+			s->drain_t = s->stack[--s->stack_n];
+			s->drain_e = g->out_off[s->drain_t];
+		}
+		/* dep_final never drains: the cursor is ours until we return */
+		uint32_t t = s->drain_t, e = s->drain_e, end = g->out_off[t + 1];
+		while (e < end) {
+			const struct dr_dep *dep = &s->wf->deps[g->out_dep[e]];
+			dep_final(s, g->out_task[e], t, dep);
+			e++;
+			if (budget && (dep->condition || !(e % DRAIN_CHECK_EVERY)) && turn_spent(s)) {
+				s->drain_e = e;
+				return true;
+			}
+		}
+		s->drain_t = SCHED_NONE;
 	}
 }
 
@@ -484,33 +521,33 @@ static void start_attempt(struct sched *s, uint32_t t)
 	}
 }
 
-/* The last TAIL_BYTES of stderr, starting at a line boundary; malloc'd, or
- * NULL. Masked as it reads in the whole capture, so a secret the cut goes
- * through is masked; when the capture itself was cut at its cap, so is a
- * piece of a secret at its end. */
-static char *stderr_tail(struct sched *s, const struct exec_result *r)
+/* The last TAIL_BYTES of stderr, starting at a line boundary, into tail
+ * (NULs and all). From the real end: the capture when it holds all of
+ * stderr, else the end the process capture kept apart (err_tail). Masked
+ * as it reads in the whole text it is cut from, so a secret the cut goes
+ * through is masked; where bytes were lost beyond that text (before the
+ * kept end, after a capped capture), so is a piece of a secret at that
+ * edge. On failure, tail stays empty. */
+static void stderr_tail(struct sched *s, const struct exec_result *r, struct buf *tail)
 {
-	if (!r->err.len)
-		return NULL;
-	const char *p = r->err.data;
-	size_t len = r->err.len, start = 0;
+	bool past_cap = r->err_bytes > r->err.len && r->err_tail.len;
+	const struct buf *src = past_cap ? &r->err_tail : &r->err;
+	if (!src->len)
+		return;
+	const char *p = src->data;
+	size_t len = src->len, start = 0;
 	if (len > TAIL_BYTES) {
 		start = len - TAIL_BYTES;
 		const char *nl = memchr(p + start, '\n', TAIL_BYTES);
 		if (nl && (size_t)(nl - p) < len - 1)
 			start = (size_t)(nl + 1 - p);
 	}
-	int cut = r->err_bytes > r->err.len ? REDACT_CUT_TAIL : 0;
-	struct buf b = BUF_INIT;
-	int e = s->flow ? flow_redact_slice(s->flow, p, len, start, len, cut, &b)
-			: buf_add(&b, p + start, len - start);
-	if (e < 0) {
-		buf_free(&b);
-		return NULL;
-	}
-	char *tail = strndup(b.data ? b.data : "", b.len);
-	buf_free(&b);
-	return tail;
+	int cut = past_cap ? (r->err_bytes > len ? REDACT_CUT_HEAD : 0)
+		  : r->err_bytes > len ? REDACT_CUT_TAIL : 0;
+	int e = s->flow ? flow_redact_slice(s->flow, p, len, start, len, cut, tail)
+			: buf_add(tail, p + start, len - start);
+	if (e < 0)
+		buf_free(tail);
 }
 
 static void retry_fire(uv_timer_t *h);
@@ -623,10 +660,11 @@ static void attempt_done(struct exec_attempt *a, struct exec_result *r)
 	} else if (should_retry(s, t, r)) {
 		schedule_retry(s, t, r);
 	} else {
-		char *tail = stderr_tail(s, r);
+		struct buf tail = BUF_INIT;
+		stderr_tail(s, r, &tail);
 		settle(s, t, DAGRUN_FAILED, r->error_class ? r->error_class : DR_CLASS_TRANSIENT,
-		       r->error, tail, r);
-		free(tail);
+		       r->error, &tail, r);
+		buf_free(&tail);
 	}
 	after_change(s);
 }
@@ -673,8 +711,10 @@ static bool when_holds(struct sched *s, uint32_t t)
 }
 
 /* Starts what may start: first tasks waiting on pools (they were ordered
- * before anything behind them), then the ready heap. */
-static void dispatch_once(struct sched *s)
+ * before anything behind them), then the ready heap. Returns true when it
+ * stopped because the turn is spent (after a start, with its templates,
+ * or a `when` that was not true): the rest waits for the next turn. */
+static bool dispatch_once(struct sched *s)
 {
 	const struct dagrun_workflow *wf = s->wf;
 	/* Only pools someone waits on; a pool queued on during the pass is
@@ -694,21 +734,61 @@ static void dispatch_once(struct sched *s)
 		}
 		readyq_pop(&s->pool_wait[p]);
 		s->ts[t].in_pool_wait = 0;
-		if (b != SCHED_NONE)
+		if (b != SCHED_NONE) {
 			pool_queue(s, t, b);  /* now it waits for another pool */
-		else
-			start_attempt(s, t);
+			continue;
+		}
+		start_attempt(s, t);
+		if (turn_spent(s))
+			return true;
 	}
 	while (s->running < s->max_parallel && !readyq_empty(&s->ready) && !s->error) {
 		uint32_t t = readyq_pop(&s->ready);
-		if (s->ts[t].status == DAGRUN_PENDING && !when_holds(s, t))
+		if (s->ts[t].status == DAGRUN_PENDING && !when_holds(s, t)) {
+			if (turn_spent(s))
+				return true;
 			continue;
+		}
 		uint32_t b = wf->tasks[t].opts->n_res ? pool_blocker(s, t) : SCHED_NONE;
-		if (b != SCHED_NONE)
+		if (b != SCHED_NONE) {
 			pool_queue(s, t, b);
-		else
-			start_attempt(s, t);
+			continue;
+		}
+		start_attempt(s, t);
+		if (turn_spent(s))
+			return true;
 	}
+	return false;
+}
+
+static void resume_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* The next turn: the pass that stopped goes on. */
+static void resume_fire(uv_idle_t *h)
+{
+	struct sched *s = h->data;
+	uv_idle_stop(h);
+	uv_close((uv_handle_t *)h, resume_closed);
+	s->resume = NULL;
+	after_change(s);
+}
+
+/* Arms the idle handle that goes on with the pass next turn (the loop
+ * polls without waiting meanwhile). Each is closed when it fires. */
+static void defer(struct sched *s)
+{
+	uv_idle_t *h = malloc(sizeof(*h));
+	if (!h) {
+		set_error(s, -ENOMEM);
+		return;
+	}
+	uv_idle_init(s->loop, h);
+	h->data = s;
+	uv_idle_start(h, resume_fire);
+	s->resume = h;
 }
 
 /* The one path from "a task became final" to "what that frees has started".
@@ -718,26 +798,34 @@ static void dispatch_once(struct sched *s)
  * final task, then starts what may start; starting may settle more tasks
  * (`when` false or failing, a failed start), so the passes go on until one
  * leaves the worklist empty: no dependent is ever left ready with nothing
- * to start it. */
+ * to start it. Once the loop turn has spent its budget (a hostile `when`,
+ * condition or template takes up to its time limit, and there may be
+ * thousands), the pass stops after the unit of work that spent it and goes
+ * on next turn (defer()): timeouts, signals and I/O are serviced between
+ * two such units. The settling of what is stuck and the list of hooks
+ * passed over at the end of a phase are drained in one go. */
 static void dispatch(struct sched *s)
 {
 	if (s->dispatching) {
 		s->redispatch = true;
 		return;
 	}
+	if (s->resume)
+		return;   /* this turn is spent: the pass goes on next turn */
 	s->dispatching = true;
 	do {
 		s->redispatch = false;
-		drain_final(s);
-		if (!s->interrupted)
-			dispatch_once(s);
+		if (drain_final(s, true) || (!s->interrupted && dispatch_once(s))) {
+			defer(s);
+			break;
+		}
 	} while ((s->redispatch || s->stack_n) && !s->error);
 	s->dispatching = false;
 }
 
 static bool phase_idle(const struct sched *s)
 {
-	return s->running == 0 && s->retrying == 0 && readyq_empty(&s->ready);
+	return s->running == 0 && s->retrying == 0 && readyq_empty(&s->ready) && !s->resume;
 }
 
 /* Settles what can no longer run in this phase (an unsatisfiable wait). */
@@ -756,7 +844,7 @@ static void settle_stuck(struct sched *s)
 		}
 	}
 	s->phase_left = 0;   /* interrupted: what stays pending is not left to do */
-	drain_final(s);
+	drain_final(s, false);
 }
 
 /* The hook list that does not apply to this run ends `skipped` without an
@@ -770,7 +858,7 @@ static void pass_over(struct sched *s, int hook)
 		s->ts[t].status = DAGRUN_SKIPPED;
 		push_final(s, t);
 	}
-	drain_final(s);
+	drain_final(s, false);
 }
 
 static void after_change(struct sched *s)
@@ -842,6 +930,7 @@ int sched_init(struct sched *s, const struct dagrun_workflow *wf, uv_loop_t *loo
 	if (!s->ts || !s->pool_avail || !s->pool_wait || !s->waited || !s->waited_pos)
 		return -ENOMEM;
 	const struct graph *g = wf->graph;
+	s->drain_t = SCHED_NONE;
 	for (uint32_t t = 0; t < wf->n_tasks; t++) {
 		s->ts[t].waiting = g->indeg[t];
 		s->ts[t].blocked_by = SCHED_NONE;
@@ -875,6 +964,7 @@ int sched_start(struct sched *s)
 	sched_emit(s, &ev);
 	if (s->flow)
 		flow_set_warn(s->flow, flow_warned, s);
+	uv_update_time(s->loop);   /* the turn's budget counts from now */
 	start_phase(s, DR_HOOK_NONE);
 	after_change(s);
 	return s->error;

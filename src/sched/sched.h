@@ -16,7 +16,14 @@
  *    a large request by a stream of small ones;
  *  - a pool with a live waiter is in `waited`, so dispatch visits only pools
  *    that someone waits on, never all of them (up to DR_MAX_POOLS);
- *  - every state change is one event, delivered to every observer.
+ *  - every state change is one event, delivered to every observer;
+ *  - the loop is never held for long (rule 1): a dispatch pass stops once
+ *    the loop turn has spent SCHED_TURN_BUDGET_MS (measured from libuv's
+ *    clock of the turn, after the unit of work that spent it: an
+ *    evaluation, a start and its templates, a batch of dependents) and
+ *    continues from where it stopped on the next turn, from an idle
+ *    handle, after timers, signals and I/O have been serviced; while it
+ *    waits, the phase is not idle and the run not done.
  * Work per task is O((deps + dependents) + log n): no rescans.
  */
 #ifndef DAGRUN_SCHED_H
@@ -32,6 +39,7 @@
 #include "sched/readyq.h"
 
 #define SCHED_NONE UINT32_MAX
+#define SCHED_TURN_BUDGET_MS 50
 
 struct slot;
 struct flow;
@@ -82,6 +90,9 @@ struct sched {
 	uint32_t n_obs;
 	uint32_t *stack;             /* worklist of tasks that became final */
 	uint32_t stack_n, stack_cap;
+	uint32_t drain_t, drain_e;   /* the final task whose dependents are being
+				      * updated (NONE: none) and its next edge */
+	uv_idle_t *resume;           /* armed: the pass goes on next turn */
 	size_t counts[DAGRUN_CANCELLED + 1];
 	uint64_t total;              /* tasks in this run (main + hooks run) */
 	int error;                   /* first internal error (-errno), or 0 */

@@ -320,6 +320,7 @@ struct outcome {
 	bool done, ok, timed_out, cancelled, has_usage;
 	int cls, status;
 	char *error, *out, *model, *finish;
+	size_t out_len;       /* out may hold NULs */
 	const char *warning;
 	uint64_t retry_after_ms, prompt_tokens, completion_tokens, prompt_bytes, cut;
 	uint64_t duration_ms, out_bytes;
@@ -369,7 +370,12 @@ static void on_done(struct exec_attempt *a, struct exec_result *r)
 	o->timed_out = r->timed_out;
 	o->cancelled = r->cancelled;
 	o->error = dup_or_null(r->error);
-	o->out = strndup(r->out.data ? r->out.data : "", r->out.len);
+	o->out_len = r->out.len;
+	o->out = malloc(r->out.len + 1);
+	assert_non_null(o->out);
+	if (r->out.len)
+		memcpy(o->out, r->out.data, r->out.len);
+	o->out[r->out.len] = '\0';
 	o->out_bytes = r->out_bytes;
 	o->model = dup_or_null(r->model);
 	o->finish = dup_or_null(r->finish_reason);
@@ -1416,6 +1422,75 @@ static void reply_parse_rejects_what_is_not_a_completion(void **state)
 	}
 }
 
+/* ---- a NUL in the reply (\u0000: valid JSON) --------------------------------------- */
+
+static void a_nul_in_the_reply_text_is_kept_whole_plain_and_streamed(void **state)
+{
+	(void)state;
+	static const char want[] = "a\0b\0c";
+	const char *b = "[{\"content\": \"a\\u0000b\\u0000c\"}]";
+	struct outcome plain = run_stream("t-nul-plain", b, false);
+	struct outcome st = run_stream("t-nul-stream", b, true);
+	struct outcome *os[2] = {&plain, &st};
+	for (int i = 0; i < 2; i++) {
+		struct outcome *o = os[i];
+		if (!o->ok)
+			fail_msg("%s: %s", i ? "streamed" : "plain", o->error);
+		assert_int_equal(o->out_len, sizeof(want) - 1);
+		assert_memory_equal(o->out, want, sizeof(want) - 1);
+		assert_int_equal(o->out_bytes, sizeof(want) - 1);
+	}
+	assert_int_equal(st.live.len, sizeof(want) - 1);    /* the live chunks too */
+	assert_memory_equal(st.live.data, want, sizeof(want) - 1);
+	outcome_free(&plain);
+	outcome_free(&st);
+}
+
+static void a_nul_in_json_mode_text_is_valid_json(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new();
+	struct dr_ai *ai = ai_task(f, 0, "t-nul-json", "give json");
+	ai->response_format = DR_RESP_JSON;
+	script("t-nul-json", "[{\"content\": \"{\\\"a\\\": \\\"x\\\\u0000y\\\"}\"}]");
+	struct outcome o = run1(f);
+	if (!o.ok)
+		fail_msg("%s", o.error);
+	assert_string_equal(o.out, "{\"a\": \"x\\u0000y\"}");
+	outcome_free(&o);
+	fixture_free(f);
+}
+
+/* A NUL cannot travel in a C string (an error message): it is written as
+ * \u0000, and what follows it is kept. */
+static void a_nul_in_a_refusal_or_an_api_error_is_shown_not_cut(void **state)
+{
+	(void)state;
+	struct outcome o = run_script("t-nul-refuse", "[{\"null_content\": true, "
+				      "\"refusal\": \"no\\u0000way\"}]");
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
+	assert_contains(o.error, "no\\u0000way");
+	outcome_free(&o);
+	o = run_script("t-nul-error", "[{\"status\": 400, \"error\": {\"message\": "
+		       "\"bad\\u0000request\", \"type\": \"invalid_request_error\"}}]");
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
+	assert_contains(o.error, "HTTP 400: bad\\u0000request (type: invalid_request_error)");
+	outcome_free(&o);
+	o = run_script("t-nul-body", "[{\"status\": 502, \"body\": \"oops\\u0000tail\"}]");
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_TRANSIENT);
+	assert_contains(o.error, "HTTP 502: oops tail");   /* not an API error: raw bytes */
+	outcome_free(&o);
+	o = run_stream("t-nul-stream-refuse", "[{\"content\": \"\", "
+		       "\"refusal\": \"no\\u0000way\"}]", true);
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
+	assert_contains(o.error, "no\\u0000way");
+	outcome_free(&o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1458,6 +1533,9 @@ int main(void)
 		cmocka_unit_test(sse_parser_gives_one_reply_at_every_split),
 		cmocka_unit_test(sse_parser_sees_a_stream_cut_short),
 		cmocka_unit_test(reply_parse_rejects_what_is_not_a_completion),
+		cmocka_unit_test(a_nul_in_the_reply_text_is_kept_whole_plain_and_streamed),
+		cmocka_unit_test(a_nul_in_json_mode_text_is_valid_json),
+		cmocka_unit_test(a_nul_in_a_refusal_or_an_api_error_is_shown_not_cut),
 	};
 	return cmocka_run_group_tests_name("ai", tests, server_up, server_down);
 }
