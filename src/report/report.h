@@ -224,7 +224,7 @@ enum {
 /* Lays out the graph of doc (a run document, or a graph document as
  * `dagrun graph --format json` writes: read with REPORT_PARSE_GRAPH) with
  * Graphviz's dot and writes it as SVG to out. Nodes show the task id and
- * kind (hooks in one cluster per hook list), non-blocking edges are
+ * kind (hooks dashed, with their hook list), non-blocking edges are
  * dashed, conditional edges carry their condition (cut at 80 bytes); each
  * node's SVG group has id "dagrun-node-INDEX" and class "node st-STATUS".
  * With REPORT_SVG_STATUS, nodes are filled by status. Graphviz's messages
