@@ -172,6 +172,47 @@ def check_trace(t, doc):
     return len(events)
 
 
+class DocumentTest(Tmp):
+    def test_documented_example_is_a_valid_document(self):
+        """docs/run-document.md's example renders with every renderer."""
+        with open(os.path.join(SRCDIR, "docs", "run-document.md"), encoding="utf-8") as f:
+            md = f.read()
+        blocks = re.findall(r"```json\n(.*?)```", md, re.S)
+        self.assertEqual(len(blocks), 1)
+        doc = json.loads(blocks[0])
+        path = os.path.join(self.dir, "example.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        for what in ("html", "trace", "gantt", "svg"):
+            p = subprocess.run([RENDER, what, path, os.devnull], capture_output=True,
+                               text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, "%s: %s" % (what, p.stderr))
+
+    def test_empty_run_renders(self):
+        doc = {"dagrunRunDocument": 1, "run": {"id": "r", "runAttempt": 1, "workflow": "w",
+               "status": "running", "startMs": 1000, "counts": {}}, "tasks": []}
+        path = os.path.join(self.dir, "empty.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        for what in ("html", "trace", "gantt", "svg"):
+            p = subprocess.run([RENDER, what, path, os.devnull], capture_output=True,
+                               text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, "%s: %s" % (what, p.stderr))
+
+    def test_invalid_document_is_refused_naming_the_field(self):
+        doc = load("mixed")
+        doc["tasks"][4]["attempts"][0]["exitCode"] = "2"
+        path = os.path.join(self.dir, "bad.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        out = os.path.join(self.dir, "bad.html")
+        p = subprocess.run([RENDER, "html", path, out], capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("tasks[4].attempts[0].exitCode: expected an integer", p.stderr)
+        self.assertEqual(os.path.getsize(out), 0)
+
+
 class TraceTest(Tmp):
     def test_trace_passes_the_schema_check_for_every_document(self):
         for name in DOCS + ["big10k"]:
