@@ -175,6 +175,13 @@ static int add_node(struct build *b, uint32_t i)
 		r = buf_addc(&b->label, ')');
 	if (r == 0)
 		r = buf_add(&b->label, "", 0);
+	/* Two ids may read the same once cleaned ("a\x01", "a\x02"): the
+	 * later one's node name gets its index, so that no task is merged
+	 * into another's node. */
+	if (r == 0 && agnode(b->g, (char *)name, 0)) {
+		r = buf_printf(&b->name, " [task %u]", i);
+		name = b->name.data;
+	}
 	Agnode_t *n = r == 0 ? agnode(b->g, (char *)name, 1) : NULL;
 	if (!n)
 		return -ENOMEM;

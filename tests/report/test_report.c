@@ -586,6 +586,22 @@ static void svg_escapes_ids_and_prints_nothing(void **state)
 	json_decref(doc);
 }
 
+/* "a\x01" and "a\x02" both read "a\ufffd" in the SVG: still two nodes. */
+static void svg_keeps_ids_that_clean_alike_apart(void **state)
+{
+	(void)state;
+	json_t *doc = parse_text("{\"name\": \"g\", \"tasks\": ["
+		"{\"id\": \"a\\u0001\", \"dependencies\": []},"
+		"{\"id\": \"a\\u0002\", \"dependencies\": [{\"taskId\": \"a\\u0001\"}]}]}");
+	char *s = render_ok(R_SVG, doc, 0);
+	assert_int_equal(count(s, "class=\"node "), 2);
+	assert_int_equal(count(s, "class=\"edge\""), 1);
+	assert_non_null(strstr(s, "<title>a\xef\xbf\xbd</title>"));
+	assert_non_null(strstr(s, "<title>a\xef\xbf\xbd [task 1]</title>"));
+	free(s);
+	json_decref(doc);
+}
+
 static void svg_over_the_limit_is_refused(void **state)
 {
 	(void)state;
@@ -650,6 +666,7 @@ int main(void)
 		cmocka_unit_test(html_large_graph_is_replaced_by_a_notice),
 		cmocka_unit_test(write_errors_are_returned),
 		cmocka_unit_test(svg_escapes_ids_and_prints_nothing),
+		cmocka_unit_test(svg_keeps_ids_that_clean_alike_apart),
 		cmocka_unit_test(svg_over_the_limit_is_refused),
 		cmocka_unit_test(public_graph_write_draws_svg),
 	};
