@@ -16,7 +16,7 @@ static const char usage[] =
 	"commands:\n"
 	"  run FILE        validate, then run the workflow\n"
 	"  validate FILE   check a workflow without running anything\n"
-	"  graph FILE      print the dependency graph (dot, mermaid, json)\n"
+	"  graph FILE      print the dependency graph (dot, mermaid, json, svg)\n"
 	"\n"
 	"`dagrun COMMAND --help` describes a command.\n";
 

@@ -193,7 +193,8 @@
       fact(facts, 'running for', fmtDur(m.openEnd - num(run, 'startMs')));
     }
     fact(facts, 'tasks', m.tasks.length);
-    fact(facts, 'attempts', m.attempts + (m.retries ? ' (' + m.retries + ' retries)' : ''));
+    fact(facts, 'attempts', m.attempts + (m.retries ? ' (' + m.retries +
+      (m.retries === 1 ? ' retry)' : ' retries)') : ''));
     if (str(run, 'path')) fact(facts, 'file', str(run, 'path'));
     var counts = add(root, el('div', 'counts'));
     counts.id = 'counts';
