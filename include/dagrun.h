@@ -87,9 +87,14 @@ enum dagrun_graph_format {
 	DAGRUN_GRAPH_DOT,
 	DAGRUN_GRAPH_MERMAID,
 	DAGRUN_GRAPH_JSON,
+	DAGRUN_GRAPH_SVG,        /* laid out by Graphviz (libgvc) in the process */
 };
 
-/* Writes the dependency graph of wf to out. Returns 0 or -errno. */
+/* Writes the dependency graph of wf to out. Returns 0 or -errno. SVG:
+ * -E2BIG over 5,000 tasks or 20,000 dependencies (Graphviz's layout would
+ * take minutes), -EIO when Graphviz fails; it uses Graphviz's process-wide
+ * state under a lock of the library's, so another user of libgvc or
+ * libcgraph in the process must not run at the same time. */
 int dagrun_graph_write(const dagrun_workflow *wf, enum dagrun_graph_format fmt,
 		       FILE *out);
 

@@ -16,7 +16,7 @@ static const char usage[] =
 	"commands:\n"
 	"  run FILE        validate, then run the workflow\n"
 	"  validate FILE   check a workflow without running anything\n"
-	"  graph FILE      print the dependency graph (dot, mermaid, json)\n"
+	"  graph FILE      print the dependency graph (dot, mermaid, json, svg)\n"
 	"  runs            list past and live runs, newest first\n"
 	"  show RUN        a run's tasks: status, attempts, duration, errors\n"
 	"  logs RUN [TASK] the output of a run or a task (-f follows a live run)\n"

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "graph/graph.h"
+#include "report/report.h"
 
 #define LABEL_MAX 80   /* bytes of a condition shown on an edge */
 
@@ -349,6 +350,8 @@ int dagrun_graph_write(const dagrun_workflow *wf, enum dagrun_graph_format fmt,
 		return graph_write_mermaid(wf, out);
 	case DAGRUN_GRAPH_JSON:
 		return graph_write_json(wf, out);
+	case DAGRUN_GRAPH_SVG:
+		return report_graph_svg_workflow(wf, out, NULL);
 	}
 	return -EINVAL;
 }
