@@ -28,6 +28,12 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 
+/* printf into a new malloc'd string (the caller frees it): the one way
+ * dagrun builds a formatted message. Returns NULL on OOM (or a format
+ * error), never a partial text. */
+char *buf_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *buf_vstrf(const char *fmt, va_list ap);
+
 /* Empties the buffer and keeps its memory. */
 void buf_reset(struct buf *b);
 
