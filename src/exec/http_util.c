@@ -151,17 +151,15 @@ static int fail(struct exec_result *r, enum dr_error_class c, const char *fmt, .
 	__attribute__((format(printf, 3, 4)));
 static int fail(struct exec_result *r, enum dr_error_class c, const char *fmt, ...)
 {
-	struct buf b = BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	int e = buf_vprintf(&b, fmt, ap);
+	char *m = buf_vstrf(fmt, ap);
 	va_end(ap);
 	r->ok = false;
 	r->error_class = (uint8_t)c;
 	free(r->error);
-	r->error = e < 0 ? NULL : buf_steal(&b);
-	buf_free(&b);
-	return r->error ? 0 : -ENOMEM;
+	r->error = m;
+	return m ? 0 : -ENOMEM;
 }
 
 /* The class of a transfer that failed below HTTP. */
@@ -215,42 +213,30 @@ static bool expected(int status, const uint16_t *expect, uint32_t n)
 	return false;
 }
 
-/* Up to 200 bytes of body on one line, cut on a UTF-8 boundary; or "". */
-static void snippet(const struct buf *b, char out[208])
-{
-	size_t n = b->len < 200 ? b->len : 200;
-	while (n && n < b->len && ((unsigned char)b->data[n] & 0xc0) == 0x80)
-		n--;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)b->data[i];
-		out[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
-	}
-	strcpy(out + n, n < b->len ? "..." : "");
-}
-
 static int status_error(const struct http_response *resp, const uint16_t *expect,
-			uint32_t n, struct exec_result *r)
+			uint32_t n, const struct redactor *red, struct exec_result *r)
 {
-	struct buf want = BUF_INIT;
-	char body[208];
+	struct buf want = BUF_INIT, body = BUF_INIT;
 	int e = 0;
 	for (uint32_t i = 0; i < n && e == 0; i++)
 		e = buf_printf(&want, "%s%u", i ? ", " : "", (unsigned)expect[i]);
+	if (e == 0)
+		e = exec_body_snippet(red, resp->body.data, resp->body.len, &body);
 	if (e < 0)
 		goto out;
-	snippet(&resp->body, body);
 	enum dr_error_class c = http_status_transient(resp->status) ? DR_CLASS_TRANSIENT
 								      : DR_CLASS_PERMANENT;
 	e = fail(r, c, "HTTP %d%s%s%s%s%s", resp->status,
 		 n ? " (expected " : "", n ? want.data : "", n ? ")" : "",
-		 body[0] ? ": " : "", body);
+		 body.len ? ": " : "", body.len ? body.data : "");
 out:
 	buf_free(&want);
+	buf_free(&body);
 	return e < 0 ? -ENOMEM : e;
 }
 
 int http_classify(const struct http_response *resp, const uint16_t *expect, uint32_t n,
-		  struct exec_result *r)
+		  const struct redactor *red, struct exec_result *r)
 {
 	r->ok = false;
 	r->error_class = DR_CLASS_NONE;
@@ -283,5 +269,5 @@ int http_classify(const struct http_response *resp, const uint16_t *expect, uint
 		r->ok = true;
 		return 0;
 	}
-	return status_error(resp, expect, n, r);
+	return status_error(resp, expect, n, red, r);
 }

@@ -23,6 +23,8 @@
  */
 #include "exec/proc.h"
 #include "exec/watchdog.h"
+#include "util/clock.h"
+#include "util/env.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -121,13 +123,6 @@ static struct proc_runner *reg_head;
 static unsigned adopters;
 static int subreaper_before;
 static struct sigaction sigchld_before;
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Caller holds reg_lock. */
 static struct proc *registry_find(pid_t pid)
@@ -522,7 +517,7 @@ static void note_exit(struct proc *p, const siginfo_t *info)
 		tick_update(p->r);
 	}
 	p->res.duration_ms = (uv_hrtime() - p->start_hr) / 1000000;
-	p->res.end_ms = wall_ms();
+	p->res.end_ms = clock_wall_ms();
 	if (p->lost) {
 		p->res.exit_code = -1;
 	} else if (info->si_code == CLD_EXITED) {
@@ -793,14 +788,6 @@ static int lift_fd(int *fd)
 	return 0;
 }
 
-static const char *env_get(char *const *envp, const char *name, size_t len)
-{
-	for (; *envp; envp++)
-		if (!strncmp(*envp, name, len) && (*envp)[len] == '=')
-			return *envp + len + 1;
-	return NULL;
-}
-
 /* execvp's search of file in path, done here because posix_spawnp looks at
  * our PATH, not the child's. Returns 0 and a malloc'd path, or -ENOENT,
  * -EACCES (found but not executable), -ENOMEM. */
@@ -839,7 +826,7 @@ static int search_path(const char *file, const char *path, char **out)
  * when that is ours (the common case, no extra work), else here. */
 static int resolve(char *const *envp, const char **file, char **resolved, bool *use_path)
 {
-	const char *theirs = env_get(envp, "PATH", 4), *ours = getenv("PATH");
+	const char *theirs = env_get(envp, "PATH"), *ours = env_get(NULL, "PATH");
 	if (theirs == ours || (theirs && ours && !strcmp(theirs, ours)))
 		return 0;
 	int err = search_path(*file, theirs ? theirs : DEFAULT_PATH, resolved);
@@ -917,7 +904,7 @@ int proc_start(struct proc_runner *r, const struct proc_opts *o, struct proc **o
 
 	p->r = r;
 	p->start_hr = uv_hrtime();
-	p->res.start_ms = wall_ms();
+	p->res.start_ms = clock_wall_ms();
 	pid_t pid;
 	pthread_mutex_lock(&reg_lock);
 	int e = use_path ? posix_spawnp(&pid, file, &fa, &r->attr, o->argv, envp)
@@ -1066,10 +1053,8 @@ int proc_runner_guard(struct proc_runner *r, const char *name, const char *value
 {
 	if (r->marker)
 		return r->wd ? 0 : guard_start(r);
-	if (asprintf(&r->marker, "%s=%s", name, value ? value : "") < 0) {
-		r->marker = NULL;
+	if (!(r->marker = buf_strf("%s=%s", name, value ? value : "")))
 		return -ENOMEM;
-	}
 	int err = guard_start(r);
 	if (err < 0) {
 		free(r->marker);

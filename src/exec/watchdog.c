@@ -11,6 +11,7 @@
  * group id is still held by our leader.
  */
 #include "exec/watchdog.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -558,20 +559,13 @@ void watchdog_reaped(struct watchdog *w)
 	w->pid = 0;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Sends the pending records, waiting for the pipe at most FLUSH_WAIT_MS. */
 static bool flush_all(struct watchdog *w)
 {
-	uint64_t deadline = mono_ms() + FLUSH_WAIT_MS;
+	uint64_t deadline = clock_mono_ms() + FLUSH_WAIT_MS;
 	for (;;) {
 		flush(w);
-		uint64_t now = mono_ms();
+		uint64_t now = clock_mono_ms();
 		if (!w->pend_len || now >= deadline)
 			return !w->pend_len;
 		struct pollfd pf = {w->wfd, POLLOUT, 0};
@@ -592,12 +586,12 @@ static void stop(struct watchdog *w, bool cancel)
 	close(w->wfd);
 	close(w->keep_rfd);
 	if (w->pid > 0) {
-		uint64_t deadline = mono_ms() + SWEEP_WAIT_MS;
+		uint64_t deadline = clock_mono_ms() + SWEEP_WAIT_MS;
 		for (;;) {
 			pid_t r = waitpid(w->pid, NULL, WNOHANG);
 			if (r == w->pid || (r < 0 && errno != EINTR))
 				break;
-			if (mono_ms() > deadline) {
+			if (clock_mono_ms() > deadline) {
 				/* Still sweeping (something forks as fast as it
 				 * kills): we leave no child of ours behind, not even
 				 * a zombie for a host to find. */

@@ -18,8 +18,7 @@
 #include "expr/internal.h"
 #include "expr/redact.h"
 #include "load/model.h"
-
-extern char **environ;
+#include "util/env.h"
 
 const char expr_kind_key = 0;
 
@@ -372,19 +371,10 @@ static int run_index(lua_State *L)
 static const char *getenv_in(lua_State *L, char *const *envp, const char *k,
 			     size_t n)
 {
-	if (!envp)
-		envp = environ;
 	expr_charge(L, "env", n / 8);
-	if (!envp || !n || memchr(k, '=', n))
-		return NULL;
-	size_t i = 0;
-	const char *v = NULL;
-	for (; envp[i]; i++)
-		if (!strncmp(envp[i], k, n) && envp[i][n] == '=') {
-			v = envp[i] + n + 1;
-			break;
-		}
-	expr_charge(L, "env", i / 8);
+	size_t scanned;
+	const char *v = env_lookup(envp, k, n, &scanned);
+	expr_charge(L, "env", scanned / 8);
 	return v;
 }
 

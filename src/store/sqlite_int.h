@@ -21,6 +21,8 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "util/buf.h"
+#include "util/clock.h"
 
 /* The schema version this build writes; see sqlite_schema.c. */
 #define SQ_SCHEMA_VERSION 2
@@ -173,8 +175,6 @@ static inline struct sq_store *sq_of(struct store *s)
 
 /* ---- helpers (sqlite.c) ------------------------------------------------------ */
 
-/* A malloc'd "FMT" string, or NULL on OOM. */
-char *sq_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Sets *err (when err) to "PATH: FMT: sqlite's message". Returns the
  * errno-style code for rc (see store.h). */
 int sq_fail(sqlite3 *db, int rc, const char *path, char **err,
@@ -187,9 +187,6 @@ int sq_err(char **err, int code, const char *fmt, ...)
 /* Records the sticky error (the first one wins) and calls on_error once. */
 void sq_set_error(struct sq_store *st, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Wall clock and monotonic clock, in ms. */
-uint64_t sq_now_ms(void);
-uint64_t sq_mono_ms(void);
 /* Runs one SQL text (no rows). Returns a SQLite code. */
 int sq_exec(sqlite3 *db, const char *sql);
 /* Starts a read transaction (a snapshot), waiting while the database is

@@ -48,7 +48,7 @@ static int read_run(struct sq_store *st, sqlite3_stmt *q, struct arena *mem,
 	r->lease.pid_start = (uint64_t)sqlite3_column_int64(q, 20);
 	r->lease.beat_ms = (uint64_t)sqlite3_column_int64(q, 21);
 	r->lease.alive = sq_lease_alive(st, r->lease.host, r->lease.pid, r->lease.pid_start,
-					r->lease.beat_ms, sq_now_ms());
+					r->lease.beat_ms, clock_wall_ms());
 	if (r->status == STORE_RUN_RUNNING && !r->lease.alive)
 		r->status = STORE_RUN_INTERRUPTED;
 	return r->run_id && r->workflow && r->path ? 0 : -ENOMEM;

@@ -1075,7 +1075,9 @@ static void prompt_file_is_read_relative_to_the_workflow_and_cached(void **state
 	job_start(&c, &j1, f, 0);
 	ctx_wait(&c);
 	const struct dr_text *first = rendered[n_rendered - 1];
-	assert_int_equal(first->line, ai->prompt_file.line);
+	/* positions in the file count from its start, as validation counts */
+	assert_int_equal(first->line, 1);
+	assert_int_equal(first->col, 1);
 	write_file("prompts/notes.md", "changed: not read again\n");
 	n_rendered = 0;
 	job_start(&c, &j2, f, 0);
@@ -1102,7 +1104,26 @@ static void prompt_file_is_read_relative_to_the_workflow_and_cached(void **state
 	o = j1.o;
 	assert_false(o.ok);
 	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
-	assert_contains(o.error, "promptFile prompts/missing.md: No such file");
+	/* validation's words, at the key (dr_prompt_file_read) */
+	assert_contains(o.error, "t.yaml:");
+	assert_contains(o.error, "promptFile 'prompts/missing.md': No such file");
+	outcome_free(&o);
+
+	/* A template error in the file names the file, its line and column. */
+	write_file("prompts/bad.md", "line one\nthen {{ nope }}\n");
+	ai->prompt_file = text("prompts/bad.md");
+	ai->model = text("t-pfile-bad");
+	f->tasks[2] = f->tasks[0];
+	ctx_init(&c);
+	job_start(&c, &j1, f, 2);
+	ctx_finish(&c);
+	o = j1.o;
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
+	char want[256];
+	snprintf(want, sizeof(want), "promptFile 'prompts/bad.md': %s/prompts/bad.md:1:1: "
+		 "unknown name 'nope'", tmpdir);
+	assert_contains(o.error, want);
 	outcome_free(&o);
 	fixture_free(f);
 }
@@ -1146,7 +1167,8 @@ static void a_prompt_file_that_is_a_fifo_fails_without_blocking_the_loop(void **
 	struct fixture *f = fixture_new();
 	struct dr_ai *ai = ai_task(f, 0, "t-pfifo", NULL);
 	ai->prompt_file = text("prompt.fifo");
-	assert_int_equal(child_expects(f, "promptFile prompt.fifo: Invalid argument"), 0);
+	assert_int_equal(child_expects(f, "promptFile 'prompt.fifo': is a FIFO, not a regular "
+					  "file"), 0);
 	fixture_free(f);
 	unlink(path);
 }
