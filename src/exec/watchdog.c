@@ -521,7 +521,7 @@ static void send_rec(struct watchdog *w, int op, pid_t pid)
 			return;
 	}
 	if (w->pend_len + sizeof(r) > w->pend_cap)
-		return;   /* not reserved: cannot happen through proc.c */
+		return;   /* not reserved: cannot happen through proc_start() */
 	memcpy(w->pend + w->pend_len, &r, sizeof(r));
 	w->pend_len += sizeof(r);
 	flush(w);
