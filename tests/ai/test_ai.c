@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "exec/ai.h"
+#include "server.h"
 #include "expr/value.h"
 
 #define KEY_ENV "DAGRUN_TEST_AI_KEY"
@@ -36,50 +37,19 @@
 
 /* ---- the fake server ------------------------------------------------------------ */
 
-static pid_t server_pid;
-static int server_in = -1;
+static struct test_server server;
 static int port;
 static char tmpdir[64];
 
 static int server_up(void **state)
 {
 	(void)state;
-	const char *src = getenv("SRCDIR");
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/tests/ai/fake_openai.py", src ? src : ".");
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/dagrun-ai-test-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return -1;
-	int in[2], out[2];
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+	if (test_server_start(&server, "tests/ai/fake_openai.py", NULL) < 0)
 		return -1;
-	server_pid = fork();
-	if (server_pid < 0)
-		return -1;
-	if (server_pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		execlp("python3", "python3", path, (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	server_in = in[1];
-	char line[64] = "";
-	size_t n = 0;
-	while (n < sizeof(line) - 1) {
-		ssize_t k = read(out[0], line + n, 1);
-		if (k <= 0 || line[n] == '\n')
-			break;
-		n++;
-	}
-	line[n] = '\0';
-	close(out[0]);
-	if (sscanf(line, "%d", &port) != 1)
-		return -1;
-	setenv("no_proxy", "*", 1);
-	unsetenv("http_proxy");
-	unsetenv("HTTP_PROXY");
+	port = server.ports[0];
 	unsetenv(KEY_ENV);
 	unsetenv("OPENAI_BASE_URL");
 	return port > 0 ? 0 : -1;
@@ -88,12 +58,7 @@ static int server_up(void **state)
 static int server_down(void **state)
 {
 	(void)state;
-	if (server_in >= 0)
-		close(server_in);
-	if (server_pid > 0) {
-		kill(server_pid, SIGTERM);
-		waitpid(server_pid, NULL, 0);
-	}
+	test_server_stop(&server);
 	if (tmpdir[0]) {
 		char cmd[128];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

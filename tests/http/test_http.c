@@ -26,21 +26,19 @@
 #include <curl/curl.h>
 
 #include "exec/http.h"
+#include "server.h"
 #include "expr/redact.h"
 
 /* ---- the test server ----------------------------------------------------------- */
 
-static pid_t server_pid;
-static int server_in = -1;     /* its stdin: closing it stops the server */
+static struct test_server server;
 static int port, tls_port;
 static char tmpdir[64];        /* the server's self-signed certificate */
 
 static int server_up(void **state)
 {
 	(void)state;
-	const char *src = getenv("SRCDIR");
-	char path[4096], cert[128], key[128], cmd[512];
-	snprintf(path, sizeof(path), "%s/tests/http/server.py", src ? src : ".");
+	char cert[128], key[128], cmd[512];
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/dagrun-http-test-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return -1;
@@ -50,49 +48,18 @@ static int server_up(void **state)
 		 "-subj /CN=localhost -keyout %s -out %s >/dev/null 2>&1", key, cert);
 	if (system(cmd) != 0)
 		return -1;
-	int in[2], out[2];
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+	const char *const args[] = {"--tls", cert, key, NULL};
+	if (test_server_start(&server, "tests/http/server.py", args) < 0 || server.n_ports != 2)
 		return -1;
-	server_pid = fork();
-	if (server_pid < 0)
-		return -1;
-	if (server_pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		execlp("python3", "python3", path, "--tls", cert, key, (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	server_in = in[1];
-	char line[64] = "";
-	size_t n = 0;
-	while (n < sizeof(line) - 1) {
-		ssize_t k = read(out[0], line + n, 1);
-		if (k <= 0 || line[n] == '\n')
-			break;
-		n++;
-	}
-	line[n] = '\0';
-	close(out[0]);
-	if (sscanf(line, "%d %d", &port, &tls_port) != 2)
-		return -1;
-	/* No proxy may stand between the tests and the loopback server. */
-	setenv("no_proxy", "*", 1);
-	unsetenv("http_proxy");
-	unsetenv("HTTP_PROXY");
+	port = server.ports[0];
+	tls_port = server.ports[1];
 	return port > 0 && tls_port > 0 ? 0 : -1;
 }
 
 static int server_down(void **state)
 {
 	(void)state;
-	if (server_in >= 0)
-		close(server_in);
-	if (server_pid > 0) {
-		kill(server_pid, SIGTERM);
-		waitpid(server_pid, NULL, 0);
-	}
+	test_server_stop(&server);
 	if (tmpdir[0]) {
 		char cmd[128];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
