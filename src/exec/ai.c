@@ -152,12 +152,8 @@ static void fail(struct ax_attempt *st, enum dr_error_class c, const char *fmt, 
 {
 	va_list ap;
 	va_start(ap, fmt);
-	char *m = buf_vstrf(fmt, ap);
+	exec_vfail(&st->res, c, fmt, ap);
 	va_end(ap);
-	free(st->res.error);
-	st->res.error = m;
-	st->res.ok = false;
-	st->res.error_class = (uint8_t)c;
 }
 
 /* msg with every occurrence of key replaced by "***" (malloc'd), or NULL. */

@@ -147,21 +147,6 @@ bool http_status_transient(int status)
 	       (status >= 500 && status <= 599);
 }
 
-static int fail(struct exec_result *r, enum dr_error_class c, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(struct exec_result *r, enum dr_error_class c, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *m = buf_vstrf(fmt, ap);
-	va_end(ap);
-	r->ok = false;
-	r->error_class = (uint8_t)c;
-	free(r->error);
-	r->error = m;
-	return m ? 0 : -ENOMEM;
-}
-
 /* The class of a transfer that failed below HTTP. */
 static enum dr_error_class curl_class(int code)
 {
@@ -226,7 +211,7 @@ static int status_error(const struct http_response *resp, const uint16_t *expect
 		goto out;
 	enum dr_error_class c = http_status_transient(resp->status) ? DR_CLASS_TRANSIENT
 								      : DR_CLASS_PERMANENT;
-	e = fail(r, c, "HTTP %d%s%s%s%s%s", resp->status,
+	e = exec_fail(r, c, "HTTP %d%s%s%s%s%s", resp->status,
 		 n ? " (expected " : "", n ? want.data : "", n ? ")" : "",
 		 body.len ? ": " : "", body.len ? body.data : "");
 out:
@@ -245,25 +230,25 @@ int http_classify(const struct http_response *resp, const uint16_t *expect, uint
 	const char *detail = resp->error[0] ? resp->error : "no detail";
 	if (resp->cancelled) {
 		r->cancelled = true;
-		return fail(r, DR_CLASS_TRANSIENT, "cancelled");
+		return exec_fail(r, DR_CLASS_TRANSIENT, "cancelled");
 	}
 	if (resp->err)
-		return fail(r, DR_CLASS_RESOURCE, "request failed: %s", strerror(-resp->err));
+		return exec_fail(r, DR_CLASS_RESOURCE, "request failed: %s", strerror(-resp->err));
 	/* Size limits are permanent: the same reply will be as large again. */
 	if (resp->too_large)
-		return fail(r, DR_CLASS_PERMANENT, "%s", resp->error[0] ? resp->error :
+		return exec_fail(r, DR_CLASS_PERMANENT, "%s", resp->error[0] ? resp->error :
 			    "response body larger than the limit (maxResponseBytes)");
 	if (resp->headers_too_large)
-		return fail(r, DR_CLASS_PERMANENT, "%s", resp->error[0] ? resp->error :
+		return exec_fail(r, DR_CLASS_PERMANENT, "%s", resp->error[0] ? resp->error :
 			    "response headers larger than the limit");
 	if (resp->aborted)
-		return fail(r, DR_CLASS_PERMANENT, "response rejected while streaming");
+		return exec_fail(r, DR_CLASS_PERMANENT, "response rejected while streaming");
 	if (resp->timed_out) {
 		r->timed_out = true;
-		return fail(r, DR_CLASS_TRANSIENT, "timed out: %s", detail);
+		return exec_fail(r, DR_CLASS_TRANSIENT, "timed out: %s", detail);
 	}
 	if (resp->curl_code)
-		return fail(r, curl_class(resp->curl_code), "%s: %s", curl_what(resp->curl_code),
+		return exec_fail(r, curl_class(resp->curl_code), "%s: %s", curl_what(resp->curl_code),
 			    detail);
 	if (expected(resp->status, expect, n)) {
 		r->ok = true;

@@ -98,8 +98,6 @@ void proc_drain_now(struct proc *p);
 
 /* ---- proc_spawn.c -------------------------------------------------------- */
 
-/* Moves *fd to >= 3 (close-on-exec). Returns 0 or -errno. */
-int proc_lift_fd(int *fd);
 /* The attributes of every spawn: a new session, no blocked signal, every
  * disposition back to default. Returns 0 or -errno. */
 int proc_spawnattr_init(posix_spawnattr_t *a);

@@ -10,6 +10,7 @@
  */
 #include "exec/proc_int.h"
 #include "util/buf.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -340,7 +341,7 @@ int proc_runner_new(uv_loop_t *loop, struct proc_runner **out)
 		err = -errno;
 		goto out;
 	}
-	if ((err = proc_lift_fd(&r->devnull)) < 0)
+	if ((err = file_lift_fd(&r->devnull)) < 0)
 		goto out;
 	if (!(r->scratch = malloc(READ_CHUNK))) {
 		err = -ENOMEM;

@@ -11,6 +11,7 @@
 #include "exec/proc_int.h"
 #include "util/clock.h"
 #include "util/env.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,20 +25,6 @@
 extern char **environ;
 
 #define DEFAULT_PATH "/bin:/usr/bin"
-
-/* Moves *fd to >= 3 so that dup2 onto 0..2 in the child always clears
- * close-on-exec. */
-int proc_lift_fd(int *fd)
-{
-	if (*fd >= 3)
-		return 0;
-	int n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-	if (n < 0)
-		return -errno;
-	close(*fd);
-	*fd = n;
-	return 0;
-}
 
 /* execvp's search of file in path, done here because posix_spawnp looks at
  * our PATH, not the child's. Returns 0 and a malloc'd path, or -ENOENT,
@@ -117,7 +104,7 @@ int proc_start(struct proc_runner *r, const struct proc_opts *o, struct proc **o
 		err = -errno;
 		goto out;
 	}
-	if ((err = proc_lift_fd(&po[1])) < 0 || (err = proc_lift_fd(&pe[1])) < 0)
+	if ((err = file_lift_fd(&po[1])) < 0 || (err = file_lift_fd(&pe[1])) < 0)
 		goto out;
 	if ((err = -posix_spawn_file_actions_init(&fa)) < 0)
 		goto out;

@@ -23,6 +23,24 @@ void exec_result_free(struct exec_result *r)
 	r->model = r->finish_reason = NULL;
 }
 
+int exec_vfail(struct exec_result *r, enum dr_error_class c, const char *fmt, va_list ap)
+{
+	r->ok = false;
+	r->error_class = (uint8_t)c;
+	free(r->error);
+	r->error = buf_vstrf(fmt, ap);
+	return r->error ? 0 : -ENOMEM;
+}
+
+int exec_fail(struct exec_result *r, enum dr_error_class c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int e = exec_vfail(r, c, fmt, ap);
+	va_end(ap);
+	return e;
+}
+
 /* A URL, a header or an argument is a C string to curl or the kernel: a
  * NUL in it would silently end it there (a template rendering a variable
  * that holds one). Returns -EINVAL with *err, or 0. */

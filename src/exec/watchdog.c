@@ -12,6 +12,7 @@
  */
 #include "exec/watchdog.h"
 #include "util/clock.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -398,18 +399,6 @@ static void on_closed(uv_handle_t *h)
 	free(w);
 }
 
-static int lift(int *fd)
-{
-	if (*fd >= 3)
-		return 0;
-	int n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-	if (n < 0)
-		return -errno;
-	close(*fd);
-	*fd = n;
-	return 0;
-}
-
 int watchdog_start(uv_loop_t *loop, const char *marker, struct watchdog **out)
 {
 	*out = NULL;
@@ -427,7 +416,7 @@ int watchdog_start(uv_loop_t *loop, const char *marker, struct watchdog **out)
 		err = -errno;
 		goto out;
 	}
-	if ((err = lift(&p[0])) < 0 || (err = lift(&p[1])) < 0)
+	if ((err = file_lift_fd(&p[0])) < 0 || (err = file_lift_fd(&p[1])) < 0)
 		goto out;
 	/* As large as allowed (pipe-max-size, 1 MiB by default): fails
 	 * harmlessly, the pending buffer covers the rest. */

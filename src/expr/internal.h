@@ -135,6 +135,11 @@ void expr_charge(lua_State *L, const char *what, uint64_t steps);
  * libraries are opened and before the environments copy them. */
 void guard_register(lua_State *L);
 
+/* guard.c: the 1-based start of a string position as the string library
+ * reads it (Lua's posrelatI: negative counts from the end, 0 and below
+ * the start are 1). */
+size_t expr_str_start(lua_Integer pos, size_t len);
+
 /* Raises it when the evaluation's wall-clock deadline has passed; what
  * (may be NULL) names the C function at work, for the message. */
 void expr_check_deadline(lua_State *L, const char *what);

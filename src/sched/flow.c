@@ -630,6 +630,18 @@ struct scan {
 	int err;
 };
 
+/* Marks the results of the tasks refs reads as kept. */
+static void keep_referenced(struct flow *f, const struct expr_refs *refs)
+{
+	for (size_t k = 0; k < refs->n; k++) {
+		if (refs->v[k].kind != EXPR_NAME_TASK)
+			continue;
+		uint32_t s = intern_find(&f->wf->ids, refs->v[k].name, strlen(refs->v[k].name));
+		if (s != INTERN_NONE && f->wf->sym_task[s] != UINT32_MAX)
+			f->keep[f->wf->sym_task[s]] = 1;
+	}
+}
+
 /* Notes which results are read and which secrets are named, for one text. */
 static int scan_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_use use)
 {
@@ -650,13 +662,7 @@ static int scan_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text
 				continue;
 			struct expr_refs refs = {0};
 			if (expr_check(NULL, x->s + tp.segs[i].off, tp.segs[i].len, 0, &refs, &e) == 0)
-				for (size_t k = 0; k < refs.n; k++)
-					if (refs.v[k].kind == EXPR_NAME_TASK) {
-						uint32_t s = intern_find(&f->wf->ids, refs.v[k].name,
-									 strlen(refs.v[k].name));
-						if (s != INTERN_NONE && f->wf->sym_task[s] != UINT32_MAX)
-							f->keep[f->wf->sym_task[s]] = 1;
-					}
+				keep_referenced(f, &refs);
 			expr_refs_free(&refs);
 		}
 	}
@@ -674,13 +680,7 @@ static int scan_expr(struct flow *f, const struct dr_text *x)
 	struct expr_refs refs = {0};
 	struct expr_error e = {0};
 	if (expr_check(NULL, x->s, x->len, EXPR_CHECK_CONDITION, &refs, &e) == 0)
-		for (size_t k = 0; k < refs.n; k++)
-			if (refs.v[k].kind == EXPR_NAME_TASK) {
-				uint32_t s = intern_find(&f->wf->ids, refs.v[k].name,
-							 strlen(refs.v[k].name));
-				if (s != INTERN_NONE && f->wf->sym_task[s] != UINT32_MAX)
-					f->keep[f->wf->sym_task[s]] = 1;
-			}
+		keep_referenced(f, &refs);
 	expr_refs_free(&refs);
 	return 0;
 }

@@ -329,6 +329,11 @@ int sq_q_enter(struct sq_store *st, char **err);
 void sq_q_leave(struct sq_store *st);
 /* Prepares sql on qdb; sets *err on failure. */
 int sq_q_prep(struct sq_store *st, const char *sql, sqlite3_stmt **q, char **err);
+/* Prepares the query of one run's attempts, all tasks' (task < 0: all, with
+ * ?1 the run) or one task's (one, with ?1 the run and ?2 the task), and
+ * binds them. */
+int sq_q_prep_run(struct sq_store *st, const char *all, const char *one, uint64_t run,
+		  int64_t task, sqlite3_stmt **q, char **err);
 /* The error for a failed step on qdb. */
 int sq_q_fail(struct sq_store *st, int rc, char **err);
 /* Reads a run's task statuses (n of them) into status (pending where

@@ -19,6 +19,18 @@ const char *file_kind(mode_t m)
 	       S_ISLNK(m) ? "a symbolic link" : "a special file";
 }
 
+int file_lift_fd(int *fd)
+{
+	if (*fd >= 3)
+		return 0;
+	int n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+	if (n < 0)
+		return -errno;
+	close(*fd);
+	*fd = n;
+	return 0;
+}
+
 char *file_join(const char *dir, const char *path)
 {
 	if (path[0] == '/' || !dir)

@@ -19,6 +19,11 @@
  * "a symbolic link", else "a special file". */
 const char *file_kind(mode_t m);
 
+/* Moves *fd to a descriptor >= 3 (close-on-exec), closing the old one, so
+ * that a child's dup2 of it onto 0, 1 or 2 always clears close-on-exec.
+ * Returns 0 or -errno (*fd unchanged). */
+int file_lift_fd(int *fd);
+
 /* path when it is absolute or dir is NULL, else dir/path; malloc'd (the
  * caller frees it), NULL on OOM. */
 char *file_join(const char *dir, const char *path);
