@@ -16,18 +16,8 @@ import harness  # noqa: E402
 KEY = "sk-test-SECRET-key-0123456789"
 
 
-class AiRunTest(harness.TempDirTest):
+class AiRunTest(harness.AiServerTest):
     prefix = "dagrun-ai-"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = harness.start_fake_openai()
-        cls.port = cls.srv.port
-        cls.base = cls.srv.base + "/v1"
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
 
     def setUp(self):
         super().setUp()

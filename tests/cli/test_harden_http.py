@@ -30,18 +30,8 @@ import harness  # noqa: E402
 DROP = "0.05"
 
 
-class HardenHttpTest(harness.TempDirTest):
+class HardenHttpTest(harness.ServerTest):
     prefix = "dagrun-harden-http-"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = harness.start_http_server()
-        cls.port = cls.srv.port
-        cls.base = cls.srv.base
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
 
     def setUp(self):
         super().setUp()

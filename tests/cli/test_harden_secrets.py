@@ -57,21 +57,17 @@ def variants(s):
     return out
 
 
-class Base(harness.TempDirTest):
+class Base(harness.ServerTest):
     second = False
     prefix = "dagrun-h9s-"
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = harness.start_http_server(*(["--second"] if cls.second else []))
+        cls.server_args = ("--second",) if cls.second else ()
+        super().setUpClass()
         ports = cls.srv.ports
-        cls.base = "http://127.0.0.1:%s" % ports[0]
         cls.other = "http://127.0.0.1:%s" % ports[-1]
-        cls.port, cls.port2 = int(ports[0]), int(ports[-1])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+        cls.port2 = int(ports[-1])
 
     def setUp(self):
         super().setUp()

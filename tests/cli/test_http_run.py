@@ -16,18 +16,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness  # noqa: E402
 
 
-class HttpRunTest(harness.TempDirTest):
+class HttpRunTest(harness.ServerTest):
     prefix = "dagrun-http-"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = harness.start_http_server()
-        cls.port = cls.srv.port
-        cls.base = cls.srv.base
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
 
     def setUp(self):
         super().setUp()

@@ -41,17 +41,8 @@ WF = """\
     """
 
 
-class PromptFileTest(harness.TempDirTest):
+class PromptFileTest(harness.AiServerTest):
     prefix = "dagrun-prompt-file-"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = harness.start_fake_openai()
-        cls.base = cls.srv.base + "/v1"
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
 
     def env(self):
         e = harness.loopback_env()

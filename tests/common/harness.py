@@ -7,7 +7,8 @@
   when it closes) and, if the server has not exited within 10 s, kills that
   server's own pid, never anything found by name.
 - TempDirTest: a unittest.TestCase with a fresh temporary directory per
-  test (self.dir), write() of a dedented workflow and read() of a file in it.
+  test (self.dir), write() of a dedented workflow and read() of a file in it;
+  ServerTest and AiServerTest add a test server for the whole class.
 - dagrun(): runs the binary with NO_COLOR=1 over the environment, with a
   timeout, so that a hang fails the test instead of the suite.
 - alive(pid): whether a process still runs (a zombie counts as gone).
@@ -202,3 +203,31 @@ class TempDirTest(unittest.TestCase):
 
     def read(self, name, mode="r"):
         return read(os.path.join(self.dir, name), mode)
+
+
+class ServerTest(TempDirTest):
+    """TempDirTest with one test server for the whole class: cls.srv,
+    cls.port and cls.base (its URL, plus base_path)."""
+
+    server_script = HTTP_SERVER
+    server_args = ()
+    base_path = ""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.srv = start_server(cls.server_script, *cls.server_args)
+        cls.port = cls.srv.port
+        cls.base = cls.srv.base + cls.base_path
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        super().tearDownClass()
+
+
+class AiServerTest(ServerTest):
+    """ServerTest with the fake OpenAI server; cls.base is its API (/v1)."""
+
+    server_script = AI_SERVER
+    base_path = "/v1"
