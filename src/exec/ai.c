@@ -33,19 +33,15 @@
 #include "exec/ai.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
 #include "expr/check.h"
-#include "expr/redact.h"
 #include "expr/template.h"
 #include "expr/value.h"
 #include "util/clock.h"
