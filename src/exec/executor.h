@@ -76,7 +76,7 @@ struct exec_result {
 void exec_result_free(struct exec_result *r);
 
 /* Fails r: ok false, class c, error the formatted message (replacing the
- * one before; NULL when it cannot be built). Returns 0, or -ENOMEM when the
+ * one before, which an argument may be; NULL when it cannot be built). Returns 0, or -ENOMEM when the
  * message could not be built (r fails all the same). */
 int exec_fail(struct exec_result *r, enum dr_error_class c, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -25,11 +25,13 @@ void exec_result_free(struct exec_result *r)
 
 int exec_vfail(struct exec_result *r, enum dr_error_class c, const char *fmt, va_list ap)
 {
+	/* Formatted first: an argument may be the message it replaces. */
+	char *m = buf_vstrf(fmt, ap);
 	r->ok = false;
 	r->error_class = (uint8_t)c;
 	free(r->error);
-	r->error = buf_vstrf(fmt, ap);
-	return r->error ? 0 : -ENOMEM;
+	r->error = m;
+	return m ? 0 : -ENOMEM;
 }
 
 int exec_fail(struct exec_result *r, enum dr_error_class c, const char *fmt, ...)

@@ -1291,6 +1291,22 @@ static void body_snippet_masks_before_the_cut_and_cuts_on_a_character(void **sta
 	redact_free(red);
 }
 
+/* exec_fail: the HTTP and AI executors' one way to fail a result, also
+ * with a message that quotes the one it replaces. */
+static void exec_fail_may_quote_the_message_it_replaces(void **state)
+{
+	(void)state;
+	struct exec_result r = {.ok = true};
+	assert_int_equal(exec_fail(&r, DR_CLASS_TRANSIENT, "first %d", 1), 0);
+	assert_false(r.ok);
+	assert_int_equal(r.error_class, DR_CLASS_TRANSIENT);
+	assert_string_equal(r.error, "first 1");
+	assert_int_equal(exec_fail(&r, DR_CLASS_PERMANENT, "stream ended early: %s", r.error), 0);
+	assert_int_equal(r.error_class, DR_CLASS_PERMANENT);
+	assert_string_equal(r.error, "stream ended early: first 1");
+	exec_result_free(&r);
+}
+
 static void must_not_be_called(void *ud, struct http_response *r)
 {
 	(void)ud;
@@ -1359,6 +1375,7 @@ int main(void)
 		cmocka_unit_test(queued_request_times_out_with_its_attempt),
 		cmocka_unit_test(status_classes),
 		cmocka_unit_test(body_snippet_masks_before_the_cut_and_cuts_on_a_character),
+		cmocka_unit_test(exec_fail_may_quote_the_message_it_replaces),
 		cmocka_unit_test(free_with_requests_in_flight_closes_cleanly),
 	};
 	return cmocka_run_group_tests_name("http", tests, server_up, server_down);
