@@ -188,7 +188,7 @@ int cli_run(int argc, char **argv)
 	}
 	/* A reader of our output that went away (`dagrun run ... | head`) is
 	 * not a reason to die and orphan the tasks: writes fail with EPIPE and
-	 * the run goes on to its end. Tasks get the default back (proc.c). A
+	 * the run goes on to its end. Tasks get the default back (proc_spawn.c). A
 	 * dry run keeps the default: it has nothing to protect. */
 	signal(SIGPIPE, SIG_IGN);
 	r = dagrun_engine_run(e);

@@ -18,13 +18,13 @@
  *
  * What does not change between attempts is worked out on a task's first
  * attempt and kept (struct ai_task) until the executor is destroyed:
- *  - a promptFile is read, with a struct dr_text over its contents: the
- *    engine caches compiled templates by the dr_text's address, so every
- *    attempt renders the same compiled template (a file changed during a
- *    run is not read again). The dr_text carries the promptFile key's
- *    position, so the FILE:LINE:COL of a template error in the file counts
- *    from that key (line + the line within the file); the message names
- *    the file;
+ *  - a promptFile is read (dr_prompt_file_read, validation's reader too),
+ *    with a struct dr_text over its contents: the engine caches compiled
+ *    templates by the dr_text's address, so every attempt renders the same
+ *    compiled template (a file changed during a run is not read again).
+ *    The dr_text starts at line 1, column 1, and a template error's
+ *    FILE:LINE:COL names the file (the render callback names the workflow:
+ *    located() renames it), as validation reports it;
  *  - whether the context is appended to the user message: only when
  *    neither the system nor the prompt template uses `context` in a
  *    `{{ }}` expression (found by the expression checker, so the word in
@@ -33,21 +33,20 @@
 #include "exec/ai.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
 #include "expr/check.h"
-#include "expr/redact.h"
 #include "expr/template.h"
 #include "expr/value.h"
+#include "util/clock.h"
+#include "util/env.h"
+#include "util/url.h"
 
 #define RAW_KEEP ((size_t)1 << 20)   /* body kept while streaming (errors) */
 
@@ -64,7 +63,8 @@ struct pace {
 struct ai_task {
 	const struct dr_text *prompt; /* &ai->prompt, or &file */
 	char *data;                   /* the promptFile's contents, or NULL */
-	struct dr_text file;          /* over data */
+	char *path;                   /* ... the file, as opened */
+	struct dr_text file;          /* over data, from line 1 column 1 */
 	bool append_context;          /* no template of the task uses it */
 };
 
@@ -118,13 +118,6 @@ struct rctx {
 	uint64_t cut;
 };
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint64_t now_ms(uv_loop_t *loop)
 {
 	uv_update_time(loop);
@@ -147,33 +140,16 @@ const char *ai_api_key_env(const struct dr_ai *ai)
 							      : AI_DEFAULT_KEY_ENV;
 }
 
-static const char *env_get(const struct ai_executor *ax, const char *name)
-{
-	if (!ax->environ)
-		return getenv(name);
-	size_t n = strlen(name);
-	for (char *const *p = ax->environ; *p; p++)
-		if (!strncmp(*p, name, n) && (*p)[n] == '=')
-			return *p + n + 1;
-	return NULL;
-}
-
 /* Records a failure of class c on st (the message is formatted; on OOM the
  * result still fails, with a NULL message). */
 static void fail(struct ax_attempt *st, enum dr_error_class c, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void fail(struct ax_attempt *st, enum dr_error_class c, const char *fmt, ...)
 {
-	struct buf m = BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	int r = buf_vprintf(&m, fmt, ap);
+	exec_vfail(&st->res, c, fmt, ap);
 	va_end(ap);
-	free(st->res.error);
-	st->res.error = r < 0 ? NULL : buf_steal(&m);
-	buf_free(&m);
-	st->res.ok = false;
-	st->res.error_class = (uint8_t)c;
 }
 
 /* msg with every occurrence of key replaced by "***" (malloc'd), or NULL. */
@@ -198,10 +174,12 @@ static char *scrub(const char *msg, const char *key)
 
 /* ---- building the request --------------------------------------------------- */
 
-/* Renders t; a template error fails the attempt (permanent). Returns 0,
- * -ENOMEM, or -EINVAL (failed). */
-static int render(struct ax_attempt *st, const struct dr_text *t, enum exec_render_mode mode,
-		  struct buf *out, const char *what)
+/* Renders t, the text of file (NULL: of the workflow); a template error
+ * fails the attempt (permanent) with "WHAT: FILE:LINE:COL: ERROR", where
+ * FILE is file (the render callback names the workflow's file). Returns
+ * 0, -ENOMEM, or -EINVAL (failed). */
+static int render_in(struct ax_attempt *st, const struct dr_text *t, enum exec_render_mode mode,
+		     struct buf *out, const char *what, const char *file)
 {
 	char *err = NULL;
 	int r = exec_render(st->a, t, (int)mode, out, &err);
@@ -209,9 +187,24 @@ static int render(struct ax_attempt *st, const struct dr_text *t, enum exec_rend
 		free(err);
 		return r;
 	}
-	fail(st, DR_CLASS_PERMANENT, "%s: %s", what, err ? err : strerror(-r));
+	/* The callback names the workflow's file; t is file's text. */
+	const char *wf = st->a->wf->path, *at = err;
+	size_t n = wf ? strlen(wf) : 0;
+	if (file && at && n && !strncmp(at, wf, n) && at[n] == ':')
+		at += n;
+	else
+		file = "";
+	fail(st, DR_CLASS_PERMANENT, "%s: %s%s", what, file, at ? at : strerror(-r));
 	free(err);
 	return -EINVAL;
+}
+
+/* Renders t, a string of the workflow; a template error fails the attempt
+ * with "WHAT: ERROR". Returns 0, -ENOMEM or -EINVAL. */
+static int render(struct ax_attempt *st, const struct dr_text *t, enum exec_render_mode mode,
+		  struct buf *out, const char *what)
+{
+	return render_in(st, t, mode, out, what, NULL);
 }
 
 /* v as JSON (see exec_value_json); a failure fails the attempt. */
@@ -334,68 +327,6 @@ static int render_context(struct ax_attempt *st, const struct dr_ai *ai, struct 
 	return context_cut(cx, max);
 }
 
-/* Reads path (relative to dir) into *out, NUL-terminated, at most
- * AI_PROMPT_FILE_MAX bytes. Returns 0 or -errno (-EFBIG: too large). */
-static int read_file(const char *dir, const char *path, char **out, size_t *len)
-{
-	char *full = NULL;
-	int fd = -1, r = 0;
-	*out = NULL;
-	if (path[0] == '/' || !dir)
-		full = strdup(path);
-	else if (asprintf(&full, "%s/%s", dir, path) < 0)
-		full = NULL;
-	if (!full)
-		return -ENOMEM;
-	struct stat sb;
-	if ((fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0 || fstat(fd, &sb) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		r = S_ISDIR(sb.st_mode) ? -EISDIR : -EINVAL;
-		goto out;
-	}
-	if ((uint64_t)sb.st_size > AI_PROMPT_FILE_MAX) {
-		r = -EFBIG;
-		goto out;
-	}
-	char *data = malloc(AI_PROMPT_FILE_MAX + 1);
-	size_t n = 0;
-	if (!data) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (;;) {
-		ssize_t k = read(fd, data + n, AI_PROMPT_FILE_MAX + 1 - n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			r = -errno;
-			break;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-		if (n > AI_PROMPT_FILE_MAX) {
-			r = -EFBIG;
-			break;
-		}
-	}
-	if (r < 0) {
-		free(data);
-		goto out;
-	}
-	data[n] = '\0';
-	*out = data;
-	*len = n;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(full);
-	return r;
-}
-
 /* Whether template t uses `context` in one of its expressions (context.KEY,
  * context["KEY"], context whole): "context" in the text around them does
  * not count. A template that does not parse counts as not using it (its
@@ -464,20 +395,18 @@ static int task_state(struct ax_attempt *st, const struct dr_ai *ai, struct ai_t
 	k->prompt = &ai->prompt;
 	if (!ai->prompt.s) {
 		size_t len = 0;
-		int r = read_file(a->wf->dir, ai->prompt_file.s, &k->data, &len);
-		if (r == 0 && len > UINT32_MAX)
-			r = -ENOMEM;
+		char *err = NULL;
+		int r = dr_prompt_file_read(a->wf, ai, &k->path, &k->data, &len, &err);
 		if (r < 0) {
-			free(k->data);
 			free(k);
-			if (r == -ENOMEM)
-				return r;
-			fail(st, DR_CLASS_PERMANENT, "promptFile %s: %s", ai->prompt_file.s,
-			     r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
-			return -EINVAL;
+			/* where and what validation says (FILE:LINE:COL of the key) */
+			if (r != -ENOMEM)
+				fail(st, DR_CLASS_PERMANENT, "%s:%u:%u: %s", a->wf->path,
+				     ai->prompt_file.line, ai->prompt_file.col, err);
+			free(err);
+			return r == -ENOMEM ? r : -EINVAL;
 		}
-		k->file = (struct dr_text){k->data, (uint32_t)len, ai->prompt_file.line,
-					   ai->prompt_file.col};
+		k->file = (struct dr_text){k->data, (uint32_t)len, 1, 1};
 		k->prompt = &k->file;
 	}
 	k->append_context = !uses_context(&ai->system) && !uses_context(k->prompt);
@@ -525,13 +454,13 @@ static int base_url(struct ax_attempt *st, const struct dr_ai *ai, bool *local)
 	if (ai->base_url.s) {
 		r = render(st, &ai->base_url, EXEC_RENDER_URL, &b, "baseUrl");
 	} else {
-		const char *env = env_get(st->ax, AI_BASE_URL_ENV);
+		const char *env = env_get(st->ax->environ, AI_BASE_URL_ENV);
 		r = buf_adds(&b, env && *env ? env : AI_DEFAULT_BASE_URL);
 	}
 	while (r == 0 && b.len && b.data[b.len - 1] == '/')
 		b.data[--b.len] = '\0';
 	CURLU *u = r == 0 ? curl_url() : NULL;
-	char *scheme = NULL, *host = NULL;
+	char *host = NULL;
 	if (r == 0 && !u)
 		r = -ENOMEM;
 	if (r < 0)
@@ -539,23 +468,18 @@ static int base_url(struct ax_attempt *st, const struct dr_ai *ai, bool *local)
 	CURLUcode uc = curl_url_set(u, CURLUPART_URL, b.data ? b.data : "", 0);
 	if (uc == CURLUE_OUT_OF_MEMORY) {
 		r = -ENOMEM;
-	} else if (uc != CURLUE_OK ||
-		   curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-		   (strcmp(scheme, "http") && strcmp(scheme, "https")) ||
+	} else if (uc != CURLUE_OK || !url_is_http(b.data) ||
 		   curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
 		fail(st, DR_CLASS_PERMANENT, "baseUrl: not an http(s) URL%s",
 		     ai->base_url.s ? "" : " in $" AI_BASE_URL_ENV);
 		r = -EINVAL;
 	} else {
 		*local = local_host(host);
-		if (!(st->base = buf_steal(&b)) || asprintf(&st->url, "%s/chat/completions",
-							     st->base) < 0) {
-			st->url = NULL;
+		if (!(st->base = buf_steal(&b)) ||
+		    !(st->url = buf_strf("%s/chat/completions", st->base)))
 			r = -ENOMEM;
-		}
 	}
 out:
-	curl_free(scheme);
 	curl_free(host);
 	curl_url_cleanup(u);
 	buf_free(&b);
@@ -566,7 +490,7 @@ out:
 static int headers(struct ax_attempt *st, const struct dr_ai *ai, bool local)
 {
 	const char *name = ai_api_key_env(ai);
-	const char *key = env_get(st->ax, name);
+	const char *key = env_get(st->ax->environ, name);
 	st->lines[st->n_lines++] = strdup("Content-Type: application/json");
 	st->lines[st->n_lines++] = strdup(st->stream ? "Accept: text/event-stream"
 						     : "Accept: application/json");
@@ -586,7 +510,7 @@ static int headers(struct ax_attempt *st, const struct dr_ai *ai, bool local)
 		return -EINVAL;
 	}
 	if (!(st->key = strdup(key)) ||
-	    asprintf(&st->lines[st->n_lines], "Authorization: Bearer %s", key) < 0)
+	    !(st->lines[st->n_lines] = buf_strf("Authorization: Bearer %s", key)))
 		return -ENOMEM;
 	st->n_lines++;
 	return 0;
@@ -663,8 +587,8 @@ static int messages(struct ax_attempt *st, const struct dr_ai *ai, const struct 
 		r = render(st, k->prompt, EXEC_RENDER_PLAIN, user, "prompt");
 	} else {
 		char what[256];
-		snprintf(what, sizeof(what), "promptFile %.200s", ai->prompt_file.s);
-		r = render(st, k->prompt, EXEC_RENDER_PLAIN, user, what);
+		snprintf(what, sizeof(what), "promptFile '%.200s'", ai->prompt_file.s);
+		r = render_in(st, k->prompt, EXEC_RENDER_PLAIN, user, what, k->path);
 	}
 	if (r == 0 && cx->n && k->append_context)
 		r = append_context(user, cx);
@@ -773,7 +697,7 @@ static void report(struct ax_attempt *st)
 		fail(st, DR_CLASS_TRANSIENT, "cancelled");
 	}
 	if (!r->end_ms)
-		r->end_ms = wall_ms();
+		r->end_ms = clock_wall_ms();
 	if (r->end_ms < r->start_ms)
 		r->end_ms = r->start_ms;
 	r->duration_ms = now_ms(st->ax->loop) - st->started;
@@ -884,31 +808,21 @@ static void status_failure(struct ax_attempt *st, const struct buf *body)
 	if (msg) {
 		fail(st, c, "HTTP %d: %s", r->http_status, msg);
 	} else {
-		/* Up to 200 bytes of the body (scrubbed first: a cut must not
-		 * leave a piece of the key), on one line. */
-		struct buf nb = BUF_INIT;   /* a NUL is a control byte (a space), not the end */
+		/* The start of the body, the key scrubbed first and the run's
+		 * other secrets masked before the cut (a cut must not leave a
+		 * piece of either). A NUL is a control byte (a space), not the
+		 * end. */
+		struct buf nb = BUF_INIT;
 		if (body->len && buf_add(&nb, body->data, body->len) == 0)
 			for (size_t i = 0; i < nb.len; i++)
 				nb.data[i] = nb.data[i] ? nb.data[i] : ' ';
 		char *s = scrub(nb.data ? nb.data : "", st->key);
 		buf_free(&nb);
-		if (s && st->a->redactor) {
-			/* the run's other secrets too, before the cut */
-			struct buf m = BUF_INIT;
-			size_t sl = strlen(s);
-			if (redact_slice(st->a->redactor, s, sl, 0, sl < 4096 ? sl : 4096, 0, &m) < 0)
-				buf_reset(&m);
-			free(s);
-			s = buf_steal(&m);
-			buf_free(&m);
-		}
-		size_t len = s ? strlen(s) : 0;
-		size_t n = ai_utf8_floor(s ? s : "", len, 200);
-		for (size_t i = 0; i < n; i++)
-			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-				s[i] = ' ';
-		fail(st, c, "HTTP %d%s%.*s%s", r->http_status, n ? ": " : "", (int)n,
-		     s ? s : "", n < len ? "..." : "");
+		struct buf q = BUF_INIT;
+		if (s)
+			exec_body_snippet(st->a->redactor, s, strlen(s), &q);
+		fail(st, c, "HTTP %d%s%s", r->http_status, q.len ? ": " : "", q.len ? q.data : "");
+		buf_free(&q);
 		free(s);
 	}
 	free(api);
@@ -1001,7 +915,7 @@ static void on_response(void *ud, struct http_response *resp)
 	}
 	const struct buf *body = st->stream ? &st->raw : &resp->body;
 	if (transport_failed(resp)) {
-		http_classify(resp, NULL, 0, r);
+		http_classify(resp, NULL, 0, st->a->redactor, r);
 		if (resp->too_large)
 			fail(st, DR_CLASS_PERMANENT, "the reply is larger than %llu bytes",
 			     (unsigned long long)(st->stream ? AI_MAX_STREAM_BYTES
@@ -1110,7 +1024,7 @@ static int ax_start(struct executor *ex, struct exec_attempt *a)
 	st->timeout_ms = opts->timeout_ms;
 	st->started = now_ms(ax->loop);
 	st->res.exit_code = -1;
-	st->res.start_ms = wall_ms();
+	st->res.start_ms = clock_wall_ms();
 	int r = build(st, ai);
 	if (r == -ENOMEM) {
 		attempt_free(st);
@@ -1179,6 +1093,7 @@ static void ax_destroy(struct executor *ex)
 		for (uint32_t t = 0; t < w->n; t++)
 			if (w->by_task[t]) {
 				free(w->by_task[t]->data);
+				free(w->by_task[t]->path);
 				free(w->by_task[t]);
 			}
 		free(w->by_task);

@@ -307,12 +307,6 @@ static json_t *choice0(const json_t *root)
 	return NULL;
 }
 
-static char *dupf(const char *fmt, const char *arg)
-{
-	char *s = NULL;
-	return asprintf(&s, fmt, arg) < 0 ? NULL : s;
-}
-
 int ai_reply_parse(const char *body, size_t len, struct ai_reply *rp, char **err)
 {
 	*err = NULL;
@@ -320,7 +314,7 @@ int ai_reply_parse(const char *body, size_t len, struct ai_reply *rp, char **err
 	json_t *j = json_loadb(body ? body : "", len, JSON_ALLOW_NUL, &je);
 	int r = -EINVAL;
 	if (!json_is_object(j)) {
-		*err = dupf("the reply is not a JSON object: %s", j ? "another value" : je.text);
+		*err = buf_strf("the reply is not a JSON object: %s", j ? "another value" : je.text);
 		goto out;
 	}
 	bool quota;
@@ -389,7 +383,7 @@ static int stream_fail(struct ai_stream *s, const char *fmt, const char *arg)
 {
 	if (s->error)
 		return 0;
-	s->error = dupf(fmt, arg);
+	s->error = buf_strf(fmt, arg);
 	return s->error ? 0 : -ENOMEM;
 }
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "exec/proc.h"
+#include "util/clock.h"
 
 extern char **environ;
 
@@ -127,21 +128,6 @@ bool command_needs_shell(const char *s, size_t len)
 
 /* ---- classification ------------------------------------------------------ */
 
-static char *msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *msg(const char *fmt, ...)
-{
-	struct buf b = BUF_INIT;
-	va_list ap;
-	va_start(ap, fmt);
-	int r = buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
-		buf_free(&b);
-		return NULL;
-	}
-	return buf_steal(&b);
-}
-
 static void fail(struct exec_result *r, enum dr_error_class c, char *text)
 {
 	r->ok = false;
@@ -166,35 +152,35 @@ static void classify_spawn(struct exec_result *r, const struct command_outcome *
 	const char *prog = o->program ? o->program : "?";
 	r->exit_code = -1;
 	if (o->workdir_err) {
-		fail(r, DR_CLASS_PERMANENT, msg("workdir %s: %s", o->workdir ? o->workdir : "?",
+		fail(r, DR_CLASS_PERMANENT, buf_strf("workdir %s: %s", o->workdir ? o->workdir : "?",
 						strerror(o->workdir_err)));
 		return;
 	}
 	switch (e) {
 	case EAGAIN: case ENOMEM: case EMFILE: case ENFILE:
-		fail(r, DR_CLASS_RESOURCE, msg("cannot start %s: %s", prog, strerror(e)));
+		fail(r, DR_CLASS_RESOURCE, buf_strf("cannot start %s: %s", prog, strerror(e)));
 		return;
 	case ENOENT: case ENOTDIR:
 		r->exit_code = 127;
-		fail(r, DR_CLASS_PERMANENT, msg("command not found: %s", prog));
+		fail(r, DR_CLASS_PERMANENT, buf_strf("command not found: %s", prog));
 		return;
 	case EACCES: case EPERM: case ENOEXEC: case EISDIR:
 		r->exit_code = 126;
-		fail(r, DR_CLASS_PERMANENT, msg("cannot execute %s: %s", prog, strerror(e)));
+		fail(r, DR_CLASS_PERMANENT, buf_strf("cannot execute %s: %s", prog, strerror(e)));
 		return;
 	case ETXTBSY: case EINTR: case EIO:
-		fail(r, DR_CLASS_TRANSIENT, msg("cannot start %s: %s", prog, strerror(e)));
+		fail(r, DR_CLASS_TRANSIENT, buf_strf("cannot start %s: %s", prog, strerror(e)));
 		return;
 	default:
-		fail(r, DR_CLASS_PERMANENT, msg("cannot start %s: %s", prog, strerror(e)));
+		fail(r, DR_CLASS_PERMANENT, buf_strf("cannot start %s: %s", prog, strerror(e)));
 	}
 }
 
 static char *duration_text(uint64_t ms)
 {
 	if (ms && ms % 1000 == 0)
-		return msg("%" PRIu64 "s", ms / 1000);
-	return msg("%" PRIu64 "ms", ms);
+		return buf_strf("%" PRIu64 "s", ms / 1000);
+	return buf_strf("%" PRIu64 "ms", ms);
 }
 
 void command_classify(struct exec_result *r, const struct command_outcome *o)
@@ -209,17 +195,17 @@ void command_classify(struct exec_result *r, const struct command_outcome *o)
 	free(r->error);
 	r->error = NULL;
 	if (r->cancelled) {
-		fail(r, DR_CLASS_TRANSIENT, msg("cancelled"));
+		fail(r, DR_CLASS_TRANSIENT, buf_strf("cancelled"));
 	} else if (r->timed_out) {
 		char *d = duration_text(o->timeout_ms);
-		fail(r, DR_CLASS_TRANSIENT, d ? msg("timed out after %s", d) : NULL);
+		fail(r, DR_CLASS_TRANSIENT, d ? buf_strf("timed out after %s", d) : NULL);
 		free(d);
 	} else if (o->script_err) {
 		int e = o->script_err;
 		bool res = e == ENOSPC || e == EDQUOT || e == EMFILE || e == ENFILE || e == EAGAIN;
 		r->exit_code = -1;
 		fail(r, res ? DR_CLASS_RESOURCE : DR_CLASS_PERMANENT,
-		     msg("cannot write the script to a temporary file: %s", strerror(e)));
+		     buf_strf("cannot write the script to a temporary file: %s", strerror(e)));
 	} else if (o->spawn_err) {
 		classify_spawn(r, o);
 	} else if (r->term_signal) {
@@ -227,14 +213,14 @@ void command_classify(struct exec_result *r, const struct command_outcome *o)
 		const char *name = sigabbrev_np(s);
 		bool limit = (s == SIGKILL && !o->signalled) || s == SIGXCPU || s == SIGXFSZ;
 		fail(r, limit ? DR_CLASS_RESOURCE : DR_CLASS_TRANSIENT,
-		     msg("killed by signal %d (SIG%s)%s", s, name ? name : "?",
+		     buf_strf("killed by signal %d (SIG%s)%s", s, name ? name : "?",
 			 limit ? ": likely the OOM killer or a resource limit" : ""));
 	} else if (r->exit_code == 0) {
 		r->ok = true;
 	} else {
 		fail(r, permanent_code(o->retry, r->exit_code) ? DR_CLASS_PERMANENT
 							       : DR_CLASS_TRANSIENT,
-		     msg("exit code %d", r->exit_code));
+		     buf_strf("exit code %d", r->exit_code));
 	}
 }
 
@@ -390,7 +376,7 @@ static int write_script(const struct dr_text *body, char **path)
 	const char *dir = getenv("TMPDIR");
 	if (!dir || dir[0] != '/')
 		dir = "/tmp";    /* a relative one would move with the workdir */
-	char *p = msg("%s/dagrun-script-XXXXXX", dir);
+	char *p = buf_strf("%s/dagrun-script-XXXXXX", dir);
 	if (!p)
 		return -ENOMEM;
 	int fd = mkostemp(p, O_CLOEXEC);   /* mode 0600 */
@@ -514,7 +500,7 @@ static void refuse_nul(const struct exec_attempt *a, struct texts *tx, const str
 		return;
 	const struct dagrun_workflow *wf = a->wf;
 	const char *id = wf->ids.entries ? wf_task_id(wf, a->task) : "?";
-	tx->err = msg("%s:%u:%u: %s%s%s%s of task '%s' holds a NUL character (\\0) once "
+	tx->err = buf_strf("%s:%u:%u: %s%s%s%s of task '%s' holds a NUL character (\\0) once "
 		      "rendered, which a process cannot receive", wf->path ? wf->path : "?",
 		      src->line, src->col, what, name ? " '" : "", name ? name : "",
 		      name ? "'" : "", id);
@@ -638,13 +624,6 @@ static void on_later(uv_timer_t *t)
 	end_attempt(t->data, true);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The argv for a's task, malloc'd in one block; *shell tells whether a
  * string went to /bin/sh. Returns NULL on OOM. */
 static char **attempt_argv(struct cmd_attempt *st, const struct dr_task *t, bool force_shell,
@@ -751,7 +730,7 @@ static int command_start(struct executor *ex, struct exec_attempt *a)
 	st->res.exit_code = -1;
 	st->oc.timeout_ms = opts->timeout_ms;
 	st->oc.retry = &opts->retry;
-	st->res.start_ms = now_ms();
+	st->res.start_ms = clock_wall_ms();
 	if ((err = render_texts(st, t, opts)) < 0)
 		goto out;
 	refuse_nuls(st, t, opts);

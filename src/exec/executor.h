@@ -78,9 +78,30 @@ struct exec_result {
 /* Frees what a result owns. */
 void exec_result_free(struct exec_result *r);
 
+/* Fails r: ok false, class c, error the formatted message (replacing the
+ * one before, which an argument may be; NULL when it cannot be built). Returns 0, or -ENOMEM when the
+ * message could not be built (r fails all the same). */
+int exec_fail(struct exec_result *r, enum dr_error_class c, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int exec_vfail(struct exec_result *r, enum dr_error_class c, const char *fmt, va_list ap);
+
 struct exec_attempt;
 struct expr_kv;     /* expr/value.h */
 struct redactor;    /* expr/redact.h */
+
+#define EXEC_SNIPPET_MAX 200     /* bytes of a reply body an error quotes */
+#define EXEC_SNIPPET_SCAN 4096   /* ... masked first over this many */
+
+/* Appends to out what an error message quotes of a reply body (HTTP and AI
+ * executors alike): its first EXEC_SNIPPET_MAX bytes, with every secret of
+ * red (may be NULL) masked BEFORE the cut (redact_slice over the first
+ * EXEC_SNIPPET_SCAN bytes as they read inside the whole body, so a secret
+ * crossing the cut is masked, never quoted in part), cut on a UTF-8
+ * character boundary, control characters as spaces, and "..." when
+ * anything was left out. Appends nothing when the masking fails (nothing
+ * rather than a piece). Returns 0 or -ENOMEM/-E2BIG from out. */
+int exec_body_snippet(const struct redactor *red, const char *body, size_t len,
+		      struct buf *out);
 
 /* Renders t through a->render, or copies it when there is none. Returns 0
  * or < 0 with *err (malloc'd). */

@@ -34,6 +34,7 @@
 #include <curl/curl.h>
 
 #include "dagrun.h"
+#include "util/clock.h"
 
 struct xlist {
 	struct http_xfer *head, *tail;
@@ -97,13 +98,6 @@ static void curl_init_once(void)
 {
 	/* A failure shows up as curl_multi_init/curl_easy_init returning NULL. */
 	(void)curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- lists ----------------------------------------------------------------- */
@@ -275,7 +269,7 @@ static void finish(struct http_xfer *x, CURLcode code)
 	if (code != CURLE_OK && !r->error[0])
 		snprintf(r->error, sizeof(r->error), "%s",
 			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(code));
-	r->end_ms = wall_ms();
+	r->end_ms = clock_wall_ms();
 	r->duration_ms = (uv_hrtime() - x->queued_ns) / 1000000;
 	list_push(&c->done, x);
 }
@@ -343,7 +337,7 @@ static char *origin_of(const char *url)
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
-	    asprintf(&o, "%s://%s:%s", scheme, host, port) >= 0)
+	    (o = buf_strf("%s://%s:%s", scheme, host, port)))
 		for (char *p = o; *p; p++)
 			*p = (char)tolower((unsigned char)*p);
 	curl_free(scheme);
@@ -826,7 +820,7 @@ int http_request_start(struct http_client *c, const struct http_request *rq,
 	if ((r = setup(x, rq)) < 0)
 		goto out;
 	x->queued_ns = uv_hrtime();
-	x->res.start_ms = wall_ms();
+	x->res.start_ms = clock_wall_ms();
 	list_push(&c->queued, x);
 	pump(c);
 	arm_later(c);

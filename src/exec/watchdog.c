@@ -11,6 +11,8 @@
  * group id is still held by our leader.
  */
 #include "exec/watchdog.h"
+#include "util/clock.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -397,18 +399,6 @@ static void on_closed(uv_handle_t *h)
 	free(w);
 }
 
-static int lift(int *fd)
-{
-	if (*fd >= 3)
-		return 0;
-	int n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-	if (n < 0)
-		return -errno;
-	close(*fd);
-	*fd = n;
-	return 0;
-}
-
 int watchdog_start(uv_loop_t *loop, const char *marker, struct watchdog **out)
 {
 	*out = NULL;
@@ -426,7 +416,7 @@ int watchdog_start(uv_loop_t *loop, const char *marker, struct watchdog **out)
 		err = -errno;
 		goto out;
 	}
-	if ((err = lift(&p[0])) < 0 || (err = lift(&p[1])) < 0)
+	if ((err = file_lift_fd(&p[0])) < 0 || (err = file_lift_fd(&p[1])) < 0)
 		goto out;
 	/* As large as allowed (pipe-max-size, 1 MiB by default): fails
 	 * harmlessly, the pending buffer covers the rest. */
@@ -520,7 +510,7 @@ static void send_rec(struct watchdog *w, int op, pid_t pid)
 			return;
 	}
 	if (w->pend_len + sizeof(r) > w->pend_cap)
-		return;   /* not reserved: cannot happen through proc.c */
+		return;   /* not reserved: cannot happen through proc_start() */
 	memcpy(w->pend + w->pend_len, &r, sizeof(r));
 	w->pend_len += sizeof(r);
 	flush(w);
@@ -558,20 +548,13 @@ void watchdog_reaped(struct watchdog *w)
 	w->pid = 0;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Sends the pending records, waiting for the pipe at most FLUSH_WAIT_MS. */
 static bool flush_all(struct watchdog *w)
 {
-	uint64_t deadline = mono_ms() + FLUSH_WAIT_MS;
+	uint64_t deadline = clock_mono_ms() + FLUSH_WAIT_MS;
 	for (;;) {
 		flush(w);
-		uint64_t now = mono_ms();
+		uint64_t now = clock_mono_ms();
 		if (!w->pend_len || now >= deadline)
 			return !w->pend_len;
 		struct pollfd pf = {w->wfd, POLLOUT, 0};
@@ -592,12 +575,12 @@ static void stop(struct watchdog *w, bool cancel)
 	close(w->wfd);
 	close(w->keep_rfd);
 	if (w->pid > 0) {
-		uint64_t deadline = mono_ms() + SWEEP_WAIT_MS;
+		uint64_t deadline = clock_mono_ms() + SWEEP_WAIT_MS;
 		for (;;) {
 			pid_t r = waitpid(w->pid, NULL, WNOHANG);
 			if (r == w->pid || (r < 0 && errno != EINTR))
 				break;
-			if (mono_ms() > deadline) {
+			if (clock_mono_ms() > deadline) {
 				/* Still sweeping (something forks as fast as it
 				 * kills): we leave no child of ours behind, not even
 				 * a zombie for a host to find. */

@@ -250,7 +250,7 @@ static int w_rep(lua_State *L)
 }
 
 /* Lua's posrelatI and getendpos (lstrlib.c). */
-static size_t start_pos(lua_Integer pos, size_t len)
+size_t expr_str_start(lua_Integer pos, size_t len)
 {
 	if (pos > 0)
 		return (size_t)pos;
@@ -276,7 +276,7 @@ static int w_byte(lua_State *L)
 	charge_numbers(L, guard_of(L));
 	luaL_checklstring(L, 1, &l);
 	lua_Integer pi = luaL_optinteger(L, 2, 1);
-	size_t posi = start_pos(pi, l);
+	size_t posi = expr_str_start(pi, l);
 	size_t pose = end_pos(luaL_optinteger(L, 3, pi), l);
 	if (posi <= pose && pose - posi < (size_t)INT_MAX)
 		charge(L, pose - posi + 1);
@@ -298,7 +298,7 @@ static int w_unpack(lua_State *L)
 	int n = call_orig(L);
 	/* the last result is the position after what was read */
 	lua_Integer to = lua_tointeger(L, -1);
-	size_t a = start_pos(from, ld);
+	size_t a = expr_str_start(from, ld);
 	charge(L, (uint64_t)n / 8 + (to > (lua_Integer)a ? (uint64_t)(to - (lua_Integer)a)
 				      / SCAN_BYTES : 0));
 	return n;

@@ -18,8 +18,7 @@
 #include "expr/internal.h"
 #include "expr/redact.h"
 #include "load/model.h"
-
-extern char **environ;
+#include "util/env.h"
 
 const char expr_kind_key = 0;
 
@@ -192,6 +191,13 @@ static int read_only(lua_State *L)
 	return luaL_error(L, "expressions cannot change what they read");
 }
 
+/* The key of an __index call (argument 2) when it is a string, else NULL
+ * (a number is not converted). */
+static const char *string_key(lua_State *L, size_t *n)
+{
+	return lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, n) : NULL;
+}
+
 static int env_index(lua_State *L)
 {
 	size_t n;
@@ -208,9 +214,9 @@ static int cond_index(lua_State *L)
 {
 	struct expr_engine *e = expr_engine_of(L);
 	size_t n;
-	if (lua_type(L, 2) != LUA_TSTRING)
+	const char *k = string_key(L, &n);
+	if (!k)
 		return 0;
-	const char *k = lua_tolstring(L, 2, &n);
 	int f = field_code(k, n);
 	if (!f)
 		return luaL_error(L, "unknown name '%s'", k);
@@ -242,9 +248,9 @@ static const struct expr_result *result_of(lua_State *L, int t)
 static int result_index(lua_State *L)
 {
 	size_t n;
-	if (lua_type(L, 2) != LUA_TSTRING)
+	const char *k = string_key(L, &n);
+	if (!k)
 		return 0;
-	const char *k = lua_tolstring(L, 2, &n);
 	int f = field_code(k, n);
 	if (!f)
 		return luaL_error(L, "a task result has no field '%s' (it has "
@@ -327,9 +333,9 @@ static const struct dr_value *map_get(lua_State *L, const struct dr_value *m,
 static int variables_index(lua_State *L)
 {
 	size_t n;
-	if (lua_type(L, 2) != LUA_TSTRING)
+	const char *k = string_key(L, &n);
+	if (!k)
 		return 0;
-	const char *k = lua_tolstring(L, 2, &n);
 	const struct dr_value *v = map_get(L, expr_engine_of(L)->scope->variables,
 					   k, n);
 	if (!v)
@@ -372,28 +378,19 @@ static int run_index(lua_State *L)
 static const char *getenv_in(lua_State *L, char *const *envp, const char *k,
 			     size_t n)
 {
-	if (!envp)
-		envp = environ;
 	expr_charge(L, "env", n / 8);
-	if (!envp || !n || memchr(k, '=', n))
-		return NULL;
-	size_t i = 0;
-	const char *v = NULL;
-	for (; envp[i]; i++)
-		if (!strncmp(envp[i], k, n) && envp[i][n] == '=') {
-			v = envp[i] + n + 1;
-			break;
-		}
-	expr_charge(L, "env", i / 8);
+	size_t scanned;
+	const char *v = env_lookup(envp, k, n, &scanned);
+	expr_charge(L, "env", scanned / 8);
 	return v;
 }
 
 static int env_var_index(lua_State *L)
 {
 	size_t n;
-	if (lua_type(L, 2) != LUA_TSTRING)
+	const char *k = string_key(L, &n);
+	if (!k)
 		return 0;
-	const char *k = lua_tolstring(L, 2, &n);
 	const char *v = getenv_in(L, expr_engine_of(L)->scope->environ, k, n);
 	if (!v)
 		return 0;
@@ -405,9 +402,9 @@ static int secrets_index(lua_State *L)
 {
 	struct expr_engine *e = expr_engine_of(L);
 	size_t n;
-	if (lua_type(L, 2) != LUA_TSTRING)
+	const char *k = string_key(L, &n);
+	if (!k)
 		return 0;
-	const char *k = lua_tolstring(L, 2, &n);
 	const char *v = getenv_in(L, e->scope->environ, k, n);
 	if (!v)
 		return luaL_error(L, "secret '%s' is not set (no environment "

@@ -146,10 +146,9 @@ static void error_at(struct checker *c, const struct dr_text *x, uint32_t off,
 	c->errors++;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vasprintf(&f->msg, fmt, ap);
+	f->msg = buf_vstrf(fmt, ap);
 	va_end(ap);
-	if (n < 0) {
-		f->msg = NULL;
+	if (!f->msg) {
 		c->n_found--;
 		free(f->file);
 		c->err = -ENOMEM;
@@ -333,39 +332,30 @@ static int on_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_u
 	return c->err || full(c);
 }
 
-#define PROMPT_FILE_MAX ((size_t)1 << 20)
-
-/* An AI task's promptFile must exist (relative to the workflow) and its
- * templates pass the same checks, reported at their place in that file. */
+/* An AI task's promptFile must be a readable regular file (the run's
+ * reader: dr_prompt_file_read), reported at the key as the run reports it,
+ * and its templates pass the same checks, reported at their place in that
+ * file. */
 static void check_prompt_file(struct checker *c, uint32_t t, const struct dr_ai *ai)
 {
 	const struct dr_text *pf = &ai->prompt_file;
 	if (!pf->s)
 		return;
-	char *path = NULL;
-	if ((pf->s[0] == '/' ? asprintf(&path, "%s", pf->s)
-			     : asprintf(&path, "%s/%s", c->wf->dir, pf->s)) < 0) {
-		c->err = -ENOMEM;
-		return;
-	}
-	FILE *f = fopen(path, "r");
-	char *text = f ? malloc(PROMPT_FILE_MAX + 1) : NULL;
-	size_t n = text ? fread(text, 1, PROMPT_FILE_MAX + 1, f) : 0;
-	if (!f)
-		error_at(c, pf, UINT32_MAX, "promptFile '%s': %s", path, strerror(errno));
-	else if (!text)
-		c->err = -ENOMEM;
-	else if (n > PROMPT_FILE_MAX)
-		error_at(c, pf, UINT32_MAX, "promptFile '%s' is larger than 1 MiB", path);
-	else {
+	char *path = NULL, *text = NULL, *err = NULL;
+	size_t n = 0;
+	int r = dr_prompt_file_read(c->wf, ai, &path, &text, &n, &err);
+	if (r == -ENOMEM) {
+		c->err = r;
+	} else if (r < 0) {
+		error_at(c, pf, UINT32_MAX, "%s", err);
+	} else {
 		struct dr_text x = {text, (uint32_t)n, 1, 1};
 		c->file = path;
 		check_template(c, t, &x, false);
 		c->file = c->wf->path;
 		c->pos.x = NULL;    /* x is gone: forget its position */
 	}
-	if (f)
-		fclose(f);
+	free(err);
 	free(text);
 	free(path);
 }

@@ -11,17 +11,18 @@
 
 #include "expr/shell.h"
 #include "load/loader.h"
+#include "util/url.h"
 
 /* ---- api and webhook ----------------------------------------------------------------- */
 
-/* A URL must be http(s), unless a template builds it. */
+/* A URL must be http(s) (the executors' rule), unless a template builds
+ * it: then they check what it renders. */
 static void check_url(struct loader *ld, const struct dr_text *u)
 {
-	if (strstr(u->s, "{{") || !strncmp(u->s, "http://", 7) ||
-	    !strncmp(u->s, "https://", 8))
+	if (strstr(u->s, "{{") || url_is_http(u->s))
 		return;
 	load_error(ld, (struct pos){u->line, u->col},
-		   "'%s' must start with http:// or https://, got '%.80s'", ld->key, u->s);
+		   "'%s' " URL_HTTP_RULE ", got '%.80s'", ld->key, u->s);
 }
 
 static void a_url(struct loader *ld, void *obj)

@@ -153,6 +153,8 @@ struct dr_webhook {
 
 enum dr_response_format { DR_RESP_TEXT = 0, DR_RESP_JSON = 1 };
 
+#define DR_PROMPT_FILE_MAX ((size_t)1 << 20)   /* a promptFile: 1 MiB */
+
 struct dr_ai {
 	struct dr_text model, system, prompt, prompt_file, base_url, api_key_env;
 	const struct dr_value *context; /* a map, or NULL */
@@ -247,6 +249,18 @@ int dr_task_each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn f
  * its start). A block scalar's text starts at its indentation on the line
  * below the indicator, and all its lines share that indentation. */
 void dr_text_position(const struct dr_text *x, uint32_t off, unsigned *line, unsigned *col);
+
+/* Reads the promptFile of ai (which must have one), relative to the
+ * workflow's folder: the one reader of validation and run, so both accept
+ * and refuse the same files with the same words. It never blocks (a FIFO
+ * is refused at once) and reads only a regular file of at most
+ * DR_PROMPT_FILE_MAX bytes (util/file.h). Returns 0 with *path (the file
+ * as opened: the FILE of template positions in it), *data (NUL-terminated)
+ * and *len, all the caller's to free; -ENOMEM; or another -errno with
+ * *err, a malloc'd "promptFile 'NAME': WHY" (NULL on OOM) that both report
+ * at the promptFile key. */
+int dr_prompt_file_read(const struct dagrun_workflow *wf, const struct dr_ai *ai,
+			char **path, char **data, size_t *len, char **err);
 
 /* Checks every template and expression of wf statically (they compile;
  * tasks.X names an upstream task; variables.X a declared variable; no

@@ -1,9 +1,12 @@
 /* workflow.c: the workflow object's accessors, names and destructor. */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "graph/graph.h"
 #include "expr/shell.h"
 #include "load/model.h"
+#include "util/buf.h"
+#include "util/file.h"
 
 const char *dagrun_version(void)
 {
@@ -171,4 +174,24 @@ void dr_text_position(const struct dr_text *x, uint32_t off, unsigned *line, uns
 		}
 	*line += lines;
 	*col += off - bol;
+}
+
+int dr_prompt_file_read(const struct dagrun_workflow *wf, const struct dr_ai *ai,
+			char **path, char **data, size_t *len, char **err)
+{
+	char *why = NULL;
+	*data = *err = NULL;
+	*len = 0;
+	if (!(*path = file_join(wf->dir, ai->prompt_file.s)))
+		return -ENOMEM;
+	int r = file_read_regular(*path, DR_PROMPT_FILE_MAX, data, len, &why);
+	if (r < 0 && r != -ENOMEM && !(*err = buf_strf("promptFile '%s': %s",
+						       ai->prompt_file.s, why)))
+		r = -ENOMEM;
+	free(why);
+	if (r < 0) {
+		free(*path);
+		*path = NULL;
+	}
+	return r;
 }

@@ -38,6 +38,7 @@
 #include "sched/sched.h"
 #include "util/diag.h"
 #include "util/runid.h"
+#include "util/clock.h"
 
 #define RUN_ID_MAX 64
 
@@ -69,13 +70,6 @@ struct dagrun_engine {
 	uint64_t started_ms;
 	bool ran;
 };
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static unsigned cpu_count(void)
 {
@@ -243,7 +237,7 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	unsigned par = e->opts.max_parallel ? e->opts.max_parallel
 		       : wf->max_parallel ? wf->max_parallel : cpu_count();
 	if ((r = sched_init(&e->s, wf, &e->loop, e->exec, par, e->run_id,
-			    (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32))) < 0)
+			    (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32))) < 0)
 		goto fail_loop;
 	struct flow_opts fo = {e->opts.vars, e->opts.secrets_file, e->run_id};
 	if (!e->opts.fake && (r = flow_new(&e->flow, wf, &fo, diags)) < 0)
@@ -281,7 +275,7 @@ static void log_event(dagrun_engine *e, int level, const char *msg)
 	memset(&ev, 0, sizeof(ev));
 	ev.type = DAGRUN_EV_LOG;
 	ev.level = level;
-	ev.ts_ms = wall_ms();
+	ev.ts_ms = clock_wall_ms();
 	ev.run_id = e->run_id;
 	ev.task_index = SCHED_NONE;
 	ev.exit_code = -1;
@@ -494,7 +488,7 @@ int dagrun_engine_run(dagrun_engine *e)
 	uv_prepare_init(&e->loop, &prepare);
 	prepare.data = e;
 	uv_prepare_start(&prepare, on_prepare);
-	e->started_ms = wall_ms();
+	e->started_ms = clock_wall_ms();
 	e->running = true;
 	/* Asked to stop before it began: nothing starts. */
 	int early = atomic_exchange(&e->irq, 0);
@@ -526,7 +520,7 @@ int dagrun_engine_run(dagrun_engine *e)
 	dagrun_event ev;
 	memset(&ev, 0, sizeof(ev));
 	ev.type = DAGRUN_EV_RUN_END;
-	ev.ts_ms = wall_ms();
+	ev.ts_ms = clock_wall_ms();
 	ev.run_id = e->run_id;
 	ev.task_index = SCHED_NONE;
 	ev.exit_code = -1;

@@ -26,6 +26,7 @@
 #include "expr/value.h"
 #include "util/arena.h"
 #include "util/diag.h"
+#include "util/env.h"
 
 #define OUTPUT_KEEP_MAX ((size_t)1 << 20)   /* bytes of `output` kept: 1 MiB */
 #define SECRETS_FILE_MAX ((size_t)1 << 20)
@@ -79,21 +80,20 @@ static void flow_warn(struct flow *f, uint32_t t, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void flow_warn(struct flow *f, uint32_t t, const char *fmt, ...)
 {
-	struct buf b = BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	int r = buf_vprintf(&b, fmt, ap);
+	char *m = buf_vstrf(fmt, ap);
 	va_end(ap);
-	const char *msg = r < 0 ? "a warning was lost (out of memory)" : b.data;
 	if (f->warn_fn) {
-		f->warn_fn(f->warn_ud, t, msg);
-	} else if (f->n_pending < PENDING_WARN_MAX && r == 0 &&
+		f->warn_fn(f->warn_ud, t, m ? m : "a warning was lost (out of memory)");
+	} else if (f->n_pending < PENDING_WARN_MAX && m &&
 		   (f->pending || (f->pending = calloc(PENDING_WARN_MAX, sizeof(char *))))) {
-		f->pending[f->n_pending++] = buf_steal(&b);
+		f->pending[f->n_pending++] = m;
+		m = NULL;
 	} else {
 		f->pending_lost++;
 	}
-	buf_free(&b);
+	free(m);
 }
 
 void flow_set_warn(struct flow *f, flow_warn_fn fn, void *ud)
@@ -187,10 +187,7 @@ static char *located(const struct flow *f, const struct dr_text *x,
 {
 	unsigned line, col;
 	dr_text_position(x, e->offset, &line, &col);
-	char *m = NULL;
-	if (asprintf(&m, "%s:%u:%u: %s: %s", f->wf->path, line, col, what, e->msg) < 0)
-		return NULL;
-	return m;
+	return buf_strf("%s:%u:%u: %s: %s", f->wf->path, line, col, what, e->msg);
 }
 
 static struct compiled *compiled_of(struct flow *f, const struct dr_text *x, bool is_expr)
@@ -640,11 +637,7 @@ static int register_secrets(struct flow *f, const char *src, size_t len)
 			if (q > n && (size_t)(q - n) < sizeof(name)) {
 				memcpy(name, n, (size_t)(q - n));
 				name[q - n] = '\0';
-				const char *v = NULL;
-				size_t nl = strlen(name);
-				for (char **e = f->env ? f->env : environ; e && *e && !v; e++)
-					if (!strncmp(*e, name, nl) && (*e)[nl] == '=')
-						v = *e + nl + 1;
+				const char *v = env_get(f->env, name);
 				int r = v ? redact_add(f->red, v, strlen(v)) : 0;
 				if (r < 0 && r != -E2BIG)
 					return r;
@@ -663,6 +656,18 @@ struct scan {
 	struct flow *f;
 	int err;
 };
+
+/* Marks the results of the tasks refs reads as kept. */
+static void keep_referenced(struct flow *f, const struct expr_refs *refs)
+{
+	for (size_t k = 0; k < refs->n; k++) {
+		if (refs->v[k].kind != EXPR_NAME_TASK)
+			continue;
+		uint32_t s = intern_find(&f->wf->ids, refs->v[k].name, strlen(refs->v[k].name));
+		if (s != INTERN_NONE && f->wf->sym_task[s] != UINT32_MAX)
+			f->keep[f->wf->sym_task[s]] = 1;
+	}
+}
 
 /* Notes which results are read and which secrets are named, for one text. */
 static int scan_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_use use)
@@ -684,13 +689,7 @@ static int scan_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text
 				continue;
 			struct expr_refs refs = {0};
 			if (expr_check(NULL, x->s + tp.segs[i].off, tp.segs[i].len, 0, &refs, &e) == 0)
-				for (size_t k = 0; k < refs.n; k++)
-					if (refs.v[k].kind == EXPR_NAME_TASK) {
-						uint32_t s = intern_find(&f->wf->ids, refs.v[k].name,
-									 strlen(refs.v[k].name));
-						if (s != INTERN_NONE && f->wf->sym_task[s] != UINT32_MAX)
-							f->keep[f->wf->sym_task[s]] = 1;
-					}
+				keep_referenced(f, &refs);
 			expr_refs_free(&refs);
 		}
 	}
@@ -708,13 +707,7 @@ static int scan_expr(struct flow *f, const struct dr_text *x)
 	struct expr_refs refs = {0};
 	struct expr_error e = {0};
 	if (expr_check(NULL, x->s, x->len, EXPR_CHECK_CONDITION, &refs, &e) == 0)
-		for (size_t k = 0; k < refs.n; k++)
-			if (refs.v[k].kind == EXPR_NAME_TASK) {
-				uint32_t s = intern_find(&f->wf->ids, refs.v[k].name,
-							 strlen(refs.v[k].name));
-				if (s != INTERN_NONE && f->wf->sym_task[s] != UINT32_MAX)
-					f->keep[f->wf->sym_task[s]] = 1;
-			}
+		keep_referenced(f, &refs);
 	expr_refs_free(&refs);
 	return 0;
 }
@@ -723,7 +716,7 @@ static int scan_expr(struct flow *f, const struct dr_text *x)
 static int register_key(struct flow *f, const struct dr_ai *ai)
 {
 	const char *name = ai_api_key_env(ai);
-	const char *v = name ? getenv(name) : NULL;
+	const char *v = name ? env_get(NULL, name) : NULL;
 	int r = v ? redact_add(f->red, v, strlen(v)) : 0;
 	if (r == REDACT_TOO_SHORT) {
 		char who[300];

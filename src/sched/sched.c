@@ -22,6 +22,7 @@
 #include "expr/redact.h"
 #include "sched/backoff.h"
 #include "sched/flow.h"
+#include "util/clock.h"
 
 #define RETRY_AFTER_CAP_MS (10ull * 60 * 1000)
 #define TAIL_BYTES 2048
@@ -37,19 +38,12 @@ struct slot {
 	uint64_t fed[2];              /* bytes each stream was given */
 };
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void ev_init(struct sched *s, dagrun_event *ev, int type, uint32_t t)
 {
 	memset(ev, 0, sizeof(*ev));
 	ev->type = type;
 	ev->level = DAGRUN_INFO;
-	ev->ts_ms = wall_ms();
+	ev->ts_ms = clock_wall_ms();
 	ev->run_id = s->run_id;
 	ev->task_index = t;
 	ev->exit_code = -1;
@@ -464,10 +458,7 @@ static char *output_path(struct sched *s, uint32_t t, uint32_t attempt)
 {
 	if (!s->tmpdir)
 		return NULL;
-	char *p = NULL;
-	if (asprintf(&p, "%s/%u.%u.out", s->tmpdir, t, attempt) < 0)
-		return NULL;
-	return p;
+	return buf_strf("%s/%u.%u.out", s->tmpdir, t, attempt);
 }
 
 static void start_attempt(struct sched *s, uint32_t t)
@@ -513,7 +504,7 @@ static void start_attempt(struct sched *s, uint32_t t)
 		memset(&res, 0, sizeof(res));
 		res.error_class = (uint8_t)classify_errno(r);
 		res.exit_code = -1;
-		res.start_ms = res.end_ms = wall_ms();
+		res.start_ms = res.end_ms = clock_wall_ms();
 		char msg[256];
 		snprintf(msg, sizeof(msg), "cannot start: %s", strerror(-r));
 		res.error = msg;

@@ -21,6 +21,8 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "util/buf.h"
+#include "util/clock.h"
 
 /* The schema version this build writes; see sqlite_schema.c. */
 #define SQ_SCHEMA_VERSION 2
@@ -173,8 +175,6 @@ static inline struct sq_store *sq_of(struct store *s)
 
 /* ---- helpers (sqlite.c) ------------------------------------------------------ */
 
-/* A malloc'd "FMT" string, or NULL on OOM. */
-char *sq_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Sets *err (when err) to "PATH: FMT: sqlite's message". Returns the
  * errno-style code for rc (see store.h). */
 int sq_fail(sqlite3 *db, int rc, const char *path, char **err,
@@ -187,9 +187,6 @@ int sq_err(char **err, int code, const char *fmt, ...)
 /* Records the sticky error (the first one wins) and calls on_error once. */
 void sq_set_error(struct sq_store *st, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Wall clock and monotonic clock, in ms. */
-uint64_t sq_now_ms(void);
-uint64_t sq_mono_ms(void);
 /* Runs one SQL text (no rows). Returns a SQLite code. */
 int sq_exec(sqlite3 *db, const char *sql);
 /* Starts a read transaction (a snapshot), waiting while the database is
@@ -332,6 +329,11 @@ int sq_q_enter(struct sq_store *st, char **err);
 void sq_q_leave(struct sq_store *st);
 /* Prepares sql on qdb; sets *err on failure. */
 int sq_q_prep(struct sq_store *st, const char *sql, sqlite3_stmt **q, char **err);
+/* Prepares the query of one run's attempts, all tasks' (task < 0: all, with
+ * ?1 the run) or one task's (one, with ?1 the run and ?2 the task), and
+ * binds them. */
+int sq_q_prep_run(struct sq_store *st, const char *all, const char *one, uint64_t run,
+		  int64_t task, sqlite3_stmt **q, char **err);
 /* The error for a failed step on qdb. */
 int sq_q_fail(struct sq_store *st, int rc, char **err);
 /* Reads a run's task statuses (n of them) into status (pending where

@@ -49,7 +49,7 @@ static int read_run(struct sq_store *st, sqlite3_stmt *q, struct arena *mem,
 	r->lease.pid_start = (uint64_t)sqlite3_column_int64(q, 20);
 	r->lease.beat_ms = (uint64_t)sqlite3_column_int64(q, 21);
 	r->lease.alive = sq_lease_alive(st, r->lease.host, r->lease.pid, r->lease.pid_start,
-					r->lease.beat_ms, sq_now_ms());
+					r->lease.beat_ms, clock_wall_ms());
 	if (r->status == STORE_RUN_RUNNING && !r->lease.alive)
 		r->status = STORE_RUN_INTERRUPTED;
 	return r->run_id && r->workflow && r->path ? 0 : -ENOMEM;
@@ -60,6 +60,18 @@ int sq_q_prep(struct sq_store *st, const char *sql, sqlite3_stmt **q, char **err
 {
 	int rc = sqlite3_prepare_v2(st->qdb, sql, -1, q, NULL);
 	return rc == SQLITE_OK ? 0 : sq_fail(st->qdb, rc, st->path, err, "cannot query");
+}
+
+int sq_q_prep_run(struct sq_store *st, const char *all, const char *one, uint64_t run,
+		  int64_t task, sqlite3_stmt **q, char **err)
+{
+	int r = sq_q_prep(st, task < 0 ? all : one, q, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(*q, 1, (int64_t)run);
+	if (task >= 0)
+		sqlite3_bind_int64(*q, 2, task);
+	return 0;
 }
 
 int sq_q_enter(struct sq_store *st, char **err)
@@ -347,20 +359,16 @@ static int task_ids(struct sq_store *st, uint64_t key, struct arena *mem, uint32
 }
 
 /* Folds the attempts of (run, task) (all tasks: task < 0) into t[]. */
+#define FOLD_SQL "SELECT task, attempt, flags, start_ms, end_ms, duration_ms, exit_code, " \
+		 "signal, class, error FROM attempts WHERE run=?1"
+
 static int fold_attempts(struct sq_store *st, uint64_t run, int64_t task, uint32_t as,
 			 struct store_task_info *t, uint32_t n, struct arena *mem, char **err)
 {
 	sqlite3_stmt *q = NULL;
-	int r = sq_q_prep(st, task < 0 ?
-		     "SELECT task, attempt, flags, start_ms, end_ms, duration_ms, exit_code, "
-		     "signal, class, error FROM attempts WHERE run=?1" :
-		     "SELECT task, attempt, flags, start_ms, end_ms, duration_ms, exit_code, "
-		     "signal, class, error FROM attempts WHERE run=?1 AND task=?2", &q, err);
+	int r = sq_q_prep_run(st, FOLD_SQL, FOLD_SQL " AND task=?2", run, task, &q, err);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(q, 1, (int64_t)run);
-	if (task >= 0)
-		sqlite3_bind_int64(q, 2, task);
 	int rc = SQLITE_DONE;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		int64_t i = task < 0 ? sqlite3_column_int64(q, 0) : as;

@@ -269,7 +269,7 @@ static void leases(struct sq_store *st, bool release)
 			     "(its lease is no longer ours): stopping", st->path,
 			     (unsigned long long)l.lost);
 	free(l.keys);
-	st->next_beat_ms = sq_mono_ms() + st->heartbeat_ms;
+	st->next_beat_ms = clock_mono_ms() + st->heartbeat_ms;
 }
 
 static void abs_deadline(struct timespec *ts, uint64_t mono_ms)
@@ -301,7 +301,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
 		/* Leases are renewed between batches, busy or idle. */
-		if (st->nruns && sq_mono_ms() >= st->next_beat_ms) {
+		if (st->nruns && clock_mono_ms() >= st->next_beat_ms) {
 			pthread_mutex_unlock(&st->lock);
 			leases(st, false);
 			pthread_mutex_lock(&st->lock);
@@ -321,7 +321,7 @@ static void *writer_main(void *arg)
 		/* Group commit: let the batch fill for batch_ms, unless a
 		 * barrier is waiting or the batch is full. */
 		struct timespec ts;
-		abs_deadline(&ts, sq_mono_ms() + st->batch_ms);
+		abs_deadline(&ts, clock_mono_ms() + st->batch_ms);
 		while (!st->stop && !st->barrier_waiting && st->queued < st->batch_max && !st->err)
 			if (pthread_cond_timedwait(&st->wake, &st->lock, &ts) == ETIMEDOUT)
 				break;
@@ -360,7 +360,7 @@ int sq_writer_start(struct sq_store *st, char **err)
 	int r = sq_apply_prepare(st, err);
 	if (r < 0)
 		return r;
-	st->next_beat_ms = sq_mono_ms() + st->heartbeat_ms;
+	st->next_beat_ms = clock_mono_ms() + st->heartbeat_ms;
 	/* The writer takes no signal: they go to the host's threads. */
 	sigset_t all, old;
 	sigfillset(&all);

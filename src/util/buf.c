@@ -80,6 +80,25 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	return r;
 }
 
+char *buf_vstrf(const char *fmt, va_list ap)
+{
+	struct buf b = BUF_INIT;
+	if (buf_vprintf(&b, fmt, ap) < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+char *buf_strf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = buf_vstrf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
 void buf_reset(struct buf *b)
 {
 	b->len = 0;

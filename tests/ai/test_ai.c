@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "exec/ai.h"
+#include "server.h"
 #include "expr/value.h"
 
 #define KEY_ENV "DAGRUN_TEST_AI_KEY"
@@ -36,50 +37,19 @@
 
 /* ---- the fake server ------------------------------------------------------------ */
 
-static pid_t server_pid;
-static int server_in = -1;
+static struct test_server server;
 static int port;
 static char tmpdir[64];
 
 static int server_up(void **state)
 {
 	(void)state;
-	const char *src = getenv("SRCDIR");
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/tests/ai/fake_openai.py", src ? src : ".");
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/dagrun-ai-test-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return -1;
-	int in[2], out[2];
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+	if (test_server_start(&server, "tests/ai/fake_openai.py", NULL) < 0)
 		return -1;
-	server_pid = fork();
-	if (server_pid < 0)
-		return -1;
-	if (server_pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		execlp("python3", "python3", path, (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	server_in = in[1];
-	char line[64] = "";
-	size_t n = 0;
-	while (n < sizeof(line) - 1) {
-		ssize_t k = read(out[0], line + n, 1);
-		if (k <= 0 || line[n] == '\n')
-			break;
-		n++;
-	}
-	line[n] = '\0';
-	close(out[0]);
-	if (sscanf(line, "%d", &port) != 1)
-		return -1;
-	setenv("no_proxy", "*", 1);
-	unsetenv("http_proxy");
-	unsetenv("HTTP_PROXY");
+	port = server.ports[0];
 	unsetenv(KEY_ENV);
 	unsetenv("OPENAI_BASE_URL");
 	return port > 0 ? 0 : -1;
@@ -88,12 +58,7 @@ static int server_up(void **state)
 static int server_down(void **state)
 {
 	(void)state;
-	if (server_in >= 0)
-		close(server_in);
-	if (server_pid > 0) {
-		kill(server_pid, SIGTERM);
-		waitpid(server_pid, NULL, 0);
-	}
+	test_server_stop(&server);
 	if (tmpdir[0]) {
 		char cmd[128];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
@@ -1081,7 +1046,9 @@ static void prompt_file_is_read_relative_to_the_workflow_and_cached(void **state
 	job_start(&c, &j1, f, 0);
 	ctx_wait(&c);
 	const struct dr_text *first = rendered[n_rendered - 1];
-	assert_int_equal(first->line, ai->prompt_file.line);
+	/* positions in the file count from its start, as validation counts */
+	assert_int_equal(first->line, 1);
+	assert_int_equal(first->col, 1);
 	write_file("prompts/notes.md", "changed: not read again\n");
 	n_rendered = 0;
 	job_start(&c, &j2, f, 0);
@@ -1108,7 +1075,26 @@ static void prompt_file_is_read_relative_to_the_workflow_and_cached(void **state
 	o = j1.o;
 	assert_false(o.ok);
 	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
-	assert_contains(o.error, "promptFile prompts/missing.md: No such file");
+	/* validation's words, at the key (dr_prompt_file_read) */
+	assert_contains(o.error, "t.yaml:");
+	assert_contains(o.error, "promptFile 'prompts/missing.md': No such file");
+	outcome_free(&o);
+
+	/* A template error in the file names the file, its line and column. */
+	write_file("prompts/bad.md", "line one\nthen {{ nope }}\n");
+	ai->prompt_file = text("prompts/bad.md");
+	ai->model = text("t-pfile-bad");
+	f->tasks[2] = f->tasks[0];
+	ctx_init(&c);
+	job_start(&c, &j1, f, 2);
+	ctx_finish(&c);
+	o = j1.o;
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
+	char want[256];
+	snprintf(want, sizeof(want), "promptFile 'prompts/bad.md': %s/prompts/bad.md:1:1: "
+		 "unknown name 'nope'", tmpdir);
+	assert_contains(o.error, want);
 	outcome_free(&o);
 	fixture_free(f);
 }
@@ -1152,7 +1138,8 @@ static void a_prompt_file_that_is_a_fifo_fails_without_blocking_the_loop(void **
 	struct fixture *f = fixture_new();
 	struct dr_ai *ai = ai_task(f, 0, "t-pfifo", NULL);
 	ai->prompt_file = text("prompt.fifo");
-	assert_int_equal(child_expects(f, "promptFile prompt.fifo: Invalid argument"), 0);
+	assert_int_equal(child_expects(f, "promptFile 'prompt.fifo': is a FIFO, not a regular "
+					  "file"), 0);
 	fixture_free(f);
 	unlink(path);
 }
