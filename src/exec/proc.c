@@ -105,6 +105,7 @@ struct proc_runner {
 	char *marker;              /* NAME=VALUE once guarded, else NULL */
 	struct watchdog *wd;       /* while guarded; NULL: none (yet, or again) */
 	pid_t wd_pid;              /* wd's process; changed under reg_lock */
+	int hold_fd;               /* kept open by every watchdog, or -1 */
 	struct wd_watch *wdw;      /* pidfd poll on wd, or NULL (blind: tick) */
 	bool freeing;
 };
@@ -1037,7 +1038,7 @@ static int guard_start(struct proc_runner *r)
 {
 	struct watchdog *w;
 	pthread_mutex_lock(&reg_lock);
-	int err = watchdog_start(r->loop, r->marker, &w);
+	int err = watchdog_start(r->loop, r->marker, r->hold_fd, &w);
 	if (!err)
 		r->wd_pid = watchdog_pid(w);
 	pthread_mutex_unlock(&reg_lock);
@@ -1060,6 +1061,11 @@ static int guard_start(struct proc_runner *r)
 	r->wd = w;
 	watch_watchdog(r);
 	return 0;
+}
+
+void proc_runner_hold(struct proc_runner *r, int fd)
+{
+	r->hold_fd = fd;
 }
 
 int proc_runner_guard(struct proc_runner *r, const char *name, const char *value)
@@ -1087,6 +1093,7 @@ int proc_runner_new(uv_loop_t *loop, struct proc_runner **out)
 	if (!r)
 		return -ENOMEM;
 	r->loop = loop;
+	r->hold_fd = -1;
 	r->devnull = -1;
 	if ((r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
 		err = -errno;

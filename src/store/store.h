@@ -130,8 +130,8 @@ enum store_stream { STORE_STDOUT = 1, STORE_STDERR = 2 };
 
 /* ---- run ids ------------------------------------------------------------ */
 
-/* "YYYYMMDD-HHMMSS-mmm-rrrrrrrrrrrr": UTC time to the millisecond, then 48
- * random bits (getrandom) in hex. Ids sort by start time; two processes
+/* "YYYYMMDD-HHMMSS.mmm-rrrrrrrrrrrr" (util/runid.h, the engine's own): UTC
+ * time to the millisecond, then 48 random bits (getrandom) in hex. Ids sort by start time; two processes
  * (or machines) making one in the same millisecond collide with odds 2^-48,
  * and begin() with a NULL id retries on a collision, so ids are unique in
  * a store. */

@@ -25,7 +25,7 @@ static void run_ids_sort_by_time_and_differ_within_one_millisecond(void **state)
 		assert_int_equal(strlen(ids[i]), STORE_RUN_ID_SIZE - 1);
 		assert_true(store_run_id_valid(ids[i]));
 	}
-	assert_memory_equal(ids[0], "20261129-054449-123-", 20);
+	assert_memory_equal(ids[0], "20261129-054449.123-", 20);
 	qsort(ids, N, sizeof(*ids), cmp_str);
 	for (int i = 1; i < N; i++)
 		assert_string_not_equal(ids[i - 1], ids[i]);
