@@ -40,6 +40,10 @@
 #define KEEP_MS STORE_MAX_AGE_MS_DEFAULT
 #define HISTORY_TASK_RUNS 2000000u   /* tasks x runs read for history, at most */
 #define HISTORY_RUNS 10u
+/* Output waiting for the writer, at most: a task that writes faster than
+ * the disk takes it costs this much memory, and what arrives beyond is
+ * counted as cut from its log (the attempt's *_log_cut), never held. */
+#define QUEUE_MAX ((size_t)8 << 20)
 
 /* An attempt's end, waiting for the status event that follows it. */
 struct stash {
@@ -566,7 +570,7 @@ int record_start(struct record **out, const struct record_opts *o,
 	uv_unref((uv_handle_t *)&r->async);
 	struct store_opts so = {
 		.dir = o->dir, .durable = o->durable, .log_cap = o->log_cap,
-		.on_error = on_store_error, .ud = r,
+		.queue_max = QUEUE_MAX, .on_error = on_store_error, .ud = r,
 	};
 	if ((rc = store_open(&store_sqlite_ops, &so, &r->st, err)) < 0)
 		goto fail;
@@ -629,12 +633,63 @@ char *record_summary(const struct record *r)
 	return r && r->summary ? strdup(r->summary) : NULL;
 }
 
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+};
+
+static void on_final_barrier(void *ud, int status)
+{
+	(void)status;
+	struct waiter *w = ud;
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Says how much output the log files did not get (the log cap, or output
+ * faster than the disk took it), once everything is written: counted in
+ * the attempts' records, and said here, never dropped silently. */
+static void warn_cut(struct record *r)
+{
+	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+	if (store_barrier(r->st, on_final_barrier, &w) == 0) {
+		pthread_mutex_lock(&w.mu);
+		while (!w.done)
+			pthread_cond_wait(&w.cv, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+	}
+	struct store_stats st;
+	r->st->ops->stats(r->st, &st);
+	if (!st.log_cut_bytes)
+		return;
+	char *m = NULL;
+	if (asprintf(&m, "%llu bytes of the tasks' output are not in the state directory's log "
+		     "files (past --log-cap, or written faster than the disk took them); each "
+		     "attempt's record says how many of its own", (unsigned long long)st.log_cut_bytes) < 0)
+		return;
+	dagrun_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = DAGRUN_EV_LOG;
+	ev.level = DAGRUN_WARN;
+	ev.ts_ms = wall_ms();
+	ev.run_id = r->run_id;
+	ev.task_index = SCHED_NONE;
+	ev.exit_code = -1;
+	ev.message = m;
+	sched_emit(r->s, &ev);
+	free(m);
+}
+
 int record_finish(struct record *r, int outcome, char **err)
 {
 	if (!r || !r->st)
 		return 0;
 	r->live = false;
 	flush_end(r, NULL);
+	warn_cut(r);
 	int rc = 0;
 	if (outcome == 0 || outcome == 1)
 		rc = r->st->ops->run_end(r->st, r->key, outcome ? STORE_RUN_FAILED : STORE_RUN_COMPLETED,

@@ -380,7 +380,8 @@ static int interrupted(struct cont *c, struct store *st, uint64_t key, uint32_t 
 {
 	const struct store_task_info *o = &c->old[t];
 	const struct store_attempt_info *a = c->last[t];
-	if (o->status != STORE_TASK_RUNNING && o->status != STORE_TASK_RETRYING)
+	bool task = o->status == STORE_TASK_RUNNING || o->status == STORE_TASK_RETRYING;
+	if (!task && (!a || a->ended))
 		return 0;
 	const char *msg = "interrupted: the dagrun that ran it ended before it did";
 	int r = 0;
@@ -395,7 +396,7 @@ static int interrupted(struct cont *c, struct store *st, uint64_t key, uint32_t 
 		r = store_attempt_end(st, key, &e);
 	}
 	struct store_task_status_rec s = {.task = t, .status = STORE_TASK_INTERRUPTED, .error = msg};
-	if (r == 0)
+	if (r == 0 && task)
 		r = store_task_status(st, key, &s);
 	if (r < 0 && err && !*err)
 		st->ops->last_error(st, err);

@@ -114,6 +114,12 @@ struct sq_rec {
 #define REC_SIZE(m) (offsetof(struct sq_rec, u) + sizeof(((struct sq_rec *)0)->u.m))
 #define REC_TAIL(r, m) ((char *)&(r)->u + sizeof((r)->u.m))
 
+/* Queue blocks: large enough for several of the biggest output chunks a
+ * caller hands in (64 KiB reads), so that a flood of output reuses a few
+ * blocks instead of allocating one per chunk; SQ_SPARE_MAX are kept. */
+#define SQ_BLOCK_SIZE ((size_t)256 << 10)
+#define SQ_SPARE_MAX 64
+
 struct sq_block {
 	struct sq_block *next;
 	size_t used, cap;

@@ -283,7 +283,7 @@ static void recycle(struct sq_store *st, struct sq_block *list)
 {
 	while (list) {
 		struct sq_block *n = list->next;
-		if (st->nspare < 32 && list->cap == ((size_t)64 << 10)) {
+		if (st->nspare < SQ_SPARE_MAX && list->cap == SQ_BLOCK_SIZE) {
 			list->next = st->spare;
 			st->spare = list;
 			st->nspare++;
@@ -322,7 +322,8 @@ static void *writer_main(void *arg)
 		 * barrier is waiting or the batch is full. */
 		struct timespec ts;
 		abs_deadline(&ts, sq_mono_ms() + st->batch_ms);
-		while (!st->stop && !st->barrier_waiting && st->queued < st->batch_max && !st->err)
+		while (!st->stop && !st->barrier_waiting && st->queued < st->batch_max &&
+		       st->queued_out < st->queue_max / 4 && !st->err)
 			if (pthread_cond_timedwait(&st->wake, &st->lock, &ts) == ETIMEDOUT)
 				break;
 		struct sq_block *list = st->head;

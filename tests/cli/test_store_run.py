@@ -378,6 +378,37 @@ class ResumeTest(Base):
         self.assertNotIn("0 leftover", err)
         del text
 
+    def test_resume_waits_for_the_dead_runs_watchdog_before_starting_anything(self):
+        # The watchdog of a SIGKILLed dagrun sweeps every process carrying
+        # the run's id, which a resumed run's tasks carry too: resume must
+        # not start one before that watchdog is gone. Here it is held
+        # stopped (SIGSTOP) across the kill.
+        wf = self.chain(sleep="1")
+        p, bpid = self.kill_during_b(wf)
+        ps = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(p.pid)],
+                            capture_output=True, text=True).stdout.split("\n")
+        wd = [int(l.split()[0]) for l in ps if l.split()[1:] == ["dagrun-watchdog"]]
+        self.assertEqual(len(wd), 1, ps)
+        os.kill(wd[0], signal.SIGSTOP)
+        try:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            r = subprocess.Popen([DAGRUN, "resume", "last", "--state", self.state],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=self.env(), cwd=self.dir)
+            self.procs.append(r)
+            time.sleep(2)
+            self.assertIsNone(r.poll())
+            self.assertEqual(self.marks("b.marks"), ["b"], "resume started a task while "
+                             "the dead run's watchdog was still there")
+        finally:
+            os.kill(wd[0], signal.SIGCONT)
+        _, err = r.communicate(timeout=60)
+        self.assertEqual(r.returncode, 0, err)
+        self.assertEqual(self.marks("b.marks"), ["b", "b"])
+        self.assertEqual(self.marks("c.marks"), ["c"])
+        self.assertFalse(alive(bpid))
+
     def test_resume_refuses_a_run_whose_dagrun_lives(self):
         wf = self.chain(sleep="30")
         p, _ = self.kill_during_b(wf)
