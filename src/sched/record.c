@@ -298,12 +298,15 @@ static void observe(void *ud, const dagrun_event *ev)
 		stash_end(r, ev);
 		break;
 	case DAGRUN_EV_TASK_STATUS: {
+		/* Running: its attempt's start (next) says so. */
+		if (ev->status == DAGRUN_RUNNING)
+			break;
 		flush_end(r, r->stash.full && r->stash.e.task == ev->task_index ? ev : NULL);
 		struct store_task_status_rec t = {
 			.task = ev->task_index, .status = ev->status,
 			.error_class = final_status(ev->status) || ev->status == DAGRUN_RETRYING ?
 				       ev->error_class : 0,
-			.error = ev->status == DAGRUN_RUNNING ? NULL : ev->error,
+			.error = ev->error,
 		};
 		check(r, store_task_status(r->st, r->key, &t));
 		break;
@@ -386,20 +389,23 @@ out:
 	return rc;
 }
 
-/* The workflow's text for the snapshot, masked, into b. */
-static int snapshot(struct record *r, const struct record_opts *o, struct buf *b)
+/* The workflow's text for the snapshot, masked: *text and *len, pointing
+ * into o->definition or into b (which the caller frees); *text NULL when
+ * there is none to record (not a file that can be read again). */
+static int snapshot(struct record *r, const struct record_opts *o, struct buf *b,
+		    const char **text, size_t *len)
 {
-	const char *text = o->definition;
-	size_t len = o->definition_len;
+	*text = o->definition;
+	*len = o->definition_len;
 	struct buf file = BUF_INIT;
 	int rc = 0;
-	if (!text) {
+	if (!*text) {
 		int fd = open(r->wf->path, O_RDONLY | O_CLOEXEC);
 		struct stat sb;
 		if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 			if (fd >= 0)
 				close(fd);
-			return 0;   /* not a file we can read again: none recorded */
+			return 0;
 		}
 		file.max = DAGRUN_MAX_FILE_BYTES;
 		char chunk[65536];
@@ -412,11 +418,17 @@ static int snapshot(struct record *r, const struct record_opts *o, struct buf *b
 			buf_free(&file);
 			return rc == -E2BIG ? 0 : rc;
 		}
-		text = file.data ? file.data : "";
-		len = file.len;
+		*text = file.data ? file.data : "";
+		*len = file.len;
 	}
-	rc = flow_redact(r->f, text, len, b);
+	if (!flow_redacting(r->f)) {
+		*b = file;   /* nothing to mask: no copy */
+		return 0;
+	}
+	rc = flow_redact(r->f, *text, *len, b);
 	buf_free(&file);
+	*text = b->data ? b->data : "";
+	*len = b->len;
 	return rc;
 }
 
@@ -428,7 +440,10 @@ static int begin_run(struct record *r, const struct record_opts *o, uint32_t run
 	const char **ids = malloc((wf->n_tasks ? wf->n_tasks : 1) * sizeof(*ids));
 	char path[PATH_MAX];
 	int rc = -ENOMEM;
-	if (!ids || (rc = snapshot(r, o, &def)) < 0 || (rc = flow_vars_json(r->f, wf, &vars)) < 0) {
+	const char *text = NULL;
+	size_t len = 0;
+	if (!ids || (rc = snapshot(r, o, &def, &text, &len)) < 0 ||
+	    (rc = flow_vars_json(r->f, wf, &vars)) < 0) {
 		fail(err, rc, "cannot record the run's definition: %s", strerror(-rc));
 		goto out;
 	}
@@ -438,7 +453,7 @@ static int begin_run(struct record *r, const struct record_opts *o, uint32_t run
 		.run_id = r->run_id, .run_attempt = run_attempt,
 		.workflow = dagrun_workflow_name(wf),
 		.path = realpath(wf->path, path) ? path : wf->path,
-		.definition = def.len ? def.data : NULL, .definition_len = def.len,
+		.definition = text, .definition_len = len,
 		.vars_json = vars.data, .task_ids = ids, .n_tasks = wf->n_tasks,
 		.start_ms = wall_ms(),
 	};
@@ -663,6 +678,10 @@ static void warn_cut(struct record *r)
 	}
 	struct store_stats st;
 	r->st->ops->stats(r->st, &st);
+	if (getenv("DAGRUN_STORE_STATS"))
+		fprintf(stderr, "store: %llu records, %llu transactions, writer %.3f s CPU, %llu busy\n",
+			(unsigned long long)st.records, (unsigned long long)st.transactions,
+			st.writer_cpu_ns / 1e9, (unsigned long long)st.busy_retries);
 	if (!st.log_cut_bytes)
 		return;
 	char *m = NULL;

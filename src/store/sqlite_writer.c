@@ -108,10 +108,12 @@ static int take(struct sq_store *st, struct sq_batch *b, struct sq_rec *r)
 	uintptr_t i;
 	switch (r->type) {
 	case REC_START:
-		if ((ret = PUSH(b->ops, b->nops, b->capops, op)) == 0)
-			ret = sq_map_put(&b->starts, r->run->key,
-					 attempt_key(r->u.start.task, r->u.start.attempt),
-					 (void *)(uintptr_t)b->nops);
+		/* The task runs (store.h: attempt_start implies its status). */
+		if ((ret = PUSH(b->ops, b->nops, b->capops, op)) == 0 &&
+		    (ret = sq_map_put(&b->starts, r->run->key,
+				      attempt_key(r->u.start.task, r->u.start.attempt),
+				      (void *)(uintptr_t)b->nops)) == 0)
+			ret = note_status(b, r, r->u.start.task, STORE_TASK_RUNNING, false);
 		break;
 	case REC_END:
 		i = (uintptr_t)sq_map_get(&b->starts, r->run->key,

@@ -413,6 +413,8 @@ struct store_ops {
 	 * ended) or a task index out of range; never waits for the disk.
 	 * Records of a run are committed in the order they were made; a
 	 * record is durable once a barrier made after it has called back. */
+	/* An attempt's start; the task's status becomes running with it (no
+	 * task_status record is needed for that, and its reason is cleared). */
 	int (*attempt_start)(struct store *s, uint64_t key,
 			     const struct store_attempt_start *a);
 	/* An attempt's end: inserted with its start as one row when both are
