@@ -40,6 +40,7 @@
 #define KEEP_MS STORE_MAX_AGE_MS_DEFAULT
 #define HISTORY_TASK_RUNS 2000000u   /* tasks x runs read for history, at most */
 #define HISTORY_RUNS 10u
+#define GATE_GROUP_MS 5              /* a request that is not urgent waits this */
 /* Output waiting for the writer, at most: a task that writes faster than
  * the disk takes it costs this much memory, and what arrives beyond is
  * counted as cut from its log (the attempt's *_log_cut), never held. */
@@ -64,7 +65,8 @@ struct record {
 	char *lock_path;
 	int lock_fd;
 	uv_async_t async;            /* answers from the writer thread */
-	bool async_init, detached;
+	uv_timer_t group;            /* a request that is not urgent, waiting */
+	bool async_init, group_init, detached;
 	bool live;                   /* the run's loop acts on answers */
 	bool stopped;                /* the store's failure was acted on */
 	atomic_int barrier_done;
@@ -318,14 +320,41 @@ static void observe(void *ud, const dagrun_event *ev)
 
 /* ---- the gate ------------------------------------------------------------------ */
 
-static int gate_request(void *ud)
+static int barrier_now(struct record *r)
 {
-	struct record *r = ud;
-	flush_end(r, NULL);
 	int rc = store_barrier(r->st, on_barrier, r);
 	if (rc == 0)
 		uv_ref((uv_handle_t *)&r->async);   /* the answer keeps the loop */
 	return rc;
+}
+
+static void on_group(uv_timer_t *h)
+{
+	struct record *r = h->data;
+	int rc = barrier_now(r);
+	if (rc < 0 && r->live)
+		stop(r, rc);
+}
+
+/* Urgent: a barrier now, which the writer commits at once. Else in
+ * GATE_GROUP_MS, unless hurried: a busy run asks once per group of tasks,
+ * and the store commits once per request. */
+static int gate_request(void *ud, bool urgent)
+{
+	struct record *r = ud;
+	flush_end(r, NULL);
+	if (urgent)
+		return barrier_now(r);
+	return uv_timer_start(&r->group, on_group, GATE_GROUP_MS, 0);
+}
+
+static void gate_hurry(void *ud)
+{
+	struct record *r = ud;
+	if (!uv_is_active((uv_handle_t *)&r->group))
+		return;   /* the barrier is already asked for */
+	uv_timer_stop(&r->group);
+	on_group(&r->group);
 }
 
 /* ---- starting ------------------------------------------------------------------- */
@@ -583,6 +612,9 @@ int record_start(struct record **out, const struct record_opts *o,
 	r->async.data = r;
 	r->async_init = true;
 	uv_unref((uv_handle_t *)&r->async);
+	uv_timer_init(s->loop, &r->group);
+	r->group.data = r;
+	r->group_init = true;
 	struct store_opts so = {
 		.dir = o->dir, .durable = o->durable, .log_cap = o->log_cap,
 		.queue_max = QUEUE_MAX, .on_error = on_store_error, .ud = r,
@@ -621,7 +653,7 @@ int record_start(struct record **out, const struct record_opts *o,
 		fail(err, rc, "out of memory");
 		goto fail;
 	}
-	struct sched_gate g = {gate_request, r};
+	struct sched_gate g = {gate_request, gate_hurry, r};
 	sched_set_gate(s, &g);
 	r->live = true;
 	*out = r;
@@ -740,6 +772,8 @@ void record_detach(struct record *r)
 	r->live = false;
 	if (r->async_init)
 		uv_close((uv_handle_t *)&r->async, NULL);
+	if (r->group_init)
+		uv_close((uv_handle_t *)&r->group, NULL);
 }
 
 void record_free(struct record *r)

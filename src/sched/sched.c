@@ -201,12 +201,31 @@ static void finalize(struct sched *s, uint32_t t)
 	s->held[s->held_n++] = t;
 }
 
+#define GATE_HELD_URGENT 1024   /* tasks held: ask at once, however busy */
+
+/* Whether the run waits for the gate: a slot is free and nothing else is
+ * ready to take it, or the run is stopping. */
+static bool gate_waited(const struct sched *s)
+{
+	return s->interrupted || (s->running < s->max_parallel && readyq_empty(&s->ready));
+}
+
 /* Asks the gate for what is held, unless a request is in flight (its
- * answer asks again). */
+ * answer asks again; it is hurried when the run comes to wait for it). */
 static void gate_kick(struct sched *s)
 {
-	if (!s->gate.request || s->gate_busy || !s->held_n)
+	if (!s->gate.request)
 		return;
+	if (s->gate_busy) {
+		if (!s->gate_urgent && s->gate.hurry && gate_waited(s)) {
+			s->gate_urgent = true;
+			s->gate.hurry(s->gate.ud);
+		}
+		return;
+	}
+	if (!s->held_n)
+		return;
+	bool urgent = gate_waited(s) || s->held_n >= GATE_HELD_URGENT;
 	uint32_t *v = s->passing, cap = s->passing_cap;
 	s->passing = s->held;
 	s->passing_cap = s->held_cap;
@@ -215,7 +234,8 @@ static void gate_kick(struct sched *s)
 	s->held_cap = cap;
 	s->held_n = 0;
 	s->gate_busy = true;
-	int r = s->gate.request(s->gate.ud);
+	s->gate_urgent = urgent;
+	int r = s->gate.request(s->gate.ud, urgent);
 	if (r < 0) {
 		s->gate_busy = false;
 		sched_fail(s, r);

@@ -24,7 +24,10 @@
  *    next phase (hooks) starts and before the run is done. A task waits
  *    in `held` until a request takes it, then in `passing` until that
  *    request is answered; one request is in flight at a time, and it
- *    takes every task held, so commits group themselves under load.
+ *    takes every task held, so commits group themselves under load. A
+ *    request is urgent when the run would wait for it (a free slot and
+ *    nothing ready, or the run stopping): the gate may otherwise group
+ *    for a few milliseconds while other tasks keep every slot busy.
  *    Without a gate, nothing waits.
  * Work per task is O((deps + dependents) + log n): no rescans.
  */
@@ -68,9 +71,15 @@ struct observer {
 struct sched_gate {
 	/* Asks that everything the observers were told so far be made
 	 * durable. Answered later, from the loop and never from inside this
-	 * call, by exactly one sched_gate_open(). Returns 0, or < 0 when no
-	 * answer will come (the run then stops as with sched_fail()). */
-	int (*request)(void *ud);
+	 * call, by exactly one sched_gate_open(). urgent: the run waits for
+	 * the answer (a slot is free and nothing else is ready, or the run is
+	 * stopping); not urgent, the gate may take a few milliseconds to group
+	 * commits, since other tasks keep the run busy meanwhile. Returns 0,
+	 * or < 0 when no answer will come (the run then stops as with
+	 * sched_fail()). */
+	int (*request)(void *ud, bool urgent);
+	/* The request in flight became urgent (may be NULL). */
+	void (*hurry)(void *ud);
 	void *ud;
 };
 
@@ -113,6 +122,7 @@ struct sched {
 	uint32_t *held, *passing;    /* final tasks waiting for the gate */
 	uint32_t held_n, held_cap, passing_n, passing_cap;
 	bool gate_busy;              /* a request is in flight */
+	bool gate_urgent;            /* and it is urgent */
 	uint32_t kept_main;          /* main tasks seeded final (sched_seed) */
 };
 

@@ -27,7 +27,8 @@ struct gate {
 	const struct dagrun_workflow *wf;
 	uv_timer_t timer;
 	uint64_t delay_ms;
-	uint32_t requests, answers;
+	uint32_t requests, answers, urgent, hurries;
+	uint64_t lazy_ms;         /* a request that is not urgent waits this (0: delay_ms) */
 	int fail_at;              /* the request (1-based) answered with -ENOSPC; 0: none */
 	bool busy;
 	uint8_t *final;           /* per task: the observers saw it final */
@@ -41,6 +42,16 @@ struct gate {
 	uint32_t *order;
 	uint32_t n_order;
 };
+
+static void answer(uv_timer_t *h);
+
+/* The gate was told the run now waits: answer at once. */
+static void hurry(void *ud)
+{
+	struct gate *g = ud;
+	g->hurries++;
+	uv_timer_start(&g->timer, answer, 0, 0);
+}
 
 static void answer(uv_timer_t *h)
 {
@@ -57,14 +68,16 @@ static void answer(uv_timer_t *h)
 	sched_gate_open(g->s, status);
 }
 
-static int request(void *ud)
+static int request(void *ud, bool urgent)
 {
 	struct gate *g = ud;
+	if (urgent)
+		g->urgent++;
 	assert_false(g->busy);          /* one request in flight at a time */
 	g->busy = true;
 	g->requests++;
 	memcpy(g->pending, g->final, g->wf->n_tasks);
-	uv_timer_start(&g->timer, answer, g->delay_ms, 0);
+	uv_timer_start(&g->timer, answer, !urgent && g->lazy_ms ? g->lazy_ms : g->delay_ms, 0);
 	return 0;
 }
 
@@ -117,6 +130,7 @@ struct setup {
 	uint64_t delay_ms;
 	int fail_at;
 	bool no_gate;
+	uint64_t lazy_ms;
 	const int *seed_status;   /* per task: -1, or seeded final with it */
 	const uint64_t *weights;  /* or NULL */
 	uint32_t jobs;
@@ -130,6 +144,7 @@ static int run(const struct dagrun_workflow *wf, struct gate *g, const struct se
 	g->wf = wf;
 	g->delay_ms = su->delay_ms;
 	g->fail_at = su->fail_at;
+	g->lazy_ms = su->lazy_ms;
 	g->final = calloc(n, 1);
 	g->asked = calloc(n, 1);
 	g->committed = calloc(n, 1);
@@ -153,7 +168,7 @@ static int run(const struct dagrun_workflow *wf, struct gate *g, const struct se
 	s.obs = o;
 	s.n_obs = 1;
 	if (!su->no_gate) {
-		struct sched_gate gt = {request, g};
+		struct sched_gate gt = {request, hurry, g};
 		sched_set_gate(&s, &gt);
 	}
 	if (su->weights)
@@ -313,6 +328,39 @@ static void a_failing_gate_stops_the_run_and_starts_nothing_more(void **state)
 	dagrun_workflow_free(wf);
 }
 
+static void requests_are_urgent_only_when_the_run_waits_and_are_hurried_then(void **state)
+{
+	(void)state;
+	/* A chain: after each task the run waits, every request is urgent. */
+	dagrun_workflow *wf = load(
+		"name: chain\n"
+		"tasks:\n"
+		"  - {id: a, command: 'true'}\n"
+		"  - {id: b, command: 'true', dependencies: [a]}\n"
+		"  - {id: c, command: 'true', dependencies: [b]}\n");
+	struct gate g;
+	struct setup su = {.delay_ms = 1, .lazy_ms = 60000, .jobs = 1};
+	assert_int_equal(run(wf, &g, &su), 0);
+	assert_int_equal(g.requests, 3);
+	assert_int_equal(g.urgent, 3);
+	gate_free(&g);
+	dagrun_workflow_free(wf);
+	/* Wide, one slot: while other tasks keep it busy the requests may
+	 * wait (60 s here); the run ends in time only because each is hurried
+	 * once the run comes to wait for it. */
+	char *yaml = random_dag(60, 7);
+	wf = load(yaml);
+	free(yaml);
+	su.jobs = 2;
+	assert_int_equal(run(wf, &g, &su), 0);
+	assert_int_equal(g.violations, 0);
+	assert_true(g.urgent < g.requests);
+	assert_true(g.hurries > 0);
+	assert_true(g.ended_committed);
+	gate_free(&g);
+	dagrun_workflow_free(wf);
+}
+
 static void without_a_gate_nothing_waits(void **state)
 {
 	(void)state;
@@ -401,6 +449,7 @@ int main(void)
 		cmocka_unit_test(hooks_and_the_end_of_the_run_wait_for_the_gate),
 		cmocka_unit_test(a_hook_starts_only_after_the_main_tasks_are_committed),
 		cmocka_unit_test(a_failing_gate_stops_the_run_and_starts_nothing_more),
+		cmocka_unit_test(requests_are_urgent_only_when_the_run_waits_and_are_hurried_then),
 		cmocka_unit_test(without_a_gate_nothing_waits),
 		cmocka_unit_test(seeded_tasks_do_not_run_and_release_their_dependents),
 		cmocka_unit_test(measured_weights_order_the_ready_tasks),
