@@ -172,6 +172,15 @@ struct sq_store {
 	uint64_t next_beat_ms;
 };
 
+/* Output bytes queued that wake the writer before its batch window ends:
+ * a quarter of the queue's cap, and at least 1 MiB (small queues, as in
+ * tests, keep their batch window). */
+static inline size_t sq_out_wake(const struct sq_store *st)
+{
+	size_t q = st->queue_max / 4;
+	return q > ((size_t)1 << 20) ? q : (size_t)1 << 20;
+}
+
 static inline struct sq_store *sq_of(struct store *s)
 {
 	return (struct sq_store *)s;

@@ -116,8 +116,8 @@ static void leave(struct sq_store *st, struct sq_rec *r)
 		wake = true;
 	/* Output piling up: the writer takes it now rather than after its
 	 * batch window, before the queue's cap makes us cut it. */
-	if (r->type == REC_OUTPUT && st->queued_out >= st->queue_max / 4 &&
-	    st->queued_out - r->u.output.len < st->queue_max / 4)
+	if (r->type == REC_OUTPUT && st->queued_out >= sq_out_wake(st) &&
+	    st->queued_out - r->u.output.len < sq_out_wake(st))
 		wake = true;
 	if (r->type == REC_BARRIER)
 		st->barrier_waiting = true;

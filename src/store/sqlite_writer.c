@@ -325,7 +325,7 @@ static void *writer_main(void *arg)
 		struct timespec ts;
 		abs_deadline(&ts, sq_mono_ms() + st->batch_ms);
 		while (!st->stop && !st->barrier_waiting && st->queued < st->batch_max &&
-		       st->queued_out < st->queue_max / 4 && !st->err)
+		       st->queued_out < sq_out_wake(st) && !st->err)
 			if (pthread_cond_timedwait(&st->wake, &st->lock, &ts) == ETIMEDOUT)
 				break;
 		struct sq_block *list = st->head;
