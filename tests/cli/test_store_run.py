@@ -297,6 +297,53 @@ class FaultTest(Base):
             subprocess.run(["umount", mnt])
 
 
+class MidRunFaultTest(Base):
+    """A store that fails during the run stops it: the database locked
+    beyond the busy timeout (10 s), the run's lease taken over."""
+
+    WF = """\
+        name: mid
+        tasks:
+          - id: first
+            command: sleep 1
+          - id: second
+            dependencies: [first]
+            command: touch second-ran
+          - id: long
+            command: echo $$ > long.pid; exec sleep 120
+        """
+
+    def test_a_database_locked_beyond_the_busy_timeout_stops_the_run(self):
+        wf = self.write(self.WF)
+        p = self.spawn("run", wf)
+        db = os.path.join(self.state, "state.db")
+        self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(self.dir, "long.pid"))))
+        c = sqlite3.connect(db, timeout=30, isolation_level=None)
+        try:
+            c.execute("BEGIN EXCLUSIVE")
+            _, err = p.communicate(timeout=90)
+        finally:
+            c.execute("ROLLBACK")
+            c.close()
+        self.assertEqual(p.returncode, 3, err)
+        self.assertIn("cannot record the run", err)
+        self.assertIn(db, err)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "second-ran")))
+        with open(os.path.join(self.dir, "long.pid")) as f:
+            self.assertTrue(wait_for(lambda: not alive(int(f.read() or 0)), 10))
+
+    def test_a_lease_taken_over_stops_the_run(self):
+        wf = self.write(self.WF.replace("sleep 1", "sleep 30"))
+        p = self.spawn("run", wf)
+        self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(self.dir, "long.pid"))))
+        with sqlite3.connect(os.path.join(self.state, "state.db"), timeout=30) as c:
+            c.execute("UPDATE runs SET owner_host='elsewhere', owner_pid=4242")
+        _, err = p.communicate(timeout=90)   # within a heartbeat (10 s)
+        self.assertEqual(p.returncode, 3, err)
+        self.assertIn("taken over", err)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "second-ran")))
+
+
 class ResumeTest(Base):
     def chain(self, sleep="3"):
         return self.write("""\
