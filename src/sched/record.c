@@ -44,7 +44,7 @@
 /* Output waiting for the writer, at most: a task that writes faster than
  * the disk takes it costs this much memory, and what arrives beyond is
  * counted as cut from its log (the attempt's *_log_cut), never held. */
-#define QUEUE_MAX ((size_t)8 << 20)
+#define QUEUE_MAX ((size_t)2 << 20)
 
 /* An attempt's end, waiting for the status event that follows it. */
 struct stash {

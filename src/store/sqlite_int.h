@@ -118,7 +118,7 @@ struct sq_rec {
  * caller hands in (64 KiB reads), so that a flood of output reuses a few
  * blocks instead of allocating one per chunk; SQ_SPARE_MAX are kept. */
 #define SQ_BLOCK_SIZE ((size_t)256 << 10)
-#define SQ_SPARE_MAX 64
+#define SQ_SPARE_MAX 16
 
 struct sq_block {
 	struct sq_block *next;
