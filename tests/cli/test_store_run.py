@@ -365,6 +365,15 @@ class ResumeTest(Base):
         self.assertTrue(wait_for(lambda: os.path.exists(pidfile) and os.path.getsize(pidfile)))
         with open(pidfile) as f:
             bpid = int(f.read())
+        # Killed once b's start is committed (a few ms later, under load more).
+        def recorded():
+            try:
+                with self.db() as c:
+                    return c.execute("SELECT count(*) FROM attempts WHERE task=1 AND pid=?",
+                                     (bpid,)).fetchone()[0] == 1
+            except sqlite3.Error:
+                return False
+        self.assertTrue(wait_for(recorded), "b's start was never recorded")
         return p, bpid
 
     def test_resume_after_sigkill_keeps_completed_tasks_and_reruns_the_interrupted(self):
