@@ -16,6 +16,15 @@ int cli_runs(int argc, char **argv);
 int cli_show(int argc, char **argv);
 int cli_logs(int argc, char **argv);
 int cli_prune(int argc, char **argv);
+int cli_report(int argc, char **argv);
+int cli_trace(int argc, char **argv);
+int cli_stats(int argc, char **argv);
+
+/* Writes the Chrome trace of recorded run ref (of the state directory
+ * state, NULL: the default) to path (NULL or "-": standard output), as
+ * `dagrun trace` does; what `dagrun run --trace FILE` calls once its run
+ * is recorded. Messages say "dagrun CMD: ...". Returns the exit status. */
+int cli_trace_run(const char *cmd, const char *state, const char *ref, const char *path);
 
 /* The state directory: opt (--state DIR) when given, else $DAGRUN_STATE
  * when set and not empty, else ".dagrun" (in the current directory). The
