@@ -167,6 +167,13 @@ typedef struct dagrun_event {
 	 * does not keep because of the 1 MiB per-attempt cap (0: all kept). */
 	uint64_t out_bytes, err_bytes;
 	uint64_t out_dropped, err_dropped;
+	/* ATTEMPT_START of a task that runs a process (command, script): the
+	 * leader's pid, its process group (the same number: each attempt has
+	 * a group of its own) and its start time in clock ticks since boot
+	 * (/proc/PID/stat field 22), which tells it from a later process
+	 * with that pid; all 0 for other tasks. */
+	int64_t pid, pgid;
+	uint64_t pid_start;
 } dagrun_event;
 
 typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);
@@ -240,6 +247,22 @@ typedef struct dagrun_run_opts {
 	const char *secrets_file;/* KEY=VALUE lines for secrets.KEY; must not
 				  * be readable by group or others */
 	unsigned process_flags;  /* enum dagrun_process_flags; 0: a guest */
+	/* The state store (README "The state directory"). state_dir: where
+	 * the run is recorded (DIR/state.db, DIR/logs/, created when missing);
+	 * NULL: not recorded, and nothing below applies. A run that cannot be
+	 * recorded does not start (dagrun_engine_run() fails, and
+	 * dagrun_engine_error() says why, naming the file); a store that fails
+	 * during the run stops it as an interruption does. */
+	const char *state_dir;
+	int durable;             /* survive power loss, not only a crash of
+				  * this process: every commit synced */
+	uint64_t log_cap;        /* bytes of each attempt's stdout, and of its
+				  * stderr, kept in its log files; 0: 64 MiB */
+	const char *definition;  /* the workflow's text as it was loaded,
+				  * recorded as the run's snapshot (what resume
+				  * and rerun run); NULL: wf's file is read
+				  * when the run starts */
+	size_t definition_len;
 } dagrun_run_opts;
 
 /* A new engine for wf (which must outlive it). No process-wide effect: no
@@ -282,6 +305,12 @@ int dagrun_engine_interrupt(dagrun_engine *e, int hard);
  * start with one worker and every task succeeding (then `# onSuccess` and
  * `# onExit` with theirs); runs nothing. Returns 0 or -errno. */
 int dagrun_engine_plan(dagrun_engine *e, FILE *out);
+
+/* Why the last dagrun_engine_run() or dagrun_engine_plan() of e failed
+ * when the reason is more than its return value says (a state store that
+ * cannot be opened or failed: the message names the file), or NULL. Owned
+ * by e. */
+const char *dagrun_engine_error(const dagrun_engine *e);
 
 /* Per-status task counts after a run; counts has DAGRUN_CANCELLED + 1 slots. */
 void dagrun_engine_counts(const dagrun_engine *e, size_t *counts);

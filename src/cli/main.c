@@ -14,7 +14,9 @@ static const char usage[] =
 	"usage: dagrun [--version] [--help] COMMAND [ARGS]\n"
 	"\n"
 	"commands:\n"
-	"  run FILE        validate, then run the workflow\n"
+	"  run FILE        validate, then run the workflow (recorded in .dagrun/)\n"
+	"  resume RUN      continue a run that did not finish\n"
+	"  rerun RUN       run a recorded run again: what failed, or a selection\n"
 	"  validate FILE   check a workflow without running anything\n"
 	"  graph FILE      print the dependency graph (dot, mermaid, json, svg)\n"
 	"  runs            list past and live runs, newest first\n"
@@ -59,6 +61,10 @@ int main(int argc, char **argv)
 		return cli_logs(argc - 1, argv + 1);
 	if (!strcmp(cmd, "prune"))
 		return cli_prune(argc - 1, argv + 1);
+	if (!strcmp(cmd, "resume"))
+		return cli_resume(argc - 1, argv + 1);
+	if (!strcmp(cmd, "rerun"))
+		return cli_rerun(argc - 1, argv + 1);
 	if (!strcmp(cmd, "report"))
 		return cli_report(argc - 1, argv + 1);
 	if (!strcmp(cmd, "trace"))

@@ -21,6 +21,7 @@
 
 #include "exec/proc.h"
 #include "util/clock.h"
+#include "util/pstat.h"
 
 extern char **environ;
 
@@ -759,6 +760,10 @@ static int command_start(struct executor *ex, struct exec_attempt *a)
 			st->oc.workdir_err = errno;
 	}
 	st->oc.program = st->program;
+	if (st->proc) {
+		a->pid = proc_pid(st->proc);
+		a->pid_start = pstat_start_time(a->pid, NULL);
+	}
 	err = 0;
 later:
 	if (st->oc.script_err || st->oc.spawn_err || st->oc.template_err) {
@@ -813,6 +818,11 @@ void command_executor_kill_all(struct executor *ex)
 int command_executor_adopt(struct executor *ex)
 {
 	return proc_runner_adopt(((struct command_executor *)ex)->runner);
+}
+
+void command_executor_hold(struct executor *ex, int fd)
+{
+	proc_runner_hold(((struct command_executor *)ex)->runner, fd);
 }
 
 int command_executor_guard(struct executor *ex, const char *run_id)

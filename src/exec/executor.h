@@ -157,6 +157,12 @@ struct exec_attempt {
 	void *owner;                 /* the scheduler's data */
 	/* The executor's own state for this attempt. */
 	void *priv;
+	/* Set by start() when it started a process (command, script): the
+	 * leader's pid (also its process group and session) and its start
+	 * time (util/pstat.h), which the store records so that resume can
+	 * find what is left of the attempt after a crash; 0 otherwise. */
+	int64_t pid;
+	uint64_t pid_start;
 	/* Set by the AI executor around its own render calls (system, prompt)
 	 * and NULL otherwise: the task's rendered context, which the render
 	 * callback exposes to templates as context.<key>. Borrowed. */

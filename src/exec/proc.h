@@ -124,6 +124,11 @@ int proc_runner_adopt(struct proc_runner *r);
  * Returns 0 or -errno (-EAGAIN, -ENOMEM, -EMFILE: nothing started). */
 int proc_runner_guard(struct proc_runner *r, const char *name, const char *value);
 
+/* Before proc_runner_guard(): every watchdog of r (the first and any
+ * replacement) keeps a copy of fd open until it exits (see
+ * watchdog_start). The caller keeps fd open while r lives. */
+void proc_runner_hold(struct proc_runner *r, int fd);
+
 /* Frees r once its handles have closed (run the loop afterwards). No proc
  * may be running; waits (at most 2 s) for what proc_runner_kill_all()
  * killed to die, reaping what orphans it can when adopted, and stops the

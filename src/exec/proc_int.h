@@ -79,6 +79,7 @@ struct proc_runner {
 	char *marker;              /* NAME=VALUE once guarded, else NULL */
 	struct watchdog *wd;       /* while guarded; NULL: none (yet, or again) */
 	pid_t wd_pid;              /* wd's process; changed under the lock */
+	int hold_fd;               /* kept open by every watchdog, or -1 */
 	struct wd_watch *wdw;      /* pidfd poll on wd, or NULL (blind: tick) */
 	bool freeing;
 };

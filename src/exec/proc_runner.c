@@ -288,7 +288,7 @@ int proc_guard_start(struct proc_runner *r)
 {
 	struct watchdog *w;
 	pthread_mutex_lock(&reg_lock);
-	int err = watchdog_start(r->loop, r->marker, &w);
+	int err = watchdog_start(r->loop, r->marker, r->hold_fd, &w);
 	if (!err)
 		r->wd_pid = watchdog_pid(w);
 	pthread_mutex_unlock(&reg_lock);
@@ -311,6 +311,11 @@ int proc_guard_start(struct proc_runner *r)
 	r->wd = w;
 	watch_watchdog(r);
 	return 0;
+}
+
+void proc_runner_hold(struct proc_runner *r, int fd)
+{
+	r->hold_fd = fd;
 }
 
 int proc_runner_guard(struct proc_runner *r, const char *name, const char *value)
@@ -336,6 +341,7 @@ int proc_runner_new(uv_loop_t *loop, struct proc_runner **out)
 	if (!r)
 		return -ENOMEM;
 	r->loop = loop;
+	r->hold_fd = -1;
 	r->devnull = -1;
 	if ((r->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
 		err = -errno;

@@ -1,4 +1,4 @@
-/* internal.h: what expr.c, scope.c, convert*.c, guard.c and match.c share
+/* internal.h: what expr.c, scope*.c, convert*.c, guard.c and match.c share
  * about the engine's lua_State. Private to src/expr.
  *
  * Registry layout (refs in struct expr_engine): the two environments
@@ -79,6 +79,16 @@ int scope_setup(lua_State *L);
 /* After an evaluation: forgets what it cached. Allocates nothing, so it
  * runs outside protected mode. */
 void scope_reset(struct expr_engine *e);
+/* scope_fields.c: pushes field f (enum lz_field) of r. Returns true when the
+ * value is a table (worth caching for the rest of the evaluation). May
+ * raise (allocation, a JSON output's parse charged to the budget). */
+bool scope_push_field(lua_State *L, const struct expr_result *r, int f);
+/* Pushes a table of the n pairs of kv (an entry without a key is left
+ * out), the keys lower-cased when lower. May raise. */
+void scope_push_kv_table(lua_State *L, const struct expr_kv *kv, size_t n, bool lower);
+/* Sets field k of the table on top of the stack to the string v, or to
+ * nil when v is NULL. May raise. */
+void scope_set_str_or_nil(lua_State *L, const char *k, const char *v);
 
 /* The kind of the table at idx, LZ_NONE for a plain one or a non-table. */
 int lz_kind_of(lua_State *L, int idx);

@@ -1,5 +1,6 @@
 /* shell.c: a POSIX sh quoting state machine and context-aware quoting of
- * substituted values; see shell.h. */
+ * substituted values; see shell.h. (Which interpreters are POSIX shells
+ * is told in shell_interp.c.) */
 #include "expr/shell.h"
 
 #include <errno.h>
@@ -553,74 +554,4 @@ int sh_substitute(struct sh *m, const char *v, size_t n, struct buf *out,
 			out->data[len0] = '\0';
 	}
 	return r;
-}
-
-/* ---- interpreters -------------------------------------------------------- */
-
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* The next blank-separated word of s[*p .. len), as [*start, *end). */
-static bool next_word(const char *s, size_t len, size_t *p, size_t *start,
-		      size_t *end)
-{
-	while (*p < len && is_blank(s[*p]))
-		(*p)++;
-	if (*p >= len)
-		return false;
-	*start = *p;
-	while (*p < len && !is_blank(s[*p]))
-		(*p)++;
-	*end = *p;
-	return true;
-}
-
-static bool shell_name(const char *w, size_t n)
-{
-	static const char *const shells[] = {
-		"sh", "bash", "dash", "zsh", "ksh", "mksh", "ksh93", "ash",
-		"yash", "posh",
-	};
-	const char *slash = memrchr(w, '/', n);
-	if (slash) {
-		n -= (size_t)(slash + 1 - w);
-		w = slash + 1;
-	}
-	for (size_t i = 0; i < sizeof(shells) / sizeof(shells[0]); i++)
-		if (strlen(shells[i]) == n && !memcmp(shells[i], w, n))
-			return true;
-	return false;
-}
-
-static bool named(const char *w, size_t n, const char *name)
-{
-	const char *slash = memrchr(w, '/', n);
-	if (slash) {
-		n -= (size_t)(slash + 1 - w);
-		w = slash + 1;
-	}
-	return strlen(name) == n && !memcmp(name, w, n);
-}
-
-bool sh_is_posix_shell(const char *interp, size_t len)
-{
-	size_t p = 0, a, b;
-	if (!interp)
-		return true;
-	if (!next_word(interp, len, &p, &a, &b))
-		return false;
-	if (named(interp + a, b - a, "env")) {
-		/* env [-flags] [NAME=value]... program */
-		do {
-			if (!next_word(interp, len, &p, &a, &b))
-				return false;
-		} while (interp[a] == '-' || memchr(interp + a, '=', b - a));
-	}
-	if (named(interp + a, b - a, "busybox")) {
-		if (!next_word(interp, len, &p, &a, &b))
-			return false;
-	}
-	return shell_name(interp + a, b - a);
 }

@@ -16,6 +16,10 @@
  * the signal), the dispositions found being put back at its end;
  * DAGRUN_PROC_SUBREAPER has the command executor adopt orphans (see
  * exec/proc.h).
+ *
+ * With a state directory, the run is recorded (sched/record.h) before any
+ * task starts, or does not start; its end is committed before it is
+ * reported; resume and rerun continue a recorded run (sched/resume.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +39,8 @@
 #include "exec/http.h"
 #include "graph/graph.h"
 #include "sched/flow.h"
+#include "sched/record.h"
+#include "sched/resume.h"
 #include "sched/sched.h"
 #include "util/diag.h"
 #include "util/runid.h"
@@ -69,6 +75,9 @@ struct dagrun_engine {
 	dagrun_run_opts opts;
 	uint64_t started_ms;
 	bool ran;
+	struct record *rec;           /* the state store, while a run records */
+	const struct cont_opts *cont; /* resume or rerun, or NULL */
+	char *errmsg;                 /* dagrun_engine_error() */
 };
 
 static unsigned cpu_count(void)
@@ -458,6 +467,8 @@ static int remove_tmpdir(dagrun_engine *e)
 	return r;
 }
 
+static int start_recording(dagrun_engine *e);
+
 int dagrun_engine_run(dagrun_engine *e)
 {
 	if (e->ran)
@@ -468,10 +479,15 @@ int dagrun_engine_run(dagrun_engine *e)
 	struct executor *cmd = e->opts.fake ? NULL : e->exec[DR_KIND_COMMAND];
 	if (flags & ~(unsigned)(DAGRUN_PROC_SUBREAPER | DAGRUN_PROC_SIGNALS))
 		return -EINVAL;
+	/* A run that cannot be recorded does not start. */
+	if (e->opts.state_dir && (r = start_recording(e)) < 0)
+		return r;
 	if (!e->opts.fake && (r = make_tmpdir(e)) < 0)
 		return r;
 	/* Before any task: the tasks die with us, even if we are SIGKILLed;
 	 * and, on request, what escapes their groups is ours to reap and kill. */
+	if (cmd && e->rec)
+		command_executor_hold(cmd, record_lock_fd(e->rec));
 	if (cmd && (((flags & DAGRUN_PROC_SUBREAPER) && (r = command_executor_adopt(cmd)) < 0) ||
 		    (r = command_executor_guard(cmd, e->run_id)) < 0)) {
 		remove_tmpdir(e);
@@ -494,6 +510,10 @@ int dagrun_engine_run(dagrun_engine *e)
 	int early = atomic_exchange(&e->irq, 0);
 	if (early)
 		sched_interrupt(&e->s, SIGINT, early & IRQ_HARD);
+	char *said = record_summary(e->rec);
+	if (said)
+		log_event(e, DAGRUN_INFO, said);
+	free(said);
 	sched_start(&e->s);
 	if (early)
 		log_event(e, DAGRUN_WARN, "interrupted by the host before the run began: "
@@ -528,11 +548,55 @@ int dagrun_engine_run(dagrun_engine *e)
 	int outcome = e->s.error ? e->s.error
 		      : e->s.interrupted ? 128 + e->s.interrupted
 		      : e->s.main_failed ? 1 : 0;
+	/* The write-ahead rule: the run's end is committed before it is
+	 * reported. */
+	if (e->rec) {
+		char *err = NULL;
+		int rr = record_finish(e->rec, outcome, &err);
+		if (rr < 0) {
+			if (outcome >= 0)
+				outcome = rr;
+			free(e->errmsg);
+			e->errmsg = err;
+		} else {
+			free(err);
+		}
+	}
 	ev.status = outcome == 0 ? DAGRUN_COMPLETED : outcome > 128 ? DAGRUN_CANCELLED
 		    : DAGRUN_FAILED;
 	ev.level = outcome ? DAGRUN_ERR : DAGRUN_INFO;
 	sched_emit(&e->s, &ev);
 	return outcome;
+}
+
+/* Opens the store and records the run (record.h); before anything starts. */
+static int start_recording(dagrun_engine *e)
+{
+	struct record_opts ro = {
+		.dir = e->opts.state_dir, .durable = e->opts.durable != 0,
+		.log_cap = e->opts.log_cap, .definition = e->opts.definition,
+		.definition_len = e->opts.definition_len, .cont = e->cont,
+	};
+	char *err = NULL;
+	int r = record_start(&e->rec, &ro, e->wf, &e->s, e->flow, e->run_id, &err);
+	if (r < 0) {
+		free(e->errmsg);
+		e->errmsg = err;
+	}
+	return r;
+}
+
+int engine_set_continue(dagrun_engine *e, const struct cont_opts *o)
+{
+	if (!e->opts.state_dir || e->ran || !o)
+		return -EINVAL;
+	e->cont = o;
+	return 0;
+}
+
+const char *dagrun_engine_error(const dagrun_engine *e)
+{
+	return e->errmsg;
 }
 
 void dagrun_engine_counts(const dagrun_engine *e, size_t *counts)
@@ -545,12 +609,21 @@ int dagrun_engine_plan(dagrun_engine *e, FILE *out)
 {
 	const struct dagrun_workflow *wf = e->wf;
 	const struct graph *g = wf->graph;
+	int r = 0;
+	if (e->opts.state_dir) {
+		char *err = NULL;
+		if ((r = record_plan_weights(e->opts.state_dir, wf, &e->s, &err)) < 0) {
+			free(e->errmsg);
+			e->errmsg = err;
+			return r;
+		}
+		free(err);
+	}
 	uint32_t *waiting = malloc((wf->n_tasks + 1) * sizeof(*waiting));
 	struct readyq q;
-	readyq_init(&q, wf->tasks, g->weight);
+	readyq_init(&q, wf->tasks, e->s.weight);
 	if (!waiting)
 		return -ENOMEM;
-	int r = 0;
 	for (int phase = DR_HOOK_NONE; phase <= DR_HOOK_EXIT; phase++) {
 		if (phase == DR_HOOK_FAILURE)
 			continue;  /* a dry run assumes success */
@@ -587,10 +660,13 @@ void dagrun_engine_free(dagrun_engine *e)
 		if (e->owned[i])
 			e->owned[i]->ops->destroy(e->owned[i]);
 	uv_close((uv_handle_t *)&e->wake, NULL);
+	record_detach(e->rec);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
+	record_free(e->rec);
 	sched_free(&e->s);
 	flow_free(e->flow);
 	uv_loop_close(&e->loop);
 	remove_tmpdir(e);
+	free(e->errmsg);
 	free(e);
 }

@@ -12,6 +12,7 @@
 #include "sched.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ static void ev_init(struct sched *s, dagrun_event *ev, int type, uint32_t t)
 	if (t != SCHED_NONE) {
 		ev->task = wf_task_id(s->wf, t);
 		ev->status = s->ts[t].status;
-		ev->attempt = s->ts[t].attempts;
+		ev->attempt = sched_attempt_no(s, t);
 	}
 }
 
@@ -168,6 +169,75 @@ static void push_final(struct sched *s, uint32_t t)
 	s->stack[s->stack_n++] = t;
 }
 
+static bool grow_u32(uint32_t **v, uint32_t *cap, uint32_t n)
+{
+	if (n < *cap)
+		return true;
+	uint32_t c = *cap ? *cap * 2 : 64;
+	uint32_t *p = realloc(*v, (size_t)c * sizeof(*p));
+	if (!p)
+		return false;
+	*v = p;
+	*cap = c;
+	return true;
+}
+
+/* t is final: its dependents are released now, or, with a gate, once the
+ * gate has opened on a request made after this. */
+static void finalize(struct sched *s, uint32_t t)
+{
+	if (!s->gate.request) {
+		push_final(s, t);
+		return;
+	}
+	if (!grow_u32(&s->held, &s->held_cap, s->held_n)) {
+		sched_fail(s, -ENOMEM);
+		return;
+	}
+	s->held[s->held_n++] = t;
+}
+
+#define GATE_HELD_URGENT 1024   /* tasks held: ask at once, however busy */
+
+/* Whether the run waits for the gate: a slot is free and nothing else is
+ * ready to take it, or the run is stopping. */
+static bool gate_waited(const struct sched *s)
+{
+	return s->interrupted || (s->running < s->max_parallel && readyq_empty(&s->ready));
+}
+
+/* Asks the gate for what is held, unless a request is in flight (its
+ * answer asks again; it is hurried when the run comes to wait for it). */
+static void gate_kick(struct sched *s)
+{
+	if (!s->gate.request)
+		return;
+	if (s->gate_busy) {
+		if (!s->gate_urgent && s->gate.hurry && gate_waited(s)) {
+			s->gate_urgent = true;
+			s->gate.hurry(s->gate.ud);
+		}
+		return;
+	}
+	if (!s->held_n)
+		return;
+	bool urgent = gate_waited(s) || s->held_n >= GATE_HELD_URGENT;
+	uint32_t *v = s->passing, cap = s->passing_cap;
+	s->passing = s->held;
+	s->passing_cap = s->held_cap;
+	s->passing_n = s->held_n;
+	s->held = v;
+	s->held_cap = cap;
+	s->held_n = 0;
+	s->gate_busy = true;
+	s->gate_urgent = urgent;
+	int r = s->gate.request(s->gate.ud, urgent);
+	if (r < 0) {
+		s->gate_busy = false;
+		sched_fail(s, r);
+	}
+}
+
 /* Makes t final, with all the bookkeeping that goes with it: t leaves the
  * phase's count of tasks left (every task settled belongs to the phase
  * being run), a backoff timer it waited on is stopped and no longer
@@ -188,8 +258,9 @@ static void settle(struct sched *s, uint32_t t, int status, int cls,
 	}
 	if (s->flow) {
 		const struct slot *sl = st->slot;
-		int e = flow_record(s->flow, t, status, st->attempts, r ? r->duration_ms : 0,
-				    cls, error, r, sl ? sl->output_file : NULL);
+		int e = flow_record(s->flow, t, status, sched_attempt_no(s, t),
+				    r ? r->duration_ms : 0, cls, error, r,
+				    sl ? sl->output_file : NULL);
 		if (e < 0)
 			set_error(s, e);
 	}
@@ -203,7 +274,7 @@ static void settle(struct sched *s, uint32_t t, int status, int cls,
 	}
 	emit_status(s, t, old, error, tail);
 	release_slot(s, t);
-	push_final(s, t);
+	finalize(s, t);
 }
 
 static void make_ready(struct sched *s, uint32_t t)
@@ -480,14 +551,12 @@ static void start_attempt(struct sched *s, uint32_t t)
 	s->running++;
 	pools_take(s, t, -1);
 	emit_status(s, t, old, NULL, NULL);
-	dagrun_event ev;
-	ev_init(s, &ev, DAGRUN_EV_ATTEMPT_START, t);
-	sched_emit(s, &ev);
 
+	uint32_t no = sched_attempt_no(s, t);
 	free(sl->output_file);
-	sl->output_file = output_path(s, t, st->attempts);
+	sl->output_file = output_path(s, t, no);
 	sl->a = (struct exec_attempt){
-		.wf = s->wf, .task = t, .attempt = st->attempts, .run_id = s->run_id,
+		.wf = s->wf, .task = t, .attempt = no, .run_id = s->run_id,
 		.output_file = sl->output_file, .on_output = attempt_output,
 		.on_done = attempt_done, .render = s->flow ? attempt_render : NULL,
 		.redactor = flow_redactor(s->flow), .owner = sl,
@@ -499,6 +568,15 @@ static void start_attempt(struct sched *s, uint32_t t)
 	}
 	struct executor *ex = s->exec[s->wf->tasks[t].kind];
 	int r = ex ? ex->ops->start(ex, &sl->a) : -ENOTSUP;
+	/* After start(), which never calls back: the event carries the
+	 * process it started (what resume looks for after a crash). */
+	dagrun_event ev;
+	ev_init(s, &ev, DAGRUN_EV_ATTEMPT_START, t);
+	if (r == 0 && sl->a.pid > 0) {
+		ev.pid = ev.pgid = sl->a.pid;
+		ev.pid_start = sl->a.pid_start;
+	}
+	sched_emit(s, &ev);
 	if (r < 0) {
 		struct exec_result res;
 		memset(&res, 0, sizeof(res));
@@ -812,11 +890,13 @@ static void dispatch(struct sched *s)
 		}
 	} while ((s->redispatch || s->stack_n) && !s->error);
 	s->dispatching = false;
+	gate_kick(s);
 }
 
 static bool phase_idle(const struct sched *s)
 {
-	return s->running == 0 && s->retrying == 0 && readyq_empty(&s->ready) && !s->resume;
+	return s->running == 0 && s->retrying == 0 && readyq_empty(&s->ready) && !s->resume &&
+	       !s->gate_busy && !s->held_n;
 }
 
 /* Settles what can no longer run in this phase (an unsatisfiable wait). */
@@ -864,8 +944,14 @@ static void after_change(struct sched *s)
 	}
 	dispatch(s);
 	while (phase_idle(s) && !s->error) {
-		if (s->phase_left)
+		if (s->phase_left) {
 			settle_stuck(s);
+			/* What it settled is durable before the next phase:
+			 * the gate's answer comes back here. */
+			gate_kick(s);
+			if (!phase_idle(s))
+				return;
+		}
 		if (s->interrupted)
 			return;
 		/* Main tasks, then onSuccess or onFailure, then onExit. */
@@ -898,6 +984,26 @@ static void start_phase(struct sched *s, int hook)
 		if (!st->waiting && st->status == DAGRUN_PENDING)
 			resolve(s, t);
 	}
+	/* Tasks final from before (resume, rerun), after the loop above: a
+	 * dependent they release is resolved once, by its last dependency.
+	 * Already durable: no gate. */
+	bool kept = false;
+	for (uint32_t t = first; t < first + n; t++) {
+		struct tstate *st = &s->ts[t];
+		if (!st->kept)
+			continue;
+		kept = true;
+		s->phase_left--;
+		s->counts[st->status]++;
+		if (st->status == DAGRUN_FAILED) {
+			s->any_failed = true;
+			if (hook == DR_HOOK_NONE)
+				s->main_failed = true;
+		}
+		push_final(s, t);
+	}
+	if (kept)
+		drain_final(s, false);
 }
 
 /* ---- public to the engine ------------------------------------------------ */
@@ -927,12 +1033,74 @@ int sched_init(struct sched *s, const struct dagrun_workflow *wf, uv_loop_t *loo
 		s->ts[t].blocked_by = SCHED_NONE;
 		s->ts[t].skipped_by = SCHED_NONE;
 	}
-	readyq_init(&s->ready, wf->tasks, g->weight);
+	if (!(s->weight = malloc((wf->n_tasks ? wf->n_tasks : 1) * sizeof(*s->weight))))
+		return -ENOMEM;
+	for (uint32_t t = 0; t < wf->n_tasks; t++)
+		s->weight[t] = g->weight[t];
+	readyq_init(&s->ready, wf->tasks, s->weight);
 	for (uint32_t p = 0; p < wf->n_pools; p++) {
 		s->pool_avail[p] = wf->pools[p].capacity;
-		readyq_init(&s->pool_wait[p], wf->tasks, g->weight);
+		readyq_init(&s->pool_wait[p], wf->tasks, s->weight);
 	}
 	return 0;
+}
+
+void sched_set_weights(struct sched *s, const uint64_t *weight)
+{
+	memcpy(s->weight, weight, s->wf->n_tasks * sizeof(*s->weight));
+}
+
+void sched_set_gate(struct sched *s, const struct sched_gate *g)
+{
+	s->gate = *g;
+}
+
+void sched_seed(struct sched *s, uint32_t t, int status, int error_class)
+{
+	struct tstate *st = &s->ts[t];
+	st->status = (uint8_t)status;
+	st->error_class = (uint8_t)error_class;
+	if (!st->kept && s->wf->tasks[t].hook == DR_HOOK_NONE)
+		s->kept_main++;
+	st->kept = 1;
+}
+
+int sched_seed_attempts(struct sched *s, uint32_t t, uint32_t attempts)
+{
+	if (!s->attempt_base &&
+	    !(s->attempt_base = calloc(s->wf->n_tasks ? s->wf->n_tasks : 1,
+				       sizeof(*s->attempt_base))))
+		return -ENOMEM;
+	s->attempt_base[t] = attempts;
+	return 0;
+}
+
+uint32_t sched_attempt_no(const struct sched *s, uint32_t t)
+{
+	return s->ts[t].attempts + (s->attempt_base ? s->attempt_base[t] : 0);
+}
+
+void sched_gate_open(struct sched *s, int status)
+{
+	s->gate_busy = false;
+	if (status < 0) {
+		sched_fail(s, status);
+		return;
+	}
+	for (uint32_t i = 0; i < s->passing_n; i++)
+		push_final(s, s->passing[i]);
+	s->passing_n = 0;
+	after_change(s);
+}
+
+void sched_fail(struct sched *s, int err)
+{
+	set_error(s, err);
+	s->gate.request = NULL;
+	s->gate_busy = false;
+	s->held_n = s->passing_n = 0;
+	if (!s->interrupted)
+		sched_interrupt(s, SIGTERM, false);
 }
 
 /* A warning from data flow (a skipped $DAGRUN_OUTPUT line, a secret too
@@ -951,7 +1119,7 @@ int sched_start(struct sched *s)
 {
 	dagrun_event ev;
 	ev_init(s, &ev, DAGRUN_EV_RUN_START, SCHED_NONE);
-	ev.count = s->wf->n_main;
+	ev.count = s->wf->n_main - s->kept_main;   /* to run: kept ones are final */
 	sched_emit(s, &ev);
 	if (s->flow)
 		flow_set_warn(s->flow, flow_warned, s);
@@ -983,10 +1151,10 @@ void sched_interrupt(struct sched *s, int signo, bool hard)
 	}
 	/* Ready tasks stay pending: they never started, the run is resumable. */
 	readyq_free(&s->ready);
-	readyq_init(&s->ready, wf->tasks, wf->graph->weight);
+	readyq_init(&s->ready, wf->tasks, s->weight);
 	for (uint32_t p = 0; p < wf->n_pools; p++) {
 		readyq_free(&s->pool_wait[p]);
-		readyq_init(&s->pool_wait[p], wf->tasks, wf->graph->weight);
+		readyq_init(&s->pool_wait[p], wf->tasks, s->weight);
 		s->waited_pos[p] = 0;
 	}
 	s->n_waited = 0;
@@ -1014,5 +1182,9 @@ void sched_free(struct sched *s)
 	free(s->stack);
 	free(s->ts);
 	free(s->obs);
+	free(s->weight);
+	free(s->attempt_base);
+	free(s->held);
+	free(s->passing);
 	s->ts = NULL;
 }

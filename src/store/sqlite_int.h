@@ -116,6 +116,12 @@ struct sq_rec {
 #define REC_SIZE(m) (offsetof(struct sq_rec, u) + sizeof(((struct sq_rec *)0)->u.m))
 #define REC_TAIL(r, m) ((char *)&(r)->u + sizeof((r)->u.m))
 
+/* Queue blocks: large enough for several of the biggest output chunks a
+ * caller hands in (64 KiB reads), so that a flood of output reuses a few
+ * blocks instead of allocating one per chunk; SQ_SPARE_MAX are kept. */
+#define SQ_BLOCK_SIZE ((size_t)256 << 10)
+#define SQ_SPARE_MAX 16
+
 struct sq_block {
 	struct sq_block *next;
 	size_t used, cap;
@@ -167,6 +173,15 @@ struct sq_store {
 	unsigned open_fds;
 	uint64_t next_beat_ms;
 };
+
+/* Output bytes queued that wake the writer before its batch window ends:
+ * a quarter of the queue's cap, and at least 1 MiB (small queues, as in
+ * tests, keep their batch window). */
+static inline size_t sq_out_wake(const struct sq_store *st)
+{
+	size_t q = st->queue_max / 4;
+	return q > ((size_t)1 << 20) ? q : (size_t)1 << 20;
+}
 
 static inline struct sq_store *sq_of(struct store *s)
 {

@@ -18,32 +18,13 @@
 #include <string.h>
 
 #include "store/sqlite_int.h"
+#include "util/pstat.h"
 
 uint64_t sq_proc_start(int64_t pid)
 {
-	char path[64], buf[1024];
-	if (pid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%" PRId64 "/stat", pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
-		return 0;
-	p += 2;
-	/* Field 3 is the state; the start time is field 22. */
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p, ' ');
-		if (!p)
-			return 0;
-		p++;
-	}
-	return strtoull(p, NULL, 10);
+	bool zombie;
+	uint64_t t = pstat_start_time(pid, &zombie);
+	return zombie ? 0 : t;
 }
 
 bool sq_lease_alive(const struct sq_store *st, const char *host, int64_t pid,
