@@ -101,6 +101,7 @@ struct cli_exec {
 	const char *state;       /* --state, or NULL */
 	int no_state, durable;
 	uint64_t log_cap;        /* 0: the default */
+	const char *trace;       /* run --trace FILE, or NULL */
 };
 
 #define CLI_EXEC_INIT {.level = DAGRUN_INFO, .color = "auto"}
