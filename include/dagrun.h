@@ -174,6 +174,12 @@ typedef struct dagrun_event {
 	 * with that pid; all 0 for other tasks. */
 	int64_t pid, pgid;
 	uint64_t pid_start;
+	/* ATTEMPT_START: wall clock (ms since the epoch) when the attempt
+	 * became ready: its dependencies were final (attempt 1) or its retry
+	 * delay was over (a later one). ts_ms - ready_ms is the time it
+	 * waited for a free slot or a pool; the time between the previous
+	 * attempt's end and ready_ms, its retry delay. 0: not known. */
+	uint64_t ready_ms;
 } dagrun_event;
 
 typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);

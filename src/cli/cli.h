@@ -19,6 +19,15 @@ int cli_logs(int argc, char **argv);
 int cli_prune(int argc, char **argv);
 int cli_resume(int argc, char **argv);
 int cli_rerun(int argc, char **argv);
+int cli_report(int argc, char **argv);
+int cli_trace(int argc, char **argv);
+int cli_stats(int argc, char **argv);
+
+/* Writes the Chrome trace of recorded run ref (of the state directory
+ * state, NULL: the default) to path (NULL or "-": standard output), as
+ * `dagrun trace` does; what `dagrun run --trace FILE` calls once its run
+ * is recorded. Messages say "dagrun CMD: ...". Returns the exit status. */
+int cli_trace_run(const char *cmd, const char *state, const char *ref, const char *path);
 
 /* Whether to colour output on stream f given --color (auto|always|never)
  * and NO_COLOR. Returns 0 or 1. */
@@ -92,6 +101,7 @@ struct cli_exec {
 	const char *state;       /* --state, or NULL */
 	int no_state, durable;
 	uint64_t log_cap;        /* 0: the default */
+	const char *trace;       /* run --trace FILE, or NULL */
 };
 
 #define CLI_EXEC_INIT {.level = DAGRUN_INFO, .color = "auto"}

@@ -21,7 +21,12 @@ static const char usage[] =
 	"  graph FILE      print the dependency graph (dot, mermaid, json, svg)\n"
 	"  runs            list past and live runs, newest first\n"
 	"  show RUN        a run's tasks: status, attempts, duration, errors\n"
+	"                  (--timeline: a text Gantt chart)\n"
 	"  logs RUN [TASK] the output of a run or a task (-f follows a live run)\n"
+	"  report RUN      write a run's HTML report (one self-contained file)\n"
+	"  trace RUN       write a run as a Chrome trace (Perfetto, chrome://tracing)\n"
+	"  graph RUN       a recorded run's graph coloured by status (dot, svg)\n"
+	"  stats           durations, failure rates and resources over past runs\n"
 	"  prune           remove old runs and their logs\n"
 	"\n"
 	"`dagrun COMMAND --help` describes a command.\n";
@@ -60,6 +65,12 @@ int main(int argc, char **argv)
 		return cli_resume(argc - 1, argv + 1);
 	if (!strcmp(cmd, "rerun"))
 		return cli_rerun(argc - 1, argv + 1);
+	if (!strcmp(cmd, "report"))
+		return cli_report(argc - 1, argv + 1);
+	if (!strcmp(cmd, "trace"))
+		return cli_trace(argc - 1, argv + 1);
+	if (!strcmp(cmd, "stats"))
+		return cli_stats(argc - 1, argv + 1);
 	fprintf(stderr, "dagrun: unknown command '%s'\n%s", cmd, usage);
 	return 2;
 }

@@ -26,6 +26,10 @@ static const char usage[] =
 	"      --var NAME=VALUE     override a workflow variable (repeatable)\n"
 	"      --secrets-file F     KEY=VALUE lines read as secrets.KEY (mode 600)\n"
 	"      --dry-run            print the order tasks would start in (-j 1), run nothing\n"
+	"      --trace FILE         at the end, write the run as Chrome trace-event JSON\n"
+	"                           (Perfetto, chrome://tracing; `-`: standard output),\n"
+	"                           as `dagrun trace RUN` does: read from the state\n"
+	"                           directory, so not with --no-state\n"
 	CLI_EXEC_HELP
 	"\n"
 	"Exit status: 0 all tasks completed or skipped, 1 a task failed,\n"
@@ -202,6 +206,29 @@ dagrun_workflow *cli_load_snapshot(const char *path, int color, int *status, cha
 	return wf;
 }
 
+/* Keeps the id of the run being executed (the first event's), for
+ * --trace. */
+static void keep_run_id(void *ud, const dagrun_event *ev)
+{
+	char **id = ud;
+	if (!*id && ev->run_id)
+		*id = strdup(ev->run_id);   /* NULL: said at the end */
+}
+
+/* Writes the trace of the run just executed (x->trace), as `dagrun trace`
+ * would; status: the run's exit status. Returns the exit status: the
+ * run's, or EXIT_INTERNAL when the run succeeded but its trace could not be
+ * written (said on stderr). */
+static int write_trace(struct cli_exec *x, const char *cmd, const char *run_id, int status)
+{
+	if (!run_id) {
+		fprintf(stderr, "dagrun %s: no trace written: the run did not start\n", cmd);
+		return status == EXIT_OK ? EXIT_INTERNAL : status;
+	}
+	int r = cli_trace_run(cmd, x->state, run_id, x->trace);
+	return r != EXIT_OK && status == EXIT_OK ? EXIT_INTERNAL : status;
+}
+
 /* Prints why the engine failed (its message names the file at fault). */
 static void say_error(const char *cmd, dagrun_engine *e, int r)
 {
@@ -221,6 +248,7 @@ int cli_execute(struct cli_exec *x, const char *cmd, dagrun_workflow *wf,
 	dagrun_engine *e = NULL;
 	dagrun_console *con = NULL;
 	dagrun_jsonlog *log = NULL;
+	char *run_id_seen = NULL;
 	int status = EXIT_OK;
 	/* The command line owns its process: it reaps and kills what escapes
 	 * the tasks' groups, and Ctrl-C, SIGTERM and SIGHUP stop the run. */
@@ -273,6 +301,11 @@ int cli_execute(struct cli_exec *x, const char *cmd, dagrun_workflow *wf,
 		status = EXIT_INTERNAL;
 		goto out;
 	}
+	if (x->trace && (r = dagrun_engine_observe(e, keep_run_id, &run_id_seen)) < 0) {
+		fprintf(stderr, "dagrun %s: cannot set up the trace: %s\n", cmd, strerror(-r));
+		status = EXIT_INTERNAL;
+		goto out;
+	}
 	/* A reader of our output that went away (`dagrun run ... | head`) is
 	 * not a reason to die and orphan the tasks: writes fail with EPIPE and
 	 * the run goes on to its end. Tasks get the default back (proc_spawn.c). A
@@ -298,7 +331,10 @@ int cli_execute(struct cli_exec *x, const char *cmd, dagrun_workflow *wf,
 		status = r;
 	}
 	free(why);
+	if (x->trace)
+		status = write_trace(x, cmd, run_id_seen, status);
 out:
+	free(run_id_seen);
 	dagrun_engine_free(e);
 	dagrun_console_free(con);
 	dagrun_jsonlog_free(log);
@@ -311,6 +347,7 @@ int cli_run(int argc, char **argv)
 	static const struct option opts[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"dry-run", no_argument, NULL, 'n'},
+		{"trace", required_argument, NULL, 'T'},
 		CLI_EXEC_OPTIONS,
 		{0, 0, 0, 0},
 	};
@@ -329,11 +366,18 @@ int cli_run(int argc, char **argv)
 		switch (c) {
 		case 'h': fputs(usage, stdout); status = EXIT_OK; goto out;
 		case 'n': x.dry_run = 1; break;
+		case 'T': x.trace = optarg; break;
 		default: goto out;
 		}
 	}
 	if (optind != argc - 1) {
 		fputs(usage, stderr);
+		goto out;
+	}
+	if (x.trace && (!*x.trace || x.no_state || x.dry_run)) {
+		fprintf(stderr, "dagrun run: --trace %s\n", !*x.trace ? "takes a file" :
+			x.no_state ? "reads the run from the state directory: not with "
+			"--no-state" : "writes a run: not with --dry-run");
 		goto out;
 	}
 	const char *file = argv[optind];

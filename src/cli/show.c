@@ -15,6 +15,8 @@
 
 #include "cli.h"
 #include "cli/hist.h"
+#include "cli/rundoc.h"
+#include "report/report.h"
 
 static const char show_usage[] =
 	"usage: dagrun show [OPTIONS] RUN\n"
@@ -25,15 +27,22 @@ static const char show_usage[] =
 	"`last` (the newest run).\n"
 	"\n"
 	"      --format F      text (default) or json (with every attempt's details)\n"
+	"      --timeline      a Gantt chart of the run in the terminal's width ($COLUMNS,\n"
+	"                      else the terminal's, else 100 columns): one line per\n"
+	"                      task, '.' waiting while ready, '-' a retry delay, '=' a\n"
+	"                      completed attempt, 'x' a failed one, '!' cancelled or\n"
+	"                      interrupted, '>' running\n"
 	"      --state DIR     the state directory (default: $DAGRUN_STATE, else .dagrun)\n"
 	"\n"
 	"Exit status: 0 shown, 2 usage error or no such run, 3 the store cannot be read.\n";
 
-static int show_parse(int argc, char **argv, struct hist_common *c, const char **ref)
+static int show_parse(int argc, char **argv, struct hist_common *c, const char **ref,
+		      bool *timeline)
 {
 	static const struct option opts[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"format", required_argument, NULL, 'f'},
+		{"timeline", no_argument, NULL, 'T'},
 		{"state", required_argument, NULL, 'S'},
 		{0, 0, 0, 0},
 	};
@@ -46,12 +55,17 @@ static int show_parse(int argc, char **argv, struct hist_common *c, const char *
 			if (hist_parse_format("show", optarg, c) < 0)
 				return -1;
 			break;
+		case 'T': *timeline = true; break;
 		case 'S': c->state = optarg; break;
 		default: fputs(show_usage, stderr); return -1;
 		}
 	}
 	if (optind != argc - 1) {
 		fputs(show_usage, stderr);
+		return -1;
+	}
+	if (*timeline && c->json) {
+		fprintf(stderr, "dagrun show: --timeline is a text drawing: not with --format json\n");
 		return -1;
 	}
 	*ref = argv[optind];
@@ -322,13 +336,36 @@ static int show_text(const struct store_run_info *ri, const struct store_task_in
 	return e;
 }
 
+/* `show RUN --timeline`: the run document drawn as a text Gantt. */
+static int show_timeline(const char *state, const char *ref)
+{
+	struct report_rundoc_opts o = {.no_history = true, .no_outputs = true};
+	json_t *doc = NULL;
+	int status = cli_rundoc("show", state, ref, &o, &doc);
+	if (status != EXIT_OK)
+		return status;
+	char *err = NULL;
+	int r = report_gantt_text(doc, cli_term_width(stdout), stdout, &err);
+	if (r < 0 || fflush(stdout) != 0) {
+		fprintf(stderr, "dagrun show: cannot write: %s\n",
+			err ? err : strerror(r < 0 ? -r : errno));
+		status = EXIT_INTERNAL;
+	}
+	free(err);
+	json_decref(doc);
+	return status;
+}
+
 int cli_show(int argc, char **argv)
 {
 	struct hist_common c = {0};
 	const char *ref = NULL;
-	int r = show_parse(argc, argv, &c, &ref);
+	bool timeline = false;
+	int r = show_parse(argc, argv, &c, &ref, &timeline);
 	if (r)
 		return r > 0 ? EXIT_OK : EXIT_USAGE;
+	if (timeline)
+		return show_timeline(c.state, ref);
 	const char *dir = cli_state_dir(c.state);
 	struct store *s = NULL;
 	struct arena mem = ARENA_INIT;

@@ -354,6 +354,53 @@ int report_graph_svg_doc(const struct report_doc *d, unsigned flags,
 	return r;
 }
 
+/* The graph as built for the SVG, written as DOT (agwrite): no layout, so
+ * no size limit but memory. */
+int report_graph_dot_doc(const struct report_doc *d, unsigned flags, FILE *out,
+			 char **err)
+{
+	struct build b = {.d = d, .flags = flags, .name = BUF_INIT,
+			  .label = BUF_INIT, .tmp = BUF_INIT};
+	struct buf msgs = BUF_INIT;
+	msgs.max = 64 << 10;
+	pthread_mutex_lock(&gv_lock);
+	gv_msgs = &msgs;
+	agusererrf prev = agseterrf(gv_error);
+	int r = build_graph(&b);
+	if (r < 0) {
+		r = report_fail(err, r, "graphviz: cannot build the graph");
+	} else {
+		errno = 0;
+		if (agwrite(b.g, out) != 0 && !ferror(out))
+			r = report_fail(err, -EIO, "graphviz: writing DOT failed: %s",
+					msgs.len ? msgs.data : "no message");
+		else if ((r = report_stream_status(out)) < 0)
+			report_fail(err, r, "writing the graph: %s", strerror(-r));
+	}
+	if (b.g)
+		agclose(b.g);
+	agseterrf(prev);
+	gv_msgs = NULL;
+	pthread_mutex_unlock(&gv_lock);
+	free(b.nodes);
+	buf_free(&b.name);
+	buf_free(&b.label);
+	buf_free(&b.tmp);
+	buf_free(&msgs);
+	return r;
+}
+
+int report_graph_dot(const json_t *doc, unsigned flags, FILE *out, char **err)
+{
+	struct arena mem = ARENA_INIT;
+	struct report_doc d;
+	int r = report_doc_parse(doc, REPORT_PARSE_GRAPH, &mem, &d, err);
+	if (r == 0)
+		r = report_graph_dot_doc(&d, flags & REPORT_SVG_STATUS, out, err);
+	arena_free(&mem);
+	return r;
+}
+
 int report_graph_svg(const json_t *doc, unsigned flags, FILE *out, char **err)
 {
 	struct arena mem = ARENA_INIT;

@@ -243,6 +243,17 @@ int report_graph_svg_doc(const struct report_doc *d, unsigned flags,
 			 uint32_t max_nodes, uint64_t max_edges, FILE *out,
 			 char **err);
 
+/* The same graph (nodes, labels, edges, and with REPORT_SVG_STATUS the
+ * fill and outline colours and the class "st-STATUS" of each node) as
+ * Graphviz DOT text, not laid out: what `dagrun graph RUN --format dot`
+ * writes. Text is cleaned as for the SVG; no size limit (nothing is laid
+ * out). Same errors as report_graph_svg but -E2BIG; serialised by the same
+ * lock. */
+int report_graph_dot(const struct json_t *doc, unsigned flags, FILE *out,
+		     char **err);
+int report_graph_dot_doc(const struct report_doc *d, unsigned flags, FILE *out,
+			 char **err);
+
 struct dagrun_workflow;
 
 /* report_graph_svg() of a loaded workflow (no statuses): what

@@ -3,10 +3,11 @@
  *
  * Events map to records one to one (docs/architecture.md): TASK_STATUS to
  * task_status, ATTEMPT_START to attempt_start (with the process the
- * executor started), OUTPUT to output, ATTEMPT_END to attempt_end. An
- * attempt's end is held back until the status event that follows it in
- * the same turn of the loop (the task's final status, or retrying), so that
- * it is recorded with the task's result, which flow has by then. RUN_START,
+ * executor started and when the attempt became ready), OUTPUT to output,
+ * ATTEMPT_END to attempt_end. An attempt's end is held back until the
+ * status event that follows it in the same turn of the loop (the task's
+ * final status, or retrying), so that it is recorded with the task's
+ * result, which flow has by then. RUN_START,
  * RETRY, LOG and RUN_END record nothing: the run's row is written before it
  * starts and its end by record_finish(), before the end is reported.
  */
@@ -284,6 +285,7 @@ static void observe(void *ud, const dagrun_event *ev)
 		flush_end(r, NULL);
 		struct store_attempt_start a = {
 			.task = ev->task_index, .attempt = ev->attempt, .start_ms = ev->ts_ms,
+			.ready_ms = ev->ready_ms,
 			.pid = ev->pid, .pgid = ev->pgid, .pid_start = ev->pid_start,
 		};
 		check(r, store_attempt_start(r->st, r->key, &a));

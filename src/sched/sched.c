@@ -279,6 +279,7 @@ static void settle(struct sched *s, uint32_t t, int status, int cls,
 
 static void make_ready(struct sched *s, uint32_t t)
 {
+	s->ts[t].ready_ms = clock_wall_ms();
 	if (readyq_push(&s->ready, t) < 0)
 		set_error(s, -ENOMEM);
 }
@@ -572,6 +573,7 @@ static void start_attempt(struct sched *s, uint32_t t)
 	 * process it started (what resume looks for after a crash). */
 	dagrun_event ev;
 	ev_init(s, &ev, DAGRUN_EV_ATTEMPT_START, t);
+	ev.ready_ms = st->ready_ms;
 	if (r == 0 && sl->a.pid > 0) {
 		ev.pid = ev.pgid = sl->a.pid;
 		ev.pid_start = sl->a.pid_start;

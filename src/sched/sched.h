@@ -67,6 +67,9 @@ struct tstate {
 	uint8_t kept;            /* final from before (sched_seed): not run */
 	uint16_t attempts;
 	struct slot *slot;       /* while running or retrying */
+	uint64_t ready_ms;       /* wall clock when it last became ready (its
+				  * dependencies final, or its retry delay
+				  * over); its next ATTEMPT_START carries it */
 };
 
 struct observer {

@@ -21,18 +21,19 @@ enum { ST_INSERT, ST_START, ST_END, ST_RESULT, ST_EXT, ST_CHUNK, ST_NOTE, ST_UNN
 	"INTO attempts(run,task,attempt,flags,start_ms,end_ms,duration_ms,pid,pgid," \
 	"pid_start,exit_code,signal,class,error,cpu_user_ms,cpu_sys_ms,max_rss_kb," \
 	"out_bytes,err_bytes,out_dropped,err_dropped,out_logged,err_logged,out_log_cut," \
-	"err_log_cut) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17," \
-	"?18,?19,?20,?21,?22,?23,?24,?25)"
+	"err_log_cut,ready_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15," \
+	"?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)"
 
 static const char *const sql[ST_N] = {
 	/* An attempt whose start and end are in one batch: one row. */
 	[ST_INSERT] = "INSERT OR REPLACE " ATT_INSERT,
 	[ST_START] =
-	"INSERT INTO attempts(run,task,attempt,start_ms,pid,pgid,pid_start)"
-	" VALUES(?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(run,task,attempt) DO UPDATE SET"
+	"INSERT INTO attempts(run,task,attempt,start_ms,pid,pgid,pid_start,ready_ms)"
+	" VALUES(?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT(run,task,attempt) DO UPDATE SET"
 	" start_ms=excluded.start_ms, pid=excluded.pid, pgid=excluded.pgid,"
-	" pid_start=excluded.pid_start",
-	/* An end whose start was committed before (or never recorded). */
+	" pid_start=excluded.pid_start, ready_ms=excluded.ready_ms",
+	/* An end whose start was committed before (or never recorded): the
+	 * start's ready time stays. */
 	[ST_END] =
 	"INSERT " ATT_INSERT
 	" ON CONFLICT(run,task,attempt) DO UPDATE SET flags=excluded.flags,"
@@ -101,6 +102,16 @@ static int run_stmt(sqlite3_stmt *s)
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* A ready time as stored: ms before the row's start_ms (NULL: not known,
+ * ready 0). */
+static void bind_ready(sqlite3_stmt *s, int i, uint64_t ready_ms, uint64_t start_ms)
+{
+	if (ready_ms)
+		bind_u64(s, i, ready_ms < start_ms ? start_ms - ready_ms : 0);
+	else
+		sqlite3_bind_null(s, i);
 }
 
 static void bind_key(sqlite3_stmt *s, uint64_t run, uint32_t task, uint32_t attempt)
@@ -175,6 +186,7 @@ static int put_end(struct sq_store *st, const struct sq_op *op)
 			      op->cut[STORE_STDOUT], op->cut[STORE_STDERR]};
 	for (int i = 0; i < 8; i++)
 		bind_u64(s, 18 + i, v[i]);
+	bind_ready(s, 26, a ? a->ready_ms : 0, start);
 	int rc = run_stmt(s);
 	if (rc == SQLITE_OK && e->result_json) {
 		s = st->stmt[ST_RESULT];
@@ -196,6 +208,7 @@ static int put_start(struct sq_store *st, const struct sq_rec *r)
 	sqlite3_bind_int64(s, 5, a->pid);
 	sqlite3_bind_int64(s, 6, a->pgid);
 	bind_u64(s, 7, a->pid_start);
+	bind_ready(s, 8, a->ready_ms, a->start_ms);
 	return run_stmt(s);
 }
 

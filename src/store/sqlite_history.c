@@ -24,7 +24,7 @@
 	" x.http_status, x.http_queue_us, x.http_dns_us, x.http_connect_us, x.http_tls_us," \
 	" x.http_first_byte_us, x.http_total_us, x.http_redirects, x.model, x.finish_reason," \
 	" x.prompt_sha256, x.prompt_tokens, x.completion_tokens, x.prompt_bytes," \
-	" x.context_cut_bytes, r.value" \
+	" x.context_cut_bytes, r.value, a.ready_ms" \
 	" FROM attempts a LEFT JOIN attempt_ext x ON x.run=a.run AND x.task=a.task AND" \
 	" x.attempt=a.attempt LEFT JOIN results r ON r.run=a.run AND r.task=a.task AND" \
 	" r.attempt=a.attempt"
@@ -80,6 +80,11 @@ static int read_attempt(sqlite3_stmt *q, uint64_t run, struct arena *mem,
 	a->prompt_bytes = u64(q, 37);
 	a->context_cut_bytes = u64(q, 38);
 	a->result_json = sq_col_text(mem, q, 39);
+	/* stored as ms before the start */
+	if (sqlite3_column_type(q, 40) != SQLITE_NULL) {
+		uint64_t wait = u64(q, 40);
+		a->ready_ms = wait < a->start_ms ? a->start_ms - wait : 0;
+	}
 	return 0;
 }
 

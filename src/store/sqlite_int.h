@@ -25,7 +25,7 @@
 #include "util/clock.h"
 
 /* The schema version this build writes; see sqlite_schema.c. */
-#define SQ_SCHEMA_VERSION 2
+#define SQ_SCHEMA_VERSION 3
 /* PRAGMA application_id of a dagrun state database: "dgst". */
 #define SQ_APPLICATION_ID 0x64677374
 
@@ -377,6 +377,15 @@ int sq_split_ids(struct arena *mem, const char *blob, size_t len, uint32_t n,
 		 const char ***out);
 int sq_history(struct store *s, const char *workflow, const char *const *ids,
 	       uint32_t n, uint32_t max_runs, uint64_t *median_ms, char **err);
+
+/* ---- statistics (sqlite_stats.c) ---------------------------------------------- */
+
+/* The table's workflow_stats and task_stats (store.h). */
+int sq_workflow_stats(struct store *s, const struct store_stats_filter *f,
+		      struct arena *mem, struct store_workflow_stats **out, size_t *n,
+		      char **err);
+int sq_task_stats(struct store *s, const struct store_stats_filter *f, struct arena *mem,
+		  struct store_task_stats **out, size_t *n, char **err);
 
 /* ---- retention (sqlite_prune.c) -------------------------------------------- */
 

@@ -14,7 +14,9 @@
  * stored once per run, as one blob in run_defs; task statuses one byte
  * each, 512 to a row (a batch rewrites the few chunks it touched, not a
  * row per task), and a task's reason or origin in a row of its own only
- * when it has one; end times as milliseconds after the start;
+ * when it has one; end times as milliseconds after the start, ready times
+ * as milliseconds before it (NULL or 0 cost one byte, a wait under 128 ms
+ * two);
  * results, and HTTP and AI details, in tables of their own, so the rows of
  * command tasks stay small and scans of attempts (history) stay fast;
  * per-status task counts kept in the run's row, so listing runs never
@@ -91,6 +93,12 @@ static const char *const steps[SQ_SCHEMA_VERSION] = {
 	" prompt_tokens INTEGER, completion_tokens INTEGER,"
 	" prompt_bytes INTEGER, context_cut_bytes INTEGER,"
 	" PRIMARY KEY(run, task, attempt)) WITHOUT ROWID;",
+
+	/* v3: when an attempt became ready (its dependencies done, or its
+	 * retry delay over), as ms before its start_ms; NULL: not known (runs
+	 * recorded before, or by an engine that does not say). Added last,
+	 * so existing rows are not rewritten. */
+	"ALTER TABLE attempts ADD COLUMN ready_ms INTEGER;",
 };
 
 /* One integer from a PRAGMA or a SELECT. */

@@ -169,6 +169,12 @@ struct store_run_begin {
 struct store_attempt_start {
 	uint32_t task, attempt;    /* task index; attempt 1-based */
 	uint64_t start_ms;
+	uint64_t ready_ms;         /* when it could have started: its
+				    * dependencies were done (attempt 1) or
+				    * its retry delay was over (a later one);
+				    * start_ms - ready_ms is the time it waited
+				    * for a slot or a pool. 0: not known. A
+				    * ready_ms after start_ms counts as start_ms */
 	int64_t pid, pgid;         /* 0: no process (HTTP, AI) */
 	uint64_t pid_start;        /* the process's start time (clock ticks
 				    * since boot, /proc/PID/stat field 22), to
@@ -272,6 +278,7 @@ struct store_attempt_info {
 	uint32_t attempt;
 	unsigned flags;
 	uint64_t start_ms, end_ms, duration_ms;
+	uint64_t ready_ms;         /* as recorded with its start; 0: not known */
 	int64_t pid, pgid;
 	uint64_t pid_start;
 	int exit_code, signal, error_class;
@@ -337,6 +344,55 @@ struct store_stats {
 	uint64_t writer_cpu_ns;    /* CPU time of the writer thread */
 	uint64_t log_bytes;        /* written to log files */
 	uint64_t log_cut_bytes;    /* not written (caps) */
+};
+
+/* What `dagrun stats` and a report's history aggregate: the runs selected
+ * by a filter, newest first. */
+struct store_stats_filter {
+	const char *workflow;      /* NULL: every workflow */
+	const char *task;          /* task_stats: only this task id; NULL: all */
+	uint64_t since_ms;         /* runs that started at or after; 0: any */
+	uint64_t before_key;       /* runs recorded before this one (its key);
+				    * 0: any */
+	uint32_t max_runs;         /* only the newest N runs of those (in
+				    * begin order, over every workflow
+				    * selected); 0: no limit */
+};
+
+/* One workflow's runs. Percentiles are nearest-rank (the value at rank
+ * ceil(p / 100 * n)): durations that happened, never interpolated. */
+struct store_workflow_stats {
+	const char *workflow;
+	uint32_t runs;             /* every run selected */
+	uint32_t by_status[STORE_RUN_NSTATUS]; /* INTERRUPTED computed as
+				    * list_runs does (a running run whose
+				    * owner is gone) */
+	/* Wall time (end - start) of the runs that ran to their end
+	 * (completed or failed; cancelled and interrupted ones are counted
+	 * apart, not timed): */
+	uint32_t timed;
+	uint64_t p50_ms, p95_ms, max_ms; /* 0 when timed is 0 */
+};
+
+/* One task (by id) of one workflow, over the attempts that ended in the
+ * runs selected. A task kept by a rerun counts once, in the run its
+ * attempts are stored in. */
+struct store_task_stats {
+	const char *workflow, *task;
+	uint32_t runs;             /* runs in which it has an attempt that ended */
+	uint32_t ok_runs;          /* ... one of them succeeded */
+	uint32_t failed_runs;      /* ... none succeeded, the last was not cut */
+	uint32_t cut_runs;         /* ... none succeeded, one was cancelled or
+				    * interrupted (counted apart, not failed) */
+	uint64_t attempts;         /* attempts that ended, in those runs */
+	/* Durations (monotonic) of its successful attempts: */
+	uint32_t ok_attempts;
+	uint64_t p50_ms, p95_ms, max_ms; /* 0 when ok_attempts is 0 */
+	uint64_t cpu_ms;           /* user + system, summed over its attempts */
+	int64_t max_rss_kb;        /* the largest of its attempts' */
+	uint32_t ai_runs;          /* runs with an attempt that named a model */
+	uint64_t prompt_tokens, completion_tokens; /* summed over those (a
+				    * count the server did not report: 0) */
 };
 
 /* ---- the table ------------------------------------------------------------ */
@@ -486,6 +542,20 @@ struct store_ops {
 	int (*history)(struct store *s, const char *workflow,
 		       const char *const *ids, uint32_t n, uint32_t max_runs,
 		       uint64_t *median_ms, char **err);
+	/* Statistics of the runs f selects (f->task is ignored), one entry
+	 * per workflow that has any, by workflow name. Aggregated by the
+	 * backend (one pass over the runs, none over attempts). */
+	int (*workflow_stats)(struct store *s, const struct store_stats_filter *f,
+			      struct arena *mem, struct store_workflow_stats **out,
+			      size_t *n, char **err);
+	/* Statistics of the tasks of the runs f selects, matched by id across
+	 * runs, one entry per (workflow, task id) that has an attempt that
+	 * ended, by workflow then by p95 (highest first; tasks without a
+	 * successful attempt last, by id). Aggregated by the backend: the
+	 * caller receives one row per task, not the attempts. */
+	int (*task_stats)(struct store *s, const struct store_stats_filter *f,
+			  struct arena *mem, struct store_task_stats **out,
+			  size_t *n, char **err);
 
 	/* Retention. Removes whole run ids (every attempt, their tasks,
 	 * attempts, results and log files), never a run whose owner is alive.

@@ -64,6 +64,20 @@ def chromium():
     return None
 
 
+def run_chromium(chrome, page, tmpdir, *flags, fragment="", timeout=180):
+    """Opens file `page` (with `fragment`) in headless Chromium with a fresh
+    profile under tmpdir, no network of its own; returns the finished
+    process (stdout: what --dump-dom printed). Also used by the CLI's
+    report tests (tests/cli/test_report_cli.py)."""
+    profile = tempfile.mkdtemp(prefix="chromium-", dir=tmpdir)
+    url = "file://" + urllib.parse.quote(os.path.abspath(page)) + fragment
+    args = [chrome, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--user-data-dir=" + profile, *flags, url]
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, HOME=profile))
+
+
 def visible(s):
     """A task id as the SVG shows it: control characters as U+FFFD."""
     return "".join("\ufffd" if ord(c) < 0x20 or ord(c) == 0x7f else c for c in s)
@@ -446,13 +460,8 @@ class BrowserTest(Tmp):
                           "build.sh installs it): the report is not checked in a browser")
 
     def browse(self, page, *flags, fragment="", timeout=180):
-        profile = tempfile.mkdtemp(prefix="chromium-", dir=self.dir)
-        url = "file://" + urllib.parse.quote(os.path.abspath(page)) + fragment
-        args = [self.chrome, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--user-data-dir=" + profile, *flags, url]
-        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
-                           env=dict(os.environ, HOME=profile))
+        p = run_chromium(self.chrome, page, self.dir, *flags, fragment=fragment,
+                         timeout=timeout)
         self.assertEqual(p.returncode, 0, p.stderr[-3000:])
         return p.stdout
 

@@ -36,6 +36,8 @@ struct trace {
 	uint32_t n_delays;
 	uint32_t *order;      /* task indexes in start order */
 	uint32_t n_order;
+	uint64_t *start_ms, *ready_ms; /* of each ATTEMPT_START, in start order */
+	uint64_t *end_ms;     /* per task, of its last ATTEMPT_END */
 	/* the fake's script: task t fails its first fail_first[t] attempts */
 	uint32_t *fail_first;
 	uint8_t *fail_class;
@@ -67,6 +69,8 @@ static void observe(void *ud, const dagrun_event *ev)
 		if (tr->start_seq[t] < 0)
 			tr->start_seq[t] = tr->seq;
 		tr->seq++;
+		tr->start_ms[tr->n_order] = ev->ts_ms;
+		tr->ready_ms[tr->n_order] = ev->ready_ms;
 		tr->order[tr->n_order++] = t;
 		if (++tr->running > tr->max_running)
 			tr->max_running = tr->running;
@@ -86,6 +90,7 @@ static void observe(void *ud, const dagrun_event *ev)
 		break;
 	case DAGRUN_EV_ATTEMPT_END:
 		tr->end_seq[t] = tr->seq++;
+		tr->end_ms[t] = ev->end_ms;
 		tr->running--;
 		for (uint32_t i = 0; i < wf->tasks[t].opts->n_res; i++) {
 			const struct dr_res *r = &wf->tasks[t].opts->res[i];
@@ -145,6 +150,9 @@ static void trace_init(struct trace *tr, const struct dagrun_workflow *wf)
 	tr->end_seq = malloc(n * sizeof(int64_t));
 	tr->order = calloc(n * 110 + 1, sizeof(uint32_t));
 	tr->delays = calloc(n * 110 + 1, sizeof(uint64_t));
+	tr->start_ms = calloc(n * 110 + 1, sizeof(uint64_t));
+	tr->ready_ms = calloc(n * 110 + 1, sizeof(uint64_t));
+	tr->end_ms = calloc(n + 1, sizeof(uint64_t));
 	tr->pool_used = calloc(wf->n_pools + 1, sizeof(uint32_t));
 	tr->pool_max = calloc(wf->n_pools + 1, sizeof(uint32_t));
 	for (uint32_t t = 0; t < n; t++)
@@ -160,6 +168,9 @@ static void trace_free(struct trace *tr)
 	free(tr->end_seq);
 	free(tr->order);
 	free(tr->delays);
+	free(tr->start_ms);
+	free(tr->ready_ms);
+	free(tr->end_ms);
 	free(tr->pool_used);
 	free(tr->pool_max);
 	free(tr->fail_first);
@@ -330,6 +341,44 @@ static void transient_failure_is_retried_until_success(void **state)
 	assert_int_equal(tr.delays[0], 10);
 	assert_int_equal(tr.delays[1], 20);
 	assert_int_equal(tr.delays[2], 40);
+	trace_free(&tr);
+	dagrun_workflow_free(wf);
+}
+
+/* One slot, two tasks ready at once: the second started waits for the
+ * first's 300 ms while ready; a retry becomes ready after its delay. Each
+ * ATTEMPT_START says when it became ready (what the store records and the
+ * report draws apart from running time). Bounds are one-sided or halved:
+ * a loaded machine only makes waits longer. */
+static void attempt_start_carries_its_ready_time(void **state)
+{
+	(void)state;
+	dagrun_workflow *wf = load(
+		"name: ready\n"
+		"tasks:\n"
+		"  - {id: a, command: 'true'}\n"
+		"  - {id: b, command: 'true'}\n"
+		"  - id: flaky\n"
+		"    command: 'true'\n"
+		"    dependencies: [a, b]\n"
+		"    retry: {maxAttempts: 2, initialDelay: 400ms, jitter: none}\n");
+	struct trace tr;
+	trace_init(&tr, wf);
+	tr.duration_ms = 300;
+	tr.fail_first = calloc(wf->n_tasks, sizeof(uint32_t));
+	tr.fail_first[task(wf, "flaky")] = 1;
+	run(&tr, 1);
+	assert_int_equal(tr.n_order, 4);
+	for (uint32_t i = 0; i < tr.n_order; i++) {
+		assert_true(tr.ready_ms[i] != 0);
+		assert_true(tr.ready_ms[i] <= tr.start_ms[i]);
+	}
+	/* the second of a and b waited for the first */
+	assert_true(tr.start_ms[1] - tr.ready_ms[1] >= 150);
+	/* flaky's retry became ready at its delay's end, after attempt 1 */
+	assert_int_equal(tr.order[3], task(wf, "flaky"));
+	assert_true(tr.ready_ms[3] >= tr.start_ms[2] + 300 + 400 / 2);
+	assert_int_equal(tr.status[task(wf, "flaky")], DAGRUN_COMPLETED);
 	trace_free(&tr);
 	dagrun_workflow_free(wf);
 }
@@ -883,6 +932,7 @@ int main(void)
 		cmocka_unit_test(wide_dag_reaches_the_concurrency_limit),
 		cmocka_unit_test(one_worker_starts_by_priority_then_critical_path),
 		cmocka_unit_test(transient_failure_is_retried_until_success),
+		cmocka_unit_test(attempt_start_carries_its_ready_time),
 		cmocka_unit_test(attempts_are_exact_when_every_attempt_fails),
 		cmocka_unit_test(permanent_failure_is_not_retried),
 		cmocka_unit_test(blocking_failure_fails_dependents_and_the_rest_goes_on),

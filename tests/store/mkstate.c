@@ -10,6 +10,16 @@
  *                        "ok" once committed; at EOF it dies without
  *                        ending the run (its owner gone: interrupted)
  *   mkstate DIR many N   N runs of 10 tasks (5 workflows, one a minute)
+ *   mkstate DIR report WF.yaml
+ *                        runs of tests/report/mixed.yaml (its text the
+ *                        definition) for the report commands: a history
+ *                        with known durations, then a run with a retried,
+ *                        a completed, a failed, a skipped, an HTTP, an AI
+ *                        task and a hook; prints what it recorded as JSON
+ *                        (see record_report)
+ *   mkstate DIR big N    one run of N tasks, layered with 1 to 3
+ *                        dependencies each, ready times, retries, output
+ *                        (the report's measurement); prints its id
  *
  * Every record is committed (a barrier waited for) before the program
  * says so on stdout, so a test that reads that line sees the records.
@@ -119,6 +129,17 @@ static void out(struct store *s, uint64_t key, uint32_t task, uint32_t attempt, 
 	int r = store_output(s, key, task, attempt, stream, text, strlen(text));
 	if (r < 0)
 		die("output", r, NULL);
+}
+
+static void start_ready(struct store *s, uint64_t key, uint32_t task, uint32_t attempt,
+			uint64_t at_ms, uint64_t ready_ms)
+{
+	struct store_attempt_start a = {.task = task, .attempt = attempt, .start_ms = at_ms,
+					.ready_ms = ready_ms, .pid = 4000 + task,
+					.pgid = 4000 + task, .pid_start = 1};
+	int r = store_attempt_start(s, key, &a);
+	if (r < 0)
+		die("attempt_start", r, NULL);
 }
 
 static void start(struct store *s, uint64_t key, uint32_t task, uint32_t attempt,
@@ -413,6 +434,325 @@ static void many(const char *dir, unsigned long n)
 	printf("%lu runs\n", n);
 }
 
+/* ---- report ----------------------------------------------------------------------- */
+
+/* The tasks of tests/report/mixed.yaml, in its order (hooks last). */
+enum { BUILD, LINT, TEST, PACKAGE, FETCH, SUMMARIZE, CLEANUP, NOTIFY, N_MIXED };
+static const char *const mixed_ids[N_MIXED] = {
+	"build", "lint", "test", "package", "fetch", "summarize", "cleanup", "notify",
+};
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		die(path, -errno, NULL);
+	char *b = malloc(1 << 20);
+	if (!b)
+		die("malloc", -ENOMEM, NULL);
+	*len = fread(b, 1, (1 << 20) - 1, f);
+	b[*len] = '\0';
+	fclose(f);
+	return b;
+}
+
+static uint64_t begin_def(struct store *s, const char *workflow, const char *const *ids,
+			  uint32_t n, uint64_t start_ms, const char *def, size_t def_len,
+			  char id_out[STORE_RUN_ID_SIZE])
+{
+	struct store_run_begin b = {
+		.run_attempt = 1, .workflow = workflow, .path = "mixed.yaml",
+		.definition = def, .definition_len = def_len, .vars_json = "{}",
+		.task_ids = ids, .n_tasks = n, .start_ms = start_ms,
+	};
+	uint64_t key = 0;
+	char *err = NULL;
+	int r = s->ops->begin(s, &b, &key, id_out, &err);
+	if (r < 0)
+		die("begin", r, err);
+	return key;
+}
+
+/* An attempt with everything an HTTP or AI attempt records. */
+static void end_full(struct store *s, uint64_t key, const struct store_attempt_end *e0)
+{
+	struct store_attempt_end e = *e0;
+	int r = store_attempt_end(s, key, &e);
+	if (r < 0)
+		die("attempt_end", r, NULL);
+}
+
+/* Duration of task t in history run k (all successful). */
+static uint64_t hist_ms(int t, int k)
+{
+	static const uint64_t build[] = {1500, 1600, 2000, 2100, 2200, 2300, 9000};
+	switch (t) {
+	case BUILD: return build[k];
+	case LINT: return 100 + 10 * (uint64_t)k;
+	case TEST: return 3000 + 100 * (uint64_t)k;
+	case PACKAGE: return 50;
+	case FETCH: return 200 + (uint64_t)k;
+	case SUMMARIZE: return 800 + 50 * (uint64_t)k;
+	case CLEANUP: return 10;
+	default: return 5;
+	}
+}
+
+#define HIST_RUNS 7
+
+/* History: runs 0 and 1 ten days ago, 2 to 6 from 6 to 2 hours ago, every
+ * task completed; then a cancelled run an hour ago (build cancelled after
+ * 700 ms, nothing else started). Prints "history": [{"id", "startMs",
+ * "durations": {task: ms}}], "cancelled": ID. */
+static void report_history(struct store *s, uint64_t now, const char *def, size_t dlen)
+{
+	char id[STORE_RUN_ID_SIZE];
+	printf("\"history\": [");
+	for (int k = 0; k < HIST_RUNS; k++) {
+		uint64_t t0 = k < 2 ? now - (240 - k) * HOUR_MS : now - (uint64_t)(8 - k) * HOUR_MS;
+		uint64_t key = begin_def(s, "mixed", mixed_ids, N_MIXED, t0, def, dlen, id);
+		uint64_t at = t0;
+		printf("%s{\"id\": \"%s\", \"startMs\": %llu, \"durations\": {", k ? ", " : "", id,
+		       (unsigned long long)t0);
+		for (int t = 0; t < N_MIXED; t++) {
+			uint64_t d = hist_ms(t, k);
+			status(s, key, (uint32_t)t, STORE_TASK_RUNNING, 0, NULL);
+			start_ready(s, key, (uint32_t)t, 1, at, at);
+			struct store_attempt_end e = {
+				.task = (uint32_t)t, .attempt = 1, .flags = STORE_ATTEMPT_OK,
+				.start_ms = at, .end_ms = at + d, .duration_ms = d, .exit_code = 0,
+				.cpu_user_ms = d / 4, .max_rss_kb = 1000 + t, .prompt_tokens = -1,
+				.completion_tokens = -1,
+			};
+			if (t == SUMMARIZE) {
+				e.model = "gpt-4o-mini";
+				e.prompt_tokens = 1000 + k;
+				e.completion_tokens = 200 + k;
+				e.exit_code = -1;
+			}
+			end_full(s, key, &e);
+			status(s, key, (uint32_t)t, STORE_TASK_COMPLETED, 0, NULL);
+			printf("%s\"%s\": %llu", t ? ", " : "", mixed_ids[t], (unsigned long long)d);
+			at += d;
+		}
+		run_end(s, key, STORE_RUN_COMPLETED, at, NULL);
+		printf("}}");
+	}
+	printf("], ");
+	uint64_t t0 = now - HOUR_MS;
+	uint64_t key = begin_def(s, "mixed", mixed_ids, N_MIXED, t0, def, dlen, id);
+	status(s, key, BUILD, STORE_TASK_RUNNING, 0, NULL);
+	start_ready(s, key, BUILD, 1, t0, t0);
+	end(s, key, BUILD, 1, t0, 700, STORE_ATTEMPT_CANCELLED, -1, 15, 0, "cancelled");
+	for (int t = 0; t < N_MIXED; t++)
+		status(s, key, (uint32_t)t, STORE_TASK_CANCELLED, 0, NULL);
+	run_end(s, key, STORE_RUN_CANCELLED, t0 + 700, "interrupted by SIGINT");
+	printf("\"cancelled\": \"%s\", ", id);
+}
+
+/* The run reported, 30 minutes ago, failed:
+ *  build      attempt 1 ready t0, started t0+5, failed after 1 s (transient,
+ *             exit 1, stderr "cc: internal compiler error"); attempt 2
+ *             ready 500 ms after (the retry delay), started 490 ms later
+ *             (no free slot), completed in 2 s
+ *  lint       ready t0, started t0+100, completed in 300 ms; 8,000 bytes
+ *             of stdout ending "lint ok" (more than the tail)
+ *  test       ready and started when build ended, failed after 3.5 s
+ *             (permanent, exit 2): stdout and stderr hold HTML
+ *  package    skipped: its dependency failed
+ *  fetch      HTTP 200 in 250 ms with timings, no process; body on stdout
+ *  summarize  AI: gpt-4o-mini, 1200 + 300 tokens, finish "stop"
+ *  cleanup    completed; 20,000 bytes of stdout, past the log cap (16 KiB)
+ *  notify     the onExit hook, completed */
+static void report_run(struct store *s, uint64_t now, const char *def, size_t dlen)
+{
+	char id[STORE_RUN_ID_SIZE], line[64];
+	uint64_t t0 = now - 30 * MIN_MS;
+	uint64_t key = begin_def(s, "mixed", mixed_ids, N_MIXED, t0, def, dlen, id);
+	/* build */
+	status(s, key, BUILD, STORE_TASK_RUNNING, 0, NULL);
+	start_ready(s, key, BUILD, 1, t0 + 5, t0);
+	out(s, key, BUILD, 1, STORE_STDERR, "cc: internal compiler error\n");
+	end(s, key, BUILD, 1, t0 + 5, 1000, 0, 1, 0, 1, "exit status 1");
+	status(s, key, BUILD, STORE_TASK_RETRYING, 0, NULL);
+	uint64_t b2 = t0 + 5 + 1000 + 500;
+	start_ready(s, key, BUILD, 2, b2 + 490, b2);
+	out(s, key, BUILD, 2, STORE_STDOUT, "built\n");
+	end(s, key, BUILD, 2, b2 + 490, 2000, STORE_ATTEMPT_OK, 0, 0, 0, NULL);
+	status(s, key, BUILD, STORE_TASK_COMPLETED, 0, NULL);
+	uint64_t built = b2 + 490 + 2000;
+	/* lint */
+	status(s, key, LINT, STORE_TASK_RUNNING, 0, NULL);
+	start_ready(s, key, LINT, 1, t0 + 100, t0);
+	for (int i = 0; i < 500; i++) {
+		snprintf(line, sizeof(line), "lint line %05d ..\n", i);   /* 16 bytes */
+		out(s, key, LINT, 1, STORE_STDOUT, line);
+	}
+	out(s, key, LINT, 1, STORE_STDOUT, "lint ok\n");
+	end(s, key, LINT, 1, t0 + 100, 300, STORE_ATTEMPT_OK, 0, 0, 0, NULL);
+	status(s, key, LINT, STORE_TASK_COMPLETED, 0, NULL);
+	/* test */
+	status(s, key, TEST, STORE_TASK_RUNNING, 0, NULL);
+	start_ready(s, key, TEST, 1, built, built);
+	out(s, key, TEST, 1, STORE_STDOUT, "<script>alert(1)</script>\n");
+	out(s, key, TEST, 1, STORE_STDERR, "<img src=x onerror=alert(2)>\n");
+	end(s, key, TEST, 1, built, 3500, 0, 2, 0, 2, "exit status 2");
+	status(s, key, TEST, STORE_TASK_FAILED, 2, "exit status 2");
+	/* package */
+	status(s, key, PACKAGE, STORE_TASK_SKIPPED, 3, "dependency 'test' failed");
+	/* fetch: an HTTP attempt, no process */
+	uint64_t f0 = t0 + 400;
+	status(s, key, FETCH, STORE_TASK_RUNNING, 0, NULL);
+	struct store_attempt_start fs = {.task = FETCH, .attempt = 1, .start_ms = f0,
+					 .ready_ms = f0};
+	if (store_attempt_start(s, key, &fs) < 0)
+		die("attempt_start", -EIO, NULL);
+	out(s, key, FETCH, 1, STORE_STDOUT, "{\"items\": [1, 2, 3]}");
+	end_full(s, key, &(struct store_attempt_end){
+		.task = FETCH, .attempt = 1, .flags = STORE_ATTEMPT_OK, .start_ms = f0,
+		.end_ms = f0 + 250, .duration_ms = 250, .exit_code = -1, .http_status = 200,
+		.http_queue_us = 100, .http_dns_us = 900, .http_connect_us = 2000,
+		.http_first_byte_us = 200000, .http_total_us = 250000, .prompt_tokens = -1,
+		.completion_tokens = -1, .out_bytes = 20});
+	status(s, key, FETCH, STORE_TASK_COMPLETED, 0, NULL);
+	/* summarize: an AI attempt */
+	uint64_t a0 = f0 + 250;
+	status(s, key, SUMMARIZE, STORE_TASK_RUNNING, 0, NULL);
+	struct store_attempt_start as = {.task = SUMMARIZE, .attempt = 1, .start_ms = a0,
+					 .ready_ms = a0};
+	if (store_attempt_start(s, key, &as) < 0)
+		die("attempt_start", -EIO, NULL);
+	out(s, key, SUMMARIZE, 1, STORE_STDOUT, "The build looks fine.\n");
+	end_full(s, key, &(struct store_attempt_end){
+		.task = SUMMARIZE, .attempt = 1, .flags = STORE_ATTEMPT_OK, .start_ms = a0,
+		.end_ms = a0 + 1200, .duration_ms = 1200, .exit_code = -1, .http_status = 200,
+		.http_total_us = 1190000, .http_first_byte_us = 1100000, .model = "gpt-4o-mini",
+		.finish_reason = "stop", .prompt_sha256 = "ab12", .prompt_tokens = 1200,
+		.completion_tokens = 300, .prompt_bytes = 4800, .out_bytes = 22});
+	status(s, key, SUMMARIZE, STORE_TASK_COMPLETED, 0, NULL);
+	/* cleanup: past the log cap */
+	uint64_t done = built + 3500;
+	status(s, key, CLEANUP, STORE_TASK_RUNNING, 0, NULL);
+	start_ready(s, key, CLEANUP, 1, done, done);
+	for (int i = 0; i < 1250; i++) {
+		snprintf(line, sizeof(line), "cleanup %07d\n", i);         /* 16 bytes */
+		out(s, key, CLEANUP, 1, STORE_STDOUT, line);
+	}
+	end(s, key, CLEANUP, 1, done, 10, STORE_ATTEMPT_OK, 0, 0, 0, NULL);
+	status(s, key, CLEANUP, STORE_TASK_COMPLETED, 0, NULL);
+	/* notify: the hook */
+	status(s, key, NOTIFY, STORE_TASK_RUNNING, 0, NULL);
+	start_ready(s, key, NOTIFY, 1, done + 20, done + 10);
+	out(s, key, NOTIFY, 1, STORE_STDOUT, "done\n");
+	end(s, key, NOTIFY, 1, done + 20, 5, STORE_ATTEMPT_OK, 0, 0, 0, NULL);
+	status(s, key, NOTIFY, STORE_TASK_COMPLETED, 0, NULL);
+	run_end(s, key, STORE_RUN_FAILED, done + 25, "1 task failed: test");
+	printf("\"run\": \"%s\", \"startMs\": %llu, \"endMs\": %llu", id,
+	       (unsigned long long)t0, (unsigned long long)(done + 25));
+}
+
+static void record_report(const char *dir, const char *wf_path)
+{
+	size_t dlen;
+	char *def = read_file(wf_path, &dlen);
+	uint64_t now = now_ms();
+	struct store *s = open_store(dir, 16384);
+	printf("{");
+	report_history(s, now, def, dlen);
+	report_run(s, now, def, dlen);
+	printf("}\n");
+	sync_store(s);
+	int r = store_close(s);
+	if (r < 0)
+		die("close", r, NULL);
+	free(def);
+}
+
+/* ---- big ------------------------------------------------------------------------------ */
+
+/* One run of n tasks "t00000"...: layers of 100, each task depending on 1
+ * to 3 tasks of the layer before; 8 slots; every task writes two lines; 5%
+ * fail once and are retried after 200 ms. */
+static void big(const char *dir, unsigned long n)
+{
+	struct buf_s { char *p; size_t len, cap; } def = {0};
+	char **ids = calloc(n, sizeof(*ids));
+	uint64_t *end_at = calloc(n, sizeof(*end_at)), slot[8] = {0};
+	if (!ids || !end_at)
+		die("calloc", -ENOMEM, NULL);
+	def.cap = 64 + n * 96;
+	if (!(def.p = malloc(def.cap)))
+		die("malloc", -ENOMEM, NULL);
+	def.len = (size_t)sprintf(def.p, "name: big\ntasks:\n");
+	for (unsigned long i = 0; i < n; i++) {
+		if (asprintf(&ids[i], "t%05lu", i) < 0)
+			die("asprintf", -ENOMEM, NULL);
+		def.len += (size_t)sprintf(def.p + def.len, "  - id: %s\n    command: 'true'\n", ids[i]);
+		if (i >= 100) {
+			unsigned long layer = i / 100 * 100, k = 1 + i % 3;
+			def.len += (size_t)sprintf(def.p + def.len, "    dependencies: [");
+			for (unsigned long j = 0; j < k; j++)
+				def.len += (size_t)sprintf(def.p + def.len, "%st%05lu", j ? ", " : "",
+							   layer - 100 + (i * 7 + j * 31) % 100);
+			def.len += (size_t)sprintf(def.p + def.len, "]\n");
+		}
+	}
+	char id[STORE_RUN_ID_SIZE], line[64];
+	struct store *s = open_store(dir, 0);
+	uint64_t t0 = now_ms() - HOUR_MS;
+	struct store_run_begin b = {
+		.run_attempt = 1, .workflow = "big", .path = "big.yaml", .definition = def.p,
+		.definition_len = def.len, .vars_json = "{}", .task_ids = (const char *const *)ids,
+		.n_tasks = (uint32_t)n, .start_ms = t0,
+	};
+	uint64_t key = 0;
+	char *err = NULL;
+	int r = s->ops->begin(s, &b, &key, id, &err);
+	if (r < 0)
+		die("begin", r, err);
+	for (unsigned long i = 0; i < n; i++) {
+		/* ready when the layer before is done (approximately) */
+		uint64_t ready = i >= 100 ? end_at[i / 100 * 100 - 1] : t0;
+		int sl = 0;
+		for (int k = 1; k < 8; k++)
+			if (slot[k] < slot[sl])
+				sl = k;
+		uint64_t at = slot[sl] > ready ? slot[sl] : ready;
+		uint64_t dur = 20 + (i * 37) % 200;
+		uint32_t att = 1;
+		status(s, key, (uint32_t)i, STORE_TASK_RUNNING, 0, NULL);
+		if (i % 20 == 7) {
+			start_ready(s, key, (uint32_t)i, 1, at, ready);
+			out(s, key, (uint32_t)i, 1, STORE_STDERR, "transient failure\n");
+			end(s, key, (uint32_t)i, 1, at, dur, 0, 1, 0, 1, "exit status 1");
+			status(s, key, (uint32_t)i, STORE_TASK_RETRYING, 0, NULL);
+			ready = at + dur + 200;
+			at = ready + 5;
+			att = 2;
+		}
+		start_ready(s, key, (uint32_t)i, att, at, ready);
+		snprintf(line, sizeof(line), "task %lu starting\n", i);
+		out(s, key, (uint32_t)i, att, STORE_STDOUT, line);
+		snprintf(line, sizeof(line), "task %lu done\n", i);
+		out(s, key, (uint32_t)i, att, STORE_STDOUT, line);
+		end(s, key, (uint32_t)i, att, at, dur, STORE_ATTEMPT_OK, 0, 0, 0, NULL);
+		status(s, key, (uint32_t)i, STORE_TASK_COMPLETED, 0, NULL);
+		slot[sl] = end_at[i] = at + dur;
+		if (i && end_at[i] < end_at[i - 1])
+			end_at[i] = end_at[i - 1];
+	}
+	run_end(s, key, STORE_RUN_COMPLETED, end_at[n - 1] + 1, NULL);
+	sync_store(s);
+	if ((r = store_close(s)) < 0)
+		die("close", r, NULL);
+	printf("%s\n", id);
+	for (unsigned long i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	free(end_at);
+	free(def.p);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[2], "basic")) {
@@ -427,6 +767,15 @@ int main(int argc, char **argv)
 		many(argv[1], strtoul(argv[3], NULL, 10));
 		return 0;
 	}
-	fprintf(stderr, "usage: mkstate DIR basic | DIR live | DIR many N\n");
+	if (argc >= 4 && !strcmp(argv[2], "report")) {
+		record_report(argv[1], argv[3]);
+		return 0;
+	}
+	if (argc >= 4 && !strcmp(argv[2], "big") && strtoul(argv[3], NULL, 10) > 0) {
+		big(argv[1], strtoul(argv[3], NULL, 10));
+		return 0;
+	}
+	fprintf(stderr, "usage: mkstate DIR basic | DIR live | DIR many N | DIR report WF.yaml | "
+		"DIR big N\n");
 	return 2;
 }
