@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "load/model.h"
+#include "model/model.h"
 #include "util/buf.h"
 
 /* Per-attempt cap on captured stdout and on captured stderr (each). Bytes

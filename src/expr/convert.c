@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "expr/internal.h"
-#include "load/model.h"
+#include "model/model.h"
 
 #define MAX_DEPTH 100
 

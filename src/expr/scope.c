@@ -17,7 +17,7 @@
 #include "dagrun.h"
 #include "expr/internal.h"
 #include "expr/redact.h"
-#include "load/model.h"
+#include "model/model.h"
 
 extern char **environ;
 

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "expr/shell.h"
 #include "load/loader.h"
 
 /* ---- api and webhook ----------------------------------------------------------------- */
@@ -342,10 +341,13 @@ void kind_ai_max_context(struct loader *ld, void *obj)
 
 /* ---- checks ------------------------------------------------------------------------- */
 
-void kind_check_script(struct loader *ld, const struct dr_script *s)
+void kind_check_script(struct loader *ld, struct dr_script *s)
 {
-	if (!s || !s->body.s || !s->interpreter.s || sh_is_posix_shell(s->interpreter.s, s->interpreter.len) ||
-	    !strstr(s->body.s, "{{"))
+	if (!s)
+		return;
+	s->posix_shell = !s->interpreter.s || !ld->opts || !ld->opts->posix_shell ||
+			 ld->opts->posix_shell(s->interpreter.s, s->interpreter.len);
+	if (!s->body.s || s->posix_shell || !strstr(s->body.s, "{{"))
 		return;
 	load_error(ld, (struct pos){s->body.line, s->body.col},
 		   "templates are not allowed in a script run by '%.40s' (only POSIX shell "

@@ -23,8 +23,9 @@
 #include <stdint.h>
 #include <yaml.h>
 
-#include "load/model.h"
+#include "load/load.h"
 #include "load/pipe.h"
+#include "model/model.h"
 #include "util/diag.h"
 
 struct pos {
@@ -120,6 +121,7 @@ struct loader {
 	struct dagrun_workflow *wf;
 	struct dagrun_diags *diags;
 	const char *file;          /* for diagnostics */
+	const struct load_opts *opts; /* handed down by the caller */
 
 	/* input: a file descriptor or a buffer */
 	int fd;
@@ -387,8 +389,9 @@ void kind_ai_base_url(struct loader *ld, void *obj);
 void kind_ai_api_key_env(struct loader *ld, void *obj);
 void kind_ai_max_context(struct loader *ld, void *obj);
 
-/* Reports templates in a script whose interpreter is not a POSIX shell. */
-void kind_check_script(struct loader *ld, const struct dr_script *s);
+/* Decides whether s runs as a POSIX shell script (s->posix_shell) and
+ * reports templates in a script whose interpreter is not one. */
+void kind_check_script(struct loader *ld, struct dr_script *s);
 
 /* ---- task.c ------------------------------------------------------------------- */
 

@@ -16,7 +16,7 @@
 #include "load/duration.h"
 
 #include "load/loader.h"
-#include "load/suggest.h"
+#include "util/suggest.h"
 
 /* ---- big vectors ------------------------------------------------------------- */
 

@@ -26,7 +26,7 @@
 
 #include "dagrun.h"
 #include "exec/executor.h"
-#include "load/model.h"
+#include "model/model.h"
 #include "util/buf.h"
 
 struct redactor;

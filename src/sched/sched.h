@@ -28,7 +28,7 @@
 
 #include "dagrun.h"
 #include "exec/executor.h"
-#include "load/model.h"
+#include "model/model.h"
 #include "sched/readyq.h"
 
 #define SCHED_NONE UINT32_MAX

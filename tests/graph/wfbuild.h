@@ -10,7 +10,7 @@
 #ifndef DAGRUN_TEST_WFBUILD_H
 #define DAGRUN_TEST_WFBUILD_H
 
-#include "load/model.h"
+#include "model/model.h"
 
 struct wfb {
 	struct dagrun_workflow *wf;

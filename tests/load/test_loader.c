@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "load/model.h"
+#include "model/model.h"
 #include "util/diag.h"
 
 #define L(s) s "\n"

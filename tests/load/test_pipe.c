@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "graph/graph.h"
-#include "load/model.h"
+#include "model/model.h"
 #include "load/pipe.h"
 #include "util/diag.h"
 

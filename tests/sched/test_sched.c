@@ -13,7 +13,7 @@
 
 #include "exec/fake.h"
 #include "graph/graph.h"
-#include "load/model.h"
+#include "model/model.h"
 #include "sched/backoff.h"
 #include "sched/flow.h"
 #include "sched/sched.h"

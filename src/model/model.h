@@ -12,7 +12,9 @@
  *    a hook task depends only on tasks of hook lists;
  *  - task options are fully resolved: defaults are already applied, and a
  *    task that sets no option shares wf->default_opts (never freed alone);
- *  - wf->graph is built (see graph.h).
+ *  - wf->graph is built (see graph.h) by the step above the loader
+ *    (workflow/load.c), which also checks the expressions.
+ * The model depends on util/ only: every module above may read it.
  * Sizes: a plain command task with three dependencies costs about 200 bytes.
  */
 #ifndef DAGRUN_MODEL_H
@@ -132,6 +134,8 @@ struct dr_command {
 struct dr_script {
 	struct dr_text body;
 	struct dr_text interpreter;    /* .s NULL: default "/bin/sh -e" */
+	bool posix_shell;              /* the interpreter is a POSIX shell (its
+					* templates are escaped); set by the loader */
 };
 
 struct dr_api {
@@ -248,12 +252,9 @@ int dr_task_each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn f
  * below the indicator, and all its lines share that indentation. */
 void dr_text_position(const struct dr_text *x, uint32_t off, unsigned *line, unsigned *col);
 
-/* Checks every template and expression of wf statically (they compile;
- * tasks.X names an upstream task; variables.X a declared variable; no
- * unknown names), adding errors to diags. Returns 0, -EINVAL or -ENOMEM.
- * It must not read wf->graph: the loader runs it in a second thread while
- * graph_build() builds the graph. */
-int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *diags);
+/* Frees what the model owns (not wf->graph, which must be freed before).
+ * Accepts NULL. */
+void dr_workflow_free(struct dagrun_workflow *wf);
 
 const char *dr_kind_name(enum dr_kind k);
 const char *dr_class_name(enum dr_error_class c);

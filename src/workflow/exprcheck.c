@@ -18,8 +18,8 @@
  * rows plus their own bits, one bit per referenced task, 64 referenced
  * tasks per word, over the window of tasks between the first referenced
  * one and the last reader. The diagnostics are then emitted in the order a
- * single pass finds them. Nothing reads wf->graph: the loader runs this in
- * a thread while graph_build() builds it.
+ * single pass finds them. Nothing reads wf->graph: load.c runs this in a
+ * thread while graph_build() builds it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -30,9 +30,10 @@
 #include "expr/check.h"
 #include "expr/expr.h"
 #include "expr/template.h"
-#include "load/model.h"
-#include "load/suggest.h"
+#include "model/model.h"
+#include "util/suggest.h"
 #include "util/diag.h"
+#include "workflow/workflow.h"
 
 #define BITS_MEMORY ((size_t)32 << 20)   /* bytes of bit rows at most */
 
@@ -593,7 +594,7 @@ static void emit(struct checker *c)
 	c->errors = errors;
 }
 
-/* See model.h. */
+/* See workflow.h. */
 int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *diags)
 {
 	struct checker c = {.wf = wf, .diags = diags, .marked_for = UINT32_MAX,

@@ -1,9 +1,11 @@
-/* workflow.c: the workflow object's accessors, names and destructor. */
+/* workflow.c: the model's accessors, names and destructor, and the walk
+ * over the strings of a task that may hold templates.
+ *
+ * The model depends on nothing but util/: what is built on it (the graph,
+ * wf->graph) is freed by its builder's module (workflow/load.c). */
 #include <stdlib.h>
 
-#include "graph/graph.h"
-#include "expr/shell.h"
-#include "load/model.h"
+#include "model/model.h"
 
 const char *dagrun_version(void)
 {
@@ -45,11 +47,10 @@ size_t dagrun_workflow_task_count(const dagrun_workflow *wf)
 	return wf ? wf->n_tasks : 0;
 }
 
-void dagrun_workflow_free(dagrun_workflow *wf)
+void dr_workflow_free(struct dagrun_workflow *wf)
 {
 	if (!wf)
 		return;
-	graph_free(wf->graph);
 	free(wf->sym_task);
 	free(wf->tasks);
 	free(wf->deps);
@@ -112,8 +113,7 @@ static int each_spec_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_
 	}
 	case DR_KIND_SCRIPT: {
 		const struct dr_script *s = k->spec.script;
-		bool shell = sh_is_posix_shell(s->interpreter.s, s->interpreter.len);
-		return call(fn, ud, t, &s->body, shell ? DR_USE_SHELL : DR_USE_NOTEMPLATE);
+		return call(fn, ud, t, &s->body, s->posix_shell ? DR_USE_SHELL : DR_USE_NOTEMPLATE);
 	}
 	case DR_KIND_API: {
 		const struct dr_api *a = k->spec.api;
