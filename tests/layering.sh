@@ -19,8 +19,10 @@ graph: model util
 expr: model util
 exec: expr model util
 sched: exec graph expr model util
-workflow: load graph expr model util
-obs: util
+kinds: sched exec load graph expr model util
+engine: kinds sched exec graph expr model util
+workflow: kinds load graph expr model util
+obs: kinds util
 store: util
 cli:
 '

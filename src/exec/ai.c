@@ -90,8 +90,20 @@ struct ai_executor {
 	struct ai_tasks *tasks;
 };
 
+/* The result's extension: the HTTP exchange (once there was a response)
+ * then the request and reply (dagrun_ext_ai). */
+struct ai_ext {
+	struct exec_ext x;
+	struct dagrun_ext_http http;
+	struct dagrun_ext_ai ai;
+	bool has_http;
+	char *model, *finish_reason;    /* masked */
+	char sha[65];
+};
+
 struct ax_attempt {
 	struct ai_executor *ax;
+	struct ai_ext *ext;              /* = res.ext, owned by res */
 	struct exec_attempt *a;
 	struct ax_attempt *next;         /* on ax->parked */
 	uint8_t park;                    /* enum park */
@@ -695,9 +707,11 @@ static int build(struct ax_attempt *st, const struct dr_ai *ai)
 	/* The user message as sent: valid UTF-8 (the context already is). */
 	if ((r = ai_utf8_clean(&sent, user.data ? user.data : "", user.len)) < 0)
 		goto out;
-	st->res.context_cut_bytes = cx.cut;
-	st->res.prompt_bytes = sent.len;
-	if ((r = sha256_hex(sent.data, sent.len, st->res.prompt_sha256)) < 0 ||
+	st->ext->ai.context_cut_bytes = cx.cut;
+	st->ext->ai.prompt_bytes = sent.len;
+	if ((r = sha256_hex(sent.data, sent.len, st->ext->sha)) == 0)
+		st->ext->ai.prompt_sha256 = st->ext->sha;
+	if (r < 0 ||
 	    (r = body(st, ai, &model, &sys, &sent)) < 0)
 		goto out;
 out:
@@ -749,6 +763,28 @@ static void pace_set(struct ai_executor *ax, const char *base, uint64_t until, u
 }
 
 /* ---- running attempts ------------------------------------------------------------ */
+
+static void ai_ext_free(struct exec_ext *x)
+{
+	struct ai_ext *e = (struct ai_ext *)x;
+	json_decref(x->headers);
+	free(e->model);
+	free(e->finish_reason);
+	free(e);
+}
+
+/* An extension with no reply yet (no usage, no prompt sent). */
+static struct ai_ext *ai_ext_new(void)
+{
+	struct ai_ext *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->ai.base.type = DAGRUN_EXT_AI;
+	e->ai.prompt_tokens = e->ai.completion_tokens = -1;
+	e->x.pub = &e->ai.base;
+	e->x.free = ai_ext_free;
+	return e;
+}
 
 static void attempt_free(struct ax_attempt *st)
 {
@@ -852,24 +888,37 @@ static int on_data(void *ud, const char *data, size_t len)
 	return ai_stream_feed(&st->sse, data, len) < 0 ? -1 : 0;
 }
 
+/* A string of the reply for the events, without the key or the run's
+ * secrets (a server may echo them anywhere); malloc'd, NULL for NULL or
+ * on OOM. */
+static char *masked(const struct ax_attempt *st, const char *s)
+{
+	char *k = s ? scrub(s, st->key) : NULL;
+	if (!k || !st->a->redactor)
+		return k;
+	struct buf b = BUF_INIT;
+	char *m = redact_text(st->a->redactor, k, strlen(k), &b) == 0 ? buf_steal(&b) : NULL;
+	buf_free(&b);
+	free(k);
+	return m;
+}
+
 /* Moves what a reply said into the result. */
 static void take_reply(struct ax_attempt *st, struct ai_reply *rp)
 {
 	struct exec_result *r = &st->res;
+	struct ai_ext *e = st->ext;
 	buf_free(&r->out);
 	r->out = rp->text;
 	rp->text = (struct buf)BUF_INIT;
 	r->out_bytes = rp->text_bytes;
 	r->out_dropped = rp->text_bytes > r->out.len ? rp->text_bytes - r->out.len : 0;
-	free(r->model);
-	r->model = rp->model;
-	rp->model = NULL;
-	free(r->finish_reason);
-	r->finish_reason = rp->finish_reason;
-	rp->finish_reason = NULL;
-	r->has_usage = rp->has_usage;
-	r->prompt_tokens = rp->prompt_tokens;
-	r->completion_tokens = rp->completion_tokens;
+	free(e->model);
+	e->ai.model = e->model = masked(st, rp->model);
+	free(e->finish_reason);
+	e->ai.finish_reason = e->finish_reason = masked(st, rp->finish_reason);
+	e->ai.prompt_tokens = rp->has_usage ? (int64_t)rp->prompt_tokens : -1;
+	e->ai.completion_tokens = rp->has_usage ? (int64_t)rp->completion_tokens : -1;
 }
 
 /* An HTTP error status: the class and the API's message. */
@@ -879,10 +928,11 @@ static void status_failure(struct ax_attempt *st, const struct buf *body)
 	bool quota = false;
 	char *api = ai_error_message(body->data, body->len, &quota);
 	char *msg = api ? scrub(api, st->key) : NULL;
+	int status = st->ext->http.status;
 	enum dr_error_class c = quota ? DR_CLASS_PERMANENT
-		: http_status_transient(r->http_status) ? DR_CLASS_TRANSIENT : DR_CLASS_PERMANENT;
+		: http_status_transient(status) ? DR_CLASS_TRANSIENT : DR_CLASS_PERMANENT;
 	if (msg) {
-		fail(st, c, "HTTP %d: %s", r->http_status, msg);
+		fail(st, c, "HTTP %d: %s", status, msg);
 	} else {
 		/* Up to 200 bytes of the body (scrubbed first: a cut must not
 		 * leave a piece of the key), on one line. */
@@ -902,13 +952,13 @@ static void status_failure(struct ax_attempt *st, const struct buf *body)
 		for (size_t i = 0; i < n; i++)
 			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 				s[i] = ' ';
-		fail(st, c, "HTTP %d%s%.*s%s", r->http_status, n ? ": " : "", (int)n,
+		fail(st, c, "HTTP %d%s%.*s%s", status, n ? ": " : "", (int)n,
 		     s ? s : "", n < len ? "..." : "");
 		free(s);
 	}
 	free(api);
 	free(msg);
-	r->retry_after_ms = ai_retry_after_ms(r->http_headers, r->http_status, time(NULL));
+	r->retry_after_ms = ai_retry_after_ms(st->ext->x.headers, status, time(NULL));
 }
 
 /* A 2xx reply: the text, or why it is not usable. */
@@ -960,12 +1010,14 @@ static void success(struct ax_attempt *st, const struct buf *body)
 			     "(responseFormat: json): %s at line %d", je.text, je.line);
 		json_decref(j);
 	}
-	if (r->finish_reason && !strcmp(r->finish_reason, "length"))
+	const char *finish = st->ext->finish_reason;
+	if (finish && !strcmp(finish, "length"))
 		r->warning = AI_LENGTH_WARNING;
-	else if (r->finish_reason && !strcmp(r->finish_reason, "content_filter"))
+	else if (finish && !strcmp(finish, "content_filter"))
 		r->warning = AI_FILTER_WARNING;
 	if (!r->ok)
-		r->retry_after_ms = ai_retry_after_ms(r->http_headers, r->http_status, time(NULL));
+		r->retry_after_ms = ai_retry_after_ms(st->ext->x.headers, st->ext->http.status,
+						      time(NULL));
 	free(refusal);
 	free(err);
 	ai_reply_free(&plain);
@@ -984,12 +1036,16 @@ static void on_response(void *ud, struct http_response *resp)
 	struct exec_result *r = &st->res;
 	uint64_t now = now_ms(ax->loop);
 	st->xfer = NULL;
-	r->http_status = resp->status;
-	r->http_headers = resp->headers;
+	struct ai_ext *e = st->ext;
+	http_ext_fill(&e->http, resp);
+	e->has_http = true;
+	e->http.base.next = &e->ai.base;
+	e->x.pub = &e->http.base;       /* the exchange, then the reply */
+	json_decref(e->x.headers);
+	e->x.headers = resp->headers;
 	resp->headers = NULL;
-	r->http_timing = resp->timing;
 	r->end_ms = resp->end_ms;
-	uint64_t hold = ai_pace_ms(r->http_headers);
+	uint64_t hold = ai_pace_ms(e->x.headers);
 	if (hold) {
 		pace_set(ax, st->base, now + hold, now);
 		rearm(ax);
@@ -1091,13 +1147,18 @@ static int ax_start(struct executor *ex, struct exec_attempt *a)
 {
 	struct ai_executor *ax = (struct ai_executor *)ex;
 	const struct dr_task *t = &a->wf->tasks[a->task];
-	if (t->kind != DR_KIND_AI || !t->spec.ai)
+	if (!t->spec)
 		return -EINVAL;
-	const struct dr_ai *ai = t->spec.ai;
+	const struct dr_ai *ai = t->spec;
 	const struct dr_task_opts *opts = t->opts ? t->opts : &a->wf->default_opts;
 	struct ax_attempt *st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
+	if (!(st->ext = ai_ext_new())) {
+		free(st);
+		return -ENOMEM;
+	}
+	st->res.ext = &st->ext->x;
 	st->ax = ax;
 	st->a = a;
 	st->stream = ai->stream;

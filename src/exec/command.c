@@ -476,8 +476,8 @@ static int render_texts(struct cmd_attempt *st, const struct dr_task *t,
 {
 	struct exec_attempt *a = st->a;
 	struct texts *tx = &st->tx;
-	if (t->kind == DR_KIND_COMMAND) {
-		const struct dr_command *c = t->spec.command;
+	if (a->variant == COMMAND_VARIANT_COMMAND) {
+		const struct dr_command *c = t->spec;
 		tx->cmd = *c;
 		if (c->str.s) {
 			render_text(a, tx, &c->str, EXEC_RENDER_SHELL, &tx->cmd.str);
@@ -491,7 +491,8 @@ static int render_texts(struct cmd_attempt *st, const struct dr_task *t,
 		}
 	} else {
 		/* Validation refused templates in scripts of other interpreters. */
-		render_text(a, tx, &t->spec.script->body, EXEC_RENDER_SHELL, &tx->body);
+		const struct dr_script *sc = t->spec;
+		render_text(a, tx, &sc->body, EXEC_RENDER_SHELL, &tx->body);
 	}
 	render_kvs(a, tx, &a->wf->env, &tx->wenv);
 	render_kvs(a, tx, &opts->env, &tx->tenv);
@@ -540,16 +541,16 @@ static void refuse_nuls(struct cmd_attempt *st, const struct dr_task *t,
 {
 	struct exec_attempt *a = st->a;
 	struct texts *tx = &st->tx;
-	if (t->kind == DR_KIND_COMMAND) {
-		const struct dr_command *c = t->spec.command;
+	if (a->variant == COMMAND_VARIANT_COMMAND) {
+		const struct dr_command *c = t->spec;
 		refuse_nul(a, tx, &tx->cmd.str, &c->str, "the command", NULL);
 		for (uint32_t i = 0; i < tx->cmd.argc && !c->str.s; i++)
 			refuse_nul(a, tx, &tx->cmd.argv[i], &c->argv[i], "an argument of the command",
 				   NULL);
 	} else {
-		refuse_nul(a, tx, &tx->body, &t->spec.script->body, "the script", NULL);
-		refuse_nul(a, tx, &t->spec.script->interpreter, &t->spec.script->interpreter,
-			   "the interpreter", NULL);
+		const struct dr_script *sc = t->spec;
+		refuse_nul(a, tx, &tx->body, &sc->body, "the script", NULL);
+		refuse_nul(a, tx, &sc->interpreter, &sc->interpreter, "the interpreter", NULL);
 	}
 	refuse_nul_kvs(a, tx, &tx->wenv, &a->wf->env);
 	refuse_nul_kvs(a, tx, &tx->tenv, &opts->env);
@@ -649,8 +650,8 @@ static char **attempt_argv(struct cmd_attempt *st, const struct dr_task *t, bool
 			   bool *direct)
 {
 	*direct = false;
-	if (t->kind == DR_KIND_SCRIPT) {
-		const struct dr_text *in = &t->spec.script->interpreter;
+	if (st->a->variant == COMMAND_VARIANT_SCRIPT) {
+		const struct dr_text *in = &((const struct dr_script *)t->spec)->interpreter;
 		const char *s = in->s && in->len ? in->s : DEFAULT_INTERPRETER;
 		size_t len = in->s && in->len ? in->len : strlen(DEFAULT_INTERPRETER);
 		char **v = split_words(s, len, 1);
@@ -736,7 +737,8 @@ static int command_start(struct executor *ex, struct exec_attempt *a)
 	struct command_executor *cx = (struct command_executor *)ex;
 	const struct dagrun_workflow *wf = a->wf;
 	const struct dr_task *t = &wf->tasks[a->task];
-	if (t->kind != DR_KIND_COMMAND && t->kind != DR_KIND_SCRIPT)
+	if ((a->variant != COMMAND_VARIANT_COMMAND && a->variant != COMMAND_VARIANT_SCRIPT) ||
+	    !t->spec)
 		return -EINVAL;
 	const struct dr_task_opts *opts = t->opts ? t->opts : &wf->default_opts;
 	char **env = NULL;
@@ -764,7 +766,7 @@ static int command_start(struct executor *ex, struct exec_attempt *a)
 		err = -ENOMEM;
 		goto out;
 	}
-	if (t->kind == DR_KIND_SCRIPT &&
+	if (a->variant == COMMAND_VARIANT_SCRIPT &&
 	    (err = write_script(&st->tx.body, &st->script)) < 0) {
 		if (err == -ENOMEM)
 			goto out;
@@ -840,11 +842,23 @@ int command_executor_guard(struct executor *ex, const char *run_id)
 				 run_id);
 }
 
+/* Before the run's first task: the tasks die with this process (the
+ * watchdog); on request, what escapes their groups is ours to reap and
+ * kill (a subreaper). */
+static int command_begin(struct executor *ex, const char *run_id, unsigned process_flags)
+{
+	int r = 0;
+	if (process_flags & DAGRUN_PROC_SUBREAPER)
+		r = command_executor_adopt(ex);
+	return r < 0 ? r : command_executor_guard(ex, run_id);
+}
+
 static const struct executor_ops command_ops = {
 	.name = "command",
 	.start = command_start,
 	.cancel = command_cancel,
 	.destroy = command_destroy,
+	.begin = command_begin,
 };
 
 struct executor *command_executor_new(uv_loop_t *loop)

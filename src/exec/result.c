@@ -14,11 +14,9 @@ void exec_result_free(struct exec_result *r)
 	r->error = NULL;
 	buf_free(&r->out);
 	buf_free(&r->err);
-	json_decref(r->http_headers);
-	r->http_headers = NULL;
-	free(r->model);
-	free(r->finish_reason);
-	r->model = r->finish_reason = NULL;
+	if (r->ext && r->ext->free)
+		r->ext->free(r->ext);
+	r->ext = NULL;
 }
 
 /* A URL, a header or an argument is a C string to curl or the kernel: a

@@ -145,7 +145,7 @@ static void dot_node(FILE *out, const struct dagrun_workflow *wf, uint32_t t,
 	put_id(out, wf, t, dot_escape);
 	fputs("\" [label=\"", out);
 	put_id(out, wf, t, dot_escape);
-	fprintf(out, "\\n(%s)\"];\n", dr_kind_name(wf->tasks[t].kind));
+	fprintf(out, "\\n(%s)\"];\n", dr_kind_name(wf, t));
 }
 
 /* The hook tasks of one kind, in a cluster of their own. */
@@ -219,7 +219,7 @@ static void mermaid_node(FILE *out, const struct dagrun_workflow *wf,
 {
 	fprintf(out, "%sn%u[\"", indent, t);
 	put_id(out, wf, t, mermaid_escape);
-	fprintf(out, "<br/>(%s)\"]\n", dr_kind_name(wf->tasks[t].kind));
+	fprintf(out, "<br/>(%s)\"]\n", dr_kind_name(wf, t));
 }
 
 static void mermaid_subgraph(FILE *out, const struct dagrun_workflow *wf,
@@ -297,7 +297,7 @@ static void json_task(FILE *out, const struct dagrun_workflow *wf, uint32_t t)
 	const struct dr_task *task = &wf->tasks[t];
 	fputs("    {\"id\": \"", out);
 	put_id(out, wf, t, json_escape);
-	fprintf(out, "\", \"kind\": \"%s\", ", dr_kind_name(task->kind));
+	fprintf(out, "\", \"kind\": \"%s\", ", dr_kind_name(wf, t));
 	if (task->hook > DR_HOOK_NONE && task->hook <= DR_HOOK_EXIT)
 		fprintf(out, "\"hook\": \"%s\", ", hook_names[task->hook]);
 	fprintf(out, "\"priority\": %d, \"weight\": %u, \"dependencies\": [",

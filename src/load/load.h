@@ -3,7 +3,8 @@
  *
  * The loader reads and resolves (ids, dependencies, pools, defaults); it
  * builds no graph and checks no expression: that is the next step's
- * (workflow/workflow.h), which calls these. Invariant: on success *out
+ * (workflow/workflow.h), which calls these. The task kinds are handed down
+ * by the caller. Invariant: on success *out
  * owns a model with every promise of model.h except wf->graph (NULL); on
  * failure nothing is allocated and *out is untouched.
  */
@@ -16,11 +17,15 @@
 
 #include "model/model.h"
 
-/* What the caller hands down to the loader. */
+struct load_kind;   /* load/loader.h: the loader's part of a task kind */
+
+/* What the caller hands down to the loader: the task kinds (the table of
+ * kinds/table.c; the loader includes no kind), at most LOAD_MAX_KINDS.
+ * Tasks index them (dr_task.kind) in this order, and wf->kinds lists
+ * their model parts. */
 struct load_opts {
-	/* Whether an interpreter (interp[0 .. len), NULL: the default) runs
-	 * its script as a POSIX shell, whose templates can be escaped. */
-	bool (*posix_shell)(const char *interp, size_t len);
+	const struct load_kind *const *kinds;
+	unsigned n_kinds;
 };
 
 /* What the caller may want to know of the input. */
@@ -29,8 +34,9 @@ struct load_info {
 			       * thread of its own), else 0 */
 };
 
-/* Loads the file at path. Returns 0, -EINVAL (errors in diags), or -errno
- * (also described in diags). info may be NULL. */
+/* Loads the file at path. Returns 0, -EINVAL (errors in diags; also for
+ * kinds that do not fit), or -errno (also described in diags). info may be
+ * NULL. */
 int load_file(const char *path, const struct load_opts *o, struct dagrun_workflow **out,
 	      struct load_info *info, dagrun_diags *diags);
 

@@ -171,7 +171,7 @@ static const struct keydef top_keys[] = {
 	KEY("onSuccess", w_on_success), KEY("onFailure", w_on_failure),
 	KEY("onExit", w_on_exit),
 };
-static const struct keytab top_tab = {"workflow", top_keys, 11, NULL};
+static const struct keytab top_tab = {"workflow", top_keys, 11, NULL, NULL};
 
 /* ---- the document ------------------------------------------------------------------------ */
 
@@ -317,6 +317,30 @@ static void loader_free(struct loader *ld)
 	free(ld->pool_v);
 	free(ld->stk);
 	free(ld->idc);
+	free(ld->tk);
+}
+
+/* The task keys of the kinds handed down, and wf->kinds (their model
+ * parts, in the arena). Returns 0, -EINVAL (said in diags) or -ENOMEM. */
+static int set_kinds(struct loader *ld, const char *name)
+{
+	int r = task_keys_build(ld);
+	if (r == -EINVAL)
+		diag_add(ld->diags, DAGRUN_ERROR, name, 0, 0, "internal error: the task "
+			 "kinds do not fit the loader (at most %d kinds and %d task keys)",
+			 LOAD_MAX_KINDS, MAX_KEYS);
+	if (r < 0)
+		return r;
+	struct dagrun_workflow *wf = ld->wf;
+	unsigned n = ld->tk->n_kinds;
+	const struct dr_kind **v = arena_alloc(&wf->arena, (n ? n : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (unsigned k = 0; k < n; k++)
+		v[k] = &ld->tk->kinds[k]->model;
+	wf->kinds = v;
+	wf->n_kinds = n;
+	return 0;
 }
 
 /* Reads and resolves; returns 0, -EINVAL or a system error. */
@@ -352,7 +376,8 @@ static int load_with(struct loader *ld, const char *name, const struct load_opts
 		intern_reserve(&wf->ids, (uint32_t)(ld->size_hint / BYTES_PER_ID));
 	ld->wf = wf;
 	ld->file = wf->path;
-	r = load(ld);
+	if ((r = set_kinds(ld, name)) == 0)
+		r = load(ld);
 out:
 	if (r == -ENOMEM && diags)
 		diag_add(diags, DAGRUN_ERROR, name, 0, 0, "out of memory");

@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "exec/ai.h"
 #include "expr/check.h"
 #include "expr/expr.h"
 #include "expr/redact.h"
@@ -350,6 +349,26 @@ static int record_outputs(struct flow *f, uint32_t t, struct fres *fr, const cha
 	return 0;
 }
 
+/* Outputs an executor produced itself (a sub-run's): copied, masked. */
+static int take_outputs(struct flow *f, uint32_t t, struct fres *fr,
+			const struct expr_outputs *o)
+{
+	int r = 0;
+	for (size_t i = 0; i < o->n && r == 0; i++)
+		if ((r = expr_outputs_set(&fr->outs, o->v[i].key, o->v[i].value,
+					  o->v[i].value_len)) > 0)
+			r = 0;   /* full: the producer capped its outputs already */
+	if (r == 0)
+		r = mask_outputs(f, t, &fr->outs);
+	if (r < 0) {
+		expr_outputs_free(&fr->outs);
+		return r;
+	}
+	fr->er.outputs = fr->outs.v;
+	fr->er.n_outputs = fr->outs.n;
+	return 0;
+}
+
 int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
 		uint64_t duration_ms, int error_class, const char *error,
 		const struct exec_result *r, const char *output_file)
@@ -378,11 +397,16 @@ int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
 	if (!r)
 		return 0;
 	fr->er.exit_code = r->exit_code;
-	fr->er.http_status = r->http_status;
 	fr->er.output_truncated = r->out_dropped > 0 || r->out.len > OUTPUT_KEEP_MAX;
-	if (r->has_usage) {
-		fr->er.prompt_tokens = (int64_t)r->prompt_tokens;
-		fr->er.completion_tokens = (int64_t)r->completion_tokens;
+	/* What expressions read of the kind's own: http.status, usage.* */
+	const struct dagrun_ext *pub = r->ext ? r->ext->pub : NULL;
+	const struct dagrun_ext_http *h = (const void *)dagrun_ext_find(pub, DAGRUN_EXT_HTTP);
+	const struct dagrun_ext_ai *ai = (const void *)dagrun_ext_find(pub, DAGRUN_EXT_AI);
+	if (h)
+		fr->er.http_status = h->status;
+	if (ai && ai->prompt_tokens >= 0) {
+		fr->er.prompt_tokens = ai->prompt_tokens;
+		fr->er.completion_tokens = ai->completion_tokens;
 	}
 	/* Masked as it reads in the whole capture, so a secret across the cap
 	 * is masked; when the capture itself was cut (bytes seen beyond it), a
@@ -399,10 +423,12 @@ int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
 	fr->er.output = fr->output;
 	if (!fr->output)
 		return -ENOMEM;
-	if ((e = copy_headers(f, fr, r->http_headers)) < 0)
+	if ((e = copy_headers(f, fr, r->ext ? r->ext->headers : NULL)) < 0)
 		return e;
 	fr->er.headers = fr->headers;
 	fr->er.n_headers = fr->n_headers;
+	if (r->ext && r->ext->outputs)
+		return take_outputs(f, t, fr, r->ext->outputs);
 	return output_file ? record_outputs(f, t, fr, output_file) : 0;
 }
 
@@ -692,15 +718,16 @@ static int scan_expr(struct flow *f, const struct dr_text *x)
 	return 0;
 }
 
-/* Registers the value of the variable holding an AI task's API key. */
-static int register_key(struct flow *f, const struct dr_ai *ai)
+/* Registers the value of an environment variable a task kind says holds
+ * a secret (an AI task's API key). */
+static int register_env(void *ud, const char *name)
 {
-	const char *name = ai_api_key_env(ai);
+	struct flow *f = ud;
 	const char *v = name ? getenv(name) : NULL;
 	int r = v ? redact_add(f->red, v, strlen(v)) : 0;
 	if (r == REDACT_TOO_SHORT) {
 		char who[300];
-		snprintf(who, sizeof(who), "the API key in $%.200s", name);
+		snprintf(who, sizeof(who), "the secret in $%.200s", name);
 		warn_short(f, UINT32_MAX, who);
 	}
 	return r == -E2BIG || r == REDACT_TOO_SHORT ? 0 : r;
@@ -719,7 +746,9 @@ static int scan(struct flow *f)
 		const struct dr_task *k = &wf->tasks[t];
 		if (dr_task_each_text(wf, t, scan_text, &sc) || sc.err)
 			return sc.err;
-		int r = k->kind == DR_KIND_AI ? register_key(f, k->spec.ai) : 0;
+		const struct dr_kind *kd = k->kind < wf->n_kinds ? wf->kinds[k->kind] : NULL;
+		int r = kd && kd->each_secret_env && k->spec ?
+			kd->each_secret_env(wf, t, register_env, f) : 0;
 		if (r == 0)
 			r = scan_expr(f, k->opts->when);
 		for (uint32_t i = 0; i < k->dep_count && r == 0; i++) {

@@ -52,7 +52,6 @@ static void ev_init(struct sched *s, dagrun_event *ev, int type, uint32_t t)
 	ev->run_id = s->run_id;
 	ev->task_index = t;
 	ev->exit_code = -1;
-	ev->prompt_tokens = ev->completion_tokens = -1;
 	if (t != SCHED_NONE) {
 		ev->task = wf_task_id(s->wf, t);
 		ev->status = s->ts[t].status;
@@ -469,7 +468,9 @@ static void start_attempt(struct sched *s, uint32_t t)
 			sl->rs[i] = flow_stream_new(s->flow);
 		sl->fed[i] = 0;
 	}
-	struct executor *ex = s->exec[s->wf->tasks[t].kind];
+	unsigned kind = s->wf->tasks[t].kind;
+	sl->a.variant = kind < s->wf->n_kinds ? s->wf->kinds[kind]->variant : 0;
+	struct executor *ex = s->exec[kind];
 	int r = ex ? ex->ops->start(ex, &sl->a) : -ENOTSUP;
 	if (r < 0) {
 		struct exec_result res;
@@ -566,19 +567,7 @@ static void attempt_end_event(struct sched *s, uint32_t t, const struct exec_res
 	ev.cpu_user_ms = r->cpu_user_ms;
 	ev.cpu_sys_ms = r->cpu_sys_ms;
 	ev.max_rss_kb = r->max_rss_kb;
-	ev.http_status = r->http_status;
-	ev.dns_us = r->http_timing.dns_us;
-	ev.connect_us = r->http_timing.connect_us;
-	ev.tls_us = r->http_timing.tls_us;
-	ev.first_byte_us = r->http_timing.first_byte_us;
-	ev.total_us = r->http_timing.total_us;
-	ev.model = r->model;
-	ev.prompt_tokens = r->has_usage ? (int64_t)r->prompt_tokens : -1;
-	ev.completion_tokens = r->has_usage ? (int64_t)r->completion_tokens : -1;
-	ev.finish_reason = r->finish_reason;
-	ev.prompt_sha256 = r->prompt_sha256[0] ? r->prompt_sha256 : NULL;
-	ev.prompt_bytes = r->prompt_bytes;
-	ev.context_cut_bytes = r->context_cut_bytes;
+	ev.ext = r->ext ? r->ext->pub : NULL;   /* the kind's own, masked at the source */
 	ev.out_bytes = r->out_bytes;
 	ev.err_bytes = r->err_bytes;
 	ev.out_dropped = r->out_dropped;

@@ -56,7 +56,7 @@ struct observer {
 struct sched {
 	const struct dagrun_workflow *wf;
 	uv_loop_t *loop;
-	struct executor *exec[DR_KIND_COUNT];
+	struct executor *exec[DR_MAX_KINDS]; /* by task kind (wf->kinds) */
 	struct tstate *ts;
 	struct readyq ready;
 	uint32_t *pool_avail;        /* by pool index */
@@ -87,8 +87,9 @@ struct sched {
 	int error;                   /* first internal error (-errno), or 0 */
 };
 
-/* Sets up s to run wf with the given executors (indexed by dr_kind; NULL
- * where a kind cannot run). Returns 0 or -ENOMEM. */
+/* Sets up s to run wf with the given executors (DR_MAX_KINDS of them,
+ * indexed by dr_task.kind; NULL where a kind cannot run). Returns 0 or
+ * -ENOMEM. */
 int sched_init(struct sched *s, const struct dagrun_workflow *wf, uv_loop_t *loop,
 	       struct executor **exec, uint32_t max_parallel, const char *run_id,
 	       uint64_t seed);

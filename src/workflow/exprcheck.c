@@ -32,6 +32,7 @@
 #include "expr/template.h"
 #include "model/model.h"
 #include "util/suggest.h"
+#include "kinds/kind.h"
 #include "util/diag.h"
 #include "workflow/workflow.h"
 
@@ -58,6 +59,7 @@ struct name_set {
 };
 
 struct checker {
+	struct kind_checker kc;          /* first: what a kind's check() sees */
 	const struct dagrun_workflow *wf;
 	struct dagrun_diags *diags;
 	struct expr_engine *ex;
@@ -316,16 +318,6 @@ static void check_template(struct checker *c, uint32_t t, const struct dr_text *
 	tpl_free(&tp);
 }
 
-/* A string used as written: a template in it would reach the program as
- * braces. */
-static void check_verbatim(struct checker *c, const struct dr_text *x, const char *key)
-{
-	const char *open = x && x->s ? memmem(x->s, x->len, "{{", 2) : NULL;
-	if (open)
-		error_at(c, x, (uint32_t)(open - x->s), "'%s' is used as written, it is not a "
-			 "template; pass values through 'env' instead", key);
-}
-
 static int on_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_use use)
 {
 	struct checker *c = ud;
@@ -334,41 +326,24 @@ static int on_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_u
 	return c->err || full(c);
 }
 
-#define PROMPT_FILE_MAX ((size_t)1 << 20)
+/* ---- what a kind's check() may call ------------------------------------------ */
 
-/* An AI task's promptFile must exist (relative to the workflow) and its
- * templates pass the same checks, reported at their place in that file. */
-static void check_prompt_file(struct checker *c, uint32_t t, const struct dr_ai *ai)
+static void kc_error(struct kind_checker *kc, const struct dr_text *x, uint32_t off,
+		     const char *msg)
 {
-	const struct dr_text *pf = &ai->prompt_file;
-	if (!pf->s)
-		return;
-	char *path = NULL;
-	if ((pf->s[0] == '/' ? asprintf(&path, "%s", pf->s)
-			     : asprintf(&path, "%s/%s", c->wf->dir, pf->s)) < 0) {
-		c->err = -ENOMEM;
-		return;
-	}
-	FILE *f = fopen(path, "r");
-	char *text = f ? malloc(PROMPT_FILE_MAX + 1) : NULL;
-	size_t n = text ? fread(text, 1, PROMPT_FILE_MAX + 1, f) : 0;
-	if (!f)
-		error_at(c, pf, UINT32_MAX, "promptFile '%s': %s", path, strerror(errno));
-	else if (!text)
-		c->err = -ENOMEM;
-	else if (n > PROMPT_FILE_MAX)
-		error_at(c, pf, UINT32_MAX, "promptFile '%s' is larger than 1 MiB", path);
-	else {
-		struct dr_text x = {text, (uint32_t)n, 1, 1};
-		c->file = path;
-		check_template(c, t, &x, false);
-		c->file = c->wf->path;
-		c->pos.x = NULL;    /* x is gone: forget its position */
-	}
-	if (f)
-		fclose(f);
-	free(text);
-	free(path);
+	error_at((struct checker *)kc, x, off, "%s", msg);
+}
+
+/* A template read from another file (a promptFile): positions count in
+ * that file, which its diagnostics name. */
+static void kc_template_in(struct kind_checker *kc, uint32_t t, const struct dr_text *x,
+			   const char *path)
+{
+	struct checker *c = (struct checker *)kc;
+	c->file = path;
+	check_template(c, t, x, false);
+	c->file = c->wf->path;
+	c->pos.x = NULL;    /* x is gone: forget its position */
 }
 
 static void check_task(struct checker *c, uint32_t t)
@@ -377,10 +352,10 @@ static void check_task(struct checker *c, uint32_t t)
 	const struct dr_task *k = &wf->tasks[t];
 	if (dr_task_each_text(wf, t, on_text, c))
 		return;
-	if (k->kind == DR_KIND_SCRIPT)
-		check_verbatim(c, &k->spec.script->interpreter, "interpreter");
-	if (k->kind == DR_KIND_AI)   /* (apiKeyEnv: the loader wants a name) */
-		check_prompt_file(c, t, k->spec.ai);
+	const struct kind *kd = k->kind < wf->n_kinds ? kind_of(wf_task_kind(wf, t)) : NULL;
+	int r = kd && kd->check && k->spec ? kd->check(&c->kc, wf, t) : 0;
+	if (r < 0)
+		c->err = r;
 	const struct dr_text *w = k->opts->when;
 	if (w && w->s && !full(c) && !c->err)
 		check_expr(c, t, w, 0, w->len, 0);
@@ -597,8 +572,8 @@ static void emit(struct checker *c)
 /* See workflow.h. */
 int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *diags)
 {
-	struct checker c = {.wf = wf, .diags = diags, .marked_for = UINT32_MAX,
-			    .file = wf->path};
+	struct checker c = {.kc = {kc_error, kc_template_in}, .wf = wf, .diags = diags,
+			    .marked_for = UINT32_MAX, .file = wf->path};
 	c.room = diags ? (diags->n < diags->max ? diags->max - diags->n : 0) : 0;
 	c.direct = calloc(wf->n_tasks + 1, sizeof(*c.direct));
 	if (!c.direct || set_variables(&c) < 0) {

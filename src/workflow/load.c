@@ -13,8 +13,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "expr/shell.h"
 #include "graph/graph.h"
+#include "kinds/kind.h"
 #include "load/load.h"
 #include "load/pipe.h"
 #include "util/diag.h"
@@ -77,7 +77,15 @@ static int build_and_check(struct dagrun_workflow *wf, bool large, struct dagrun
 	return r;
 }
 
-static const struct load_opts opts = {.posix_shell = sh_is_posix_shell};
+/* The kinds of kinds/table.c, as the loader takes them. */
+static void kinds_opts(struct load_opts *o, const struct load_kind **v)
+{
+	unsigned n;
+	const struct kind *const *k = kinds_table(&n);
+	for (unsigned i = 0; i < n && i < LOAD_MAX_KINDS; i++)
+		v[i] = &k[i]->load;
+	*o = (struct load_opts){v, n};
+}
 
 /* The rest of a load that read and resolved (r, wf, info from the loader). */
 static int finish(int r, struct dagrun_workflow *wf, const struct load_info *info,
@@ -101,6 +109,9 @@ int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *
 {
 	struct dagrun_workflow *wf = NULL;
 	struct load_info info = {0};
+	const struct load_kind *kinds[LOAD_MAX_KINDS];
+	struct load_opts opts;
+	kinds_opts(&opts, kinds);
 	int r = load_file(path, &opts, &wf, &info, diags);
 	return finish(r, wf, &info, out, diags);
 }
@@ -111,6 +122,9 @@ int dagrun_workflow_load_buffer(const char *name, const char *data, size_t len,
 {
 	struct dagrun_workflow *wf = NULL;
 	struct load_info info = {0};
+	const struct load_kind *kinds[LOAD_MAX_KINDS];
+	struct load_opts opts;
+	kinds_opts(&opts, kinds);
 	int r = load_buffer(name, data, len, &opts, &wf, &info, diags);
 	return finish(r, wf, &info, out, diags);
 }

@@ -1,7 +1,8 @@
 /* engine.c: the public run API: a scheduler, its executors and its loop.
  *
- * The engine owns one libuv loop, the executors for the kinds this build
- * runs, an async handle through which dagrun_engine_interrupt() reaches the
+ * The engine owns one libuv loop, the executors of the workflow's task
+ * kinds (made from the kinds' table, kinds/kind.h: the engine names no
+ * kind), an async handle through which dagrun_engine_interrupt() reaches the
  * loop from any thread or signal handler, and a private temporary
  * directory for the attempts' $DAGRUN_OUTPUT files. Invariant:
  * dagrun_engine_run() returns only after every handle but the async one is
@@ -29,11 +30,9 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#include "exec/command.h"
 #include "exec/fake.h"
-#include "exec/ai.h"
-#include "exec/http.h"
 #include "graph/graph.h"
+#include "kinds/kind.h"
 #include "sched/flow.h"
 #include "sched/sched.h"
 #include "util/diag.h"
@@ -51,8 +50,16 @@ struct dagrun_engine {
 	const struct dagrun_workflow *wf;
 	uv_loop_t loop;
 	struct sched s;
-	struct executor *exec[DR_KIND_COUNT];
-	struct executor *owned[3];    /* distinct executors, destroyed in order */
+	struct executor *exec[DR_MAX_KINDS];  /* by task kind (wf->kinds) */
+	/* The distinct executors, in the order they were made (one that
+	 * borrows from another, ai from http, comes after it), destroyed last
+	 * first; def NULL: the fake. */
+	struct {
+		const struct exec_def *def;
+		struct executor *ex;
+	} owned[DR_MAX_KINDS];
+	unsigned n_owned;
+	struct kind_env env;          /* what the executors are made with */
 	struct flow *flow;
 	uv_async_t wake;              /* from dagrun_engine_interrupt(); unref'd */
 	atomic_int irq;               /* IRQ_* requests not yet handled */
@@ -113,21 +120,21 @@ static int make_run_id(dagrun_engine *e, dagrun_diags *d)
 static int check_kinds(dagrun_engine *e, dagrun_diags *d)
 {
 	const struct dagrun_workflow *wf = e->wf;
-	uint32_t first[DR_KIND_COUNT], count[DR_KIND_COUNT] = {0};
+	uint32_t first[DR_MAX_KINDS], count[DR_MAX_KINDS] = {0};
 	for (uint32_t t = 0; t < wf->n_tasks; t++) {
 		unsigned k = wf->tasks[t].kind;
-		if (k < DR_KIND_COUNT && !e->exec[k] && !count[k]++)
+		if (k < DR_MAX_KINDS && !e->exec[k] && !count[k]++)
 			first[k] = t;
 	}
 	int r = 0;
-	for (unsigned k = 0; k < DR_KIND_COUNT; k++) {
+	for (unsigned k = 0; k < DR_MAX_KINDS; k++) {
 		if (!count[k])
 			continue;
 		const struct dr_task *t = &wf->tasks[first[k]];
 		diag_add(d, DAGRUN_ERROR, wf->path, t->line, t->col,
 			 "task '%s'%s: this build of dagrun cannot run `%s` tasks",
 			 wf_task_id(wf, first[k]), count[k] > 1 ? " (and others)" : "",
-			 dr_kind_name((enum dr_kind)k));
+			 dr_kind_name(wf, first[k]));
 		r = -ENOTSUP;
 	}
 	return r;
@@ -183,36 +190,75 @@ static char *run_summary(void *ud, const struct exec_attempt *a)
 	return text;
 }
 
+/* kind_env.executor: the executor of def, made on first use. */
+static int env_executor(struct kind_env *env, const struct exec_def *def, struct executor **out)
+{
+	dagrun_engine *e = env->engine;
+	for (unsigned i = 0; i < e->n_owned; i++)
+		if (e->owned[i].def == def) {
+			*out = e->owned[i].ex;
+			return 0;
+		}
+	if (e->n_owned == DR_MAX_KINDS)
+		return -ENOMEM;
+	struct executor *ex = NULL;
+	int r = def->make(env, &ex);
+	if (r < 0)
+		return r;
+	e->owned[e->n_owned].def = def;
+	e->owned[e->n_owned++].ex = ex;
+	*out = ex;
+	return 0;
+}
+
+/* kind_env.executor_of: the executor of kind k (a sub-workflow's tasks
+ * run on the engine's executors). */
+static struct executor *env_executor_of(struct kind_env *env, const struct dr_kind *k)
+{
+	dagrun_engine *e = env->engine;
+	if (e->opts.fake)
+		return e->owned[0].ex;
+	for (uint32_t i = 0; i < e->wf->n_kinds; i++)
+		if (e->wf->kinds[i] == k)
+			return e->exec[i];
+	return NULL;
+}
+
+/* The executor of every kind of the workflow (the fake for all, in a fake
+ * run), each distinct one made once. */
 static int make_executors(dagrun_engine *e)
 {
+	const struct dagrun_workflow *wf = e->wf;
+	e->env = (struct kind_env){
+		.loop = &e->loop, .wf = wf, .run_id = e->run_id, .summary = run_summary,
+		.summary_ud = e, .executor = env_executor, .executor_of = env_executor_of,
+		.engine = e,
+	};
 	if (e->opts.fake) {
 		struct executor *f = fake_executor_new(&e->loop, NULL, NULL);
 		if (!f)
 			return -ENOMEM;
-		e->owned[0] = f;
-		for (int k = 0; k < DR_KIND_COUNT; k++)
+		e->owned[e->n_owned++].ex = f;
+		for (int k = 0; k < DR_MAX_KINDS; k++)
 			e->exec[k] = f;
 		return 0;
 	}
-	struct executor *c = command_executor_new(&e->loop);
-	if (!c)
-		return -ENOMEM;
-	e->owned[0] = c;
-	e->exec[DR_KIND_COMMAND] = c;
-	e->exec[DR_KIND_SCRIPT] = c;
-	struct executor *h = http_executor_new(&e->loop, NULL);
-	if (!h)
-		return -ENOMEM;
-	e->owned[2] = h;   /* last: the AI executor borrows its client */
-	e->exec[DR_KIND_API] = h;
-	e->exec[DR_KIND_WEBHOOK] = h;
-	http_executor_set_summary(h, run_summary, e);
-	struct executor *ai = ai_executor_new(&e->loop, http_executor_client(h));
-	if (!ai)
-		return -ENOMEM;
-	e->owned[1] = ai;
-	e->exec[DR_KIND_AI] = ai;
+	for (uint32_t k = 0; k < wf->n_kinds && k < DR_MAX_KINDS; k++) {
+		const struct exec_def *def = kind_of(wf->kinds[k])->exec;
+		int r = def ? env_executor(&e->env, def, &e->exec[k]) : 0;
+		if (r < 0)
+			return r;
+	}
 	return 0;
+}
+
+/* Destroys the executors, last made first. */
+static void destroy_executors(dagrun_engine *e)
+{
+	while (e->n_owned) {
+		struct executor *ex = e->owned[--e->n_owned].ex;
+		ex->ops->destroy(ex);
+	}
 }
 
 static void on_wake(uv_async_t *h);
@@ -249,13 +295,12 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	if (!e->opts.fake && (r = flow_new(&e->flow, wf, &fo, diags)) < 0)
 		goto fail_loop;
 	e->s.flow = e->flow;
+	e->env.flow = e->flow;
 	*out = e;
 	return 0;
 fail_loop:
 	sched_free(&e->s);
-	for (int i = 0; i < 3; i++)
-		if (e->owned[i])
-			e->owned[i]->ops->destroy(e->owned[i]);
+	destroy_executors(e);
 	uv_close((uv_handle_t *)&e->wake, NULL);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&e->loop);
@@ -369,11 +414,7 @@ static void on_prepare(uv_prepare_t *h)
 	uv_prepare_stop(h);
 	uv_close((uv_handle_t *)h, NULL);
 	signals_stop(e);
-	for (int i = 0; i < 3; i++)
-		if (e->owned[i]) {
-			e->owned[i]->ops->destroy(e->owned[i]);
-			e->owned[i] = NULL;
-		}
+	destroy_executors(e);
 }
 
 static int make_tmpdir(dagrun_engine *e)
@@ -386,6 +427,7 @@ static int make_tmpdir(dagrun_engine *e)
 	if (!mkdtemp(e->tmpdir))
 		return -errno;
 	e->s.tmpdir = e->tmpdir;
+	e->env.tmpdir = e->tmpdir;
 	return 0;
 }
 
@@ -410,17 +452,21 @@ int dagrun_engine_run(dagrun_engine *e)
 	if (e->ran)
 		return -EALREADY;
 	e->ran = true;
-	int r;
+	int r = 0;
 	unsigned flags = e->opts.process_flags;
-	struct executor *cmd = e->opts.fake ? NULL : e->exec[DR_KIND_COMMAND];
 	if (flags & ~(unsigned)(DAGRUN_PROC_SUBREAPER | DAGRUN_PROC_SIGNALS))
 		return -EINVAL;
 	if (!e->opts.fake && (r = make_tmpdir(e)) < 0)
 		return r;
 	/* Before any task: the tasks die with us, even if we are SIGKILLed;
-	 * and, on request, what escapes their groups is ours to reap and kill. */
-	if (cmd && (((flags & DAGRUN_PROC_SUBREAPER) && (r = command_executor_adopt(cmd)) < 0) ||
-		    (r = command_executor_guard(cmd, e->run_id)) < 0)) {
+	 * and, on request, what escapes their groups is ours to reap and kill
+	 * (the executor of processes does both: executor_ops.begin). */
+	for (unsigned i = 0; i < e->n_owned && !e->opts.fake && r == 0; i++) {
+		struct executor *ex = e->owned[i].ex;
+		if (ex->ops->begin)
+			r = ex->ops->begin(ex, e->run_id, flags);
+	}
+	if (r < 0) {
 		remove_tmpdir(e);
 		return r;
 	}
@@ -518,9 +564,7 @@ void dagrun_engine_free(dagrun_engine *e)
 {
 	if (!e)
 		return;
-	for (int i = 0; i < 3; i++)
-		if (e->owned[i])
-			e->owned[i]->ops->destroy(e->owned[i]);
+	destroy_executors(e);
 	uv_close((uv_handle_t *)&e->wake, NULL);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	sched_free(&e->s);
