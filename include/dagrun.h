@@ -64,6 +64,7 @@ typedef struct dagrun_workflow dagrun_workflow;
 #define DAGRUN_MAX_DEPTH        64u                 /* YAML nesting */
 #define DAGRUN_MAX_STRING_BYTES ((size_t)1 << 20)   /* one scalar: 1 MiB */
 #define DAGRUN_MAX_DEPS         100000u             /* per task */
+#define DAGRUN_MAX_NESTING      8u                  /* sub-workflows in sub-workflows */
 
 /* Loads and validates the workflow at path (YAML or JSON), including the
  * dependency graph (cycles, unknown ids). On success *out owns the workflow

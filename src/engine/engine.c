@@ -288,6 +288,7 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 		goto fail_loop;
 	unsigned par = e->opts.max_parallel ? e->opts.max_parallel
 		       : wf->max_parallel ? wf->max_parallel : cpu_count();
+	e->env.max_parallel = par;
 	if ((r = sched_init(&e->s, wf, &e->loop, e->exec, par, e->run_id,
 			    (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32))) < 0)
 		goto fail_loop;

@@ -114,6 +114,11 @@ typedef int (*exec_render_fn)(struct exec_attempt *a, const struct dr_text *t,
 
 typedef void (*exec_output_cb)(struct exec_attempt *a, enum exec_stream s,
 			       const char *data, size_t len);
+/* An event of a task the attempt runs itself (a sub-workflow's tasks),
+ * forwarded with its task id prefixed and its depth counted (see
+ * dagrun_event.depth); the scheduler masks and delivers it. Borrowed for
+ * the call. */
+typedef void (*exec_event_cb)(struct exec_attempt *a, const struct dagrun_event *ev);
 /* Called once when the attempt ends. The result is the callee's to read
  * during the call only; the executor frees it after the callback returns. */
 typedef void (*exec_done_cb)(struct exec_attempt *a, struct exec_result *r);
@@ -128,6 +133,7 @@ struct exec_attempt {
 	const char *run_id;
 	const char *output_file;     /* path for $DAGRUN_OUTPUT, or NULL */
 	exec_output_cb on_output;    /* chunks as they arrive; may be NULL */
+	exec_event_cb on_event;      /* a sub-run's events; may be NULL */
 	exec_done_cb on_done;
 	exec_render_fn render;       /* NULL: strings are used as written */
 	/* The run's secrets (borrowed; NULL: none), for what an executor cuts

@@ -61,6 +61,7 @@ struct kind_env {
 	struct flow *flow;                 /* its data flow (secrets, results),
 					    * or NULL (a fake run) */
 	const char *run_id;
+	unsigned max_parallel;             /* the run's */
 	const char *tmpdir;                /* the run's private directory, once
 					    * the run began; or NULL */
 	/* The summary a webhook without a payload sends (see http.h). */

@@ -12,7 +12,8 @@
 	X(kind_script)    \
 	X(kind_api)       \
 	X(kind_webhook)   \
-	X(kind_ai)
+	X(kind_ai)        \
+	X(kind_workflow)
 
 #define DECLARE(k) extern const struct kind k;
 KINDS(DECLARE)

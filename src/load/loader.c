@@ -89,6 +89,17 @@ static void w_env(struct loader *ld, void *obj)
 	read_kvlist(ld, &((struct dagrun_workflow *)obj)->env, NAME_ENV);
 }
 
+/* What the workflow gives back when another runs it: name -> template. */
+static void w_outputs(struct loader *ld, void *obj)
+{
+	struct dagrun_workflow *wf = obj;
+	struct pos at = load_pos(ld);
+	read_kvlist(ld, &wf->outputs, NAME_OUTPUT);
+	if (wf->outputs.n > LOAD_MAX_OUTPUTS)
+		load_error(ld, at, "'outputs' has %u entries, more than the limit of %d",
+			   wf->outputs.n, LOAD_MAX_OUTPUTS);
+}
+
 static void w_max_parallel(struct loader *ld, void *obj)
 {
 	int64_t v;
@@ -169,9 +180,9 @@ static const struct keydef top_keys[] = {
 	KEY("env", w_env), KEY("maxParallel", w_max_parallel),
 	KEY("resources", w_resources), KEY("defaults", w_defaults),
 	KEY("onSuccess", w_on_success), KEY("onFailure", w_on_failure),
-	KEY("onExit", w_on_exit),
+	KEY("onExit", w_on_exit), KEY("outputs", w_outputs),
 };
-static const struct keytab top_tab = {"workflow", top_keys, 11, NULL, NULL};
+static const struct keytab top_tab = {"workflow", top_keys, 12, NULL, NULL};
 
 /* ---- the document ------------------------------------------------------------------------ */
 

@@ -436,9 +436,11 @@ bool read_submap(struct loader *ld, const struct keytab *tab, void *obj, struct 
  * Returns whether it was stored and fits. */
 bool read_url(struct loader *ld, struct dr_text *out);
 
-/* Reads a map of string keys to string values (env, headers). names:
- * NAME_ENV or NAME_HEADER checks the keys. */
-enum { NAME_ANY, NAME_ENV, NAME_HEADER };
+/* Reads a map of string keys to string values (env, headers, outputs).
+ * names: NAME_ENV, NAME_HEADER or NAME_OUTPUT checks the keys. */
+enum { NAME_ANY, NAME_ENV, NAME_HEADER, NAME_OUTPUT };
+#define LOAD_MAX_OUTPUT_NAME 256   /* EXPR_OUTPUTS_MAX_KEY */
+#define LOAD_MAX_OUTPUTS 1000      /* EXPR_OUTPUTS_MAX_KEYS */
 void read_kvlist(struct loader *ld, struct dr_kvlist *out, int names);
 
 /* Reads any value into the arena; NULL after an error or OOM. want_map:

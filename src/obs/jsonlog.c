@@ -221,8 +221,6 @@ static void add_attempt_end(json_t *o, const dagrun_event *ev)
 	set_str(o, "error", ev->error);
 	/* the kind's own fields (httpStatus, timings, model, usage...) */
 	kinds_ext_json(ev->ext, o);
-	if (ev->depth)
-		set_uint(o, "depth", ev->depth);
 }
 
 static void add_fields(dagrun_jsonlog *l, json_t *o, const dagrun_event *ev)
@@ -282,6 +280,8 @@ static void log_event(dagrun_jsonlog *l, const dagrun_event *ev)
 	set_str(o, "event", event_name(ev->type));
 	set_str(o, "run", ev->run_id);
 	set_str(o, "task", ev->task);
+	if (ev->depth)   /* a sub-workflow's task, "PARENT.CHILD" */
+		set_uint(o, "depth", ev->depth);
 	if (ev->attempt)
 		json_object_set_new(o, "attempt", json_integer(ev->attempt));
 	add_fields(l, o, ev);

@@ -57,6 +57,7 @@ struct flow {
 	const struct dagrun_workflow *wf;
 	struct expr_engine *ex;
 	struct redactor *red;
+	bool shared;                 /* red and env are the parent's (a sub-run) */
 	struct arena arena;
 	struct dr_value *vars;       /* variables after --var, or NULL */
 	char **env;                  /* environment + secrets file, or NULL */
@@ -658,10 +659,29 @@ static int register_secrets(struct flow *f, const char *src, size_t len)
 	return 0;
 }
 
+/* One pass over a workflow's texts: f's own (keep set: which results are
+ * read) or a sub-workflow's (keep NULL: only its secrets, for the run's
+ * redactor). */
 struct scan {
 	struct flow *f;
+	const struct dagrun_workflow *wf;
+	uint8_t *keep;
+	const struct dagrun_workflow **seen;   /* sub-workflows scanned */
+	size_t n_seen;
 	int err;
 };
+
+/* Marks the tasks the names of refs read, when keeping. */
+static void keep_refs(struct scan *sc, const struct expr_refs *refs)
+{
+	const struct dagrun_workflow *wf = sc->wf;
+	for (size_t k = 0; sc->keep && k < refs->n; k++)
+		if (refs->v[k].kind == EXPR_NAME_TASK) {
+			uint32_t s = intern_find(&wf->ids, refs->v[k].name, strlen(refs->v[k].name));
+			if (s != INTERN_NONE && wf->sym_task[s] != UINT32_MAX)
+				sc->keep[wf->sym_task[s]] = 1;
+		}
+}
 
 /* Notes which results are read and which secrets are named, for one text. */
 static int scan_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_use use)
@@ -677,19 +697,13 @@ static int scan_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text
 		return sc->err = r;
 	struct tpl tp = {0};
 	struct expr_error e = {0};
-	if (tpl_parse(x->s, x->len, &tp, &e) == 0) {
+	if (sc->keep && tpl_parse(x->s, x->len, &tp, &e) == 0) {
 		for (size_t i = 0; i < tp.n; i++) {
 			if (tp.segs[i].kind != TPL_EXPR)
 				continue;
 			struct expr_refs refs = {0};
 			if (expr_check(NULL, x->s + tp.segs[i].off, tp.segs[i].len, 0, &refs, &e) == 0)
-				for (size_t k = 0; k < refs.n; k++)
-					if (refs.v[k].kind == EXPR_NAME_TASK) {
-						uint32_t s = intern_find(&f->wf->ids, refs.v[k].name,
-									 strlen(refs.v[k].name));
-						if (s != INTERN_NONE && f->wf->sym_task[s] != UINT32_MAX)
-							f->keep[f->wf->sym_task[s]] = 1;
-					}
+				keep_refs(sc, &refs);
 			expr_refs_free(&refs);
 		}
 	}
@@ -697,23 +711,17 @@ static int scan_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text
 	return 0;
 }
 
-static int scan_expr(struct flow *f, const struct dr_text *x)
+static int scan_expr(struct scan *sc, const struct dr_text *x)
 {
 	if (!x)
 		return 0;
-	int r = register_secrets(f, x->s, x->len);
-	if (r < 0)
+	int r = register_secrets(sc->f, x->s, x->len);
+	if (r < 0 || !sc->keep)
 		return r;
 	struct expr_refs refs = {0};
 	struct expr_error e = {0};
 	if (expr_check(NULL, x->s, x->len, EXPR_CHECK_CONDITION, &refs, &e) == 0)
-		for (size_t k = 0; k < refs.n; k++)
-			if (refs.v[k].kind == EXPR_NAME_TASK) {
-				uint32_t s = intern_find(&f->wf->ids, refs.v[k].name,
-							 strlen(refs.v[k].name));
-				if (s != INTERN_NONE && f->wf->sym_task[s] != UINT32_MAX)
-					f->keep[f->wf->sym_task[s]] = 1;
-			}
+		keep_refs(sc, &refs);
 	expr_refs_free(&refs);
 	return 0;
 }
@@ -733,29 +741,58 @@ static int register_env(void *ud, const char *name)
 	return r == -E2BIG || r == REDACT_TOO_SHORT ? 0 : r;
 }
 
-/* Marks what must be kept, registers named secrets and API keys; one
- * pass at start. */
-static int scan(struct flow *f)
+static int scan_workflow(struct scan *sc);
+
+/* A sub-workflow a task runs: its secrets are the run's (each one once). */
+static int scan_child(void *ud, const struct dagrun_workflow *child)
 {
-	const struct dagrun_workflow *wf = f->wf;
-	struct scan sc = {f, 0};
+	struct scan *sc = ud;
+	for (size_t i = 0; i < sc->n_seen; i++)
+		if (sc->seen[i] == child)
+			return 0;
+	const struct dagrun_workflow **v = realloc(sc->seen, (sc->n_seen + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	sc->seen = v;
+	sc->seen[sc->n_seen++] = child;
+	struct scan c = *sc;
+	c.wf = child;
+	c.keep = NULL;
+	int r = scan_workflow(&c);
+	sc->seen = c.seen;
+	sc->n_seen = c.n_seen;
+	return r;
+}
+
+/* The texts of sc->wf: env, outputs, each task's texts, secret variables,
+ * `when`, conditions; then its sub-workflows'. */
+static int scan_workflow(struct scan *sc)
+{
+	const struct dagrun_workflow *wf = sc->wf;
+	struct flow *f = sc->f;
 	for (uint32_t i = 0; i < wf->env.n; i++)
-		if (scan_text(&sc, 0, &wf->env.v[i].value, DR_USE_PLAIN) || sc.err)
-			return sc.err;
+		if (scan_text(sc, 0, &wf->env.v[i].value, DR_USE_PLAIN) || sc->err)
+			return sc->err;
+	for (uint32_t i = 0; i < wf->outputs.n; i++)
+		if (scan_text(sc, 0, &wf->outputs.v[i].value, DR_USE_PLAIN) || sc->err)
+			return sc->err;
 	for (uint32_t t = 0; t < wf->n_tasks; t++) {
 		const struct dr_task *k = &wf->tasks[t];
-		if (dr_task_each_text(wf, t, scan_text, &sc) || sc.err)
-			return sc.err;
+		if (dr_task_each_text(wf, t, scan_text, sc) || sc->err)
+			return sc->err;
 		const struct dr_kind *kd = k->kind < wf->n_kinds ? wf->kinds[k->kind] : NULL;
 		int r = kd && kd->each_secret_env && k->spec ?
 			kd->each_secret_env(wf, t, register_env, f) : 0;
+		if (r == 0 && kd && kd->each_child && k->spec)
+			r = kd->each_child(wf, t, scan_child, sc);
 		if (r == 0)
-			r = scan_expr(f, k->opts->when);
+			r = scan_expr(sc, k->opts->when);
 		for (uint32_t i = 0; i < k->dep_count && r == 0; i++) {
 			const struct dr_dep *d = &wf->deps[k->dep_first + i];
 			if (d->condition) {
-				f->keep[d->target] = 1;
-				r = scan_expr(f, d->condition);
+				if (sc->keep)
+					sc->keep[d->target] = 1;
+				r = scan_expr(sc, d->condition);
 			}
 		}
 		if (r < 0)
@@ -764,40 +801,67 @@ static int scan(struct flow *f)
 	return 0;
 }
 
+/* Marks what must be kept; registers named secrets and API keys, the
+ * sub-workflows' too (before the first task starts); one pass at start. */
+static int scan(struct flow *f)
+{
+	struct scan sc = {.f = f, .wf = f->wf, .keep = f->keep};
+	int r = scan_workflow(&sc);
+	free(sc.seen);
+	return r;
+}
+
 /* ---- variables and the secrets file ---------------------------------------- */
 
-static int override_vars(struct flow *f, const char *const *vars, dagrun_diags *d)
+/* A copy of the declared variables (a map; empty when none) in f's
+ * arena, for values to override; NULL on OOM. */
+static struct dr_value *vars_copy(struct flow *f)
 {
-	if (!vars || !vars[0])
-		return 0;
 	const struct dr_value *v = f->wf->variables;
 	uint32_t n = v ? v->count : 0;
 	struct dr_value *m = arena_calloc(&f->arena, sizeof(*m));
 	if (!m)
-		return -ENOMEM;
+		return NULL;
 	m->kind = DR_VAL_MAP;
 	m->count = n;
 	m->items = arena_calloc(&f->arena, (n ? n : 1) * sizeof(*m->items));
 	m->keys = arena_calloc(&f->arena, (n ? n : 1) * sizeof(*m->keys));
 	if (!m->items || !m->keys)
-		return -ENOMEM;
+		return NULL;
 	for (uint32_t i = 0; i < n; i++) {
 		m->items[i] = v->items[i];
 		m->keys[i] = v->keys[i];
 	}
+	return m;
+}
+
+/* The index of variable name[0 .. len) in m, or m->count. */
+static uint32_t var_index(const struct dr_value *m, const char *name, size_t len)
+{
+	uint32_t i = 0;
+	while (i < m->count && !(m->keys[i].len == len && !memcmp(m->keys[i].s, name, len)))
+		i++;
+	return i;
+}
+
+static int override_vars(struct flow *f, const char *const *vars, dagrun_diags *d)
+{
+	if (!vars || !vars[0])
+		return 0;
+	struct dr_value *m = vars_copy(f);
+	if (!m)
+		return -ENOMEM;
 	int r = 0;
 	for (const char *const *p = vars; *p; p++) {
 		const char *eq = strchr(*p, '=');
 		size_t kl = eq ? (size_t)(eq - *p) : strlen(*p);
-		uint32_t i = 0;
-		while (i < n && !(m->keys[i].len == kl && !memcmp(m->keys[i].s, *p, kl)))
-			i++;
+		uint32_t i = var_index(m, *p, kl);
 		if (!eq) {
 			diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "--var '%s': expected NAME=VALUE", *p);
 			r = -EINVAL;
 			continue;
 		}
-		if (i == n) {
+		if (i == m->count) {
 			diag_add(d, DAGRUN_ERROR, NULL, 0, 0,
 				 "--var '%.*s': no such variable in the workflow's `variables` "
 				 "(declare it there with a default)", (int)kl, *p);
@@ -812,6 +876,31 @@ static int override_vars(struct flow *f, const char *const *vars, dagrun_diags *
 		if (!it->text.s)
 			return -ENOMEM;
 		it->text.len = (uint32_t)strlen(eq + 1);
+	}
+	f->vars = m;
+	return r;
+}
+
+/* A sub-run's variables: those of with (a map, already rendered) override
+ * the declared ones, which they must be (the link step checked). */
+static int with_vars(struct flow *f, const struct dr_value *with, dagrun_diags *d)
+{
+	if (!with || !with->count)
+		return 0;
+	struct dr_value *m = vars_copy(f);
+	if (!m)
+		return -ENOMEM;
+	int r = 0;
+	for (uint32_t k = 0; k < with->count; k++) {
+		const struct dr_text *key = &with->keys[k];
+		uint32_t i = var_index(m, key->s, key->len);
+		if (i == m->count) {
+			diag_add(d, DAGRUN_ERROR, f->wf->path, 0, 0, "'with': no variable '%.*s' in "
+				 "the workflow's `variables`", (int)key->len, key->s);
+			r = -EINVAL;
+			continue;
+		}
+		m->items[i] = with->items[k];
 	}
 	f->vars = m;
 	return r;
@@ -1074,6 +1163,57 @@ fail:
 	return r;
 }
 
+int flow_new_child(struct flow **out, const struct dagrun_workflow *wf, struct flow *parent,
+		   const struct dr_value *with, dagrun_diags *diags)
+{
+	*out = NULL;
+	struct flow *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	int r = -ENOMEM;
+	f->wf = wf;
+	f->shared = true;
+	f->red = parent->red;
+	f->env = parent->env;
+	f->run_id = parent->run_id;
+	f->shorts_warned = redact_short_count(f->red);   /* said by the parent */
+	f->res = calloc(wf->n_tasks + 1, sizeof(*f->res));
+	f->keep = calloc(wf->n_tasks + 1, 1);
+	if (!f->res || !f->keep)
+		goto fail;
+	struct expr_opts eo = {.redactor = f->red};
+	if (expr_new(&f->ex, &eo) < 0)
+		goto fail;
+	if ((r = with_vars(f, with, diags)) < 0 || (r = scan(f)) < 0)
+		goto fail;
+	*out = f;
+	return 0;
+fail:
+	flow_free(f);
+	return r;
+}
+
+int flow_outputs(struct flow *f, struct expr_outputs *out, char **err)
+{
+	const struct dr_kvlist *o = &f->wf->outputs;
+	struct buf b = BUF_INIT;
+	int r = 0;
+	*err = NULL;
+	for (uint32_t i = 0; i < o->n && r == 0; i++) {
+		buf_reset(&b);
+		char *key = strndup(o->v[i].key.s, o->v[i].key.len);
+		if (!key)
+			r = -ENOMEM;
+		else if ((r = flow_render(f, UINT32_MAX, &o->v[i].value, EXEC_RENDER_PLAIN, NULL, 0,
+					  &b, err)) == 0 &&
+			 (r = expr_outputs_set(out, key, b.data ? b.data : "", b.len)) > 0)
+			r = 0;   /* more keys than $DAGRUN_OUTPUT takes: the loader caps them */
+		free(key);
+	}
+	buf_free(&b);
+	return r;
+}
+
 void flow_free(struct flow *f)
 {
 	if (!f)
@@ -1089,12 +1229,14 @@ void flow_free(struct flow *f)
 			fres_free(f->res[t]);
 	free(f->res);
 	free(f->keep);
-	free(f->env);
+	if (!f->shared)
+		free(f->env);
 	for (size_t i = 0; i < f->n_pending; i++)
 		free(f->pending[i]);
 	free(f->pending);
 	expr_free(f->ex);
-	redact_free(f->red);
+	if (!f->shared)
+		redact_free(f->red);
 	arena_free(&f->arena);
 	free(f);
 }

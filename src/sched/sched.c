@@ -405,6 +405,15 @@ static void flush_output(struct slot *sl, const struct exec_result *r)
 	}
 }
 
+/* An event of a task the attempt runs itself (a sub-run's), forwarded:
+ * masked and delivered like our own. */
+static void attempt_event(struct exec_attempt *a, const dagrun_event *ev)
+{
+	struct slot *sl = a->owner;
+	dagrun_event c = *ev;
+	sched_emit(sl->s, &c);
+}
+
 static int attempt_render(struct exec_attempt *a, const struct dr_text *t,
 			  enum exec_render_mode mode, struct buf *out, char **err)
 {
@@ -427,7 +436,8 @@ static char *output_path(struct sched *s, uint32_t t, uint32_t attempt)
 	if (!s->tmpdir)
 		return NULL;
 	char *p = NULL;
-	if (asprintf(&p, "%s/%u.%u.out", s->tmpdir, t, attempt) < 0)
+	if (asprintf(&p, "%s/%s%u.%u.out", s->tmpdir, s->out_prefix ? s->out_prefix : "", t,
+		     attempt) < 0)
 		return NULL;
 	return p;
 }
@@ -460,7 +470,7 @@ static void start_attempt(struct sched *s, uint32_t t)
 	sl->a = (struct exec_attempt){
 		.wf = s->wf, .task = t, .attempt = st->attempts, .run_id = s->run_id,
 		.output_file = sl->output_file, .on_output = attempt_output,
-		.on_done = attempt_done, .render = s->flow ? attempt_render : NULL,
+		.on_event = attempt_event, .on_done = attempt_done, .render = s->flow ? attempt_render : NULL,
 		.redactor = flow_redactor(s->flow), .owner = sl,
 	};
 	for (int i = 0; i < 2; i++) {

@@ -77,6 +77,8 @@ struct sched {
 	const char *run_id;
 	struct flow *flow;           /* templates, conditions, results; may be NULL */
 	const char *tmpdir;          /* for $DAGRUN_OUTPUT files; may be NULL */
+	const char *out_prefix;      /* of those files' names (a sub-run's, so
+				      * that they differ from the parent's); or NULL */
 	uint64_t rng;
 	struct observer *obs;
 	uint32_t n_obs;

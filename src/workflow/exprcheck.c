@@ -38,6 +38,10 @@
 
 #define BITS_MEMORY ((size_t)32 << 20)   /* bytes of bit rows at most */
 
+/* The reader of the workflow's `outputs`, evaluated once the run is over:
+ * it may read any main task. (UINT32_MAX: the workflow's env.) */
+#define T_OUTPUTS (UINT32_MAX - 1)
+
 /* A diagnostic found by the first pass, or a question for the second. */
 struct finding {
 	unsigned line, col;
@@ -249,6 +253,10 @@ static void check_name(struct checker *c, uint32_t t, const struct dr_text *x,
 			error_at(c, x, off, "the workflow's env cannot read tasks.%s: it applies to "
 				 "every task; set it in the env of the tasks that depend on '%s'",
 				 nm->name, nm->name);
+		} else if (t == T_OUTPUTS) {
+			if (wf->tasks[x_task].hook != DR_HOOK_NONE)
+				error_at(c, x, off, "`outputs` can read main tasks only; '%s' is a "
+					 "hook task, which may not run", nm->name);
 		} else if (x_task == t) {
 			error_at(c, x, off, "task '%s' cannot read its own result", nm->name);
 		} else {
@@ -582,6 +590,8 @@ int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *
 	}
 	for (uint32_t i = 0; i < wf->env.n && !c.err && !full(&c); i++)
 		check_template(&c, UINT32_MAX, &wf->env.v[i].value, false);
+	for (uint32_t i = 0; i < wf->outputs.n && !c.err && !full(&c); i++)
+		check_template(&c, T_OUTPUTS, &wf->outputs.v[i].value, false);
 	for (uint32_t t = 0; t < wf->n_tasks && !c.err && !full(&c); t++)
 		check_task(&c, t);
 	if (!c.err)

@@ -10,8 +10,11 @@
  * the diagnostics are exactly those of the same steps in sequence.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "graph/graph.h"
 #include "kinds/kind.h"
@@ -87,13 +90,209 @@ static void kinds_opts(struct load_opts *o, const struct load_kind **v)
 	*o = (struct load_opts){v, n};
 }
 
-/* The rest of a load that read and resolved (r, wf, info from the loader). */
+/* ---- sub-workflows: linking --------------------------------------------------
+ *
+ * A kind's link() (the `workflow` kind's) asks for another file through
+ * struct kind_link. Every file is loaded (read, resolved), linked (its own
+ * sub-workflows, depth first) and checked (graph, expressions) once per
+ * top-level load, then shared by every task that runs it, and owned by the
+ * top-level workflow. The files being linked form a chain from the top:
+ * a file already on it is a cycle; a chain longer than DAGRUN_MAX_NESTING
+ * is too deep. Both are reported where the `workflow:` key names the file,
+ * with the whole chain. */
+
+struct linked {
+	char *real;                    /* realpath() */
+	struct dagrun_workflow *wf;
+	unsigned height;               /* the depth of its deepest sub-workflow */
+};
+
+struct linker {
+	struct kind_link l;            /* first: what link() sees */
+	struct dagrun_workflow *root;
+	const struct load_opts *opts;
+	char *chain[DAGRUN_MAX_NESTING + 1];       /* real paths, from the top */
+	const char *names[DAGRUN_MAX_NESTING + 1]; /* the same, as loaded */
+	unsigned depth;                /* of the workflow being linked: 0 at the top */
+	unsigned height;               /* the deepest nesting below it so far */
+	struct linked *done;
+	size_t n_done;
+};
+
+static void free_workflow(void *p)
+{
+	dagrun_workflow_free(p);
+}
+
+static int link_all(struct linker *lk, struct dagrun_workflow *wf);
+
+/* "a.yaml -> b.yaml -> ... -> last" from chain position `from`. */
+static char *chain_text(const struct linker *lk, unsigned from, const char *last)
+{
+	struct buf b = BUF_INIT;
+	int r = 0;
+	for (unsigned i = from; i <= lk->depth && r == 0; i++)
+		r = buf_printf(&b, "%s -> ", lk->names[i]);
+	if (r == 0)
+		r = buf_adds(&b, last);
+	char *s = r == 0 ? buf_steal(&b) : NULL;
+	buf_free(&b);
+	return s;
+}
+
+static int link_error(const struct linker *lk, const struct dagrun_workflow *from,
+		      const struct dr_text *at, char *msg)
+{
+	if (!msg)
+		return -ENOMEM;
+	diag_add(lk->l.diags, DAGRUN_ERROR, from->path, at->line, at->col, "%s", msg);
+	free(msg);
+	return -EINVAL;
+}
+
+/* Loads, links and checks the file at full (real: its realpath). */
+static int load_child(struct linker *lk, const char *full, char *real,
+		      struct dagrun_workflow **out, unsigned *height)
+{
+	struct dagrun_workflow *cw = NULL;
+	struct load_info info = {0};
+	int r = load_file(full, lk->opts, &cw, &info, lk->l.diags);
+	if (r < 0)
+		return r;
+	unsigned saved = lk->height;
+	lk->depth++;
+	lk->chain[lk->depth] = real;
+	lk->names[lk->depth] = cw->path;
+	lk->height = 0;
+	r = link_all(lk, cw);
+	*height = lk->height;
+	lk->height = saved;
+	lk->depth--;
+	int rc = build_and_check(cw, info.size_hint != 0, lk->l.diags);
+	if (r == 0)
+		r = rc;
+	if (r == 0 && (r = dr_workflow_own(lk->root, free_workflow, cw)) == 0) {
+		*out = cw;
+		return 0;
+	}
+	dagrun_workflow_free(cw);
+	return r;
+}
+
+/* kind_link.load: see kinds/kind.h. */
+static int link_load(struct kind_link *l, const struct dagrun_workflow *from, uint32_t t,
+		     const struct dr_text *at, const char *path,
+		     const struct dagrun_workflow **child)
+{
+	struct linker *lk = (struct linker *)l;
+	char *full = NULL, *real = NULL, *msg = NULL;
+	const struct linked *hit = NULL;
+	unsigned height = 0;
+	int r = 0;
+	(void)t;
+	if ((path[0] == '/' ? asprintf(&full, "%s", path)
+			    : asprintf(&full, "%s/%s", from->dir, path)) < 0)
+		return -ENOMEM;
+	if (!(real = realpath(full, NULL))) {
+		int e = errno;
+		r = e == ENOMEM ? -ENOMEM : link_error(lk, from, at, asprintf(&msg,
+			"workflow '%s': cannot read %s: %s", path, full, strerror(e)) < 0 ? NULL : msg);
+		goto out;
+	}
+	for (unsigned i = 0; i <= lk->depth; i++)
+		if (!strcmp(lk->chain[i], real)) {
+			char *c = chain_text(lk, i, full);
+			r = link_error(lk, from, at, c && asprintf(&msg, "workflow '%s' runs itself: "
+						   "%s", path, c) >= 0 ? msg : NULL);
+			free(c);
+			goto out;
+		}
+	for (size_t i = 0; i < lk->n_done && !hit; i++)
+		if (!strcmp(lk->done[i].real, real))
+			hit = &lk->done[i];
+	if (lk->depth + 1 + (hit ? hit->height : 0) > DAGRUN_MAX_NESTING) {
+		char *c = chain_text(lk, 0, full);
+		r = link_error(lk, from, at, c && asprintf(&msg, "workflow '%s': sub-workflows "
+					   "nested deeper than %u: %s%s", path, DAGRUN_MAX_NESTING, c,
+					   hit && hit->height ? " -> ..." : "") >= 0 ? msg : NULL);
+		free(c);
+		goto out;
+	}
+	if (hit) {
+		*child = hit->wf;
+		height = hit->height;
+	} else {
+		struct dagrun_workflow *cw = NULL;
+		if ((r = load_child(lk, full, real, &cw, &height)) < 0) {
+			if (r != -ENOMEM)
+				r = link_error(lk, from, at, asprintf(&msg, "workflow '%s' is invalid "
+					       "(its errors are above)", path) < 0 ? NULL : msg);
+			goto out;
+		}
+		/* after: loading it added the files it runs */
+		struct linked *v = realloc(lk->done, (lk->n_done + 1) * sizeof(*v));
+		if (!v) {
+			r = -ENOMEM;   /* cw is the root's already */
+			goto out;
+		}
+		lk->done = v;
+		lk->done[lk->n_done++] = (struct linked){real, cw, height};
+		real = NULL;
+		*child = cw;
+	}
+	if (lk->height < height + 1)
+		lk->height = height + 1;
+out:
+	free(full);
+	free(real);
+	return r;
+}
+
+/* Links every task of wf whose kind has a link(): all of them, reporting
+ * every error. Returns 0, -EINVAL or -ENOMEM. */
+static int link_all(struct linker *lk, struct dagrun_workflow *wf)
+{
+	bool any = false;
+	for (uint32_t k = 0; k < wf->n_kinds; k++)
+		any = any || kind_of(wf->kinds[k])->link;
+	int r = 0;
+	for (uint32_t t = 0; any && t < wf->n_tasks && r != -ENOMEM; t++) {
+		const struct kind *kd = kind_of(wf_task_kind(wf, t));
+		int e = kd->link && wf->tasks[t].spec ? kd->link(&lk->l, wf, t) : 0;
+		if (e < 0 && r != -ENOMEM)
+			r = e;
+	}
+	return r;
+}
+
+/* Links the top-level workflow wf (loaded as path). */
+static int link_top(struct dagrun_workflow *wf, const struct load_opts *opts,
+		    dagrun_diags *diags)
+{
+	struct linker lk = {.l = {link_load, diags}, .root = wf, .opts = opts};
+	lk.chain[0] = realpath(wf->path, NULL);
+	if (!lk.chain[0] && !(lk.chain[0] = strdup(wf->path)))
+		return -ENOMEM;
+	lk.names[0] = wf->path;
+	int r = link_all(&lk, wf);
+	free(lk.chain[0]);
+	for (size_t i = 0; i < lk.n_done; i++)
+		free(lk.done[i].real);
+	free(lk.done);
+	return r;
+}
+
+/* The rest of a load that read and resolved (r, wf, info from the loader):
+ * sub-workflows, graph, checks. */
 static int finish(int r, struct dagrun_workflow *wf, const struct load_info *info,
-		  dagrun_workflow **out, dagrun_diags *diags)
+		  const struct load_opts *opts, dagrun_workflow **out, dagrun_diags *diags)
 {
 	if (r < 0)
 		return r;
-	r = build_and_check(wf, info->size_hint != 0, diags);
+	int linked = link_top(wf, opts, diags);
+	r = linked == -ENOMEM ? linked : build_and_check(wf, info->size_hint != 0, diags);
+	if (r == 0)
+		r = linked;
 	if (r == -ENOMEM && diags)
 		diag_add(diags, DAGRUN_ERROR, wf->path, 0, 0, "out of memory");
 	if (r < 0) {
@@ -113,7 +312,7 @@ int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *
 	struct load_opts opts;
 	kinds_opts(&opts, kinds);
 	int r = load_file(path, &opts, &wf, &info, diags);
-	return finish(r, wf, &info, out, diags);
+	return finish(r, wf, &info, &opts, out, diags);
 }
 
 /* See dagrun.h. */
@@ -126,7 +325,7 @@ int dagrun_workflow_load_buffer(const char *name, const char *data, size_t len,
 	struct load_opts opts;
 	kinds_opts(&opts, kinds);
 	int r = load_buffer(name, data, len, &opts, &wf, &info, diags);
-	return finish(r, wf, &info, out, diags);
+	return finish(r, wf, &info, &opts, out, diags);
 }
 
 void dagrun_workflow_free(dagrun_workflow *wf)

@@ -621,7 +621,7 @@ static void missing_required_keys_are_reported(void **state)
 	expect_err(L("name: t"), 1, 1, "missing required key 'tasks' in workflow");
 	expect_err(HEAD L("  - command: x"), 3, 5, "missing required key 'id' in task");
 	expect_err(HEAD L("  - id: a"), 3, 9,
-		   "task 'a' has nothing to run: add 'command', 'script', 'api', 'webhook' or 'prompt'");
+		   "task 'a' has nothing to run: add 'command', 'script', 'api', 'webhook', 'prompt' or 'workflow'");
 	expect_err(HEAD L("  - id: a") L("    prompt: hi"), 3, 9, "missing required key 'model' in ai task 'a'");
 	expect_err(HEAD L("  - {id: a, type: ai, model: m}"), 3, 10,
 		   "missing required key 'prompt' (or 'promptFile') in ai task 'a'");
@@ -650,7 +650,7 @@ static void a_misspelled_required_key_is_reported_once(void **state)
 	/* Without a hint the missing key is still reported. */
 	assert_int_equal(expect_err(HEAD L("  - {id: a, run: x}"), 3, 10,
 				    "task 'a' has nothing to run: add 'command', 'script', "
-				    "'api', 'webhook' or 'prompt'"), 2);
+				    "'api', 'webhook', 'prompt' or 'workflow'"), 2);
 }
 
 static void a_syntax_error_is_reported_first(void **state)
