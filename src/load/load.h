@@ -32,6 +32,7 @@ struct load_opts {
 struct load_info {
 	uint64_t size_hint;   /* the size of a large regular file (parsed in a
 			       * thread of its own), else 0 */
+	uint32_t kind_tasks[DR_MAX_KINDS]; /* the tasks of each kind */
 };
 
 /* Loads the file at path. Returns 0, -EINVAL (errors in diags; also for

@@ -392,8 +392,10 @@ static int load_with(struct loader *ld, const char *name, const struct load_opts
 out:
 	if (r == -ENOMEM && diags)
 		diag_add(diags, DAGRUN_ERROR, name, 0, 0, "out of memory");
-	if (info)
+	if (info) {
 		info->size_hint = ld->size_hint;
+		memcpy(info->kind_tasks, ld->kind_tasks, sizeof(info->kind_tasks));
+	}
 	loader_free(ld);
 	if (r < 0) {
 		dr_workflow_free(wf);

@@ -130,6 +130,7 @@ struct loader {
 	const char *file;          /* for diagnostics */
 	const struct load_opts *opts; /* handed down by the caller */
 	struct task_keys *tk;      /* the task keys of opts' kinds */
+	uint32_t kind_tasks[DR_MAX_KINDS]; /* tasks of each kind */
 
 	/* input: a file descriptor or a buffer */
 	int fd;
@@ -282,6 +283,7 @@ struct task_keys {
 	uint8_t key_kind[MAX_KEYS];    /* 1 + the kind of each key, or 0 */
 	uint16_t first[LOAD_MAX_KINDS]; /* bit of each kind's keys[0] .. */
 	uint16_t first_rest[LOAD_MAX_KINDS]; /* .. and of its keys[n_select] */
+	uint32_t spec_words[LOAD_MAX_KINDS]; /* each kind's spec, in 8-byte words */
 	uint64_t select;               /* selecting keys, of every kind */
 	uint64_t quick;                /* selecting keys of kinds without check()
 					* or type: one alone needs no checks */

@@ -76,6 +76,32 @@ static const struct keydef generic_keys[G_COUNT] = {
 
 #define BIT(k) (1ull << (k))
 
+/* A new spec of kind k, zeroed, with its defaults. NULL on OOM. */
+static void *spec_new(struct loader *ld, unsigned k)
+{
+	const struct load_kind *kd = ld->tk->kinds[k];
+	size_t words = ld->tk->spec_words[k];
+	uint64_t *p = arena_alloc(&ld->wf->arena, words * 8);
+	if (!p) {
+		load_oom(ld);
+		return NULL;
+	}
+	switch (words) {     /* constant sizes: stores, not a call to memset */
+	case 1: memset(p, 0, 8); break;
+	case 2: memset(p, 0, 16); break;
+	case 3: memset(p, 0, 24); break;
+	case 4: memset(p, 0, 32); break;
+	case 5: memset(p, 0, 40); break;
+	case 6: memset(p, 0, 48); break;
+	case 7: memset(p, 0, 56); break;
+	case 8: memset(p, 0, 64); break;
+	default: memset(p, 0, words * 8); break;
+	}
+	if (kd->spec_init)
+		kd->spec_init(p);
+	return p;
+}
+
 /* The spec of kind k for the task being read, allocated (and given its
  * defaults) on the kind's first key. */
 static void *task_spec(struct loader *ld, void *obj, unsigned k)
@@ -83,16 +109,9 @@ static void *task_spec(struct loader *ld, void *obj, unsigned k)
 	struct task_tmp *t = obj;
 	if (t->spec_set & (1u << k))
 		return t->spec[k];
-	const struct load_kind *kd = ld->tk->kinds[k];
-	void *p = arena_calloc(&ld->wf->arena, kd->spec_size ? kd->spec_size : 1);
-	if (!p) {
-		load_oom(ld);
-		return NULL;
-	}
-	if (kd->spec_init)
-		kd->spec_init(p);
+	void *p = spec_new(ld, k);
 	t->spec[k] = p;
-	t->spec_set |= (uint16_t)(1u << k);
+	t->spec_set |= (uint16_t)((p != NULL) << k);
 	return p;
 }
 
@@ -123,6 +142,7 @@ int task_keys_build(struct loader *ld)
 		add_key(tk, &n, &generic_keys[g], 0);
 	for (unsigned k = 0; k < nk; k++) {
 		const struct load_kind *kd = tk->kinds[k];
+		tk->spec_words[k] = kd->spec_size ? (kd->spec_size + 7) / 8 : 1;
 		tk->first[k] = (uint16_t)n;
 		for (unsigned i = 0; i < kd->n_select; i++) {
 			tk->select |= BIT(n);
@@ -318,6 +338,7 @@ static void finish(struct loader *ld, struct task_tmp *t, unsigned g)
 	};
 	if (t->sym != INTERN_NONE)
 		declare(ld, t, g, ld->groups[g].n);
+	ld->kind_tasks[task.kind]++;
 	append(ld, g, &task);
 }
 

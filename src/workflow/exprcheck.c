@@ -65,6 +65,9 @@ struct name_set {
 struct checker {
 	struct kind_checker kc;          /* first: what a kind's check() sees */
 	const struct dagrun_workflow *wf;
+	/* by kind: its check() (kinds/kind.h), or NULL */
+	int (*kind_check[DR_MAX_KINDS])(struct kind_checker *c,
+					const struct dagrun_workflow *wf, uint32_t t);
 	struct dagrun_diags *diags;
 	struct expr_engine *ex;
 	struct finding *found;
@@ -360,8 +363,7 @@ static void check_task(struct checker *c, uint32_t t)
 	const struct dr_task *k = &wf->tasks[t];
 	if (dr_task_each_text(wf, t, on_text, c))
 		return;
-	const struct kind *kd = k->kind < wf->n_kinds ? kind_of(wf_task_kind(wf, t)) : NULL;
-	int r = kd && kd->check && k->spec ? kd->check(&c->kc, wf, t) : 0;
+	int r = c->kind_check[k->kind] && k->spec ? c->kind_check[k->kind](&c->kc, wf, t) : 0;
 	if (r < 0)
 		c->err = r;
 	const struct dr_text *w = k->opts->when;
@@ -583,6 +585,8 @@ int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *
 	struct checker c = {.kc = {kc_error, kc_template_in}, .wf = wf, .diags = diags,
 			    .marked_for = UINT32_MAX, .file = wf->path};
 	c.room = diags ? (diags->n < diags->max ? diags->max - diags->n : 0) : 0;
+	for (uint32_t k = 0; k < wf->n_kinds && k < DR_MAX_KINDS; k++)
+		c.kind_check[k] = kind_of(wf->kinds[k])->check;
 	c.direct = calloc(wf->n_tasks + 1, sizeof(*c.direct));
 	if (!c.direct || set_variables(&c) < 0) {
 		c.err = -ENOMEM;

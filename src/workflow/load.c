@@ -124,7 +124,8 @@ static void free_workflow(void *p)
 	dagrun_workflow_free(p);
 }
 
-static int link_all(struct linker *lk, struct dagrun_workflow *wf);
+static int link_all(struct linker *lk, struct dagrun_workflow *wf,
+		    const struct load_info *info);
 
 /* "a.yaml -> b.yaml -> ... -> last" from chain position `from`. */
 static char *chain_text(const struct linker *lk, unsigned from, const char *last)
@@ -164,7 +165,7 @@ static int load_child(struct linker *lk, const char *full, char *real,
 	lk->chain[lk->depth] = real;
 	lk->names[lk->depth] = cw->path;
 	lk->height = 0;
-	r = link_all(lk, cw);
+	r = link_all(lk, cw, &info);
 	*height = lk->height;
 	lk->height = saved;
 	lk->depth--;
@@ -249,12 +250,14 @@ out:
 }
 
 /* Links every task of wf whose kind has a link(): all of them, reporting
- * every error. Returns 0, -EINVAL or -ENOMEM. */
-static int link_all(struct linker *lk, struct dagrun_workflow *wf)
+ * every error. Returns 0, -EINVAL or -ENOMEM. info: the loader's counts
+ * of tasks by kind (none of a linking kind: no pass over the tasks). */
+static int link_all(struct linker *lk, struct dagrun_workflow *wf,
+		    const struct load_info *info)
 {
 	bool any = false;
 	for (uint32_t k = 0; k < wf->n_kinds; k++)
-		any = any || kind_of(wf->kinds[k])->link;
+		any = any || (kind_of(wf->kinds[k])->link && info->kind_tasks[k]);
 	int r = 0;
 	for (uint32_t t = 0; any && t < wf->n_tasks && r != -ENOMEM; t++) {
 		const struct kind *kd = kind_of(wf_task_kind(wf, t));
@@ -267,14 +270,14 @@ static int link_all(struct linker *lk, struct dagrun_workflow *wf)
 
 /* Links the top-level workflow wf (loaded as path). */
 static int link_top(struct dagrun_workflow *wf, const struct load_opts *opts,
-		    dagrun_diags *diags)
+		    const struct load_info *info, dagrun_diags *diags)
 {
 	struct linker lk = {.l = {link_load, diags}, .root = wf, .opts = opts};
 	lk.chain[0] = realpath(wf->path, NULL);
 	if (!lk.chain[0] && !(lk.chain[0] = strdup(wf->path)))
 		return -ENOMEM;
 	lk.names[0] = wf->path;
-	int r = link_all(&lk, wf);
+	int r = link_all(&lk, wf, info);
 	free(lk.chain[0]);
 	for (size_t i = 0; i < lk.n_done; i++)
 		free(lk.done[i].real);
@@ -289,7 +292,7 @@ static int finish(int r, struct dagrun_workflow *wf, const struct load_info *inf
 {
 	if (r < 0)
 		return r;
-	int linked = link_top(wf, opts, diags);
+	int linked = link_top(wf, opts, info, diags);
 	r = linked == -ENOMEM ? linked : build_and_check(wf, info->size_hint != 0, diags);
 	if (r == 0)
 		r = linked;
