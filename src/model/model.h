@@ -215,7 +215,8 @@ typedef int (*dr_text_fn)(void *ud, uint32_t t, const struct dr_text *text,
  * struct load_kind) and the rest (kinds/kind.h: struct kind) embed it;
  * kinds/table.c lists every kind. */
 struct dr_kind {
-	const char *name;     /* its selecting key: "command", "api", ... */
+	const char *name;     /* its name: its selecting key ("command", "api",
+			       * "workflow"...), or the `type` naming it ("ai") */
 	uint8_t variant;      /* which of the kinds its executor serves it is
 			       * (an executor may serve several: exec_attempt) */
 	/* Calls fn for each of task t's own strings that may hold templates
