@@ -5,7 +5,8 @@
 #   ./build.sh test         install what is missing, build, run every test
 #   ./build.sh test-asan    the same tests under AddressSanitizer + UBSan (build-asan/)
 #   ./build.sh test-tsan    the same tests under ThreadSanitizer (build-tsan/)
-#   ./build.sh deps         only install the missing Debian packages
+#   ./build.sh fuzz         both libFuzzer targets, 60 s each (clang; FUZZ_SECONDS)
+#   ./build.sh deps         only install the missing Debian packages (and the tests')
 #
 # Packages are installed with apt-get only when pkg-config (or the PATH)
 # cannot find them, so on a set-up machine this never touches the network.
@@ -21,13 +22,18 @@ WERROR=${WERROR:-true}
 # pkg-config name:Debian package, then command:Debian package. The tests run
 # openssl (certificates, HMAC), curl, dot, nm, readelf and a C compiler
 # against the installed library (tests/install); python3 uses its standard
-# library only.
-PKGS_PC="yaml-0.1:libyaml-dev libuv:libuv1-dev jansson:libjansson-dev lua5.4:liblua5.4-dev libcurl:libcurl4-openssl-dev libcrypto:libssl-dev cmocka:libcmocka-dev sqlite3:libsqlite3-dev"
+# library only. libgraphviz-dev: libgvc and libcgraph, and the link names
+# of the dot layout and core plug-ins the report module links in.
+PKGS_PC="yaml-0.1:libyaml-dev libuv:libuv1-dev jansson:libjansson-dev lua5.4:liblua5.4-dev libcurl:libcurl4-openssl-dev libcrypto:libssl-dev cmocka:libcmocka-dev sqlite3:libsqlite3-dev libgvc:libgraphviz-dev libcgraph:libgraphviz-dev"
 PKGS_BIN="meson:meson ninja:ninja-build pkg-config:pkg-config cc:gcc python3:python3 dot:graphviz openssl:openssl curl:curl nm:binutils readelf:binutils"
+# Only for the tests (not for quickstart): the HTML report is checked in
+# headless Chromium (tests/report).
+PKGS_TEST_BIN="chromium:chromium"
 
-deps() {
-  local missing=()
-  for pair in $PKGS_BIN; do
+deps() {  # deps [test]: what the build needs, and with "test" what the tests need
+  local missing=() bins=$PKGS_BIN
+  [ "${1:-}" != test ] || bins="$PKGS_BIN $PKGS_TEST_BIN"
+  for pair in $bins; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
   for pair in $PKGS_PC; do
@@ -35,15 +41,27 @@ deps() {
       missing+=("${pair#*:}")
     fi
   done
-  if [ ${#missing[@]} -gt 0 ]; then
-    # Each package once, in order.
-    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk '!seen[$0]++')
-    echo "build.sh: installing ${missing[*]}" >&2
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  apt_install "${missing[@]}"
+}
+
+apt_install() {  # apt_install PACKAGE... (nothing to do without arguments)
+  [ $# -gt 0 ] || return 0
+  local missing
+  # Each package once, in order.
+  mapfile -t missing < <(printf '%s\n' "$@" | awk '!seen[$0]++')
+  echo "build.sh: installing ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# clang and its libFuzzer runtime, for tests/fuzz.
+fuzz_deps() {
+  local missing=()
+  command -v clang >/dev/null 2>&1 || missing+=(clang)
+  dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || missing+=(libclang-rt-14-dev)
+  apt_install "${missing[@]}"
 }
 
 # Runs a command with its output in LOG; on failure prints LOG and fails.
@@ -145,19 +163,19 @@ timed() {  # timed NAME command...
 
 CMD=${1:-}
 case "$CMD" in
-  deps) deps ;;
+  deps) deps test ;;
   quickstart)
     deps
     build build -Dbuildtype=debugoptimized -Db_sanitize=none -Db_lundef=true
     ./build/src/cli/dagrun run examples/quickstart.yaml
     ;;
   test)
-    deps
+    deps test
     timed "build (build/)" build build -Dbuildtype=debugoptimized -Db_sanitize=none -Db_lundef=true
     timed "tests (build/)" run_tests build
     ;;
   test-asan)
-    deps
+    deps test
     timed "build (build-asan/)" build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       timed "tests (build-asan/)" run_tests build-asan
@@ -169,7 +187,7 @@ case "$CMD" in
     # `dagrun run` of suite cli), and the store's writer thread when it comes.
     # A race report fails the run even when the racing process was expected
     # to fail (reports are collected from build-tsan/tsan/, not stderr).
-    deps
+    deps test
     tsan_probe
     timed "build (build-tsan/)" build build-tsan -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
     rm -rf build-tsan/tsan && mkdir -p build-tsan/tsan
@@ -182,6 +200,11 @@ case "$CMD" in
       rc=1
     fi
     exit $rc
+    ;;
+  fuzz)
+    deps
+    fuzz_deps
+    timed "fuzz (build-fuzz-ci/)" tests/fuzz/ci.sh
     ;;
   run-tests)  # internal: run_tests in a fresh process (under setarch for TSan)
     run_tests "$2"

@@ -2,8 +2,10 @@
 # run.sh: dagrun against ninja, make and the floor, running DAGs of `true`.
 #
 # For each configuration (shape, tasks, -j J), one run each, side by side:
-#   dagrun     dagrun run -q --no-progress -j J workflow.yaml
-#              (`true` has no shell syntax: dagrun execs it directly)
+#   dagrun     dagrun run -q --no-progress --no-state -j J workflow.yaml
+#              (`true` has no shell syntax: dagrun execs it directly; not
+#              recorded, as ninja and make record nothing: store_run.sh
+#              measures what recording costs)
 #   ninja      ninja --quiet -C DIR -j J (outputs never exist: every edge
 #              runs; always via /bin/sh -c); .ninja_log removed first
 #   make       make -C DIR -j J -s (GNU make also execs `true` directly)
@@ -39,7 +41,7 @@ run_one() {
 	local who=$1 n=$3 j=$4 dir=$5 tag=$1-$2-$3-j$4
 	case " $6 " in *" $who "*) ;; *) echo "- 0 -"; return ;; esac
 	case $who in
-	dagrun) tm "$tag" "$DAGRUN" run -q --no-progress -j "$j" "$dir/workflow.yaml" ;;
+	dagrun) tm "$tag" "$DAGRUN" run -q --no-progress --no-state -j "$j" "$dir/workflow.yaml" ;;
 	ninja) rm -f "$dir/.ninja_log" "$dir/.ninja_deps"
 	       tm "$tag" ninja --quiet -C "$dir" -j "$j" ;;
 	make) tm "$tag" make -C "$dir" -j "$j" -s ;;
@@ -104,7 +106,7 @@ printf '%s' "$CPU_ROWS"
 if [ -n "$BIG" ]; then
 	dir=$(gen layered "$BIG")
 	rm -f "$dir/.ninja_log"
-	r=$(tm dry-dagrun "$DAGRUN" run --dry-run "$dir/workflow.yaml")
+	r=$(tm dry-dagrun "$DAGRUN" run --dry-run --no-state "$dir/workflow.yaml")
 	read -r _ dk _ <<<"$r"
 	r=$(tm dry-ninja ninja -n --quiet -C "$dir")
 	read -r _ nk _ <<<"$r"

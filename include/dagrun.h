@@ -88,9 +88,14 @@ enum dagrun_graph_format {
 	DAGRUN_GRAPH_DOT,
 	DAGRUN_GRAPH_MERMAID,
 	DAGRUN_GRAPH_JSON,
+	DAGRUN_GRAPH_SVG,        /* laid out by Graphviz (libgvc) in the process */
 };
 
-/* Writes the dependency graph of wf to out. Returns 0 or -errno. */
+/* Writes the dependency graph of wf to out. Returns 0 or -errno. SVG:
+ * -E2BIG over 5,000 tasks or 20,000 dependencies (Graphviz's layout would
+ * take minutes), -EIO when Graphviz fails; it uses Graphviz's process-wide
+ * state under a lock of the library's, so another user of libgvc or
+ * libcgraph in the process must not run at the same time. */
 int dagrun_graph_write(const dagrun_workflow *wf, enum dagrun_graph_format fmt,
 		       FILE *out);
 
@@ -164,6 +169,13 @@ typedef struct dagrun_event {
 	 * task_index an index no task of the run has (unique within the run),
 	 * and run events (RUN_START, RUN_END) of a sub-run are not forwarded. */
 	uint32_t depth;
+	/* ATTEMPT_START of a task that runs a process (command, script): the
+	 * leader's pid, its process group (the same number: each attempt has
+	 * a group of its own) and its start time in clock ticks since boot
+	 * (/proc/PID/stat field 22), which tells it from a later process
+	 * with that pid; all 0 for other tasks. */
+	int64_t pid, pgid;
+	uint64_t pid_start;
 } dagrun_event;
 
 /* ---- extensions: what a task kind adds to ATTEMPT_END ------------------- */
@@ -291,6 +303,22 @@ typedef struct dagrun_run_opts {
 	const char *secrets_file;/* KEY=VALUE lines for secrets.KEY; must not
 				  * be readable by group or others */
 	unsigned process_flags;  /* enum dagrun_process_flags; 0: a guest */
+	/* The state store (README "The state directory"). state_dir: where
+	 * the run is recorded (DIR/state.db, DIR/logs/, created when missing);
+	 * NULL: not recorded, and nothing below applies. A run that cannot be
+	 * recorded does not start (dagrun_engine_run() fails, and
+	 * dagrun_engine_error() says why, naming the file); a store that fails
+	 * during the run stops it as an interruption does. */
+	const char *state_dir;
+	int durable;             /* survive power loss, not only a crash of
+				  * this process: every commit synced */
+	uint64_t log_cap;        /* bytes of each attempt's stdout, and of its
+				  * stderr, kept in its log files; 0: 64 MiB */
+	const char *definition;  /* the workflow's text as it was loaded,
+				  * recorded as the run's snapshot (what resume
+				  * and rerun run); NULL: wf's file is read
+				  * when the run starts */
+	size_t definition_len;
 } dagrun_run_opts;
 
 /* A new engine for wf (which must outlive it). No process-wide effect: no
@@ -333,6 +361,12 @@ int dagrun_engine_interrupt(dagrun_engine *e, int hard);
  * start with one worker and every task succeeding (then `# onSuccess` and
  * `# onExit` with theirs); runs nothing. Returns 0 or -errno. */
 int dagrun_engine_plan(dagrun_engine *e, FILE *out);
+
+/* Why the last dagrun_engine_run() or dagrun_engine_plan() of e failed
+ * when the reason is more than its return value says (a state store that
+ * cannot be opened or failed: the message names the file), or NULL. Owned
+ * by e. */
+const char *dagrun_engine_error(const dagrun_engine *e);
 
 /* Per-status task counts after a run; counts has DAGRUN_CANCELLED + 1 slots. */
 void dagrun_engine_counts(const dagrun_engine *e, size_t *counts);

@@ -18,13 +18,14 @@ load: model util
 graph: model util
 expr: model util
 exec: expr model util
-sched: exec graph expr model util
+sched: store exec graph expr model util
 kinds: sched exec load graph expr model util
 engine: kinds sched exec graph expr model util
 workflow: kinds load graph expr model util
 obs: kinds util
 store: util
-cli:
+report: graph model util
+cli: report workflow engine obs kinds sched store exec load graph expr model util
 '
 
 declare -A allowed

@@ -21,7 +21,17 @@ int cli_use_color(const char *mode, FILE *f)
 	return isatty(fileno(f));
 }
 
-dagrun_workflow *cli_load(const char *path, int color, int *status)
+const char *cli_state_dir(const char *opt)
+{
+	if (opt && *opt)
+		return opt;
+	const char *env = getenv("DAGRUN_STATE");
+	return env && *env ? env : ".dagrun";
+}
+
+/* Loads path, or text when not NULL (named path). */
+static dagrun_workflow *load(const char *path, const char *text, size_t len, int color,
+			     int *status)
 {
 	dagrun_diags *d = dagrun_diags_new(0);
 	dagrun_workflow *wf = NULL;
@@ -30,7 +40,8 @@ dagrun_workflow *cli_load(const char *path, int color, int *status)
 		*status = EXIT_INTERNAL;
 		return NULL;
 	}
-	int r = dagrun_workflow_load(path, &wf, d);
+	int r = text ? dagrun_workflow_load_buffer(path, text, len, &wf, d)
+		     : dagrun_workflow_load(path, &wf, d);
 	dagrun_diags_print(d, stderr, color);
 	if (r < 0) {
 		size_t n = dagrun_diags_errors(d);
@@ -43,4 +54,15 @@ dagrun_workflow *cli_load(const char *path, int color, int *status)
 	}
 	dagrun_diags_free(d);
 	return wf;
+}
+
+dagrun_workflow *cli_load(const char *path, int color, int *status)
+{
+	return load(path, NULL, 0, color, status);
+}
+
+dagrun_workflow *cli_load_buffer(const char *name, const char *text, size_t len, int color,
+				 int *status)
+{
+	return load(name, text ? text : "", len, color, status);
 }

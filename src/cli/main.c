@@ -14,9 +14,15 @@ static const char usage[] =
 	"usage: dagrun [--version] [--help] COMMAND [ARGS]\n"
 	"\n"
 	"commands:\n"
-	"  run FILE        validate, then run the workflow\n"
+	"  run FILE        validate, then run the workflow (recorded in .dagrun/)\n"
+	"  resume RUN      continue a run that did not finish\n"
+	"  rerun RUN       run a recorded run again: what failed, or a selection\n"
 	"  validate FILE   check a workflow without running anything\n"
-	"  graph FILE      print the dependency graph (dot, mermaid, json)\n"
+	"  graph FILE      print the dependency graph (dot, mermaid, json, svg)\n"
+	"  runs            list past and live runs, newest first\n"
+	"  show RUN        a run's tasks: status, attempts, duration, errors\n"
+	"  logs RUN [TASK] the output of a run or a task (-f follows a live run)\n"
+	"  prune           remove old runs and their logs\n"
 	"\n"
 	"`dagrun COMMAND --help` describes a command.\n";
 
@@ -42,6 +48,18 @@ int main(int argc, char **argv)
 		return cli_graph(argc - 1, argv + 1);
 	if (!strcmp(cmd, "run"))
 		return cli_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "runs"))
+		return cli_runs(argc - 1, argv + 1);
+	if (!strcmp(cmd, "show"))
+		return cli_show(argc - 1, argv + 1);
+	if (!strcmp(cmd, "logs"))
+		return cli_logs(argc - 1, argv + 1);
+	if (!strcmp(cmd, "prune"))
+		return cli_prune(argc - 1, argv + 1);
+	if (!strcmp(cmd, "resume"))
+		return cli_resume(argc - 1, argv + 1);
+	if (!strcmp(cmd, "rerun"))
+		return cli_rerun(argc - 1, argv + 1);
 	fprintf(stderr, "dagrun: unknown command '%s'\n%s", cmd, usage);
 	return 2;
 }

@@ -1,45 +1,36 @@
 /* run.c: `dagrun run FILE`: load, then run with the console and/or the
- * JSON log observing the engine. */
+ * JSON log observing the engine. What run, resume and rerun share (the
+ * display options, -j, --var, --secrets-file, the state directory, and
+ * running an engine with observers) is here too: cli_exec_*. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "sched/resume.h"
 
 static const char usage[] =
 	"usage: dagrun run [OPTIONS] FILE\n"
 	"\n"
-	"Validates FILE, then runs its tasks in dependency order.\n"
+	"Validates FILE, then runs its tasks in dependency order, recording the run\n"
+	"in the state directory (see --state).\n"
 	"\n"
 	"  -j, --jobs N             run at most N tasks at once (default: the\n"
 	"                           workflow's maxParallel, else the CPU count)\n"
 	"      --var NAME=VALUE     override a workflow variable (repeatable)\n"
 	"      --secrets-file F     KEY=VALUE lines read as secrets.KEY (mode 600)\n"
 	"      --dry-run            print the order tasks would start in (-j 1), run nothing\n"
-	"      --log-format F       text (default) or json (one object per line on stderr)\n"
-	"      --log-level L        debug, info (default), warn or error\n"
-	"  -v, --verbose            also show the tasks' output\n"
-	"  -q, --quiet              only failures and the summary\n"
-	"      --no-progress        no live status line, even on a terminal\n"
-	"      --color WHEN         auto (default), always or never; NO_COLOR is honoured\n"
+	CLI_EXEC_HELP
 	"\n"
 	"Exit status: 0 all tasks completed or skipped, 1 a task failed,\n"
-	"2 usage error or invalid workflow, 3 internal error, 129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM).\n";
-
-struct run_args {
-	unsigned jobs;
-	int dry_run, verbose, quiet, no_progress, json;
-	int level;
-	const char *color;
-	const char *file;
-	const char *secrets_file;
-	const char **vars;   /* NULL-terminated, malloc'd */
-	size_t n_vars;
-};
+	"2 usage error or invalid workflow, 3 internal or state store error,\n"
+	"129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM).\n";
 
 static int parse_level(const char *s)
 {
@@ -50,128 +41,225 @@ static int parse_level(const char *s)
 	return -1;
 }
 
-static int parse_args(int argc, char **argv, struct run_args *a)
+/* "64M", "1G", "4096": bytes; 0 on a bad size. */
+static uint64_t parse_size(const char *s)
 {
-	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"jobs", required_argument, NULL, 'j'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"log-format", required_argument, NULL, 'F'},
-		{"log-level", required_argument, NULL, 'L'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"no-progress", no_argument, NULL, 'P'},
-		{"color", required_argument, NULL, 'c'},
-		{"var", required_argument, NULL, 'V'},
-		{"secrets-file", required_argument, NULL, 'S'},
-		{0, 0, 0, 0},
-	};
-	int c;
 	char *end;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "hj:vq", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h': fputs(usage, stdout); return 1;
-		case 'j': {
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || v < 1 || v > 100000) {
-				fprintf(stderr, "dagrun run: -j takes a number from 1 to 100000\n");
-				return -1;
-			}
-			a->jobs = (unsigned)v;
-			break;
-		}
-		case 'n': a->dry_run = 1; break;
-		case 'F':
-			if (strcmp(optarg, "text") && strcmp(optarg, "json")) {
-				fprintf(stderr, "dagrun run: --log-format is text or json\n");
-				return -1;
-			}
-			a->json = !strcmp(optarg, "json");
-			break;
-		case 'L':
-			if ((a->level = parse_level(optarg)) < 0) {
-				fprintf(stderr, "dagrun run: --log-level is debug, info, warn or error\n");
-				return -1;
-			}
-			break;
-		case 'V': {
-			const char **v = realloc(a->vars, (a->n_vars + 2) * sizeof(*v));
-			if (!v)
-				return -1;
-			a->vars = v;
-			v[a->n_vars++] = optarg;
-			v[a->n_vars] = NULL;
-			break;
-		}
-		case 'S': a->secrets_file = optarg; break;
-		case 'v': a->verbose = 1; break;
-		case 'q': a->quiet = 1; break;
-		case 'P': a->no_progress = 1; break;
-		case 'c':
-			if (strcmp(optarg, "auto") && strcmp(optarg, "always") && strcmp(optarg, "never")) {
-				fprintf(stderr, "dagrun run: --color is auto, always or never\n");
-				return -1;
-			}
-			a->color = optarg;
-			break;
-		default: return -1;
-		}
+	unsigned long long v = strtoull(s, &end, 10);
+	if (end == s)
+		return 0;
+	int shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
 	}
-	if (optind != argc - 1) {
-		fputs(usage, stderr);
-		return -1;
-	}
-	a->file = argv[optind];
-	return 0;
+	if (*end == 'i' && shift)
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || v > (UINT64_MAX >> shift))
+		return 0;
+	return (uint64_t)v << shift;
 }
 
-int cli_run(int argc, char **argv)
+int cli_exec_option(struct cli_exec *x, int c, const char *arg, const char *cmd)
 {
-	struct run_args a = {.level = DAGRUN_INFO, .color = "auto"};
-	int r = parse_args(argc, argv, &a);
-	if (r) {
-		free(a.vars);
-		return r > 0 ? EXIT_OK : EXIT_USAGE;
+	char *end;
+	switch (c) {
+	case 'j': {
+		unsigned long v = strtoul(arg, &end, 10);
+		if (*end || !*arg || v < 1 || v > 100000) {
+			fprintf(stderr, "dagrun %s: -j takes a number from 1 to 100000\n", cmd);
+			return -1;
+		}
+		x->jobs = (unsigned)v;
+		return 1;
 	}
-	int color = cli_use_color(a.color, stderr);
-	int status = EXIT_OK;
-	dagrun_workflow *wf = cli_load(a.file, color, &status);
+	case CLI_OPT_LOG_FORMAT:
+		if (strcmp(arg, "text") && strcmp(arg, "json")) {
+			fprintf(stderr, "dagrun %s: --log-format is text or json\n", cmd);
+			return -1;
+		}
+		x->json = !strcmp(arg, "json");
+		return 1;
+	case CLI_OPT_LOG_LEVEL:
+		if ((x->level = parse_level(arg)) < 0) {
+			fprintf(stderr, "dagrun %s: --log-level is debug, info, warn or error\n", cmd);
+			return -1;
+		}
+		return 1;
+	case CLI_OPT_VAR: {
+		const char **v = realloc(x->vars, (x->n_vars + 2) * sizeof(*v));
+		if (!v)
+			return -1;
+		x->vars = v;
+		v[x->n_vars++] = arg;
+		v[x->n_vars] = NULL;
+		return 1;
+	}
+	case CLI_OPT_SECRETS: x->secrets_file = arg; return 1;
+	case 'v': x->verbose = 1; return 1;
+	case 'q': x->quiet = 1; return 1;
+	case CLI_OPT_NO_PROGRESS: x->no_progress = 1; return 1;
+	case CLI_OPT_COLOR:
+		if (strcmp(arg, "auto") && strcmp(arg, "always") && strcmp(arg, "never")) {
+			fprintf(stderr, "dagrun %s: --color is auto, always or never\n", cmd);
+			return -1;
+		}
+		x->color = arg;
+		return 1;
+	case CLI_OPT_STATE:
+		if (!*arg) {
+			fprintf(stderr, "dagrun %s: --state needs a directory\n", cmd);
+			return -1;
+		}
+		x->state = arg;
+		return 1;
+	case CLI_OPT_NO_STATE: x->no_state = 1; return 1;
+	case CLI_OPT_DURABLE: x->durable = 1; return 1;
+	case CLI_OPT_LOG_CAP:
+		if (!(x->log_cap = parse_size(arg))) {
+			fprintf(stderr, "dagrun %s: --log-cap takes a size in bytes above 0 (suffixes "
+				"K, M, G)\n", cmd);
+			return -1;
+		}
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void cli_exec_free(struct cli_exec *x)
+{
+	free(x->vars);
+	x->vars = NULL;
+}
+
+/* The workflow file's text, for the run's snapshot (at most the loader's
+ * limit; a pipe is read to its end). Returns 0 or -errno. */
+static int read_text(const char *path, char **text, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t cap = 65536, n = 0;
+	struct stat sb;
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0 &&
+	    (uint64_t)sb.st_size < DAGRUN_MAX_FILE_BYTES)
+		cap = (size_t)sb.st_size + 1;
+	char *b = malloc(cap);
+	int r = 0;
+	while (b) {
+		if (n == cap) {
+			if (cap > DAGRUN_MAX_FILE_BYTES) {
+				r = -EFBIG;
+				break;
+			}
+			char *nb = realloc(b, cap * 2);
+			if (!nb)
+				break;
+			b = nb;
+			cap *= 2;
+		}
+		ssize_t got = read(fd, b + n, cap - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = -errno;
+			break;
+		}
+		if (got == 0) {
+			close(fd);
+			*text = b;
+			*len = n;
+			return 0;
+		}
+		n += (size_t)got;
+	}
+	close(fd);
+	free(b);
+	return r ? r : -ENOMEM;
+}
+
+dagrun_workflow *cli_load_snapshot(const char *path, int color, int *status, char **text,
+				   size_t *len)
+{
+	int r = read_text(path, text, len);
+	if (r == -EFBIG)
+		return cli_load(path, color, status);   /* the loader says why */
+	if (r < 0) {
+		fprintf(stderr, "%s: error: cannot read %s: %s\n", path, path, strerror(-r));
+		*status = EXIT_USAGE;
+		return NULL;
+	}
+	dagrun_workflow *wf = cli_load_buffer(path, *text, *len, color, status);
 	if (!wf) {
-		free(a.vars);
-		return status;
+		free(*text);
+		*text = NULL;
 	}
+	return wf;
+}
+
+/* Prints why the engine failed (its message names the file at fault). */
+static void say_error(const char *cmd, dagrun_engine *e, int r)
+{
+	const char *m = e ? dagrun_engine_error(e) : NULL;
+	if (m)
+		fprintf(stderr, "dagrun %s: %s\n", cmd, m);
+	else
+		fprintf(stderr, "dagrun %s: internal error: %s\n", cmd, strerror(-r));
+}
+
+int cli_execute(struct cli_exec *x, const char *cmd, dagrun_workflow *wf,
+		const char *text, size_t len, const char *run_id,
+		const struct cont_opts *cont)
+{
+	int color = cli_use_color(x->color, stderr);
 	dagrun_diags *d = dagrun_diags_new(0);
 	dagrun_engine *e = NULL;
 	dagrun_console *con = NULL;
 	dagrun_jsonlog *log = NULL;
+	int status = EXIT_OK;
 	/* The command line owns its process: it reaps and kills what escapes
 	 * the tasks' groups, and Ctrl-C, SIGTERM and SIGHUP stop the run. */
-	dagrun_run_opts ro = {.max_parallel = a.jobs, .vars = a.vars,
-			      .secrets_file = a.secrets_file,
-			      .process_flags = DAGRUN_PROC_SUBREAPER | DAGRUN_PROC_SIGNALS};
-	r = d ? dagrun_engine_new(&e, wf, &ro, d) : -ENOMEM;
+	dagrun_run_opts ro = {.max_parallel = x->jobs, .vars = x->vars,
+			      .secrets_file = x->secrets_file, .run_id = run_id,
+			      .process_flags = DAGRUN_PROC_SUBREAPER | DAGRUN_PROC_SIGNALS,
+			      .state_dir = x->no_state ? NULL : cli_state_dir(x->state),
+			      .durable = x->durable, .log_cap = x->log_cap,
+			      .definition = text, .definition_len = len};
+	int r = d ? dagrun_engine_new(&e, wf, &ro, d) : -ENOMEM;
 	if (r < 0) {
 		dagrun_diags_print(d, stderr, color);
 		if (r != -ENOTSUP && r != -EINVAL)
-			fprintf(stderr, "dagrun run: %s\n", strerror(-r));
+			fprintf(stderr, "dagrun %s: %s\n", cmd, strerror(-r));
 		status = r == -ENOTSUP || r == -EINVAL ? EXIT_USAGE : EXIT_INTERNAL;
 		goto out;
 	}
-	if (a.dry_run) {
-		status = dagrun_engine_plan(e, stdout) < 0 ? EXIT_INTERNAL : EXIT_OK;
+	if (cont && (r = engine_set_continue(e, cont)) < 0) {
+		fprintf(stderr, "dagrun %s: %s\n", cmd, strerror(-r));
+		status = EXIT_INTERNAL;
+		goto out;
+	}
+	if (x->dry_run) {
+		r = dagrun_engine_plan(e, stdout);
+		if (r < 0)
+			say_error(cmd, e, r);
+		status = r < 0 ? EXIT_INTERNAL : EXIT_OK;
 		goto out;
 	}
 	/* From here until the observers are freed, stderr belongs to them
 	 * (their writer thread); see dagrun_console_new. */
-	if (a.json) {
-		log = dagrun_jsonlog_new(stderr, a.level);
+	if (x->json) {
+		log = dagrun_jsonlog_new(stderr, x->level);
 		r = log ? dagrun_engine_observe(e, dagrun_jsonlog_event, log) : -errno;
 	} else {
 		int flags = (color ? DAGRUN_CONSOLE_COLOR : 0) |
-			    (a.quiet ? DAGRUN_CONSOLE_QUIET : 0) |
-			    (a.verbose || a.level == DAGRUN_DEBUG ? DAGRUN_CONSOLE_VERBOSE : 0);
-		if (!a.no_progress && !a.quiet && isatty(fileno(stderr)))
+			    (x->quiet ? DAGRUN_CONSOLE_QUIET : 0) |
+			    (x->verbose || x->level == DAGRUN_DEBUG ? DAGRUN_CONSOLE_VERBOSE : 0);
+		if (!x->no_progress && !x->quiet && isatty(fileno(stderr)))
 			flags |= DAGRUN_CONSOLE_LIVE;
 		con = dagrun_console_new(stderr, flags);
 		r = con ? dagrun_engine_observe(e, dagrun_console_event, con) : -errno;
@@ -181,19 +269,19 @@ int cli_run(int argc, char **argv)
 		dagrun_jsonlog_free(log);
 		con = NULL;
 		log = NULL;
-		fprintf(stderr, "dagrun run: cannot set up the display: %s\n",
-			strerror(-r));
+		fprintf(stderr, "dagrun %s: cannot set up the display: %s\n", cmd, strerror(-r));
 		status = EXIT_INTERNAL;
 		goto out;
 	}
 	/* A reader of our output that went away (`dagrun run ... | head`) is
 	 * not a reason to die and orphan the tasks: writes fail with EPIPE and
-	 * the run goes on to its end. Tasks get the default back (proc.c). A
+	 * the run goes on to its end. Tasks get the default back (proc_spawn.c). A
 	 * dry run keeps the default: it has nothing to protect. */
 	signal(SIGPIPE, SIG_IGN);
 	r = dagrun_engine_run(e);
 	/* The observers write what they still hold before anything else
-	 * goes to stderr. */
+	 * goes to stderr; the engine's message outlives its loop. */
+	char *why = r < 0 && dagrun_engine_error(e) ? strdup(dagrun_engine_error(e)) : NULL;
 	dagrun_engine_free(e);
 	e = NULL;
 	dagrun_console_free(con);
@@ -201,17 +289,64 @@ int cli_run(int argc, char **argv)
 	con = NULL;
 	log = NULL;
 	if (r < 0) {
-		fprintf(stderr, "dagrun run: internal error: %s\n", strerror(-r));
+		if (why)
+			fprintf(stderr, "dagrun %s: %s\n", cmd, why);
+		else
+			fprintf(stderr, "dagrun %s: internal error: %s\n", cmd, strerror(-r));
 		status = EXIT_INTERNAL;
 	} else {
 		status = r;
 	}
+	free(why);
 out:
 	dagrun_engine_free(e);
 	dagrun_console_free(con);
 	dagrun_jsonlog_free(log);
 	dagrun_diags_free(d);
+	return status;
+}
+
+int cli_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"dry-run", no_argument, NULL, 'n'},
+		CLI_EXEC_OPTIONS,
+		{0, 0, 0, 0},
+	};
+	struct cli_exec x = CLI_EXEC_INIT;
+	int c, status = EXIT_USAGE;
+	char *text = NULL;
+	size_t len = 0;
+	dagrun_workflow *wf = NULL;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hj:vq", opts, NULL)) != -1) {
+		int h = cli_exec_option(&x, c, optarg, "run");
+		if (h < 0)
+			goto out;
+		if (h)
+			continue;
+		switch (c) {
+		case 'h': fputs(usage, stdout); status = EXIT_OK; goto out;
+		case 'n': x.dry_run = 1; break;
+		default: goto out;
+		}
+	}
+	if (optind != argc - 1) {
+		fputs(usage, stderr);
+		goto out;
+	}
+	const char *file = argv[optind];
+	int color = cli_use_color(x.color, stderr);
+	/* Recorded, the run keeps the very text it loaded (its snapshot). */
+	wf = x.no_state || x.dry_run ? cli_load(file, color, &status)
+				     : cli_load_snapshot(file, color, &status, &text, &len);
+	if (!wf)
+		goto out;
+	status = cli_execute(&x, "run", wf, text, len, NULL, NULL);
+out:
 	dagrun_workflow_free(wf);
-	free(a.vars);
+	free(text);
+	cli_exec_free(&x);
 	return status;
 }

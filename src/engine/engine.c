@@ -17,6 +17,10 @@
  * the signal), the dispositions found being put back at its end;
  * DAGRUN_PROC_SUBREAPER has the command executor adopt orphans (see
  * exec/proc.h).
+ *
+ * With a state directory, the run is recorded (sched/record.h) before any
+ * task starts, or does not start; its end is committed before it is
+ * reported; resume and rerun continue a recorded run (sched/resume.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,9 +38,12 @@
 #include "graph/graph.h"
 #include "kinds/kind.h"
 #include "sched/flow.h"
+#include "sched/record.h"
+#include "sched/resume.h"
 #include "sched/sched.h"
 #include "util/diag.h"
 #include "util/runid.h"
+#include "util/clock.h"
 
 #define RUN_ID_MAX 64
 
@@ -75,14 +82,10 @@ struct dagrun_engine {
 	dagrun_run_opts opts;
 	uint64_t started_ms;
 	bool ran;
+	struct record *rec;           /* the state store, while a run records */
+	const struct cont_opts *cont; /* resume or rerun, or NULL */
+	char *errmsg;                 /* dagrun_engine_error() */
 };
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static unsigned cpu_count(void)
 {
@@ -290,7 +293,7 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 		       : wf->max_parallel ? wf->max_parallel : cpu_count();
 	e->env.max_parallel = par;
 	if ((r = sched_init(&e->s, wf, &e->loop, e->exec, par, e->run_id,
-			    (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32))) < 0)
+			    (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32))) < 0)
 		goto fail_loop;
 	struct flow_opts fo = {e->opts.vars, e->opts.secrets_file, e->run_id};
 	if (!e->opts.fake && (r = flow_new(&e->flow, wf, &fo, diags)) < 0)
@@ -327,7 +330,7 @@ static void log_event(dagrun_engine *e, int level, const char *msg)
 	memset(&ev, 0, sizeof(ev));
 	ev.type = DAGRUN_EV_LOG;
 	ev.level = level;
-	ev.ts_ms = wall_ms();
+	ev.ts_ms = clock_wall_ms();
 	ev.run_id = e->run_id;
 	ev.task_index = SCHED_NONE;
 	ev.exit_code = -1;
@@ -432,21 +435,82 @@ static int make_tmpdir(dagrun_engine *e)
 	return 0;
 }
 
-static void remove_tmpdir(dagrun_engine *e)
+#define TMPDIR_DEPTH_MAX 32   /* levels of a tree a task left that we remove;
+				* the warning below says 32 */
+
+static int empty_dir(int fd, int depth);
+
+/* Removes the directory name in parent (depth levels below the top) and
+ * what it holds. It is opened relative to its parent without following a
+ * symbolic link (O_NOFOLLOW | O_DIRECTORY: a link a task put there, even in
+ * place of a directory, is never followed) and made writable (a task may
+ * have made it read-only). Returns 0 or -errno (-E2BIG: too deep, a code
+ * none of the calls here returns). */
+static int remove_subdir(int parent, const char *name, int depth)
+{
+	if (depth >= TMPDIR_DEPTH_MAX)
+		return -E2BIG;
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	(void)fchmod(fd, S_IRWXU);
+	int r = empty_dir(fd, depth + 1);
+	if (r == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0)
+		r = -errno;
+	return r;
+}
+
+/* Removes every entry of the directory open as fd (closed here): unlinked
+ * (a link itself, never its target), or, when unlink says EISDIR, removed
+ * as a directory. Returns 0, or the first -errno (what failed is left, the
+ * rest removed). */
+static int empty_dir(int fd, int depth)
+{
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	int r = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		if (n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2])))
+			continue;
+		int e = unlinkat(dirfd(d), n, 0) == 0 ? 0 : -errno;
+		if (e == -EISDIR)
+			e = remove_subdir(dirfd(d), n, depth);
+		if (e < 0 && !r)
+			r = e;
+	}
+	closedir(d);
+	return r;
+}
+
+/* Removes the run's temporary directory and whatever tasks left in it
+ * ($DAGRUN_OUTPUT made a directory, a tree, links). The directory itself
+ * is opened without following a link too: a task that replaced it by a
+ * link to elsewhere gets its link removed, not the target emptied.
+ * Returns 0 or the first -errno (the directory is then left). */
+static int remove_tmpdir(dagrun_engine *e)
 {
 	if (!e->tmpdir[0])
-		return;
-	DIR *d = opendir(e->tmpdir);
-	if (d) {
-		struct dirent *de;
-		while ((de = readdir(d)))
-			if (de->d_name[0] != '.')
-				unlinkat(dirfd(d), de->d_name, 0);
-		closedir(d);
+		return 0;
+	int r = 0, fd = open(e->tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		r = errno == ENOENT ? 0 : unlink(e->tmpdir) == 0 ? 0 : -errno;
+	} else {
+		r = empty_dir(fd, 0);
+		if (rmdir(e->tmpdir) < 0 && !r)
+			r = -errno;
 	}
-	rmdir(e->tmpdir);
-	e->tmpdir[0] = '\0';
+	if (r == 0)
+		e->tmpdir[0] = '\0';
+	return r;
 }
+
+static int start_recording(dagrun_engine *e);
 
 int dagrun_engine_run(dagrun_engine *e)
 {
@@ -457,15 +521,19 @@ int dagrun_engine_run(dagrun_engine *e)
 	unsigned flags = e->opts.process_flags;
 	if (flags & ~(unsigned)(DAGRUN_PROC_SUBREAPER | DAGRUN_PROC_SIGNALS))
 		return -EINVAL;
+	/* A run that cannot be recorded does not start. */
+	if (e->opts.state_dir && (r = start_recording(e)) < 0)
+		return r;
 	if (!e->opts.fake && (r = make_tmpdir(e)) < 0)
 		return r;
 	/* Before any task: the tasks die with us, even if we are SIGKILLed;
 	 * and, on request, what escapes their groups is ours to reap and kill
 	 * (the executor of processes does both: executor_ops.begin). */
+	int hold = e->rec ? record_lock_fd(e->rec) : -1;
 	for (unsigned i = 0; i < e->n_owned && !e->opts.fake && r == 0; i++) {
 		struct executor *ex = e->owned[i].ex;
 		if (ex->ops->begin)
-			r = ex->ops->begin(ex, e->run_id, flags);
+			r = ex->ops->begin(ex, e->run_id, flags, hold);
 	}
 	if (r < 0) {
 		remove_tmpdir(e);
@@ -482,12 +550,16 @@ int dagrun_engine_run(dagrun_engine *e)
 	uv_prepare_init(&e->loop, &prepare);
 	prepare.data = e;
 	uv_prepare_start(&prepare, on_prepare);
-	e->started_ms = wall_ms();
+	e->started_ms = clock_wall_ms();
 	e->running = true;
 	/* Asked to stop before it began: nothing starts. */
 	int early = atomic_exchange(&e->irq, 0);
 	if (early)
 		sched_interrupt(&e->s, SIGINT, early & IRQ_HARD);
+	char *said = record_summary(e->rec);
+	if (said)
+		log_event(e, DAGRUN_INFO, said);
+	free(said);
 	sched_start(&e->s);
 	if (early)
 		log_event(e, DAGRUN_WARN, "interrupted by the host before the run began: "
@@ -498,10 +570,23 @@ int dagrun_engine_run(dagrun_engine *e)
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	e->running = false;
 
+	/* Every task is gone: what they left in the temporary directory goes
+	 * too, or the run says what stays (before its end event). */
+	char dir[sizeof(e->tmpdir)];
+	memcpy(dir, e->tmpdir, sizeof(dir));
+	if ((r = remove_tmpdir(e)) < 0) {
+		char msg[sizeof(dir) + 200];
+		snprintf(msg, sizeof(msg), "could not remove the temporary directory %s "
+			 "entirely: %s (what tasks left there stays)", dir,
+			 r == -E2BIG ? "a task left a tree deeper than 32 levels" : strerror(-r));
+		log_event(e, DAGRUN_WARN, msg);
+		e->tmpdir[0] = '\0';
+	}
+
 	dagrun_event ev;
 	memset(&ev, 0, sizeof(ev));
 	ev.type = DAGRUN_EV_RUN_END;
-	ev.ts_ms = wall_ms();
+	ev.ts_ms = clock_wall_ms();
 	ev.run_id = e->run_id;
 	ev.task_index = SCHED_NONE;
 	ev.exit_code = -1;
@@ -509,12 +594,55 @@ int dagrun_engine_run(dagrun_engine *e)
 	int outcome = e->s.error ? e->s.error
 		      : e->s.interrupted ? 128 + e->s.interrupted
 		      : e->s.main_failed ? 1 : 0;
+	/* The write-ahead rule: the run's end is committed before it is
+	 * reported. */
+	if (e->rec) {
+		char *err = NULL;
+		int rr = record_finish(e->rec, outcome, &err);
+		if (rr < 0) {
+			if (outcome >= 0)
+				outcome = rr;
+			free(e->errmsg);
+			e->errmsg = err;
+		} else {
+			free(err);
+		}
+	}
 	ev.status = outcome == 0 ? DAGRUN_COMPLETED : outcome > 128 ? DAGRUN_CANCELLED
 		    : DAGRUN_FAILED;
 	ev.level = outcome ? DAGRUN_ERR : DAGRUN_INFO;
 	sched_emit(&e->s, &ev);
-	remove_tmpdir(e);
 	return outcome;
+}
+
+/* Opens the store and records the run (record.h); before anything starts. */
+static int start_recording(dagrun_engine *e)
+{
+	struct record_opts ro = {
+		.dir = e->opts.state_dir, .durable = e->opts.durable != 0,
+		.log_cap = e->opts.log_cap, .definition = e->opts.definition,
+		.definition_len = e->opts.definition_len, .cont = e->cont,
+	};
+	char *err = NULL;
+	int r = record_start(&e->rec, &ro, e->wf, &e->s, e->flow, e->run_id, &err);
+	if (r < 0) {
+		free(e->errmsg);
+		e->errmsg = err;
+	}
+	return r;
+}
+
+int engine_set_continue(dagrun_engine *e, const struct cont_opts *o)
+{
+	if (!e->opts.state_dir || e->ran || !o)
+		return -EINVAL;
+	e->cont = o;
+	return 0;
+}
+
+const char *dagrun_engine_error(const dagrun_engine *e)
+{
+	return e->errmsg;
 }
 
 void dagrun_engine_counts(const dagrun_engine *e, size_t *counts)
@@ -527,12 +655,21 @@ int dagrun_engine_plan(dagrun_engine *e, FILE *out)
 {
 	const struct dagrun_workflow *wf = e->wf;
 	const struct graph *g = wf->graph;
+	int r = 0;
+	if (e->opts.state_dir) {
+		char *err = NULL;
+		if ((r = record_plan_weights(e->opts.state_dir, wf, &e->s, &err)) < 0) {
+			free(e->errmsg);
+			e->errmsg = err;
+			return r;
+		}
+		free(err);
+	}
 	uint32_t *waiting = malloc((wf->n_tasks + 1) * sizeof(*waiting));
 	struct readyq q;
-	readyq_init(&q, wf->tasks, g->weight);
+	readyq_init(&q, wf->tasks, e->s.weight);
 	if (!waiting)
 		return -ENOMEM;
-	int r = 0;
 	for (int phase = DR_HOOK_NONE; phase <= DR_HOOK_EXIT; phase++) {
 		if (phase == DR_HOOK_FAILURE)
 			continue;  /* a dry run assumes success */
@@ -567,10 +704,13 @@ void dagrun_engine_free(dagrun_engine *e)
 		return;
 	destroy_executors(e);
 	uv_close((uv_handle_t *)&e->wake, NULL);
+	record_detach(e->rec);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
+	record_free(e->rec);
 	sched_free(&e->s);
 	flow_free(e->flow);
 	uv_loop_close(&e->loop);
 	remove_tmpdir(e);
+	free(e->errmsg);
 	free(e);
 }

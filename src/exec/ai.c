@@ -20,13 +20,13 @@
  *
  * What does not change between attempts is worked out on a task's first
  * attempt and kept (struct ai_task) until the executor is destroyed:
- *  - a promptFile is read, with a struct dr_text over its contents: the
- *    engine caches compiled templates by the dr_text's address, so every
- *    attempt renders the same compiled template (a file changed during a
- *    run is not read again). The dr_text carries the promptFile key's
- *    position, so the FILE:LINE:COL of a template error in the file counts
- *    from that key (line + the line within the file); the message names
- *    the file;
+ *  - a promptFile is read (ai_prompt_file_read, validation's reader too),
+ *    with a struct dr_text over its contents: the engine caches compiled
+ *    templates by the dr_text's address, so every attempt renders the same
+ *    compiled template (a file changed during a run is not read again).
+ *    The dr_text starts at line 1, column 1, and a template error's
+ *    FILE:LINE:COL names the file (the render callback names the workflow:
+ *    located() renames it), as validation reports it;
  *  - whether the context is appended to the user message: only when
  *    neither the system nor the prompt template uses `context` in a
  *    `{{ }}` expression (found by the expression checker, so the word in
@@ -41,13 +41,8 @@
 #include <string.h>
 
 #include "expr/redact.h"
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+#include "util/clock.h"
+#include "util/env.h"
 
 uint64_t ax_now_ms(uv_loop_t *loop)
 {
@@ -71,31 +66,14 @@ const char *ai_api_key_env(const struct dr_ai *ai)
 							      : AI_DEFAULT_KEY_ENV;
 }
 
-const char *ax_env_get(const struct ai_executor *ax, const char *name)
-{
-	if (!ax->environ)
-		return getenv(name);
-	size_t n = strlen(name);
-	for (char *const *p = ax->environ; *p; p++)
-		if (!strncmp(*p, name, n) && (*p)[n] == '=')
-			return *p + n + 1;
-	return NULL;
-}
-
 /* Records a failure of class c on st (the message is formatted; on OOM the
  * result still fails, with a NULL message). */
 void ax_fail(struct ax_attempt *st, enum dr_error_class c, const char *fmt, ...)
 {
-	struct buf m = BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	int r = buf_vprintf(&m, fmt, ap);
+	exec_vfail(&st->res, c, fmt, ap);
 	va_end(ap);
-	free(st->res.error);
-	st->res.error = r < 0 ? NULL : buf_steal(&m);
-	buf_free(&m);
-	st->res.ok = false;
-	st->res.error_class = (uint8_t)c;
 }
 
 /* msg with every occurrence of key replaced by "***" (malloc'd), or NULL. */
@@ -143,7 +121,7 @@ void ax_report(struct ax_attempt *st)
 		ax_fail(st, DR_CLASS_TRANSIENT, "cancelled");
 	}
 	if (!r->end_ms)
-		r->end_ms = wall_ms();
+		r->end_ms = clock_wall_ms();
 	if (r->end_ms < r->start_ms)
 		r->end_ms = r->start_ms;
 	r->duration_ms = ax_now_ms(st->ax->loop) - st->started;
@@ -223,7 +201,7 @@ static int ax_start(struct executor *ex, struct exec_attempt *a)
 	st->timeout_ms = opts->timeout_ms;
 	st->started = ax_now_ms(ax->loop);
 	st->res.exit_code = -1;
-	st->res.start_ms = wall_ms();
+	st->res.start_ms = clock_wall_ms();
 	int r = ax_build(st, ai);
 	if (r == -ENOMEM) {
 		attempt_free(st);
@@ -292,6 +270,7 @@ static void ax_destroy(struct executor *ex)
 		for (uint32_t t = 0; t < w->n; t++)
 			if (w->by_task[t]) {
 				free(w->by_task[t]->data);
+				free(w->by_task[t]->path);
 				free(w->by_task[t]);
 			}
 		free(w->by_task);

@@ -92,6 +92,18 @@ void ai_executor_set_environ(struct executor *ex, char *const *environ);
  * or AI_DEFAULT_KEY_ENV. Static or the model's storage; never NULL. */
 const char *ai_api_key_env(const struct dr_ai *ai);
 
+/* Reads the promptFile of ai (which must have one), relative to the
+ * workflow's folder: the one reader of validation (kinds/ai.c) and run, so
+ * both accept and refuse the same files with the same words. It never
+ * blocks (a FIFO is refused at once) and reads only a regular file of at
+ * most AI_PROMPT_FILE_MAX bytes (util/file.h). Returns 0 with *path (the
+ * file as opened: the FILE of template positions in it), *data
+ * (NUL-terminated) and *len, all the caller's to free; -ENOMEM; or another
+ * -errno with *err, a malloc'd "promptFile 'NAME': WHY" (NULL on OOM)
+ * that both report at the promptFile key. */
+int ai_prompt_file_read(const struct dagrun_workflow *wf, const struct dr_ai *ai,
+			char **path, char **data, size_t *len, char **err);
+
 /* ---- the pure parts (ai_util.c), exposed for the tests --------------------- */
 
 /* Parses a duration as OpenAI's x-ratelimit-reset-* headers write it

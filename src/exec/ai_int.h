@@ -31,7 +31,8 @@ struct pace {
 struct ai_task {
 	const struct dr_text *prompt; /* &ai->prompt, or &file */
 	char *data;                   /* the promptFile's contents, or NULL */
-	struct dr_text file;          /* over data */
+	char *path;                   /* ... the file, as opened */
+	struct dr_text file;          /* over data, from line 1 column 1 */
 	bool append_context;          /* no template of the task uses it */
 };
 
@@ -106,10 +107,6 @@ void ax_fail(struct ax_attempt *st, enum dr_error_class c, const char *fmt, ...)
 
 /* msg with every occurrence of key replaced by "***" (malloc'd), or NULL. */
 char *ax_scrub(const char *msg, const char *key);
-
-/* The value of environment variable name as the executor sees it
- * (ai_executor_set_environ()), or NULL. */
-const char *ax_env_get(const struct ai_executor *ax, const char *name);
 
 /* The loop's time, updated. */
 uint64_t ax_now_ms(uv_loop_t *loop);

@@ -97,26 +97,21 @@ static void status_failure(struct ax_attempt *st, const struct buf *body)
 	if (msg) {
 		ax_fail(st, c, "HTTP %d: %s", status, msg);
 	} else {
-		/* Up to 200 bytes of the body (scrubbed first: a cut must not
-		 * leave a piece of the key), on one line. */
-		char *s = ax_scrub(body->data ? body->data : "", st->key);
-		if (s && st->a->redactor) {
-			/* the run's other secrets too, before the cut */
-			struct buf m = BUF_INIT;
-			size_t sl = strlen(s);
-			if (redact_slice(st->a->redactor, s, sl, 0, sl < 4096 ? sl : 4096, 0, &m) < 0)
-				buf_reset(&m);
-			free(s);
-			s = buf_steal(&m);
-			buf_free(&m);
-		}
-		size_t len = s ? strlen(s) : 0;
-		size_t n = ai_utf8_floor(s ? s : "", len, 200);
-		for (size_t i = 0; i < n; i++)
-			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-				s[i] = ' ';
-		ax_fail(st, c, "HTTP %d%s%.*s%s", status, n ? ": " : "", (int)n,
-		     s ? s : "", n < len ? "..." : "");
+		/* The start of the body, the key scrubbed first and the run's
+		 * other secrets masked before the cut (a cut must not leave a
+		 * piece of either). A NUL is a control byte (a space), not the
+		 * end. */
+		struct buf nb = BUF_INIT;
+		if (body->len && buf_add(&nb, body->data, body->len) == 0)
+			for (size_t i = 0; i < nb.len; i++)
+				nb.data[i] = nb.data[i] ? nb.data[i] : ' ';
+		char *s = ax_scrub(nb.data ? nb.data : "", st->key);
+		buf_free(&nb);
+		struct buf q = BUF_INIT;
+		if (s)
+			exec_body_snippet(st->a->redactor, s, strlen(s), &q);
+		ax_fail(st, c, "HTTP %d%s%s", status, q.len ? ": " : "", q.len ? q.data : "");
+		buf_free(&q);
 		free(s);
 	}
 	free(api);
@@ -167,7 +162,7 @@ static void success(struct ax_attempt *st, const struct buf *body)
 	if (r->ok && st->json_mode) {
 		json_error_t je;
 		json_t *j = json_loadb(r->out.data ? r->out.data : "", r->out.len,
-				       JSON_DECODE_ANY, &je);
+				       JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 		if (!j)
 			ax_fail(st, DR_CLASS_TRANSIENT, "the reply is not valid JSON "
 			     "(responseFormat: json): %s at line %d", je.text, je.line);
@@ -215,7 +210,7 @@ void ax_on_response(void *ud, struct http_response *resp)
 	}
 	const struct buf *body = st->stream ? &st->raw : &resp->body;
 	if (transport_failed(resp)) {
-		http_classify(resp, NULL, 0, r);
+		http_classify(resp, NULL, 0, st->a->redactor, r);
 		if (resp->too_large)
 			ax_fail(st, DR_CLASS_PERMANENT, "the reply is larger than %llu bytes",
 			     (unsigned long long)(st->stream ? AI_MAX_STREAM_BYTES

@@ -6,12 +6,9 @@
  * what is kept per task.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -20,13 +17,18 @@
 #include "expr/check.h"
 #include "expr/template.h"
 #include "expr/value.h"
+#include "util/env.h"
+#include "util/file.h"
+#include "util/url.h"
 
 /* ---- building the request --------------------------------------------------- */
 
-/* Renders t; a template error fails the attempt (permanent). Returns 0,
- * -ENOMEM, or -EINVAL (failed). */
-static int render(struct ax_attempt *st, const struct dr_text *t, enum exec_render_mode mode,
-		  struct buf *out, const char *what)
+/* Renders t, the text of file (NULL: of the workflow); a template error
+ * fails the attempt (permanent) with "WHAT: FILE:LINE:COL: ERROR", where
+ * FILE is file (the render callback names the workflow's file). Returns
+ * 0, -ENOMEM, or -EINVAL (failed). */
+static int render_in(struct ax_attempt *st, const struct dr_text *t, enum exec_render_mode mode,
+		     struct buf *out, const char *what, const char *file)
 {
 	char *err = NULL;
 	int r = exec_render(st->a, t, (int)mode, out, &err);
@@ -34,9 +36,24 @@ static int render(struct ax_attempt *st, const struct dr_text *t, enum exec_rend
 		free(err);
 		return r;
 	}
-	ax_fail(st, DR_CLASS_PERMANENT, "%s: %s", what, err ? err : strerror(-r));
+	/* The callback names the workflow's file; t is file's text. */
+	const char *wf = st->a->wf->path, *at = err;
+	size_t n = wf ? strlen(wf) : 0;
+	if (file && at && n && !strncmp(at, wf, n) && at[n] == ':')
+		at += n;
+	else
+		file = "";
+	ax_fail(st, DR_CLASS_PERMANENT, "%s: %s%s", what, file, at ? at : strerror(-r));
 	free(err);
 	return -EINVAL;
+}
+
+/* Renders t, a string of the workflow; a template error fails the attempt
+ * with "WHAT: ERROR". Returns 0, -ENOMEM or -EINVAL. */
+static int render(struct ax_attempt *st, const struct dr_text *t, enum exec_render_mode mode,
+		  struct buf *out, const char *what)
+{
+	return render_in(st, t, mode, out, what, NULL);
 }
 
 /* v as JSON (see exec_value_json); a failure fails the attempt. */
@@ -159,65 +176,23 @@ static int render_context(struct ax_attempt *st, const struct dr_ai *ai, struct 
 	return context_cut(cx, max);
 }
 
-/* Reads path (relative to dir) into *out, NUL-terminated, at most
- * AI_PROMPT_FILE_MAX bytes. Returns 0 or -errno (-EFBIG: too large). */
-static int read_file(const char *dir, const char *path, char **out, size_t *len)
+int ai_prompt_file_read(const struct dagrun_workflow *wf, const struct dr_ai *ai,
+			char **path, char **data, size_t *len, char **err)
 {
-	char *full = NULL;
-	int fd = -1, r = 0;
-	*out = NULL;
-	if (path[0] == '/' || !dir)
-		full = strdup(path);
-	else if (asprintf(&full, "%s/%s", dir, path) < 0)
-		full = NULL;
-	if (!full)
+	char *why = NULL;
+	*data = *err = NULL;
+	*len = 0;
+	if (!(*path = file_join(wf->dir, ai->prompt_file.s)))
 		return -ENOMEM;
-	struct stat sb;
-	if ((fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0 || fstat(fd, &sb) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		r = S_ISDIR(sb.st_mode) ? -EISDIR : -EINVAL;
-		goto out;
-	}
-	if ((uint64_t)sb.st_size > AI_PROMPT_FILE_MAX) {
-		r = -EFBIG;
-		goto out;
-	}
-	char *data = malloc(AI_PROMPT_FILE_MAX + 1);
-	size_t n = 0;
-	if (!data) {
+	int r = file_read_regular(*path, AI_PROMPT_FILE_MAX, data, len, &why);
+	if (r < 0 && r != -ENOMEM && !(*err = buf_strf("promptFile '%s': %s",
+						       ai->prompt_file.s, why)))
 		r = -ENOMEM;
-		goto out;
-	}
-	for (;;) {
-		ssize_t k = read(fd, data + n, AI_PROMPT_FILE_MAX + 1 - n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			r = -errno;
-			break;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-		if (n > AI_PROMPT_FILE_MAX) {
-			r = -EFBIG;
-			break;
-		}
-	}
+	free(why);
 	if (r < 0) {
-		free(data);
-		goto out;
+		free(*path);
+		*path = NULL;
 	}
-	data[n] = '\0';
-	*out = data;
-	*len = n;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(full);
 	return r;
 }
 
@@ -289,20 +264,18 @@ static int task_state(struct ax_attempt *st, const struct dr_ai *ai, struct ai_t
 	k->prompt = &ai->prompt;
 	if (!ai->prompt.s) {
 		size_t len = 0;
-		int r = read_file(a->wf->dir, ai->prompt_file.s, &k->data, &len);
-		if (r == 0 && len > UINT32_MAX)
-			r = -ENOMEM;
+		char *err = NULL;
+		int r = ai_prompt_file_read(a->wf, ai, &k->path, &k->data, &len, &err);
 		if (r < 0) {
-			free(k->data);
 			free(k);
-			if (r == -ENOMEM)
-				return r;
-			ax_fail(st, DR_CLASS_PERMANENT, "promptFile %s: %s", ai->prompt_file.s,
-			     r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
-			return -EINVAL;
+			/* where and what validation says (FILE:LINE:COL of the key) */
+			if (r != -ENOMEM)
+				ax_fail(st, DR_CLASS_PERMANENT, "%s:%u:%u: %s", a->wf->path,
+					ai->prompt_file.line, ai->prompt_file.col, err);
+			free(err);
+			return r == -ENOMEM ? r : -EINVAL;
 		}
-		k->file = (struct dr_text){k->data, (uint32_t)len, ai->prompt_file.line,
-					   ai->prompt_file.col};
+		k->file = (struct dr_text){k->data, (uint32_t)len, 1, 1};
 		k->prompt = &k->file;
 	}
 	k->append_context = !uses_context(&ai->system) && !uses_context(k->prompt);
@@ -350,13 +323,13 @@ static int base_url(struct ax_attempt *st, const struct dr_ai *ai, bool *local)
 	if (ai->base_url.s) {
 		r = render(st, &ai->base_url, EXEC_RENDER_URL, &b, "baseUrl");
 	} else {
-		const char *env = ax_env_get(st->ax, AI_BASE_URL_ENV);
+		const char *env = env_get(st->ax->environ, AI_BASE_URL_ENV);
 		r = buf_adds(&b, env && *env ? env : AI_DEFAULT_BASE_URL);
 	}
 	while (r == 0 && b.len && b.data[b.len - 1] == '/')
 		b.data[--b.len] = '\0';
 	CURLU *u = r == 0 ? curl_url() : NULL;
-	char *scheme = NULL, *host = NULL;
+	char *host = NULL;
 	if (r == 0 && !u)
 		r = -ENOMEM;
 	if (r < 0)
@@ -364,23 +337,18 @@ static int base_url(struct ax_attempt *st, const struct dr_ai *ai, bool *local)
 	CURLUcode uc = curl_url_set(u, CURLUPART_URL, b.data ? b.data : "", 0);
 	if (uc == CURLUE_OUT_OF_MEMORY) {
 		r = -ENOMEM;
-	} else if (uc != CURLUE_OK ||
-		   curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-		   (strcmp(scheme, "http") && strcmp(scheme, "https")) ||
+	} else if (uc != CURLUE_OK || !url_is_http(b.data) ||
 		   curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
 		ax_fail(st, DR_CLASS_PERMANENT, "baseUrl: not an http(s) URL%s",
 		     ai->base_url.s ? "" : " in $" AI_BASE_URL_ENV);
 		r = -EINVAL;
 	} else {
 		*local = local_host(host);
-		if (!(st->base = buf_steal(&b)) || asprintf(&st->url, "%s/chat/completions",
-							     st->base) < 0) {
-			st->url = NULL;
+		if (!(st->base = buf_steal(&b)) ||
+		    !(st->url = buf_strf("%s/chat/completions", st->base)))
 			r = -ENOMEM;
-		}
 	}
 out:
-	curl_free(scheme);
 	curl_free(host);
 	curl_url_cleanup(u);
 	buf_free(&b);
@@ -391,7 +359,7 @@ out:
 static int headers(struct ax_attempt *st, const struct dr_ai *ai, bool local)
 {
 	const char *name = ai_api_key_env(ai);
-	const char *key = ax_env_get(st->ax, name);
+	const char *key = env_get(st->ax->environ, name);
 	st->lines[st->n_lines++] = strdup("Content-Type: application/json");
 	st->lines[st->n_lines++] = strdup(st->stream ? "Accept: text/event-stream"
 						     : "Accept: application/json");
@@ -411,7 +379,7 @@ static int headers(struct ax_attempt *st, const struct dr_ai *ai, bool local)
 		return -EINVAL;
 	}
 	if (!(st->key = strdup(key)) ||
-	    asprintf(&st->lines[st->n_lines], "Authorization: Bearer %s", key) < 0)
+	    !(st->lines[st->n_lines] = buf_strf("Authorization: Bearer %s", key)))
 		return -ENOMEM;
 	st->n_lines++;
 	return 0;
@@ -488,8 +456,8 @@ static int messages(struct ax_attempt *st, const struct dr_ai *ai, const struct 
 		r = render(st, k->prompt, EXEC_RENDER_PLAIN, user, "prompt");
 	} else {
 		char what[256];
-		snprintf(what, sizeof(what), "promptFile %.200s", ai->prompt_file.s);
-		r = render(st, k->prompt, EXEC_RENDER_PLAIN, user, what);
+		snprintf(what, sizeof(what), "promptFile '%.200s'", ai->prompt_file.s);
+		r = render_in(st, k->prompt, EXEC_RENDER_PLAIN, user, what, k->path);
 	}
 	if (r == 0 && cx->n && k->append_context)
 		r = append_context(user, cx);

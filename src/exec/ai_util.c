@@ -226,13 +226,40 @@ static int text_add(struct ai_reply *rp, const char *p, size_t n)
 	return r == -E2BIG ? 0 : r;
 }
 
+/* A malloc'd copy of the JSON string j as C text, appended to pre[0 ..
+ * pre_len): JSON may hold a NUL (\u0000), a C string cannot, so each is
+ * written as the six characters \u0000 it was sent as, and nothing after
+ * it is lost. NULL when out of memory. */
+static char *c_text(const char *pre, size_t pre_len, const json_t *j)
+{
+	const char *s = json_string_value(j);
+	size_t n = json_string_length(j), nul = 0;
+	for (size_t i = 0; i < n; i++)
+		nul += !s[i];
+	char *c = malloc(pre_len + n + 5 * nul + 1), *w = c;
+	if (!c)
+		return NULL;
+	if (pre_len)
+		memcpy(w, pre, pre_len);
+	w += pre_len;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i]) {
+			*w++ = s[i];
+		} else {
+			memcpy(w, "\\u0000", 6);
+			w += 6;
+		}
+	}
+	*w = '\0';
+	return c;
+}
+
 /* Replaces *dst with a copy of the JSON string j when it is one. */
 static int set_string(char **dst, const json_t *j)
 {
-	const char *s = json_string_value(j);
-	if (!s)
+	if (!json_is_string(j))
 		return 0;
-	char *c = strdup(s);
+	char *c = c_text(NULL, 0, j);
 	if (!c)
 		return -ENOMEM;
 	free(*dst);
@@ -242,14 +269,12 @@ static int set_string(char **dst, const json_t *j)
 
 static int append_string(char **dst, const json_t *j)
 {
-	const char *s = json_string_value(j);
-	if (!s || !*s)
+	if (!json_is_string(j) || !json_string_length(j))
 		return 0;
-	size_t old = *dst ? strlen(*dst) : 0, n = strlen(s);
-	char *c = realloc(*dst, old + n + 1);
+	char *c = c_text(*dst, *dst ? strlen(*dst) : 0, j);
 	if (!c)
 		return -ENOMEM;
-	memcpy(c + old, s, n + 1);
+	free(*dst);
 	*dst = c;
 	return 0;
 }
@@ -282,20 +307,14 @@ static json_t *choice0(const json_t *root)
 	return NULL;
 }
 
-static char *dupf(const char *fmt, const char *arg)
-{
-	char *s = NULL;
-	return asprintf(&s, fmt, arg) < 0 ? NULL : s;
-}
-
 int ai_reply_parse(const char *body, size_t len, struct ai_reply *rp, char **err)
 {
 	*err = NULL;
 	json_error_t je;
-	json_t *j = json_loadb(body ? body : "", len, 0, &je);
+	json_t *j = json_loadb(body ? body : "", len, JSON_ALLOW_NUL, &je);
 	int r = -EINVAL;
 	if (!json_is_object(j)) {
-		*err = dupf("the reply is not a JSON object: %s", j ? "another value" : je.text);
+		*err = buf_strf("the reply is not a JSON object: %s", j ? "another value" : je.text);
 		goto out;
 	}
 	bool quota;
@@ -310,9 +329,10 @@ int ai_reply_parse(const char *body, size_t len, struct ai_reply *rp, char **err
 		goto out;
 	}
 	json_t *msg = json_object_get(c, "message");
-	const char *content = json_string_value(json_object_get(msg, "content"));
+	json_t *content = json_object_get(msg, "content");
 	r = -ENOMEM;
-	if ((content && text_add(rp, content, strlen(content)) < 0) ||
+	if ((json_is_string(content) && text_add(rp, json_string_value(content),
+						  json_string_length(content)) < 0) ||
 	    set_string(&rp->refusal, json_object_get(msg, "refusal")) < 0 ||
 	    set_string(&rp->finish_reason, json_object_get(c, "finish_reason")) < 0 ||
 	    set_string(&rp->model, json_object_get(j, "model")) < 0)
@@ -329,15 +349,17 @@ out:
 char *ai_error_message(const char *body, size_t len, bool *quota)
 {
 	*quota = false;
-	json_t *j = json_loadb(body ? body : "", len, 0, NULL);
+	json_t *j = json_loadb(body ? body : "", len, JSON_ALLOW_NUL, NULL);
 	json_t *e = json_object_get(j, "error");
-	char *out = NULL;
+	char *out = NULL, *msg = NULL, *type = NULL, *code = NULL;
 	if (!e)
 		goto out;
-	const char *msg = json_is_string(e) ? json_string_value(e)
-		: json_string_value(json_object_get(e, "message"));
-	const char *type = json_string_value(json_object_get(e, "type"));
-	const char *code = json_string_value(json_object_get(e, "code"));
+	json_t *m = json_is_string(e) ? e : json_object_get(e, "message");
+	json_t *t = json_object_get(e, "type"), *c = json_object_get(e, "code");
+	if ((json_is_string(m) && !(msg = c_text(NULL, 0, m))) ||
+	    (json_is_string(t) && !(type = c_text(NULL, 0, t))) ||
+	    (json_is_string(c) && !(code = c_text(NULL, 0, c))))
+		goto out;
 	*quota = (type && !strcmp(type, "insufficient_quota")) ||
 		 (code && !strcmp(code, "insufficient_quota"));
 	struct buf b = BUF_INIT;
@@ -348,6 +370,9 @@ char *ai_error_message(const char *body, size_t len, bool *quota)
 	out = r == 0 ? buf_steal(&b) : NULL;
 	buf_free(&b);
 out:
+	free(msg);
+	free(type);
+	free(code);
 	json_decref(j);
 	return out;
 }
@@ -358,7 +383,7 @@ static int stream_fail(struct ai_stream *s, const char *fmt, const char *arg)
 {
 	if (s->error)
 		return 0;
-	s->error = dupf(fmt, arg);
+	s->error = buf_strf(fmt, arg);
 	return s->error ? 0 : -ENOMEM;
 }
 
@@ -373,7 +398,7 @@ static int event(struct ai_stream *s, const char *data, size_t len)
 	if (s->done)
 		return 0;
 	json_error_t je;
-	json_t *j = json_loadb(data, len, 0, &je);
+	json_t *j = json_loadb(data, len, JSON_ALLOW_NUL, &je);
 	int r = 0;
 	if (!json_is_object(j)) {
 		r = stream_fail(s, "a malformed chunk in the stream: %s",
@@ -393,9 +418,10 @@ static int event(struct ai_stream *s, const char *data, size_t len)
 	usage(rp, json_object_get(j, "usage"));
 	json_t *c = choice0(j);
 	json_t *delta = json_object_get(c, "delta");
-	const char *text = json_string_value(json_object_get(delta, "content"));
-	if (text && *text) {
-		size_t n = strlen(text);
+	json_t *content = json_object_get(delta, "content");
+	const char *text = json_string_value(content);
+	size_t n = json_string_length(content);
+	if (text && n) {
 		if ((r = text_add(rp, text, n)) < 0)
 			goto out;
 		if (s->on_delta)

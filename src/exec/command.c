@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "exec/command_int.h"
+#include "util/clock.h"
+#include "util/pstat.h"
 
 /* ---- running an attempt -------------------------------------------------- */
 
@@ -83,6 +85,8 @@ static void on_proc_exit(struct proc *p, struct proc_result *pr, void *ud)
 	r->err = pr->err;
 	pr->out = (struct buf)BUF_INIT;
 	pr->err = (struct buf)BUF_INIT;
+	r->err_tail = pr->err_tail;
+	pr->err_tail = (struct buf)BUF_INIT;
 	r->out_bytes = pr->out_bytes;
 	r->err_bytes = pr->err_bytes;
 	r->out_dropped = pr->out_truncated ? pr->out_bytes - r->out.len : 0;
@@ -94,13 +98,6 @@ static void on_proc_exit(struct proc *p, struct proc_result *pr, void *ud)
 static void on_later(uv_timer_t *t)
 {
 	end_attempt(t->data, true);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Spawns the attempt's process. Returns 0 (started), a positive errno (the
@@ -164,7 +161,7 @@ static int command_start(struct executor *ex, struct exec_attempt *a)
 	st->res.exit_code = -1;
 	st->oc.timeout_ms = opts->timeout_ms;
 	st->oc.retry = &opts->retry;
-	st->res.start_ms = now_ms();
+	st->res.start_ms = clock_wall_ms();
 	if ((err = cmd_render_texts(st, t, opts)) < 0)
 		goto out;
 	cmd_refuse_nuls(st, t, opts);
@@ -193,6 +190,10 @@ static int command_start(struct executor *ex, struct exec_attempt *a)
 			st->oc.workdir_err = errno;
 	}
 	st->oc.program = st->program;
+	if (st->proc) {
+		a->pid = proc_pid(st->proc);
+		a->pid_start = pstat_start_time(a->pid, NULL);
+	}
 	err = 0;
 later:
 	if (st->oc.script_err || st->oc.spawn_err || st->oc.template_err) {
@@ -249,6 +250,11 @@ int command_executor_adopt(struct executor *ex)
 	return proc_runner_adopt(((struct command_executor *)ex)->runner);
 }
 
+void command_executor_hold(struct executor *ex, int fd)
+{
+	proc_runner_hold(((struct command_executor *)ex)->runner, fd);
+}
+
 int command_executor_guard(struct executor *ex, const char *run_id)
 {
 	return proc_runner_guard(((struct command_executor *)ex)->runner, "DAGRUN_RUN_ID",
@@ -256,11 +262,14 @@ int command_executor_guard(struct executor *ex, const char *run_id)
 }
 
 /* Before the run's first task: the tasks die with this process (the
- * watchdog); on request, what escapes their groups is ours to reap and
- * kill (a subreaper). */
-static int command_begin(struct executor *ex, const char *run_id, unsigned process_flags)
+ * watchdog, which holds hold_fd); on request, what escapes their groups is
+ * ours to reap and kill (a subreaper). */
+static int command_begin(struct executor *ex, const char *run_id, unsigned process_flags,
+			 int hold_fd)
 {
 	int r = 0;
+	if (hold_fd >= 0)
+		command_executor_hold(ex, hold_fd);
 	if (process_flags & DAGRUN_PROC_SUBREAPER)
 		r = command_executor_adopt(ex);
 	return r < 0 ? r : command_executor_guard(ex, run_id);

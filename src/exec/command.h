@@ -71,6 +71,10 @@ void command_executor_kill_all(struct executor *ex);
  * before the first task. Returns 0 or -errno. */
 int command_executor_guard(struct executor *ex, const char *run_id);
 
+/* Before command_executor_guard(): its watchdog keeps fd open until it
+ * exits (proc_runner_hold): the run's lock, which a resume waits on. */
+void command_executor_hold(struct executor *ex, int fd);
+
 /* Whether s[0..len) needs `/bin/sh -c` (true) or may be split on spaces and
  * exec'd (false). It may be exec'd only when (like GNU make's fast path):
  *  - every byte is one of [A-Za-z0-9_./=:,+%@-] or a space, so there is no

@@ -14,20 +14,6 @@
 
 /* ---- classification ------------------------------------------------------ */
 
-char *cmd_msg(const char *fmt, ...)
-{
-	struct buf b = BUF_INIT;
-	va_list ap;
-	va_start(ap, fmt);
-	int r = buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
-		buf_free(&b);
-		return NULL;
-	}
-	return buf_steal(&b);
-}
-
 static void fail(struct exec_result *r, enum dr_error_class c, char *text)
 {
 	r->ok = false;
@@ -52,35 +38,35 @@ static void classify_spawn(struct exec_result *r, const struct command_outcome *
 	const char *prog = o->program ? o->program : "?";
 	r->exit_code = -1;
 	if (o->workdir_err) {
-		fail(r, DR_CLASS_PERMANENT, cmd_msg("workdir %s: %s", o->workdir ? o->workdir : "?",
+		fail(r, DR_CLASS_PERMANENT, buf_strf("workdir %s: %s", o->workdir ? o->workdir : "?",
 						strerror(o->workdir_err)));
 		return;
 	}
 	switch (e) {
 	case EAGAIN: case ENOMEM: case EMFILE: case ENFILE:
-		fail(r, DR_CLASS_RESOURCE, cmd_msg("cannot start %s: %s", prog, strerror(e)));
+		fail(r, DR_CLASS_RESOURCE, buf_strf("cannot start %s: %s", prog, strerror(e)));
 		return;
 	case ENOENT: case ENOTDIR:
 		r->exit_code = 127;
-		fail(r, DR_CLASS_PERMANENT, cmd_msg("command not found: %s", prog));
+		fail(r, DR_CLASS_PERMANENT, buf_strf("command not found: %s", prog));
 		return;
 	case EACCES: case EPERM: case ENOEXEC: case EISDIR:
 		r->exit_code = 126;
-		fail(r, DR_CLASS_PERMANENT, cmd_msg("cannot execute %s: %s", prog, strerror(e)));
+		fail(r, DR_CLASS_PERMANENT, buf_strf("cannot execute %s: %s", prog, strerror(e)));
 		return;
 	case ETXTBSY: case EINTR: case EIO:
-		fail(r, DR_CLASS_TRANSIENT, cmd_msg("cannot start %s: %s", prog, strerror(e)));
+		fail(r, DR_CLASS_TRANSIENT, buf_strf("cannot start %s: %s", prog, strerror(e)));
 		return;
 	default:
-		fail(r, DR_CLASS_PERMANENT, cmd_msg("cannot start %s: %s", prog, strerror(e)));
+		fail(r, DR_CLASS_PERMANENT, buf_strf("cannot start %s: %s", prog, strerror(e)));
 	}
 }
 
 static char *duration_text(uint64_t ms)
 {
 	if (ms && ms % 1000 == 0)
-		return cmd_msg("%" PRIu64 "s", ms / 1000);
-	return cmd_msg("%" PRIu64 "ms", ms);
+		return buf_strf("%" PRIu64 "s", ms / 1000);
+	return buf_strf("%" PRIu64 "ms", ms);
 }
 
 void command_classify(struct exec_result *r, const struct command_outcome *o)
@@ -95,17 +81,17 @@ void command_classify(struct exec_result *r, const struct command_outcome *o)
 	free(r->error);
 	r->error = NULL;
 	if (r->cancelled) {
-		fail(r, DR_CLASS_TRANSIENT, cmd_msg("cancelled"));
+		fail(r, DR_CLASS_TRANSIENT, buf_strf("cancelled"));
 	} else if (r->timed_out) {
 		char *d = duration_text(o->timeout_ms);
-		fail(r, DR_CLASS_TRANSIENT, d ? cmd_msg("timed out after %s", d) : NULL);
+		fail(r, DR_CLASS_TRANSIENT, d ? buf_strf("timed out after %s", d) : NULL);
 		free(d);
 	} else if (o->script_err) {
 		int e = o->script_err;
 		bool res = e == ENOSPC || e == EDQUOT || e == EMFILE || e == ENFILE || e == EAGAIN;
 		r->exit_code = -1;
 		fail(r, res ? DR_CLASS_RESOURCE : DR_CLASS_PERMANENT,
-		     cmd_msg("cannot write the script to a temporary file: %s", strerror(e)));
+		     buf_strf("cannot write the script to a temporary file: %s", strerror(e)));
 	} else if (o->spawn_err) {
 		classify_spawn(r, o);
 	} else if (r->term_signal) {
@@ -113,13 +99,13 @@ void command_classify(struct exec_result *r, const struct command_outcome *o)
 		const char *name = sigabbrev_np(s);
 		bool limit = (s == SIGKILL && !o->signalled) || s == SIGXCPU || s == SIGXFSZ;
 		fail(r, limit ? DR_CLASS_RESOURCE : DR_CLASS_TRANSIENT,
-		     cmd_msg("killed by signal %d (SIG%s)%s", s, name ? name : "?",
+		     buf_strf("killed by signal %d (SIG%s)%s", s, name ? name : "?",
 			 limit ? ": likely the OOM killer or a resource limit" : ""));
 	} else if (r->exit_code == 0) {
 		r->ok = true;
 	} else {
 		fail(r, permanent_code(o->retry, r->exit_code) ? DR_CLASS_PERMANENT
 							       : DR_CLASS_TRANSIENT,
-		     cmd_msg("exit code %d", r->exit_code));
+		     buf_strf("exit code %d", r->exit_code));
 	}
 }

@@ -168,7 +168,7 @@ int cmd_write_script(const struct dr_text *body, char **path)
 	const char *dir = getenv("TMPDIR");
 	if (!dir || dir[0] != '/')
 		dir = "/tmp";    /* a relative one would move with the workdir */
-	char *p = cmd_msg("%s/dagrun-script-XXXXXX", dir);
+	char *p = buf_strf("%s/dagrun-script-XXXXXX", dir);
 	if (!p)
 		return -ENOMEM;
 	int fd = mkostemp(p, O_CLOEXEC);   /* mode 0600 */
@@ -293,7 +293,7 @@ static void refuse_nul(const struct exec_attempt *a, struct texts *tx, const str
 		return;
 	const struct dagrun_workflow *wf = a->wf;
 	const char *id = wf->ids.entries ? wf_task_id(wf, a->task) : "?";
-	tx->err = cmd_msg("%s:%u:%u: %s%s%s%s of task '%s' holds a NUL character (\\0) once "
+	tx->err = buf_strf("%s:%u:%u: %s%s%s%s of task '%s' holds a NUL character (\\0) once "
 		      "rendered, which a process cannot receive", wf->path ? wf->path : "?",
 		      src->line, src->col, what, name ? " '" : "", name ? name : "",
 		      name ? "'" : "", id);

@@ -47,9 +47,6 @@ struct cmd_attempt {
 
 /* ---- command_classify.c ------------------------------------------------------- */
 
-/* A malloc'd message (printf-style); NULL on OOM. */
-char *cmd_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 /* ---- command_env.c ------------------------------------------------------------ */
 
 /* Renders every string the attempt uses into st->tx. Returns 0, or

@@ -63,6 +63,9 @@ struct exec_result {
 	struct buf out;            /* captured stdout, up to EXEC_OUTPUT_CAP */
 	struct buf err;            /* captured stderr, up to EXEC_OUTPUT_CAP */
 	uint64_t out_bytes, err_bytes; /* all bytes seen, kept or not */
+	struct buf err_tail;       /* stderr past EXEC_OUTPUT_CAP: its last
+				    * bytes (up to 4 KiB), the real end; else
+				    * empty (err holds the end) */
 	uint64_t out_dropped, err_dropped; /* of those, bytes the result does not
 				    * keep: past EXEC_OUTPUT_CAP (for HTTP,
 				    * where `out` holds the whole body, the
@@ -77,9 +80,30 @@ struct exec_result {
 /* Frees what a result owns (the extension too). */
 void exec_result_free(struct exec_result *r);
 
+/* Fails r: ok false, class c, error the formatted message (replacing the
+ * one before, which an argument may be; NULL when it cannot be built). Returns 0, or -ENOMEM when the
+ * message could not be built (r fails all the same). */
+int exec_fail(struct exec_result *r, enum dr_error_class c, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int exec_vfail(struct exec_result *r, enum dr_error_class c, const char *fmt, va_list ap);
+
 struct exec_attempt;
 struct expr_kv;     /* expr/value.h */
 struct redactor;    /* expr/redact.h */
+
+#define EXEC_SNIPPET_MAX 200     /* bytes of a reply body an error quotes */
+#define EXEC_SNIPPET_SCAN 4096   /* ... masked first over this many */
+
+/* Appends to out what an error message quotes of a reply body (HTTP and AI
+ * executors alike): its first EXEC_SNIPPET_MAX bytes, with every secret of
+ * red (may be NULL) masked BEFORE the cut (redact_slice over the first
+ * EXEC_SNIPPET_SCAN bytes as they read inside the whole body, so a secret
+ * crossing the cut is masked, never quoted in part), cut on a UTF-8
+ * character boundary, control characters as spaces, and "..." when
+ * anything was left out. Appends nothing when the masking fails (nothing
+ * rather than a piece). Returns 0 or -ENOMEM/-E2BIG from out. */
+int exec_body_snippet(const struct redactor *red, const char *body, size_t len,
+		      struct buf *out);
 
 /* Renders t through a->render, or copies it when there is none. Returns 0
  * or < 0 with *err (malloc'd). */
@@ -143,6 +167,12 @@ struct exec_attempt {
 	void *owner;                 /* the scheduler's data */
 	/* The executor's own state for this attempt. */
 	void *priv;
+	/* Set by start() when it started a process (command, script): the
+	 * leader's pid (also its process group and session) and its start
+	 * time (util/pstat.h), which the store records so that resume can
+	 * find what is left of the attempt after a crash; 0 otherwise. */
+	int64_t pid;
+	uint64_t pid_start;
 	/* Set by the AI executor around its own render calls (system, prompt)
 	 * and NULL otherwise: the task's rendered context, which the render
 	 * callback exposes to templates as context.<key>. Borrowed. */
@@ -162,10 +192,14 @@ struct executor_ops {
 	/* Frees the executor; no attempt may still be running. */
 	void (*destroy)(struct executor *ex);
 	/* Optional: called once before the run's first attempt, with the run
-	 * id and the run's dagrun_process_flags (the executor of processes
-	 * sets up its watchdog and, on request, adopts orphans). Returns 0 or
-	 * -errno (the run does not start). NULL: nothing to do. */
-	int (*begin)(struct executor *ex, const char *run_id, unsigned process_flags);
+	 * id, the run's dagrun_process_flags and hold_fd, a descriptor that
+	 * what the executor leaves behind must keep open while it lives (the
+	 * state store's lock: resume waits for it), or -1 (the executor of
+	 * processes sets up its watchdog, which holds hold_fd, and, on
+	 * request, adopts orphans). Returns 0 or -errno (the run does not
+	 * start). NULL: nothing to do. */
+	int (*begin)(struct executor *ex, const char *run_id, unsigned process_flags,
+		     int hold_fd);
 };
 
 struct executor {

@@ -5,6 +5,7 @@
  * moves it to the immediate queue marked cancelled.
  */
 #include "fake.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -31,13 +32,6 @@ struct fake_executor {
 	bool closing;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void finish(struct fake_job *j)
 {
 	struct exec_result r;
@@ -49,7 +43,7 @@ static void finish(struct fake_job *j)
 	if (!r.ok && !j->cancelled && r.error_class == DR_CLASS_NONE)
 		r.error_class = DR_CLASS_TRANSIENT;
 	r.start_ms = j->start_ms;
-	r.end_ms = now_ms();
+	r.end_ms = clock_wall_ms();
 	r.duration_ms = r.end_ms - r.start_ms;
 	r.retry_after_ms = j->outcome.retry_after_ms;
 	if (!r.ok)
@@ -112,7 +106,7 @@ static int start(struct executor *ex, struct exec_attempt *a)
 		return -ENOMEM;
 	j->a = a;
 	j->fx = fx;
-	j->start_ms = now_ms();
+	j->start_ms = clock_wall_ms();
 	if (fx->decide)
 		j->outcome = fx->decide(fx->ud, a);
 	else

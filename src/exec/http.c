@@ -31,6 +31,8 @@
 #include <curl/curl.h>
 
 #include "expr/redact.h"
+#include "util/clock.h"
+#include "util/url.h"
 
 #define DEFAULT_EVENT "dagrun.task"
 #define INSECURE_WARNING "TLS certificate verification is disabled for this request " \
@@ -71,13 +73,6 @@ struct build {
 	char *err;                       /* malloc'd: the attempt fails permanently */
 };
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void build_free(struct build *b)
 {
 	buf_free(&b->method_buf);
@@ -95,18 +90,13 @@ static void build_free(struct build *b)
 static int build_fail(struct build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int build_fail(struct build *b, const char *fmt, ...)
 {
-	struct buf m = BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	int r = buf_vprintf(&m, fmt, ap);
+	char *m = buf_vstrf(fmt, ap);
 	va_end(ap);
-	if (r < 0) {
-		buf_free(&m);
-		return -ENOMEM;
-	}
 	free(b->err);
-	b->err = buf_steal(&m);
-	return b->err ? -EINVAL : -ENOMEM;
+	b->err = m;
+	return m ? -EINVAL : -ENOMEM;
 }
 
 /* Renders t; a template error becomes the attempt's failure. */
@@ -281,16 +271,13 @@ static int url(struct build *b, const struct dr_text *t)
 	CURLU *u = curl_url();
 	if (!u)
 		return -ENOMEM;
-	char *scheme = NULL;
 	CURLUcode uc = curl_url_set(u, CURLUPART_URL, b->url.data ? b->url.data : "", 0);
 	if (uc == CURLUE_OUT_OF_MEMORY)
 		r = -ENOMEM;
 	else if (uc != CURLUE_OK)
 		r = build_fail(b, "invalid URL: %s", curl_url_strerror(uc));
-	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-		 (strcmp(scheme, "http") && strcmp(scheme, "https")))
-		r = build_fail(b, "invalid URL: the scheme must be http or https");
-	curl_free(scheme);
+	else if (!url_is_http(b->url.data))
+		r = build_fail(b, "invalid URL: the URL " URL_HTTP_RULE);
 	curl_url_cleanup(u);
 	return r;
 }
@@ -446,15 +433,10 @@ static int on_data(void *ud, const char *data, size_t len)
 	return 0;
 }
 
-/* How much of a body an error message may quote (it quotes 200 bytes),
- * masked before it is cut. */
-#define QUOTED_BODY 4096
-
 static void on_response(void *ud, struct http_response *resp)
 {
 	struct hx_attempt *st = ud;
 	struct exec_result *r = &st->res;
-	const struct redactor *red = st->a->redactor;
 	st->xfer = NULL;
 	r->exit_code = -1;
 	r->retry_after_ms = http_retry_after_ms(resp->headers, time(NULL));
@@ -462,24 +444,13 @@ static void on_response(void *ud, struct http_response *resp)
 	r->start_ms = resp->start_ms;
 	r->end_ms = resp->end_ms;
 	r->duration_ms = resp->duration_ms;
-	struct http_response quoted = *resp;
-	struct buf masked = BUF_INIT;
-	size_t n = resp->body.len < QUOTED_BODY ? resp->body.len : QUOTED_BODY;
-	if (red && n) {
-		quoted.body = (struct buf)BUF_INIT;     /* nothing rather than a piece */
-		if (redact_slice(red, resp->body.data, resp->body.len, 0, n, 0, &masked) == 0)
-			quoted.body = masked;
-	}
-	http_classify(&quoted, st->expect, st->n_expect, r);
-	buf_free(&masked);
+	http_classify(resp, st->expect, st->n_expect, st->a->redactor, r);
 	if (resp->redirect_refused) {
 		free(r->error);
 		r->ok = false;
 		r->error_class = DR_CLASS_PERMANENT;
-		r->error = NULL;
-		if (asprintf(&r->error, "HTTP %d: redirect to another origin not followed: the "
-			     "request body holds a secret", resp->status) < 0)
-			r->error = NULL;
+		r->error = buf_strf("HTTP %d: redirect to another origin not followed: the "
+				    "request body holds a secret", resp->status);
 	}
 	r->cancelled |= st->cancelled;
 	r->out = resp->body;
@@ -551,7 +522,7 @@ static int hx_start(struct executor *ex, struct exec_attempt *a)
 	st->hx = hx;
 	st->a = a;
 	st->res.exit_code = -1;
-	st->res.start_ms = wall_ms();
+	st->res.start_ms = clock_wall_ms();
 	bool failed;
 	int r = launch(st, t, &failed);
 	if (r < 0) {

@@ -197,8 +197,10 @@ int http_signature(const char *secret, size_t secret_len, time_t t,
 
 /* Fills r->ok, r->error_class, r->error and r->timed_out from a finished
  * response: transport failures, then the status against expect (n == 0:
- * any 2xx). Returns 0 or -ENOMEM. */
+ * any 2xx), quoting the body with the secrets of red (may be NULL) masked
+ * (exec_body_snippet). Returns 0 or -ENOMEM. */
 int http_classify(const struct http_response *resp, const uint16_t *expect, uint32_t n,
+		  const struct redactor *red,
 		  struct exec_result *r);
 
 /* True when the status is retried: 408, 409, 425, 429, 5xx. */

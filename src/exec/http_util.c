@@ -184,23 +184,6 @@ bool http_status_transient(int status)
 	       (status >= 500 && status <= 599);
 }
 
-static int fail(struct exec_result *r, enum dr_error_class c, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(struct exec_result *r, enum dr_error_class c, const char *fmt, ...)
-{
-	struct buf b = BUF_INIT;
-	va_list ap;
-	va_start(ap, fmt);
-	int e = buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	r->ok = false;
-	r->error_class = (uint8_t)c;
-	free(r->error);
-	r->error = e < 0 ? NULL : buf_steal(&b);
-	buf_free(&b);
-	return r->error ? 0 : -ENOMEM;
-}
-
 /* The class of a transfer that failed below HTTP. */
 static enum dr_error_class curl_class(int code)
 {
@@ -252,42 +235,30 @@ static bool expected(int status, const uint16_t *expect, uint32_t n)
 	return false;
 }
 
-/* Up to 200 bytes of body on one line, cut on a UTF-8 boundary; or "". */
-static void snippet(const struct buf *b, char out[208])
-{
-	size_t n = b->len < 200 ? b->len : 200;
-	while (n && n < b->len && ((unsigned char)b->data[n] & 0xc0) == 0x80)
-		n--;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)b->data[i];
-		out[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
-	}
-	strcpy(out + n, n < b->len ? "..." : "");
-}
-
 static int status_error(const struct http_response *resp, const uint16_t *expect,
-			uint32_t n, struct exec_result *r)
+			uint32_t n, const struct redactor *red, struct exec_result *r)
 {
-	struct buf want = BUF_INIT;
-	char body[208];
+	struct buf want = BUF_INIT, body = BUF_INIT;
 	int e = 0;
 	for (uint32_t i = 0; i < n && e == 0; i++)
 		e = buf_printf(&want, "%s%u", i ? ", " : "", (unsigned)expect[i]);
+	if (e == 0)
+		e = exec_body_snippet(red, resp->body.data, resp->body.len, &body);
 	if (e < 0)
 		goto out;
-	snippet(&resp->body, body);
 	enum dr_error_class c = http_status_transient(resp->status) ? DR_CLASS_TRANSIENT
 								      : DR_CLASS_PERMANENT;
-	e = fail(r, c, "HTTP %d%s%s%s%s%s", resp->status,
+	e = exec_fail(r, c, "HTTP %d%s%s%s%s%s", resp->status,
 		 n ? " (expected " : "", n ? want.data : "", n ? ")" : "",
-		 body[0] ? ": " : "", body);
+		 body.len ? ": " : "", body.len ? body.data : "");
 out:
 	buf_free(&want);
+	buf_free(&body);
 	return e < 0 ? -ENOMEM : e;
 }
 
 int http_classify(const struct http_response *resp, const uint16_t *expect, uint32_t n,
-		  struct exec_result *r)
+		  const struct redactor *red, struct exec_result *r)
 {
 	r->ok = false;
 	r->error_class = DR_CLASS_NONE;
@@ -296,29 +267,29 @@ int http_classify(const struct http_response *resp, const uint16_t *expect, uint
 	const char *detail = resp->error[0] ? resp->error : "no detail";
 	if (resp->cancelled) {
 		r->cancelled = true;
-		return fail(r, DR_CLASS_TRANSIENT, "cancelled");
+		return exec_fail(r, DR_CLASS_TRANSIENT, "cancelled");
 	}
 	if (resp->err)
-		return fail(r, DR_CLASS_RESOURCE, "request failed: %s", strerror(-resp->err));
+		return exec_fail(r, DR_CLASS_RESOURCE, "request failed: %s", strerror(-resp->err));
 	/* Size limits are permanent: the same reply will be as large again. */
 	if (resp->too_large)
-		return fail(r, DR_CLASS_PERMANENT, "%s", resp->error[0] ? resp->error :
+		return exec_fail(r, DR_CLASS_PERMANENT, "%s", resp->error[0] ? resp->error :
 			    "response body larger than the limit (maxResponseBytes)");
 	if (resp->headers_too_large)
-		return fail(r, DR_CLASS_PERMANENT, "%s", resp->error[0] ? resp->error :
+		return exec_fail(r, DR_CLASS_PERMANENT, "%s", resp->error[0] ? resp->error :
 			    "response headers larger than the limit");
 	if (resp->aborted)
-		return fail(r, DR_CLASS_PERMANENT, "response rejected while streaming");
+		return exec_fail(r, DR_CLASS_PERMANENT, "response rejected while streaming");
 	if (resp->timed_out) {
 		r->timed_out = true;
-		return fail(r, DR_CLASS_TRANSIENT, "timed out: %s", detail);
+		return exec_fail(r, DR_CLASS_TRANSIENT, "timed out: %s", detail);
 	}
 	if (resp->curl_code)
-		return fail(r, curl_class(resp->curl_code), "%s: %s", curl_what(resp->curl_code),
+		return exec_fail(r, curl_class(resp->curl_code), "%s: %s", curl_what(resp->curl_code),
 			    detail);
 	if (expected(resp->status, expect, n)) {
 		r->ok = true;
 		return 0;
 	}
-	return status_error(resp, expect, n, r);
+	return status_error(resp, expect, n, red, r);
 }

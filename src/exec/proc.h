@@ -70,7 +70,12 @@ struct proc_result {
 	long max_rss_kb;
 	struct buf out, err;         /* first out_cap bytes of each stream */
 	uint64_t out_bytes, err_bytes; /* every byte read, kept or not */
+	struct buf out_tail, err_tail; /* a stream that went past out_cap: its
+				      * last PROC_TAIL_BYTES (the real end);
+				      * else empty. Taken over as out, err */
 };
+
+#define PROC_TAIL_BYTES 4096
 
 /* A chunk of output as it arrives (all of it, also past the cap). data is
  * valid during the call only. */
@@ -118,6 +123,11 @@ int proc_runner_adopt(struct proc_runner *r);
  * Costs one fork per runner and one 8-byte write per start and per end.
  * Returns 0 or -errno (-EAGAIN, -ENOMEM, -EMFILE: nothing started). */
 int proc_runner_guard(struct proc_runner *r, const char *name, const char *value);
+
+/* Before proc_runner_guard(): every watchdog of r (the first and any
+ * replacement) keeps a copy of fd open until it exits (see
+ * watchdog_start). The caller keeps fd open while r lives. */
+void proc_runner_hold(struct proc_runner *r, int fd);
 
 /* Frees r once its handles have closed (run the loop afterwards). No proc
  * may be running; waits (at most 2 s) for what proc_runner_kill_all()

@@ -1,5 +1,7 @@
 /* result.c: what every executor's result owns. */
 #include "exec/executor.h"
+#include "expr/redact.h"
+#include "util/text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,9 +16,30 @@ void exec_result_free(struct exec_result *r)
 	r->error = NULL;
 	buf_free(&r->out);
 	buf_free(&r->err);
+	buf_free(&r->err_tail);
 	if (r->ext && r->ext->free)
 		r->ext->free(r->ext);
 	r->ext = NULL;
+}
+
+int exec_vfail(struct exec_result *r, enum dr_error_class c, const char *fmt, va_list ap)
+{
+	/* Formatted first: an argument may be the message it replaces. */
+	char *m = buf_vstrf(fmt, ap);
+	r->ok = false;
+	r->error_class = (uint8_t)c;
+	free(r->error);
+	r->error = m;
+	return m ? 0 : -ENOMEM;
+}
+
+int exec_fail(struct exec_result *r, enum dr_error_class c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int e = exec_vfail(r, c, fmt, ap);
+	va_end(ap);
+	return e;
 }
 
 /* A URL, a header or an argument is a C string to curl or the kernel: a
@@ -33,10 +56,9 @@ static int refuse_nul(const struct exec_attempt *a, const struct dr_text *t, int
 		return 0;
 	if (out->len == from || !memchr(out->data + from, '\0', out->len - from))
 		return 0;
-	if (asprintf(err, "%s:%u:%u: the rendered text holds a NUL character (\\0), "
-		     "which %s cannot hold", a->wf && a->wf->path ? a->wf->path : "?",
-		     t->line, t->col, what[mode]) < 0)
-		*err = NULL;
+	*err = buf_strf("%s:%u:%u: the rendered text holds a NUL character (\\0), "
+			"which %s cannot hold", a->wf && a->wf->path ? a->wf->path : "?",
+			t->line, t->col, what[mode]);
 	return -EINVAL;
 }
 
@@ -137,4 +159,31 @@ int exec_value_json(struct exec_attempt *a, const struct dr_value *v, json_t **o
 {
 	*err = NULL;
 	return value_json(a, v, 0, out, err);
+}
+
+int exec_body_snippet(const struct redactor *red, const char *body, size_t len,
+		      struct buf *out)
+{
+	struct buf masked = BUF_INIT;
+	size_t scan = len < EXEC_SNIPPET_SCAN ? len : EXEC_SNIPPET_SCAN;
+	const char *m = body;
+	size_t mlen = scan;
+	if (red && scan) {
+		if (redact_slice(red, body, len, 0, scan, 0, &masked) < 0) {
+			buf_free(&masked);
+			return 0;
+		}
+		m = masked.data ? masked.data : "";
+		mlen = masked.len;
+	}
+	size_t n = mlen < EXEC_SNIPPET_MAX ? mlen : text_utf8_whole(m, EXEC_SNIPPET_MAX);
+	size_t from = out->len;
+	int r = n ? buf_add(out, m, n) : 0;
+	for (size_t i = from; r == 0 && i < out->len; i++)
+		if ((unsigned char)out->data[i] < 0x20 || out->data[i] == 0x7f)
+			out->data[i] = ' ';
+	if (r == 0 && (n < mlen || scan < len))
+		r = buf_adds(out, "...");
+	buf_free(&masked);
+	return r;
 }

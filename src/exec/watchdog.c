@@ -11,6 +11,8 @@
  * group id is still held by our leader.
  */
 #include "exec/watchdog.h"
+#include "util/clock.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -309,9 +311,10 @@ static void quiet_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* stdin, stdout, stderr on /dev/null, the pipe on 3, nothing else open:
- * the watchdog must hold no pipe, socket or terminal of ours. */
-static void own_descriptors(int rfd)
+/* stdin, stdout, stderr on /dev/null, the pipe on 3, the held descriptor
+ * (if any) on 4, nothing else open: the watchdog must hold no pipe, socket
+ * or terminal of ours. */
+static void own_descriptors(int rfd, int hold)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	for (int fd = 0; fd < 3; fd++)
@@ -319,7 +322,10 @@ static void own_descriptors(int rfd)
 			dup2(null, fd);
 	if (rfd != 3)
 		dup2(rfd, 3);   /* rfd >= 3 (lifted by our parent) */
-	if (syscall(SYS_close_range, 4, ~0u, 0) == 0)
+	if (hold >= 0 && hold != 4)
+		dup2(hold, 4);  /* hold >= 5 (lifted by our parent): rfd survives */
+	int first = hold >= 0 ? 5 : 4;
+	if (syscall(SYS_close_range, first, ~0u, 0) == 0)
 		return;
 	int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
@@ -334,18 +340,19 @@ static void own_descriptors(int rfd)
 			const char *c = d->d_name;
 			for (; *c >= '0' && *c <= '9' && fd < 10000000; c++)
 				fd = fd * 10 + (*c - '0');
-			if (!*c && c != d->d_name && fd > 3 && fd != dfd)
+			if (!*c && c != d->d_name && fd >= first && fd != dfd)
 				close(fd);
 		}
 	}
 	close(dfd);
 }
 
-static __attribute__((noreturn)) void watchdog_main(int rfd, const char *needle, size_t len)
+static __attribute__((noreturn)) void watchdog_main(int rfd, int hold, const char *needle,
+							 size_t len)
 {
 	setsid();
 	quiet_signals();
-	own_descriptors(rfd);
+	own_descriptors(rfd, hold);
 	prctl(PR_SET_NAME, "dagrun-watchdog", 0, 0, 0);
 	scrub_environment();
 	/* A pidfd per running group: raise our descriptor limit to the hard one. */
@@ -397,22 +404,11 @@ static void on_closed(uv_handle_t *h)
 	free(w);
 }
 
-static int lift(int *fd)
-{
-	if (*fd >= 3)
-		return 0;
-	int n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-	if (n < 0)
-		return -errno;
-	close(*fd);
-	*fd = n;
-	return 0;
-}
-
-int watchdog_start(uv_loop_t *loop, const char *marker, struct watchdog **out)
+int watchdog_start(uv_loop_t *loop, const char *marker, int hold_fd,
+		   struct watchdog **out)
 {
 	*out = NULL;
-	int p[2] = {-1, -1}, err = 0;
+	int p[2] = {-1, -1}, hold = -1, err = 0;
 	char *needle = NULL;
 	size_t len = marker ? strlen(marker) + 1 : 0;   /* with its NUL */
 	struct watchdog *w = calloc(1, sizeof(*w));
@@ -426,8 +422,13 @@ int watchdog_start(uv_loop_t *loop, const char *marker, struct watchdog **out)
 		err = -errno;
 		goto out;
 	}
-	if ((err = lift(&p[0])) < 0 || (err = lift(&p[1])) < 0)
+	if ((err = file_lift_fd(&p[0])) < 0 || (err = file_lift_fd(&p[1])) < 0)
 		goto out;
+	/* Above 4, so that moving it to 4 in the child overwrites nothing. */
+	if (hold_fd >= 0 && (hold = fcntl(hold_fd, F_DUPFD_CLOEXEC, 5)) < 0) {
+		err = -errno;
+		goto out;
+	}
 	/* As large as allowed (pipe-max-size, 1 MiB by default): fails
 	 * harmlessly, the pending buffer covers the rest. */
 	for (int sz = PIPE_WANT; sz >= 65536 && fcntl(p[1], F_SETPIPE_SZ, sz) < 0; sz /= 4)
@@ -441,7 +442,7 @@ int watchdog_start(uv_loop_t *loop, const char *marker, struct watchdog **out)
 	w->poll.data = w;
 	pid_t pid = fork();
 	if (pid == 0)
-		watchdog_main(p[0], needle, len);
+		watchdog_main(p[0], hold, needle, len);
 	if (pid < 0) {
 		err = -errno;
 		uv_close((uv_handle_t *)&w->poll, on_closed);
@@ -460,6 +461,8 @@ out:
 		close(p[0]);
 	if (p[1] >= 0)
 		close(p[1]);
+	if (hold >= 0)
+		close(hold);
 	free(needle);
 	free(w);
 	return err;
@@ -520,7 +523,7 @@ static void send_rec(struct watchdog *w, int op, pid_t pid)
 			return;
 	}
 	if (w->pend_len + sizeof(r) > w->pend_cap)
-		return;   /* not reserved: cannot happen through proc.c */
+		return;   /* not reserved: cannot happen through proc_start() */
 	memcpy(w->pend + w->pend_len, &r, sizeof(r));
 	w->pend_len += sizeof(r);
 	flush(w);
@@ -558,20 +561,13 @@ void watchdog_reaped(struct watchdog *w)
 	w->pid = 0;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Sends the pending records, waiting for the pipe at most FLUSH_WAIT_MS. */
 static bool flush_all(struct watchdog *w)
 {
-	uint64_t deadline = mono_ms() + FLUSH_WAIT_MS;
+	uint64_t deadline = clock_mono_ms() + FLUSH_WAIT_MS;
 	for (;;) {
 		flush(w);
-		uint64_t now = mono_ms();
+		uint64_t now = clock_mono_ms();
 		if (!w->pend_len || now >= deadline)
 			return !w->pend_len;
 		struct pollfd pf = {w->wfd, POLLOUT, 0};
@@ -592,12 +588,12 @@ static void stop(struct watchdog *w, bool cancel)
 	close(w->wfd);
 	close(w->keep_rfd);
 	if (w->pid > 0) {
-		uint64_t deadline = mono_ms() + SWEEP_WAIT_MS;
+		uint64_t deadline = clock_mono_ms() + SWEEP_WAIT_MS;
 		for (;;) {
 			pid_t r = waitpid(w->pid, NULL, WNOHANG);
 			if (r == w->pid || (r < 0 && errno != EINTR))
 				break;
-			if (mono_ms() > deadline) {
+			if (clock_mono_ms() > deadline) {
 				/* Still sweeping (something forks as fast as it
 				 * kills): we leave no child of ours behind, not even
 				 * a zombie for a host to find. */
@@ -611,6 +607,21 @@ static void stop(struct watchdog *w, bool cancel)
 		}
 		w->pid = 0;
 	}
+}
+
+int watchdog_sweep(const char *marker)
+{
+	size_t len = strlen(marker) + 1;   /* with its NUL */
+	int total = 0;
+	for (int pass = 0; pass < SCAN_PASSES; pass++) {
+		int n = sweep(marker, len);
+		if (!n)
+			break;
+		total += n;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return total;
 }
 
 void watchdog_stop(struct watchdog *w)

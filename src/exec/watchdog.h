@@ -36,10 +36,21 @@
 struct watchdog;
 
 /* Forks the watchdog. marker: the environment entry NAME=VALUE that marks
- * our descendants, or NULL (then only announced groups are killed). The
- * poll handle lives on loop, which must outlive w. Returns 0 and *out, or
- * -errno with nothing started. */
-int watchdog_start(uv_loop_t *loop, const char *marker, struct watchdog **out);
+ * our descendants, or NULL (then only announced groups are killed).
+ * hold_fd: a descriptor the watchdog keeps open until it exits (a lock on
+ * the run's lock file, so that whoever resumes the run can wait until
+ * this watchdog has swept and gone), or -1. The poll handle lives on
+ * loop, which must outlive w. Returns 0 and *out, or -errno with nothing
+ * started. */
+int watchdog_start(uv_loop_t *loop, const char *marker, int hold_fd,
+		   struct watchdog **out);
+
+/* In this process: SIGKILLs every process but this one and its parent
+ * whose environment holds the entry `marker` (NAME=VALUE), the watchdog's
+ * own sweep, repeated while a pass finds some (at most 50 passes, 10 ms
+ * apart). For finding what a run that died left behind (resume). Returns
+ * how many processes were signalled. */
+int watchdog_sweep(const char *marker);
 
 /* Makes room, before starting a process group, for announcing it now and
  * its end later: after a 0 return, the next watchdog_watch() and the

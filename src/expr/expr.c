@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <lualib.h>
@@ -219,6 +220,10 @@ int expr_new(struct expr_engine **out, const struct expr_opts *opts)
 	e->redactor = opts ? opts->redactor : NULL;
 	e->time_ns = (uint64_t)(opts && opts->time_ms ? opts->time_ms
 				: EXPR_DEFAULT_TIME_MS) * 1000000u;
+	/* math.random is reseeded per evaluation (guard.c) from this */
+	if (getrandom(&e->rand_seed, sizeof(e->rand_seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(e->rand_seed))
+		e->rand_seed = monotonic_ns() ^ (uint64_t)(uintptr_t)e;
 	e->L = lua_newstate(lalloc, e);
 	if (!e->L)
 		goto fail;
@@ -504,6 +509,7 @@ static int eval(struct expr_engine *e, int id, const struct expr_scope *sc,
 	size_t len0 = c->text ? c->text->len : 0;
 	c->id = id;
 	e->scope = sc ? sc : &empty;
+	e->evals++;
 	e->in_eval = true;
 	e->mem_hit = e->budget_hit = e->late = false;
 	e->why = NULL;

@@ -42,6 +42,10 @@
  *                     byte, a value each), before
  *   utf8.offset, the iterator of utf8.codes
  *                     the bytes they moved over, after (bounded by #s)
+ *   math.random, randomseed
+ *                     as math.* below; the generator is reseeded before
+ *                     the first call of each evaluation (nothing one
+ *                     evaluation draws or seeds reaches another)
  *   tonumber, math.*, error's level, and every position argument
  *                     a number given as a string is converted in C: a step
  *                     per 8 bytes of each such string
@@ -142,6 +146,33 @@ static int w_args(lua_State *L)
 	return call_orig(L);
 }
 
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/* math.random and math.randomseed: the generator is the Lua state's, so
+ * what one evaluation drew or seeded would decide what the next draws.
+ * Before the first of them in an evaluation, it is reseeded from the
+ * engine's own stream (itself seeded from getrandom): each evaluation
+ * starts from a fresh, unpredictable state, and a randomseed(n) holds only
+ * for the rest of its own evaluation. */
+static int w_random(lua_State *L)
+{
+	struct expr_engine *e = expr_engine_of(L);
+	if (e->in_eval && e->rand_eval != e->evals) {
+		e->rand_eval = e->evals;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, e->ref_randomseed);
+		lua_pushinteger(L, (lua_Integer)splitmix64(&e->rand_seed));
+		lua_pushinteger(L, (lua_Integer)splitmix64(&e->rand_seed));
+		lua_call(L, 2, 0);
+	}
+	return w_args(L);
+}
+
 /* Control bytes in the string at i: %q writes each with a snprintf. */
 static uint64_t control_bytes(lua_State *L, int i)
 {
@@ -219,7 +250,7 @@ static int w_rep(lua_State *L)
 }
 
 /* Lua's posrelatI and getendpos (lstrlib.c). */
-static size_t start_pos(lua_Integer pos, size_t len)
+size_t expr_str_start(lua_Integer pos, size_t len)
 {
 	if (pos > 0)
 		return (size_t)pos;
@@ -245,7 +276,7 @@ static int w_byte(lua_State *L)
 	charge_numbers(L, guard_of(L));
 	luaL_checklstring(L, 1, &l);
 	lua_Integer pi = luaL_optinteger(L, 2, 1);
-	size_t posi = start_pos(pi, l);
+	size_t posi = expr_str_start(pi, l);
 	size_t pose = end_pos(luaL_optinteger(L, 3, pi), l);
 	if (posi <= pose && pose - posi < (size_t)INT_MAX)
 		charge(L, pose - posi + 1);
@@ -267,7 +298,7 @@ static int w_unpack(lua_State *L)
 	int n = call_orig(L);
 	/* the last result is the position after what was read */
 	lua_Integer to = lua_tointeger(L, -1);
-	size_t a = start_pos(from, ld);
+	size_t a = expr_str_start(from, ld);
 	charge(L, (uint64_t)n / 8 + (to > (lua_Integer)a ? (uint64_t)(to - (lua_Integer)a)
 				      / SCAN_BYTES : 0));
 	return n;
@@ -510,7 +541,9 @@ static const struct guard guards[] = {
 	MATH(abs), MATH(acos), MATH(asin), MATH(atan), MATH(ceil), MATH(cos),
 	MATH(deg), MATH(exp), MATH(tointeger), MATH(floor), MATH(fmod),
 	MATH(ult), MATH(log), MATH(max), MATH(min), MATH(modf), MATH(rad),
-	MATH(sin), MATH(sqrt), MATH(tan), MATH(random), MATH(randomseed),
+	MATH(sin), MATH(sqrt), MATH(tan),
+	{"math", "random", "math.random", ALL_NUMBERS, w_random},
+	{"math", "randomseed", "math.randomseed", ALL_NUMBERS, w_random},
 	MATH(atan2), MATH(cosh), MATH(sinh), MATH(tanh), MATH(pow), MATH(frexp),
 	MATH(ldexp), MATH(log10),
 #undef MATH
@@ -543,6 +576,10 @@ static void push_lib(lua_State *L, const char *lib)
 
 void guard_register(lua_State *L)
 {
+	lua_getglobal(L, "math");
+	lua_getfield(L, -1, "randomseed");
+	expr_engine_of(L)->ref_randomseed = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pop(L, 1);
 	for (size_t i = 0; i < sizeof(guards) / sizeof(guards[0]); i++) {
 		push_lib(L, guards[i].lib);
 		wrap(L, lua_gettop(L), &guards[i]);

@@ -1,5 +1,5 @@
-/* internal.h: what expr.c, scope.c, convert.c and match.c share about the
- * engine's lua_State. Private to src/expr.
+/* internal.h: what expr.c, scope*.c, convert*.c, guard.c and match.c share
+ * about the engine's lua_State. Private to src/expr.
  *
  * Registry layout (refs in struct expr_engine): the two environments
  * (base, and condition, which adds a dependency's fields; each an empty
@@ -54,6 +54,11 @@ struct expr_engine {
 	const struct expr_scope *scope;   /* during an evaluation only */
 	struct redactor *redactor;
 
+	uint64_t evals;           /* evaluations begun */
+	uint64_t rand_eval;       /* the one math.random was last reseeded for */
+	uint64_t rand_seed;       /* where the reseeds come from (splitmix64) */
+	int ref_randomseed;       /* the math library's own randomseed */
+
 	int ref_env, ref_cond_env, ref_scratch;
 	int ref_mt[LZ_COUNT];     /* metatable of each kind (0: none) */
 	bool scratch_used;
@@ -74,6 +79,16 @@ int scope_setup(lua_State *L);
 /* After an evaluation: forgets what it cached. Allocates nothing, so it
  * runs outside protected mode. */
 void scope_reset(struct expr_engine *e);
+/* scope_fields.c: pushes field f (enum lz_field) of r. Returns true when the
+ * value is a table (worth caching for the rest of the evaluation). May
+ * raise (allocation, a JSON output's parse charged to the budget). */
+bool scope_push_field(lua_State *L, const struct expr_result *r, int f);
+/* Pushes a table of the n pairs of kv (an entry without a key is left
+ * out), the keys lower-cased when lower. May raise. */
+void scope_push_kv_table(lua_State *L, const struct expr_kv *kv, size_t n, bool lower);
+/* Sets field k of the table on top of the stack to the string v, or to
+ * nil when v is NULL. May raise. */
+void scope_set_str_or_nil(lua_State *L, const char *k, const char *v);
 
 /* The kind of the table at idx, LZ_NONE for a plain one or a non-table. */
 int lz_kind_of(lua_State *L, int idx);
@@ -82,7 +97,19 @@ int lz_kind_of(lua_State *L, int idx);
  * that cannot be listed (env, secrets, tasks, libraries). */
 int lz_materialize(lua_State *L, int idx);
 
-/* convert.c (all may raise Lua errors: call in protected mode). */
+/* convert.c, convert_parse.c, convert_encode.c (all may raise Lua errors:
+ * call in protected mode). */
+
+/* Values nested deeper than this (or containing themselves) are an error. */
+#define CONV_MAX_DEPTH 100
+/* Append p[0 .. n), or the C string s, to out; raise on a buffer error
+ * (its code goes to engine->buf_rc). */
+void conv_add(lua_State *L, struct buf *out, const void *p, size_t n);
+void conv_adds(lua_State *L, struct buf *out, const char *s);
+/* Gives the table on top of the stack the metatable of lists (LZ_ARRAY). */
+void conv_set_array_mt(lua_State *L);
+/* Raises when depth is past CONV_MAX_DEPTH; makes room on the stack. */
+void conv_check_depth(lua_State *L, int depth);
 /* Pushes v (a struct dr_value) as a Lua value. */
 void conv_push_dr_value(lua_State *L, const struct dr_value *v, int depth);
 /* Pushes a jansson value. */
@@ -122,6 +149,11 @@ void expr_charge(lua_State *L, const char *what, uint64_t steps);
  * that each charges its work. Runs in protected mode; call it after the
  * libraries are opened and before the environments copy them. */
 void guard_register(lua_State *L);
+
+/* guard.c: the 1-based start of a string position as the string library
+ * reads it (Lua's posrelatI: negative counts from the end, 0 and below
+ * the start are 1). */
+size_t expr_str_start(lua_Integer pos, size_t len);
 
 /* Raises it when the evaluation's wall-clock deadline has passed; what
  * (may be NULL) names the C function at work, for the message. */

@@ -403,15 +403,6 @@ static void restart(struct ms *ms)
 
 /* ---- the library functions ----------------------------------------------- */
 
-static size_t start_index(lua_Integer pos, size_t len)
-{
-	if (pos > 0)
-		return (size_t)pos;
-	if (pos == 0 || pos < -(lua_Integer)len)
-		return 1;
-	return len + (size_t)pos + 1;
-}
-
 static bool no_specials(const char *p, size_t lp)
 {
 	for (const char *c = SPECIALS; *c; c++)
@@ -425,7 +416,7 @@ static int find_aux(lua_State *L, bool find)
 	size_t ls, lp;
 	const char *s = luaL_checklstring(L, 1, &ls);
 	const char *p = luaL_checklstring(L, 2, &lp);
-	size_t init = start_index(luaL_optinteger(L, 3, 1), ls) - 1;
+	size_t init = expr_str_start(luaL_optinteger(L, 3, 1), ls) - 1;
 	if (init > ls) {
 		lua_pushnil(L);
 		return 1;
@@ -506,7 +497,7 @@ static int str_gmatch(lua_State *L)
 	size_t ls;
 	luaL_checklstring(L, 1, &ls);
 	luaL_checkstring(L, 2);
-	size_t init = start_index(luaL_optinteger(L, 3, 1), ls) - 1;
+	size_t init = expr_str_start(luaL_optinteger(L, 3, 1), ls) - 1;
 	lua_settop(L, 2);
 	struct gmatch_state *gm = lua_newuserdatauv(L, sizeof(*gm), 0);
 	gm->pos = init > ls ? ls + 1 : init;

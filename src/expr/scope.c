@@ -10,6 +10,8 @@
  * Invariant: anything built from a scope (a task's result table, a
  * dependency's json) lives in the scratch table, which is emptied after
  * every evaluation; the proxies, environments and libraries reject writes.
+ * A task result's fields and key-value lists are made Lua values in
+ * scope_fields.c.
  */
 #include <errno.h>
 #include <string.h>
@@ -18,8 +20,7 @@
 #include "expr/internal.h"
 #include "expr/redact.h"
 #include "model/model.h"
-
-extern char **environ;
+#include "util/env.h"
 
 const char expr_kind_key = 0;
 
@@ -39,122 +40,6 @@ static int field_code(const char *k, size_t n)
 		if (strlen(field_names[i]) == n && !memcmp(field_names[i], k, n))
 			return i;
 	return F_NONE;
-}
-
-/* ---- pushing a task result's fields -------------------------------------- */
-
-static void set_int_or_nil(lua_State *L, const char *k, int64_t v, bool has)
-{
-	if (has)
-		lua_pushinteger(L, (lua_Integer)v);
-	else
-		lua_pushnil(L);
-	lua_setfield(L, -2, k);
-}
-
-static void set_str_or_nil(lua_State *L, const char *k, const char *v)
-{
-	if (v)
-		lua_pushstring(L, v);
-	else
-		lua_pushnil(L);
-	lua_setfield(L, -2, k);
-}
-
-static void push_kv_table(lua_State *L, const struct expr_kv *kv, size_t n,
-			  bool lower)
-{
-	lua_createtable(L, 0, n > 64 ? 64 : (int)n);
-	for (size_t i = 0; i < n; i++) {
-		if (!kv[i].key)
-			continue;
-		if (lower) {
-			luaL_Buffer b;
-			const char *k = kv[i].key;
-			luaL_buffinit(L, &b);
-			for (; *k; k++)
-				luaL_addchar(&b, (char)(*k >= 'A' && *k <= 'Z'
-						       ? *k + 32 : *k));
-			luaL_pushresult(&b);
-		} else {
-			lua_pushstring(L, kv[i].key);
-		}
-		lua_pushlstring(L, kv[i].value ? kv[i].value : "", kv[i].value_len);
-		lua_rawset(L, -3);
-	}
-}
-
-static size_t trimmed_len(const char *s, size_t n)
-{
-	if (n && s[n - 1] == '\n') {
-		n--;
-		if (n && s[n - 1] == '\r')
-			n--;
-	}
-	return n;
-}
-
-/* Pushes field f of r. Returns true when the value is a table (worth
- * caching for the rest of the evaluation). */
-static bool push_field(lua_State *L, const struct expr_result *r, int f)
-{
-	const char *out = r->output ? r->output : "";
-	size_t out_len = r->output ? trimmed_len(r->output, r->output_len) : 0;
-	switch (f) {
-	case F_STATUS:
-		lua_pushstring(L, dagrun_status_name(r->status));
-		return false;
-	case F_EXIT_CODE:
-		if (r->exit_code < 0)
-			lua_pushnil(L);
-		else
-			lua_pushinteger(L, r->exit_code);
-		return false;
-	case F_OUTPUT:
-		lua_pushlstring(L, out, out_len);
-		return false;
-	case F_JSON:
-		if (r->json)
-			conv_push_json(L, r->json, 0);
-		else if (!out_len || conv_parse_json(L, "json", out, out_len) < 0) {
-			if (out_len)
-				lua_pop(L, 1);   /* not JSON: nil */
-			lua_pushnil(L);
-		}
-		return lua_type(L, -1) == LUA_TTABLE;
-	case F_OUTPUTS:
-		push_kv_table(L, r->outputs, r->n_outputs, false);
-		return true;
-	case F_ERROR:
-		lua_createtable(L, 0, 2);
-		set_str_or_nil(L, "class", r->error_class);
-		set_str_or_nil(L, "message", r->error_message);
-		return true;
-	case F_HTTP:
-		lua_createtable(L, 0, 2);
-		set_int_or_nil(L, "status", r->http_status, r->http_status > 0);
-		push_kv_table(L, r->headers, r->n_headers, true);
-		lua_setfield(L, -2, "headers");
-		return true;
-	case F_USAGE:
-		lua_createtable(L, 0, 2);
-		set_int_or_nil(L, "promptTokens", r->prompt_tokens,
-			       r->prompt_tokens >= 0);
-		set_int_or_nil(L, "completionTokens", r->completion_tokens,
-			       r->completion_tokens >= 0);
-		return true;
-	case F_ATTEMPTS:
-		lua_pushinteger(L, (lua_Integer)r->attempts);
-		return false;
-	case F_DURATION:
-		lua_pushinteger(L, (lua_Integer)r->duration_ms);
-		return false;
-	case F_OUTPUT_TRUNCATED:
-		lua_pushboolean(L, r->output_truncated);
-		return false;
-	}
-	lua_pushnil(L);
-	return false;
 }
 
 /* ---- the scratch table --------------------------------------------------- */
@@ -192,6 +77,13 @@ static int read_only(lua_State *L)
 	return luaL_error(L, "expressions cannot change what they read");
 }
 
+/* The key of an __index call (argument 2) when it is a string, else NULL
+ * (a number is not converted). */
+static const char *string_key(lua_State *L, size_t *n)
+{
+	return lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, n) : NULL;
+}
+
 static int env_index(lua_State *L)
 {
 	size_t n;
@@ -208,9 +100,9 @@ static int cond_index(lua_State *L)
 {
 	struct expr_engine *e = expr_engine_of(L);
 	size_t n;
-	if (lua_type(L, 2) != LUA_TSTRING)
+	const char *k = string_key(L, &n);
+	if (!k)
 		return 0;
-	const char *k = lua_tolstring(L, 2, &n);
 	int f = field_code(k, n);
 	if (!f)
 		return luaL_error(L, "unknown name '%s'", k);
@@ -218,7 +110,7 @@ static int cond_index(lua_State *L)
 	if (lua_rawgetp(L, -1, &field_names[f]) != LUA_TNIL)
 		return 1;
 	lua_pop(L, 1);
-	if (push_field(L, e->scope->self, f)) {
+	if (scope_push_field(L, e->scope->self, f)) {
 		lua_pushvalue(L, -1);
 		lua_rawsetp(L, -3, &field_names[f]);
 		e->scratch_used = true;
@@ -242,9 +134,9 @@ static const struct expr_result *result_of(lua_State *L, int t)
 static int result_index(lua_State *L)
 {
 	size_t n;
-	if (lua_type(L, 2) != LUA_TSTRING)
+	const char *k = string_key(L, &n);
+	if (!k)
 		return 0;
-	const char *k = lua_tolstring(L, 2, &n);
 	int f = field_code(k, n);
 	if (!f)
 		return luaL_error(L, "a task result has no field '%s' (it has "
@@ -254,7 +146,7 @@ static int result_index(lua_State *L)
 	const struct expr_result *r = result_of(L, 1);
 	if (!r)
 		return 0;
-	if (push_field(L, r, f)) {
+	if (scope_push_field(L, r, f)) {
 		lua_pushvalue(L, 2);
 		lua_pushvalue(L, -2);
 		lua_rawset(L, 1);
@@ -277,7 +169,7 @@ static void fill_result(lua_State *L, int idx)
 		}
 		lua_pop(L, 1);
 		lua_pushstring(L, field_names[f]);
-		push_field(L, r, f);
+		scope_push_field(L, r, f);
 		lua_rawset(L, idx);
 	}
 }
@@ -327,9 +219,9 @@ static const struct dr_value *map_get(lua_State *L, const struct dr_value *m,
 static int variables_index(lua_State *L)
 {
 	size_t n;
-	if (lua_type(L, 2) != LUA_TSTRING)
+	const char *k = string_key(L, &n);
+	if (!k)
 		return 0;
-	const char *k = lua_tolstring(L, 2, &n);
 	const struct dr_value *v = map_get(L, expr_engine_of(L)->scope->variables,
 					   k, n);
 	if (!v)
@@ -372,28 +264,19 @@ static int run_index(lua_State *L)
 static const char *getenv_in(lua_State *L, char *const *envp, const char *k,
 			     size_t n)
 {
-	if (!envp)
-		envp = environ;
 	expr_charge(L, "env", n / 8);
-	if (!envp || !n || memchr(k, '=', n))
-		return NULL;
-	size_t i = 0;
-	const char *v = NULL;
-	for (; envp[i]; i++)
-		if (!strncmp(envp[i], k, n) && envp[i][n] == '=') {
-			v = envp[i] + n + 1;
-			break;
-		}
-	expr_charge(L, "env", i / 8);
+	size_t scanned;
+	const char *v = env_lookup(envp, k, n, &scanned);
+	expr_charge(L, "env", scanned / 8);
 	return v;
 }
 
 static int env_var_index(lua_State *L)
 {
 	size_t n;
-	if (lua_type(L, 2) != LUA_TSTRING)
+	const char *k = string_key(L, &n);
+	if (!k)
 		return 0;
-	const char *k = lua_tolstring(L, 2, &n);
 	const char *v = getenv_in(L, expr_engine_of(L)->scope->environ, k, n);
 	if (!v)
 		return 0;
@@ -405,9 +288,9 @@ static int secrets_index(lua_State *L)
 {
 	struct expr_engine *e = expr_engine_of(L);
 	size_t n;
-	if (lua_type(L, 2) != LUA_TSTRING)
+	const char *k = string_key(L, &n);
+	if (!k)
 		return 0;
-	const char *k = lua_tolstring(L, 2, &n);
 	const char *v = getenv_in(L, e->scope->environ, k, n);
 	if (!v)
 		return luaL_error(L, "secret '%s' is not set (no environment "
@@ -452,12 +335,12 @@ int lz_materialize(lua_State *L, int idx)
 			lua_newtable(L);
 		return 1;
 	case LZ_CONTEXT:
-		push_kv_table(L, sc->context, sc->n_context, false);
+		scope_push_kv_table(L, sc->context, sc->n_context, false);
 		return 1;
 	case LZ_RUN:
 		lua_createtable(L, 0, 2);
-		set_str_or_nil(L, "id", sc->run_id);
-		set_str_or_nil(L, "name", sc->run_name);
+		scope_set_str_or_nil(L, "id", sc->run_id);
+		scope_set_str_or_nil(L, "name", sc->run_name);
 		return 1;
 	}
 	return luaL_error(L, "cannot list or convert %s", kind_names[kind]);

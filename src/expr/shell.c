@@ -1,5 +1,6 @@
 /* shell.c: a POSIX sh quoting state machine and context-aware quoting of
- * substituted values; see shell.h. */
+ * substituted values; see shell.h. (Which interpreters are POSIX shells
+ * is told in shell_interp.c.) */
 #include "expr/shell.h"
 
 #include <errno.h>
@@ -437,23 +438,38 @@ static const char *unsafe_context(const struct sh *m)
 }
 
 /* Appends v with a backslash before each byte of `special`; with sq set,
- * each ' becomes '\'' instead. */
+ * each ' becomes '\'' instead. The size is counted first and the buffer
+ * grown once: a value of many quotes costs no call per byte. */
 static int quote(struct buf *out, const char *v, size_t n, const char *special,
 		 bool sq)
 {
-	size_t start = 0;
-	int r = 0;
-	for (size_t i = 0; i < n && r == 0; i++) {
-		if (sq ? v[i] != '\'' : !strchr(special, v[i]))
-			continue;
-		r = buf_add(out, v + start, i - start);
-		if (r == 0)
-			r = sq ? buf_adds(out, "'\\''") : buf_addc(out, '\\');
-		start = sq ? i + 1 : i;
+	bool esc[256] = {false};
+	if (sq)
+		esc['\''] = true;
+	else
+		for (const char *c = special; *c; c++)
+			esc[(unsigned char)*c] = true;
+	size_t extra = 0, per = sq ? 3 : 1;   /* ' -> '\'' ; c -> \c */
+	for (size_t i = 0; i < n; i++)
+		extra += esc[(unsigned char)v[i]] ? per : 0;
+	int r = buf_reserve(out, n + extra);
+	if (r < 0)
+		return r;
+	char *w = out->data + out->len;
+	for (size_t i = 0; i < n; i++) {
+		if (!esc[(unsigned char)v[i]]) {
+			*w++ = v[i];
+		} else if (sq) {
+			memcpy(w, "'\\''", 4);
+			w += 4;
+		} else {
+			*w++ = '\\';
+			*w++ = v[i];
+		}
 	}
-	if (r == 0)
-		r = buf_add(out, v + start, n - start);
-	return r;
+	out->len += n + extra;
+	out->data[out->len] = '\0';
+	return 0;
 }
 
 /* In a <<- here-document, the shell strips the tabs that begin a line,
@@ -538,74 +554,4 @@ int sh_substitute(struct sh *m, const char *v, size_t n, struct buf *out,
 			out->data[len0] = '\0';
 	}
 	return r;
-}
-
-/* ---- interpreters -------------------------------------------------------- */
-
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* The next blank-separated word of s[*p .. len), as [*start, *end). */
-static bool next_word(const char *s, size_t len, size_t *p, size_t *start,
-		      size_t *end)
-{
-	while (*p < len && is_blank(s[*p]))
-		(*p)++;
-	if (*p >= len)
-		return false;
-	*start = *p;
-	while (*p < len && !is_blank(s[*p]))
-		(*p)++;
-	*end = *p;
-	return true;
-}
-
-static bool shell_name(const char *w, size_t n)
-{
-	static const char *const shells[] = {
-		"sh", "bash", "dash", "zsh", "ksh", "mksh", "ksh93", "ash",
-		"yash", "posh",
-	};
-	const char *slash = memrchr(w, '/', n);
-	if (slash) {
-		n -= (size_t)(slash + 1 - w);
-		w = slash + 1;
-	}
-	for (size_t i = 0; i < sizeof(shells) / sizeof(shells[0]); i++)
-		if (strlen(shells[i]) == n && !memcmp(shells[i], w, n))
-			return true;
-	return false;
-}
-
-static bool named(const char *w, size_t n, const char *name)
-{
-	const char *slash = memrchr(w, '/', n);
-	if (slash) {
-		n -= (size_t)(slash + 1 - w);
-		w = slash + 1;
-	}
-	return strlen(name) == n && !memcmp(name, w, n);
-}
-
-bool sh_is_posix_shell(const char *interp, size_t len)
-{
-	size_t p = 0, a, b;
-	if (!interp)
-		return true;
-	if (!next_word(interp, len, &p, &a, &b))
-		return false;
-	if (named(interp + a, b - a, "env")) {
-		/* env [-flags] [NAME=value]... program */
-		do {
-			if (!next_word(interp, len, &p, &a, &b))
-				return false;
-		} while (interp[a] == '-' || memchr(interp + a, '=', b - a));
-	}
-	if (named(interp + a, b - a, "busybox")) {
-		if (!next_word(interp, len, &p, &a, &b))
-			return false;
-	}
-	return shell_name(interp + a, b - a);
 }

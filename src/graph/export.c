@@ -335,20 +335,3 @@ int graph_write_json(const struct dagrun_workflow *wf, FILE *out)
 }
 
 /* ---- public ----------------------------------------------------------- */
-
-/* See dagrun.h. -EINVAL for a NULL argument or an unknown format. */
-int dagrun_graph_write(const dagrun_workflow *wf, enum dagrun_graph_format fmt,
-		       FILE *out)
-{
-	if (!wf || !out)
-		return -EINVAL;
-	switch (fmt) {
-	case DAGRUN_GRAPH_DOT:
-		return graph_write_dot(wf, out);
-	case DAGRUN_GRAPH_MERMAID:
-		return graph_write_mermaid(wf, out);
-	case DAGRUN_GRAPH_JSON:
-		return graph_write_json(wf, out);
-	}
-	return -EINVAL;
-}

@@ -230,6 +230,18 @@ static void compute_weights(struct graph *g)
 	}
 }
 
+void graph_weigh(const struct graph *g, const uint64_t *cost, uint64_t *out)
+{
+	for (uint32_t i = g->n; i-- > 0;) {
+		uint32_t t = g->topo[i];
+		uint64_t w = 0, c = cost ? cost[t] : 1;
+		for (uint32_t e = g->out_off[t]; e < g->out_off[t + 1]; e++)
+			if (out[g->out_task[e]] > w)
+				w = out[g->out_task[e]];
+		out[t] = w > UINT64_MAX - c ? UINT64_MAX : w + c;
+	}
+}
+
 /* ---- cycles --------------------------------------------------------------
  *
  * The tasks Kahn left out are those on a cycle and those depending on one,

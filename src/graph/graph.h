@@ -35,6 +35,12 @@ struct graph {
  * returns -EINVAL. Returns -ENOMEM on OOM. wf->graph is set only on success. */
 int graph_build(struct dagrun_workflow *wf, struct dagrun_diags *diags);
 
+/* Critical-path weights from a cost per task (measured durations):
+ * out[t] = cost[t] + the largest out[] among t's dependents, saturating, so
+ * that the task heading the longest chain in time weighs most. cost NULL:
+ * 1 per task (out[] then equals weight[]). out has n entries. */
+void graph_weigh(const struct graph *g, const uint64_t *cost, uint64_t *out);
+
 /* Frees g. Accepts NULL. */
 void graph_free(struct graph *g);
 

@@ -123,6 +123,20 @@ static void check(struct loader *ld, const struct kind_view *v)
 	}
 }
 
+/* Fingerprint: the promptFile's name, the key's variable, the context
+ * and the request's settings. */
+static void mix(const void *spec, struct dr_mix *m)
+{
+	const struct dr_ai *a = spec;
+	m->text(m, &a->prompt_file);
+	m->text(m, &a->api_key_env);
+	m->value(m, a->context);
+	uint64_t v[4] = {(uint64_t)a->has_temperature << 32 | a->max_tokens,
+			 (uint64_t)a->response_format << 8 | a->stream, a->max_context_bytes, 0};
+	memcpy(&v[3], &a->temperature, sizeof(v[3]));
+	m->bytes(m, v, sizeof(v));
+}
+
 static int each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn fn, void *ud)
 {
 	const struct dr_ai *a = wf->tasks[t].spec;
@@ -142,41 +156,31 @@ static int each_secret_env(const struct dagrun_workflow *wf, uint32_t t,
 	return fn(ud, ai_api_key_env(wf->tasks[t].spec));
 }
 
-/* A promptFile must exist (relative to the workflow) and its templates
- * pass the same checks, reported at their place in that file. */
+/* An AI task's promptFile must be a readable regular file (the run's
+ * reader: ai_prompt_file_read), reported at the key as the run reports it,
+ * and its templates pass the same checks, reported at their place in that
+ * file. */
 static int check_exprs(struct kind_checker *c, const struct dagrun_workflow *wf, uint32_t t)
 {
-	const struct dr_text *pf = &((const struct dr_ai *)wf->tasks[t].spec)->prompt_file;
+	const struct dr_ai *ai = wf->tasks[t].spec;
+	const struct dr_text *pf = &ai->prompt_file;
 	if (!pf->s)
 		return 0;
-	char *path = NULL, *msg = NULL;
-	if ((pf->s[0] == '/' ? asprintf(&path, "%s", pf->s)
-			     : asprintf(&path, "%s/%s", wf->dir, pf->s)) < 0)
-		return -ENOMEM;
-	FILE *f = fopen(path, "r");
-	int err = errno, r = 0;
-	char *text = f ? malloc(AI_PROMPT_FILE_MAX + 1) : NULL;
-	size_t n = text ? fread(text, 1, AI_PROMPT_FILE_MAX + 1, f) : 0;
-	if (!f) {
-		if (asprintf(&msg, "promptFile '%s': %s", path, strerror(err)) < 0)
-			r = -ENOMEM;
-	} else if (!text) {
-		r = -ENOMEM;
-	} else if (n > AI_PROMPT_FILE_MAX) {
-		if (asprintf(&msg, "promptFile '%s' is larger than 1 MiB", path) < 0)
-			r = -ENOMEM;
+	char *path = NULL, *text = NULL, *err = NULL;
+	size_t n = 0;
+	int r = ai_prompt_file_read(wf, ai, &path, &text, &n, &err);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		c->error(c, pf, UINT32_MAX, err);
 	} else {
 		struct dr_text x = {text, (uint32_t)n, 1, 1};
 		c->template_in(c, t, &x, path);
 	}
-	if (msg)
-		c->error(c, pf, UINT32_MAX, msg);
-	if (f)
-		fclose(f);
-	free(msg);
+	free(err);
 	free(text);
 	free(path);
-	return r;
+	return 0;
 }
 
 /* ---- the executor and the extension ---------------------------------------- */
@@ -243,7 +247,7 @@ static const struct keydef keys[K_COUNT] = {
 
 const struct kind kind_ai = {
 	.load = {
-		.model = {"ai", 0, each_text, each_secret_env, NULL},
+		.model = {"ai", 0, each_text, each_secret_env, NULL, mix},
 		.keys = keys, .n_keys = K_COUNT, .n_select = 2,
 		.keys_select = true, .type = "ai", .only_in = "in an ai task",
 		.spec_size = sizeof(struct dr_ai), .spec_init = init,

@@ -98,6 +98,29 @@ static void k_api(struct loader *ld, void *obj)
 		load_error(ld, at, "missing required key 'url' in api");
 }
 
+static void mix_u64(struct dr_mix *m, uint64_t v)
+{
+	m->bytes(m, &v, sizeof(v));
+}
+
+/* Fingerprint: headers, body, expected statuses, limits, TLS. */
+static void mix(const void *spec, struct dr_mix *m)
+{
+	const struct dr_api *a = spec;
+	mix_u64(m, a->headers.n);
+	for (uint32_t i = 0; i < a->headers.n; i++) {
+		m->text(m, &a->headers.v[i].key);
+		m->text(m, &a->headers.v[i].value);
+	}
+	m->value(m, a->body);
+	mix_u64(m, a->n_expect);
+	for (uint32_t i = 0; i < a->n_expect; i++)
+		mix_u64(m, a->expect[i]);
+	mix_u64(m, a->connect_timeout_ms);
+	mix_u64(m, a->max_response_bytes);
+	mix_u64(m, a->insecure);
+}
+
 static int each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn fn, void *ud)
 {
 	const struct dr_api *a = wf->tasks[t].spec;
@@ -153,7 +176,7 @@ static const struct keydef keys[] = {KEY("api", k_api)};
 
 const struct kind kind_api = {
 	.load = {
-		.model = {"api", HTTP_VARIANT_API, each_text, NULL, NULL},
+		.model = {"api", HTTP_VARIANT_API, each_text, NULL, NULL, mix},
 		.keys = keys, .n_keys = 1, .n_select = 1,
 		.spec_size = sizeof(struct dr_api),
 	},

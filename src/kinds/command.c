@@ -45,6 +45,13 @@ static void k_command(struct loader *ld, void *obj)
 	ld->top = mark;
 }
 
+/* Fingerprint: the argv's length (its words are texts). */
+static void mix(const void *spec, struct dr_mix *m)
+{
+	uint64_t argc = ((const struct dr_command *)spec)->argc;
+	m->bytes(m, &argc, sizeof(argc));
+}
+
 static int each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn fn, void *ud)
 {
 	const struct dr_command *c = wf->tasks[t].spec;
@@ -68,7 +75,7 @@ static const struct keydef keys[] = {KEY("command", k_command)};
 
 const struct kind kind_command = {
 	.load = {
-		.model = {"command", COMMAND_VARIANT_COMMAND, each_text, NULL, NULL},
+		.model = {"command", COMMAND_VARIANT_COMMAND, each_text, NULL, NULL, mix},
 		.keys = keys, .n_keys = 1, .n_select = 1,
 		.spec_size = sizeof(struct dr_command),
 	},

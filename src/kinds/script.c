@@ -42,6 +42,12 @@ static void check(struct loader *ld, const struct kind_view *v)
 		   s->interpreter.s);
 }
 
+/* Fingerprint: the interpreter. */
+static void mix(const void *spec, struct dr_mix *m)
+{
+	m->text(m, &((const struct dr_script *)spec)->interpreter);
+}
+
 static int each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn fn, void *ud)
 {
 	const struct dr_script *s = wf->tasks[t].spec;
@@ -68,7 +74,7 @@ static const struct keydef keys[] = {
 
 const struct kind kind_script = {
 	.load = {
-		.model = {"script", COMMAND_VARIANT_SCRIPT, each_text, NULL, NULL},
+		.model = {"script", COMMAND_VARIANT_SCRIPT, each_text, NULL, NULL, mix},
 		.keys = keys, .n_keys = 2, .n_select = 1,
 		.only_in = "with 'script'",
 		.spec_size = sizeof(struct dr_script),

@@ -45,6 +45,19 @@ static void k_webhook(struct loader *ld, void *obj)
 		load_error(ld, at, "missing required key 'url' in webhook");
 }
 
+/* Fingerprint: headers and payload. */
+static void mix(const void *spec, struct dr_mix *m)
+{
+	const struct dr_webhook *w = spec;
+	uint64_t n = w->headers.n;
+	m->bytes(m, &n, sizeof(n));
+	for (uint32_t i = 0; i < w->headers.n; i++) {
+		m->text(m, &w->headers.v[i].key);
+		m->text(m, &w->headers.v[i].value);
+	}
+	m->value(m, w->payload);
+}
+
 static int each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn fn, void *ud)
 {
 	const struct dr_webhook *w = wf->tasks[t].spec;
@@ -61,7 +74,7 @@ static const struct keydef keys[] = {KEY("webhook", k_webhook)};
 
 const struct kind kind_webhook = {
 	.load = {
-		.model = {"webhook", HTTP_VARIANT_WEBHOOK, each_text, NULL, NULL},
+		.model = {"webhook", HTTP_VARIANT_WEBHOOK, each_text, NULL, NULL, mix},
 		.keys = keys, .n_keys = 1, .n_select = 1,
 		.spec_size = sizeof(struct dr_webhook),
 	},

@@ -45,6 +45,7 @@
 #include "sched/flow.h"
 #include "sched/sched.h"
 #include "util/diag.h"
+#include "util/clock.h"
 
 #define WITH_DEPTH 64   /* nesting of a `with` value */
 
@@ -151,13 +152,6 @@ struct sub {
 	struct exec_result res;
 };
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void fail(struct sub *sub, uint8_t cls, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void fail(struct sub *sub, uint8_t cls, const char *fmt, ...)
@@ -231,9 +225,8 @@ static void forward(void *ud, const dagrun_event *ev)
 	    sub->child->tasks[ev->task_index].hook == DR_HOOK_NONE &&
 	    ev->error_class != DR_CLASS_DEPENDENCY && !sub->fail) {
 		sub->fail_class = (uint8_t)ev->error_class;
-		if (asprintf(&sub->fail, "task '%s' failed: %s", ev->task ? ev->task : "?",
-			     ev->error ? ev->error : "failed") < 0)
-			sub->fail = NULL;
+		sub->fail = buf_strf("task '%s' failed: %s", ev->task ? ev->task : "?",
+				     ev->error ? ev->error : "failed");
 	}
 	dagrun_event c = *ev;
 	struct buf b = BUF_INIT;
@@ -279,7 +272,7 @@ static int begin(struct sub *sub, const struct wf_spec *spec)
 	unsigned par = child->max_parallel ? child->max_parallel : env->max_parallel;
 	struct observer *o = malloc(sizeof(*o));
 	if (!o || (r = sched_init(&sub->s, child, env->loop, ex, par, sub->a->run_id,
-				  wall_ms() ^ sub->base)) < 0) {
+				  clock_wall_ms() ^ sub->base)) < 0) {
 		free(o);
 		sched_free(&sub->s);
 		fail(sub, DR_CLASS_RESOURCE, "out of memory");
@@ -323,7 +316,7 @@ static void conclude(struct sub *sub)
 	const struct sched *s = &sub->s;
 	const struct dr_task_opts *opts = sub->a->wf->tasks[sub->a->task].opts;
 	struct wf_ext *x = sub->ext;
-	r->end_ms = wall_ms();
+	r->end_ms = clock_wall_ms();
 	r->duration_ms = uv_now(sub->wx->env->loop) - sub->started_ms;
 	x->pub.tasks = sub->child->n_main;
 	x->pub.completed = s->counts[DAGRUN_COMPLETED];
@@ -449,7 +442,7 @@ static int wx_start(struct executor *ex, struct exec_attempt *a)
 	sub->ext = x;
 	sub->res.ext = &x->x;
 	sub->res.exit_code = -1;
-	sub->res.start_ms = wall_ms();
+	sub->res.start_ms = clock_wall_ms();
 	uv_prepare_init(loop, &sub->prepare);
 	uv_timer_init(loop, &sub->timer);
 	sub->prepare.data = sub->timer.data = sub;

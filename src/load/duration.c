@@ -16,8 +16,12 @@ struct unit {
 
 /* In the only order they may appear. */
 static const struct unit units[] = {
-	{"h", 1, 3600000}, {"m", 1, 60000}, {"s", 1, 1000}, {"ms", 2, 1},
+	{"d", 1, 86400000}, {"h", 1, 3600000}, {"m", 1, 60000}, {"s", 1, 1000},
+	{"ms", 2, 1},
 };
+
+/* duration_format starts at hours: limits read as "168h", not "7d". */
+#define FORMAT_FIRST 1
 
 #define N_UNITS (sizeof(units) / sizeof(units[0]))
 
@@ -80,14 +84,14 @@ int duration_parse(const char *s, size_t n, uint64_t *ms, const char **why)
 				return 0;
 			}
 			if (i == n)
-				return fail(why, "the last number has no unit (use ms, s, m or h)", -EINVAL);
+				return fail(why, "the last number has no unit (use ms, s, m, h or d)", -EINVAL);
 			return fail(why, "unexpected character (write e.g. 250ms, 30s, 1m30s)", -EINVAL);
 		}
 		int u = find_unit(s + u0, i - u0);
 		if (u < 0)
-			return fail(why, "unknown unit (use ms, s, m or h)", -EINVAL);
+			return fail(why, "unknown unit (use ms, s, m, h or d)", -EINVAL);
 		if (u <= last)
-			return fail(why, "units must appear once each, largest first (h, m, s, ms)", -EINVAL);
+			return fail(why, "units must appear once each, largest first (d, h, m, s, ms)", -EINVAL);
 		last = u;
 		if (__builtin_mul_overflow(v, units[u].ms, &v) ||
 		    __builtin_add_overflow(total, v, &total))
@@ -105,7 +109,7 @@ char *duration_format(uint64_t ms, char *out, size_t size)
 		return out;
 	}
 	out[0] = '\0';
-	for (size_t u = 0; u < N_UNITS && len < size; u++) {
+	for (size_t u = FORMAT_FIRST; u < N_UNITS && len < size; u++) {
 		uint64_t q = ms / units[u].ms;
 		if (!q)
 			continue;

@@ -433,7 +433,7 @@ void read_map(struct loader *ld, const struct keytab *tab, void *obj,
  * was not one, or the load stopped. */
 bool read_submap(struct loader *ld, const struct keytab *tab, void *obj, struct map_seen *seen);
 
-/* read_nonempty() of a URL: it must start with http:// or https://,
+/* read_nonempty() of a URL: it must be http(s) (util/url.h's rule),
  * unless a template ({{) builds it (reported at the value otherwise).
  * Returns whether it was stored and fits. */
 bool read_url(struct loader *ld, struct dr_text *out);

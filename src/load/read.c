@@ -17,6 +17,7 @@
 
 #include "load/loader.h"
 #include "util/suggest.h"
+#include "util/url.h"
 
 /* ---- big vectors ------------------------------------------------------------- */
 
@@ -520,11 +521,11 @@ bool read_url(struct loader *ld, struct dr_text *out)
 {
 	if (!read_nonempty(ld, out))
 		return false;
-	/* http(s), unless a template builds it */
-	if (strstr(out->s, "{{") || !strncmp(out->s, "http://", 7) ||
-	    !strncmp(out->s, "https://", 8))
+	/* http(s) (the executors' rule), unless a template builds it: then
+	 * they check what it renders */
+	if (strstr(out->s, "{{") || url_is_http(out->s))
 		return true;
 	load_error(ld, (struct pos){out->line, out->col},
-		   "'%s' must start with http:// or https://, got '%.80s'", ld->key, out->s);
+		   "'%s' " URL_HTTP_RULE ", got '%.80s'", ld->key, out->s);
 	return false;
 }

@@ -214,6 +214,14 @@ typedef int (*dr_text_fn)(void *ud, uint32_t t, const struct dr_text *text,
  * walks its own struct (tasks[t].spec). The loader's part (load/loader.h:
  * struct load_kind) and the rest (kinds/kind.h: struct kind) embed it;
  * kinds/table.c lists every kind. */
+/* What a kind feeds a task's fingerprint (sched/fingerprint.c: resume and
+ * rerun tell a changed task) besides the strings each_text visits. */
+struct dr_mix {
+	void (*bytes)(struct dr_mix *m, const void *p, size_t n);
+	void (*text)(struct dr_mix *m, const struct dr_text *x);
+	void (*value)(struct dr_mix *m, const struct dr_value *v);  /* v may be NULL */
+};
+
 struct dr_kind {
 	const char *name;     /* its name: its selecting key ("command", "api",
 			       * "workflow"...), or the `type` naming it ("ai") */
@@ -233,6 +241,9 @@ struct dr_kind {
 	 * secrets are the run's too). As above. NULL: none. */
 	int (*each_child)(const struct dagrun_workflow *wf, uint32_t t,
 			  int (*fn)(void *ud, const struct dagrun_workflow *child), void *ud);
+	/* Feeds m the settings of spec (never NULL) that are not such
+	 * strings: numbers, flags, maps (headers, a body). NULL: none. */
+	void (*mix)(const void *spec, struct dr_mix *m);
 };
 
 static inline const struct dr_kind *wf_task_kind(const struct dagrun_workflow *wf, uint32_t t)

@@ -23,6 +23,7 @@
 #include "obs/sink.h"
 #include "util/text.h"
 #include "util/buf.h"
+#include "util/clock.h"
 
 #define CARRIES 64   /* streams that may hold a character cut short */
 
@@ -64,13 +65,6 @@ static void format_ts(uint64_t ms, char *buf, size_t n)
 	gmtime_r(&sec, &tm);
 	size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf + k, n - k, ".%03uZ", (unsigned)(ms % 1000));
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* A JSON string of p[0 .. n): as it is when valid UTF-8, else with U+FFFD
@@ -124,7 +118,7 @@ static int drop_notice(void *ud, uint64_t lines, uint64_t bytes, struct buf *out
 	if (!o)
 		return -ENOMEM;
 	char ts[40], msg[160];
-	format_ts(wall_ms(), ts, sizeof(ts));
+	format_ts(clock_wall_ms(), ts, sizeof(ts));
 	snprintf(msg, sizeof(msg), "%llu log line%s (%llu bytes) dropped: the reader is too slow",
 		 (unsigned long long)lines, lines == 1 ? "" : "s", (unsigned long long)bytes);
 	set_str(o, "ts", ts);

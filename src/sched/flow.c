@@ -16,21 +16,20 @@
 
 void flow_warn(struct flow *f, uint32_t t, const char *fmt, ...)
 {
-	struct buf b = BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	int r = buf_vprintf(&b, fmt, ap);
+	char *m = buf_vstrf(fmt, ap);
 	va_end(ap);
-	const char *msg = r < 0 ? "a warning was lost (out of memory)" : b.data;
 	if (f->warn_fn) {
-		f->warn_fn(f->warn_ud, t, msg);
-	} else if (f->n_pending < PENDING_WARN_MAX && r == 0 &&
+		f->warn_fn(f->warn_ud, t, m ? m : "a warning was lost (out of memory)");
+	} else if (f->n_pending < PENDING_WARN_MAX && m &&
 		   (f->pending || (f->pending = calloc(PENDING_WARN_MAX, sizeof(char *))))) {
-		f->pending[f->n_pending++] = buf_steal(&b);
+		f->pending[f->n_pending++] = m;
+		m = NULL;
 	} else {
 		f->pending_lost++;
 	}
-	buf_free(&b);
+	free(m);
 }
 
 void flow_set_warn(struct flow *f, flow_warn_fn fn, void *ud)

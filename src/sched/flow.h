@@ -100,6 +100,24 @@ int flow_record(struct flow *f, uint32_t t, int status, uint32_t attempts,
 		uint64_t duration_ms, int error_class, const char *error,
 		const struct exec_result *r, const char *output_file);
 
+/* Whether something can read t's result later (a `tasks.<id>` reference,
+ * a condition on one of its dependents): only then is it kept, recorded
+ * and seeded. */
+bool flow_keeps(const struct flow *f, uint32_t t);
+
+/* Appends t's recorded result (masked, as later expressions read it) as
+ * JSON to out; nothing when none is kept. Returns 0 or -ENOMEM. */
+int flow_result_json(const struct flow *f, uint32_t t, struct buf *out);
+
+/* Seeds t's result from JSON written by flow_result_json (a task kept
+ * from an earlier run: resume, rerun). Nothing when t's result is not
+ * kept. Returns 0, -EINVAL (not such JSON) or -ENOMEM. */
+int flow_seed(struct flow *f, uint32_t t, const char *json, size_t len);
+
+/* Appends the run's variables (after --var) as a JSON object, every
+ * string masked, to out. Returns 0 or -errno. */
+int flow_vars_json(const struct flow *f, const struct dagrun_workflow *wf, struct buf *out);
+
 /* Evaluates the condition on dependency edge `dep` (its target's result is
  * recorded). *out: whether the dependent may run. Returns 0, or < 0 with
  * *err (malloc'd, FILE:LINE:COL: ...). */

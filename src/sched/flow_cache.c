@@ -67,10 +67,7 @@ char *flow_located(const struct flow *f, const struct dr_text *x,
 {
 	unsigned line, col;
 	dr_text_position(x, e->offset, &line, &col);
-	char *m = NULL;
-	if (asprintf(&m, "%s:%u:%u: %s: %s", f->wf->path, line, col, what, e->msg) < 0)
-		return NULL;
-	return m;
+	return buf_strf("%s:%u:%u: %s: %s", f->wf->path, line, col, what, e->msg);
 }
 
 static struct compiled *compiled_of(struct flow *f, const struct dr_text *x, bool is_expr)

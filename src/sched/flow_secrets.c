@@ -21,6 +21,7 @@
 #include "expr/redact.h"
 #include "sched/flow_int.h"
 #include "util/diag.h"
+#include "util/env.h"
 
 extern char **environ;
 
@@ -86,11 +87,7 @@ static int register_secrets(struct flow *f, const char *src, size_t len)
 			if (q > n && (size_t)(q - n) < sizeof(name)) {
 				memcpy(name, n, (size_t)(q - n));
 				name[q - n] = '\0';
-				const char *v = NULL;
-				size_t nl = strlen(name);
-				for (char **e = f->env ? f->env : environ; e && *e && !v; e++)
-					if (!strncmp(*e, name, nl) && (*e)[nl] == '=')
-						v = *e + nl + 1;
+				const char *v = env_get(f->env, name);
 				int r = v ? redact_add(f->red, v, strlen(v)) : 0;
 				if (r < 0 && r != -E2BIG)
 					return r;
@@ -177,7 +174,7 @@ static int scan_expr(struct scan *sc, const struct dr_text *x)
 static int register_env(void *ud, const char *name)
 {
 	struct flow *f = ud;
-	const char *v = name ? getenv(name) : NULL;
+	const char *v = name ? env_get(NULL, name) : NULL;
 	int r = v ? redact_add(f->red, v, strlen(v)) : 0;
 	if (r == REDACT_TOO_SHORT) {
 		char who[300];

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-void readyq_init(struct readyq *q, const struct dr_task *tasks, const uint32_t *weight)
+void readyq_init(struct readyq *q, const struct dr_task *tasks, const uint64_t *weight)
 {
 	q->heap = NULL;
 	q->n = q->cap = 0;

@@ -1,7 +1,8 @@
 /* readyq.h: a binary heap of task indexes in the order ready tasks start.
  *
- * Order: higher priority first, then higher critical-path weight, then lower
- * index (declaration order). Invariant: heap[0] is the best task; push and
+ * Order: higher priority first, then higher critical-path weight (tasks on
+ * the chain, or measured time: graph_weigh), then lower index (declaration
+ * order). Invariant: heap[0] is the best task; push and
  * pop are O(log n). The key arrays are borrowed and must not change while a
  * task they describe is in the heap.
  */
@@ -17,11 +18,11 @@ struct readyq {
 	uint32_t *heap;
 	uint32_t n, cap;
 	const struct dr_task *tasks;  /* priority */
-	const uint32_t *weight;       /* critical-path weight */
+	const uint64_t *weight;       /* critical-path weight */
 };
 
 /* Sets up an empty queue ordering by tasks[].priority and weight[]. */
-void readyq_init(struct readyq *q, const struct dr_task *tasks, const uint32_t *weight);
+void readyq_init(struct readyq *q, const struct dr_task *tasks, const uint64_t *weight);
 
 /* True when task a starts before task b. */
 static inline bool readyq_before(const struct readyq *q, uint32_t a, uint32_t b)

@@ -6,11 +6,13 @@
  * task that fits the concurrency limit and its pools; an attempt ends in
  * COMPLETED, FAILED, CANCELLED or RETRYING (a loop timer, then ready again).
  * Tasks that become final are handled from an explicit worklist, so a long
- * chain of failures never recurses.
+ * chain of failures never recurses. No pass holds the loop for more than
+ * about SCHED_TURN_BUDGET_MS plus one unit of work (see dispatch()).
  */
 #include "sched.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 #include "expr/redact.h"
 #include "sched/backoff.h"
 #include "sched/flow.h"
+#include "util/clock.h"
 
 #define RETRY_AFTER_CAP_MS (10ull * 60 * 1000)
 #define TAIL_BYTES 2048
@@ -36,26 +39,19 @@ struct slot {
 	uint64_t fed[2];              /* bytes each stream was given */
 };
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void ev_init(struct sched *s, dagrun_event *ev, int type, uint32_t t)
 {
 	memset(ev, 0, sizeof(*ev));
 	ev->type = type;
 	ev->level = DAGRUN_INFO;
-	ev->ts_ms = wall_ms();
+	ev->ts_ms = clock_wall_ms();
 	ev->run_id = s->run_id;
 	ev->task_index = t;
 	ev->exit_code = -1;
 	if (t != SCHED_NONE) {
 		ev->task = wf_task_id(s->wf, t);
 		ev->status = s->ts[t].status;
-		ev->attempt = s->ts[t].attempts;
+		ev->attempt = sched_attempt_no(s, t);
 	}
 }
 
@@ -109,16 +105,17 @@ static void set_error(struct sched *s, int err)
 
 /* ---- state changes ------------------------------------------------------ */
 
+/* tail: the end of stderr for the summary (may hold NULs), or NULL. */
 static void emit_status(struct sched *s, uint32_t t, int old, const char *error,
-			const char *tail)
+			const struct buf *tail)
 {
 	dagrun_event ev;
 	ev_init(s, &ev, DAGRUN_EV_TASK_STATUS, t);
 	ev.old_status = old;
 	ev.error_class = s->ts[t].error_class;
 	ev.error = error;
-	ev.data = tail;
-	ev.len = tail ? strlen(tail) : 0;
+	ev.data = tail && tail->len ? tail->data : NULL;
+	ev.len = tail ? tail->len : 0;
 	if (s->ts[t].status == DAGRUN_FAILED)
 		ev.level = DAGRUN_ERR;
 	sched_emit(s, &ev);
@@ -171,6 +168,75 @@ static void push_final(struct sched *s, uint32_t t)
 	s->stack[s->stack_n++] = t;
 }
 
+static bool grow_u32(uint32_t **v, uint32_t *cap, uint32_t n)
+{
+	if (n < *cap)
+		return true;
+	uint32_t c = *cap ? *cap * 2 : 64;
+	uint32_t *p = realloc(*v, (size_t)c * sizeof(*p));
+	if (!p)
+		return false;
+	*v = p;
+	*cap = c;
+	return true;
+}
+
+/* t is final: its dependents are released now, or, with a gate, once the
+ * gate has opened on a request made after this. */
+static void finalize(struct sched *s, uint32_t t)
+{
+	if (!s->gate.request) {
+		push_final(s, t);
+		return;
+	}
+	if (!grow_u32(&s->held, &s->held_cap, s->held_n)) {
+		sched_fail(s, -ENOMEM);
+		return;
+	}
+	s->held[s->held_n++] = t;
+}
+
+#define GATE_HELD_URGENT 1024   /* tasks held: ask at once, however busy */
+
+/* Whether the run waits for the gate: a slot is free and nothing else is
+ * ready to take it, or the run is stopping. */
+static bool gate_waited(const struct sched *s)
+{
+	return s->interrupted || (s->running < s->max_parallel && readyq_empty(&s->ready));
+}
+
+/* Asks the gate for what is held, unless a request is in flight (its
+ * answer asks again; it is hurried when the run comes to wait for it). */
+static void gate_kick(struct sched *s)
+{
+	if (!s->gate.request)
+		return;
+	if (s->gate_busy) {
+		if (!s->gate_urgent && s->gate.hurry && gate_waited(s)) {
+			s->gate_urgent = true;
+			s->gate.hurry(s->gate.ud);
+		}
+		return;
+	}
+	if (!s->held_n)
+		return;
+	bool urgent = gate_waited(s) || s->held_n >= GATE_HELD_URGENT;
+	uint32_t *v = s->passing, cap = s->passing_cap;
+	s->passing = s->held;
+	s->passing_cap = s->held_cap;
+	s->passing_n = s->held_n;
+	s->held = v;
+	s->held_cap = cap;
+	s->held_n = 0;
+	s->gate_busy = true;
+	s->gate_urgent = urgent;
+	int r = s->gate.request(s->gate.ud, urgent);
+	if (r < 0) {
+		s->gate_busy = false;
+		sched_fail(s, r);
+	}
+}
+
 /* Makes t final, with all the bookkeeping that goes with it: t leaves the
  * phase's count of tasks left (every task settled belongs to the phase
  * being run), a backoff timer it waited on is stopped and no longer
@@ -179,7 +245,7 @@ static void push_final(struct sched *s, uint32_t t)
  * task becomes final in a run (pass_over() marks the hook list that does
  * not apply, which is not run). */
 static void settle(struct sched *s, uint32_t t, int status, int cls,
-		   const char *error, const char *tail, const struct exec_result *r)
+		   const char *error, const struct buf *tail, const struct exec_result *r)
 {
 	struct tstate *st = &s->ts[t];
 	int old = st->status;
@@ -191,8 +257,9 @@ static void settle(struct sched *s, uint32_t t, int status, int cls,
 	}
 	if (s->flow) {
 		const struct slot *sl = st->slot;
-		int e = flow_record(s->flow, t, status, st->attempts, r ? r->duration_ms : 0,
-				    cls, error, r, sl ? sl->output_file : NULL);
+		int e = flow_record(s->flow, t, status, sched_attempt_no(s, t),
+				    r ? r->duration_ms : 0, cls, error, r,
+				    sl ? sl->output_file : NULL);
 		if (e < 0)
 			set_error(s, e);
 	}
@@ -206,7 +273,7 @@ static void settle(struct sched *s, uint32_t t, int status, int cls,
 	}
 	emit_status(s, t, old, error, tail);
 	release_slot(s, t);
-	push_final(s, t);
+	finalize(s, t);
 }
 
 static void make_ready(struct sched *s, uint32_t t)
@@ -279,14 +346,49 @@ static void dep_final(struct sched *s, uint32_t d, uint32_t dep_task, const stru
 
 static void start_phase(struct sched *s, int hook);
 
-/* Propagates every final task on the worklist to its dependents. */
-static void drain_final(struct sched *s)
+/* Whether this loop turn has held the loop for its budget: the time since
+ * libuv last read its clock (the start of the turn, or the return of its
+ * poll; CLOCK_MONOTONIC, in ms). Read after each start: the coarse clock
+ * (same origin, a few ns instead of 30, a tick behind at most) keeps that
+ * out of the cost of a start. */
+static bool turn_spent(const struct sched *s)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	uint64_t since = uv_now(s->loop);
+	return now > since && now - since >= SCHED_TURN_BUDGET_MS;
+}
+
+#define DRAIN_CHECK_EVERY 1024   /* edges between two looks at the clock */
+
+/* Propagates every final task on the worklist to its dependents, from
+ * where the last call stopped (drain_t, drain_e). With budget, stops after
+ * an edge whose condition was evaluated, or a batch of edges, once the
+ * turn is spent: returns true then (something is left); false when the
+ * worklist is empty. */
+static bool drain_final(struct sched *s, bool budget)
 {
 	const struct graph *g = s->wf->graph;
-	while (s->stack_n) {
-		uint32_t t = s->stack[--s->stack_n];
-		for (uint32_t e = g->out_off[t]; e < g->out_off[t + 1]; e++)
-			dep_final(s, g->out_task[e], t, &s->wf->deps[g->out_dep[e]]);
+	for (;;) {
+		if (s->drain_t == SCHED_NONE) {
+			if (!s->stack_n)
+				return false;
+			s->drain_t = s->stack[--s->stack_n];
+			s->drain_e = g->out_off[s->drain_t];
+		}
+		/* dep_final never drains: the cursor is ours until we return */
+		uint32_t t = s->drain_t, e = s->drain_e, end = g->out_off[t + 1];
+		while (e < end) {
+			const struct dr_dep *dep = &s->wf->deps[g->out_dep[e]];
+			dep_final(s, g->out_task[e], t, dep);
+			e++;
+			if (budget && (dep->condition || !(e % DRAIN_CHECK_EVERY)) && turn_spent(s)) {
+				s->drain_e = e;
+				return true;
+			}
+		}
+		s->drain_t = SCHED_NONE;
 	}
 }
 
@@ -435,11 +537,8 @@ static char *output_path(struct sched *s, uint32_t t, uint32_t attempt)
 {
 	if (!s->tmpdir)
 		return NULL;
-	char *p = NULL;
-	if (asprintf(&p, "%s/%s%u.%u.out", s->tmpdir, s->out_prefix ? s->out_prefix : "", t,
-		     attempt) < 0)
-		return NULL;
-	return p;
+	return buf_strf("%s/%s%u.%u.out", s->tmpdir, s->out_prefix ? s->out_prefix : "", t,
+			attempt);
 }
 
 static void start_attempt(struct sched *s, uint32_t t)
@@ -461,14 +560,12 @@ static void start_attempt(struct sched *s, uint32_t t)
 	s->running++;
 	pools_take(s, t, -1);
 	emit_status(s, t, old, NULL, NULL);
-	dagrun_event ev;
-	ev_init(s, &ev, DAGRUN_EV_ATTEMPT_START, t);
-	sched_emit(s, &ev);
 
+	uint32_t no = sched_attempt_no(s, t);
 	free(sl->output_file);
-	sl->output_file = output_path(s, t, st->attempts);
+	sl->output_file = output_path(s, t, no);
 	sl->a = (struct exec_attempt){
-		.wf = s->wf, .task = t, .attempt = st->attempts, .run_id = s->run_id,
+		.wf = s->wf, .task = t, .attempt = no, .run_id = s->run_id,
 		.output_file = sl->output_file, .on_output = attempt_output,
 		.on_event = attempt_event, .on_done = attempt_done, .render = s->flow ? attempt_render : NULL,
 		.redactor = flow_redactor(s->flow), .owner = sl,
@@ -482,12 +579,21 @@ static void start_attempt(struct sched *s, uint32_t t)
 	sl->a.variant = kind < s->wf->n_kinds ? s->wf->kinds[kind]->variant : 0;
 	struct executor *ex = s->exec[kind];
 	int r = ex ? ex->ops->start(ex, &sl->a) : -ENOTSUP;
+	/* After start(), which never calls back: the event carries the
+	 * process it started (what resume looks for after a crash). */
+	dagrun_event ev;
+	ev_init(s, &ev, DAGRUN_EV_ATTEMPT_START, t);
+	if (r == 0 && sl->a.pid > 0) {
+		ev.pid = ev.pgid = sl->a.pid;
+		ev.pid_start = sl->a.pid_start;
+	}
+	sched_emit(s, &ev);
 	if (r < 0) {
 		struct exec_result res;
 		memset(&res, 0, sizeof(res));
 		res.error_class = (uint8_t)classify_errno(r);
 		res.exit_code = -1;
-		res.start_ms = res.end_ms = wall_ms();
+		res.start_ms = res.end_ms = clock_wall_ms();
 		char msg[256];
 		snprintf(msg, sizeof(msg), "cannot start: %s", strerror(-r));
 		res.error = msg;
@@ -495,33 +601,33 @@ static void start_attempt(struct sched *s, uint32_t t)
 	}
 }
 
-/* The last TAIL_BYTES of stderr, starting at a line boundary; malloc'd, or
- * NULL. Masked as it reads in the whole capture, so a secret the cut goes
- * through is masked; when the capture itself was cut at its cap, so is a
- * piece of a secret at its end. */
-static char *stderr_tail(struct sched *s, const struct exec_result *r)
+/* The last TAIL_BYTES of stderr, starting at a line boundary, into tail
+ * (NULs and all). From the real end: the capture when it holds all of
+ * stderr, else the end the process capture kept apart (err_tail). Masked
+ * as it reads in the whole text it is cut from, so a secret the cut goes
+ * through is masked; where bytes were lost beyond that text (before the
+ * kept end, after a capped capture), so is a piece of a secret at that
+ * edge. On failure, tail stays empty. */
+static void stderr_tail(struct sched *s, const struct exec_result *r, struct buf *tail)
 {
-	if (!r->err.len)
-		return NULL;
-	const char *p = r->err.data;
-	size_t len = r->err.len, start = 0;
+	bool past_cap = r->err_bytes > r->err.len && r->err_tail.len;
+	const struct buf *src = past_cap ? &r->err_tail : &r->err;
+	if (!src->len)
+		return;
+	const char *p = src->data;
+	size_t len = src->len, start = 0;
 	if (len > TAIL_BYTES) {
 		start = len - TAIL_BYTES;
 		const char *nl = memchr(p + start, '\n', TAIL_BYTES);
 		if (nl && (size_t)(nl - p) < len - 1)
 			start = (size_t)(nl + 1 - p);
 	}
-	int cut = r->err_bytes > r->err.len ? REDACT_CUT_TAIL : 0;
-	struct buf b = BUF_INIT;
-	int e = s->flow ? flow_redact_slice(s->flow, p, len, start, len, cut, &b)
-			: buf_add(&b, p + start, len - start);
-	if (e < 0) {
-		buf_free(&b);
-		return NULL;
-	}
-	char *tail = strndup(b.data ? b.data : "", b.len);
-	buf_free(&b);
-	return tail;
+	int cut = past_cap ? (r->err_bytes > len ? REDACT_CUT_HEAD : 0)
+		  : r->err_bytes > len ? REDACT_CUT_TAIL : 0;
+	int e = s->flow ? flow_redact_slice(s->flow, p, len, start, len, cut, tail)
+			: buf_add(tail, p + start, len - start);
+	if (e < 0)
+		buf_free(tail);
 }
 
 static void retry_fire(uv_timer_t *h);
@@ -622,10 +728,11 @@ static void attempt_done(struct exec_attempt *a, struct exec_result *r)
 	} else if (should_retry(s, t, r)) {
 		schedule_retry(s, t, r);
 	} else {
-		char *tail = stderr_tail(s, r);
+		struct buf tail = BUF_INIT;
+		stderr_tail(s, r, &tail);
 		settle(s, t, DAGRUN_FAILED, r->error_class ? r->error_class : DR_CLASS_TRANSIENT,
-		       r->error, tail, r);
-		free(tail);
+		       r->error, &tail, r);
+		buf_free(&tail);
 	}
 	after_change(s);
 }
@@ -672,8 +779,10 @@ static bool when_holds(struct sched *s, uint32_t t)
 }
 
 /* Starts what may start: first tasks waiting on pools (they were ordered
- * before anything behind them), then the ready heap. */
-static void dispatch_once(struct sched *s)
+ * before anything behind them), then the ready heap. Returns true when it
+ * stopped because the turn is spent (after a start, with its templates,
+ * or a `when` that was not true): the rest waits for the next turn. */
+static bool dispatch_once(struct sched *s)
 {
 	const struct dagrun_workflow *wf = s->wf;
 	/* Only pools someone waits on; a pool queued on during the pass is
@@ -693,21 +802,61 @@ static void dispatch_once(struct sched *s)
 		}
 		readyq_pop(&s->pool_wait[p]);
 		s->ts[t].in_pool_wait = 0;
-		if (b != SCHED_NONE)
+		if (b != SCHED_NONE) {
 			pool_queue(s, t, b);  /* now it waits for another pool */
-		else
-			start_attempt(s, t);
+			continue;
+		}
+		start_attempt(s, t);
+		if (turn_spent(s))
+			return true;
 	}
 	while (s->running < s->max_parallel && !readyq_empty(&s->ready) && !s->error) {
 		uint32_t t = readyq_pop(&s->ready);
-		if (s->ts[t].status == DAGRUN_PENDING && !when_holds(s, t))
+		if (s->ts[t].status == DAGRUN_PENDING && !when_holds(s, t)) {
+			if (turn_spent(s))
+				return true;
 			continue;
+		}
 		uint32_t b = wf->tasks[t].opts->n_res ? pool_blocker(s, t) : SCHED_NONE;
-		if (b != SCHED_NONE)
+		if (b != SCHED_NONE) {
 			pool_queue(s, t, b);
-		else
-			start_attempt(s, t);
+			continue;
+		}
+		start_attempt(s, t);
+		if (turn_spent(s))
+			return true;
 	}
+	return false;
+}
+
+static void resume_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* The next turn: the pass that stopped goes on. */
+static void resume_fire(uv_idle_t *h)
+{
+	struct sched *s = h->data;
+	uv_idle_stop(h);
+	uv_close((uv_handle_t *)h, resume_closed);
+	s->resume = NULL;
+	after_change(s);
+}
+
+/* Arms the idle handle that goes on with the pass next turn (the loop
+ * polls without waiting meanwhile). Each is closed when it fires. */
+static void defer(struct sched *s)
+{
+	uv_idle_t *h = malloc(sizeof(*h));
+	if (!h) {
+		set_error(s, -ENOMEM);
+		return;
+	}
+	uv_idle_init(s->loop, h);
+	h->data = s;
+	uv_idle_start(h, resume_fire);
+	s->resume = h;
 }
 
 /* The one path from "a task became final" to "what that frees has started".
@@ -717,26 +866,36 @@ static void dispatch_once(struct sched *s)
  * final task, then starts what may start; starting may settle more tasks
  * (`when` false or failing, a failed start), so the passes go on until one
  * leaves the worklist empty: no dependent is ever left ready with nothing
- * to start it. */
+ * to start it. Once the loop turn has spent its budget (a hostile `when`,
+ * condition or template takes up to its time limit, and there may be
+ * thousands), the pass stops after the unit of work that spent it and goes
+ * on next turn (defer()): timeouts, signals and I/O are serviced between
+ * two such units. The settling of what is stuck and the list of hooks
+ * passed over at the end of a phase are drained in one go. */
 static void dispatch(struct sched *s)
 {
 	if (s->dispatching) {
 		s->redispatch = true;
 		return;
 	}
+	if (s->resume)
+		return;   /* this turn is spent: the pass goes on next turn */
 	s->dispatching = true;
 	do {
 		s->redispatch = false;
-		drain_final(s);
-		if (!s->interrupted)
-			dispatch_once(s);
+		if (drain_final(s, true) || (!s->interrupted && dispatch_once(s))) {
+			defer(s);
+			break;
+		}
 	} while ((s->redispatch || s->stack_n) && !s->error);
 	s->dispatching = false;
+	gate_kick(s);
 }
 
 static bool phase_idle(const struct sched *s)
 {
-	return s->running == 0 && s->retrying == 0 && readyq_empty(&s->ready);
+	return s->running == 0 && s->retrying == 0 && readyq_empty(&s->ready) && !s->resume &&
+	       !s->gate_busy && !s->held_n;
 }
 
 /* Settles what can no longer run in this phase (an unsatisfiable wait). */
@@ -755,7 +914,7 @@ static void settle_stuck(struct sched *s)
 		}
 	}
 	s->phase_left = 0;   /* interrupted: what stays pending is not left to do */
-	drain_final(s);
+	drain_final(s, false);
 }
 
 /* The hook list that does not apply to this run ends `skipped` without an
@@ -769,7 +928,7 @@ static void pass_over(struct sched *s, int hook)
 		s->ts[t].status = DAGRUN_SKIPPED;
 		push_final(s, t);
 	}
-	drain_final(s);
+	drain_final(s, false);
 }
 
 static void after_change(struct sched *s)
@@ -784,8 +943,14 @@ static void after_change(struct sched *s)
 	}
 	dispatch(s);
 	while (phase_idle(s) && !s->error) {
-		if (s->phase_left)
+		if (s->phase_left) {
 			settle_stuck(s);
+			/* What it settled is durable before the next phase:
+			 * the gate's answer comes back here. */
+			gate_kick(s);
+			if (!phase_idle(s))
+				return;
+		}
 		if (s->interrupted)
 			return;
 		/* Main tasks, then onSuccess or onFailure, then onExit. */
@@ -818,6 +983,26 @@ static void start_phase(struct sched *s, int hook)
 		if (!st->waiting && st->status == DAGRUN_PENDING)
 			resolve(s, t);
 	}
+	/* Tasks final from before (resume, rerun), after the loop above: a
+	 * dependent they release is resolved once, by its last dependency.
+	 * Already durable: no gate. */
+	bool kept = false;
+	for (uint32_t t = first; t < first + n; t++) {
+		struct tstate *st = &s->ts[t];
+		if (!st->kept)
+			continue;
+		kept = true;
+		s->phase_left--;
+		s->counts[st->status]++;
+		if (st->status == DAGRUN_FAILED) {
+			s->any_failed = true;
+			if (hook == DR_HOOK_NONE)
+				s->main_failed = true;
+		}
+		push_final(s, t);
+	}
+	if (kept)
+		drain_final(s, false);
 }
 
 /* ---- public to the engine ------------------------------------------------ */
@@ -841,17 +1026,80 @@ int sched_init(struct sched *s, const struct dagrun_workflow *wf, uv_loop_t *loo
 	if (!s->ts || !s->pool_avail || !s->pool_wait || !s->waited || !s->waited_pos)
 		return -ENOMEM;
 	const struct graph *g = wf->graph;
+	s->drain_t = SCHED_NONE;
 	for (uint32_t t = 0; t < wf->n_tasks; t++) {
 		s->ts[t].waiting = g->indeg[t];
 		s->ts[t].blocked_by = SCHED_NONE;
 		s->ts[t].skipped_by = SCHED_NONE;
 	}
-	readyq_init(&s->ready, wf->tasks, g->weight);
+	if (!(s->weight = malloc((wf->n_tasks ? wf->n_tasks : 1) * sizeof(*s->weight))))
+		return -ENOMEM;
+	for (uint32_t t = 0; t < wf->n_tasks; t++)
+		s->weight[t] = g->weight[t];
+	readyq_init(&s->ready, wf->tasks, s->weight);
 	for (uint32_t p = 0; p < wf->n_pools; p++) {
 		s->pool_avail[p] = wf->pools[p].capacity;
-		readyq_init(&s->pool_wait[p], wf->tasks, g->weight);
+		readyq_init(&s->pool_wait[p], wf->tasks, s->weight);
 	}
 	return 0;
+}
+
+void sched_set_weights(struct sched *s, const uint64_t *weight)
+{
+	memcpy(s->weight, weight, s->wf->n_tasks * sizeof(*s->weight));
+}
+
+void sched_set_gate(struct sched *s, const struct sched_gate *g)
+{
+	s->gate = *g;
+}
+
+void sched_seed(struct sched *s, uint32_t t, int status, int error_class)
+{
+	struct tstate *st = &s->ts[t];
+	st->status = (uint8_t)status;
+	st->error_class = (uint8_t)error_class;
+	if (!st->kept && s->wf->tasks[t].hook == DR_HOOK_NONE)
+		s->kept_main++;
+	st->kept = 1;
+}
+
+int sched_seed_attempts(struct sched *s, uint32_t t, uint32_t attempts)
+{
+	if (!s->attempt_base &&
+	    !(s->attempt_base = calloc(s->wf->n_tasks ? s->wf->n_tasks : 1,
+				       sizeof(*s->attempt_base))))
+		return -ENOMEM;
+	s->attempt_base[t] = attempts;
+	return 0;
+}
+
+uint32_t sched_attempt_no(const struct sched *s, uint32_t t)
+{
+	return s->ts[t].attempts + (s->attempt_base ? s->attempt_base[t] : 0);
+}
+
+void sched_gate_open(struct sched *s, int status)
+{
+	s->gate_busy = false;
+	if (status < 0) {
+		sched_fail(s, status);
+		return;
+	}
+	for (uint32_t i = 0; i < s->passing_n; i++)
+		push_final(s, s->passing[i]);
+	s->passing_n = 0;
+	after_change(s);
+}
+
+void sched_fail(struct sched *s, int err)
+{
+	set_error(s, err);
+	s->gate.request = NULL;
+	s->gate_busy = false;
+	s->held_n = s->passing_n = 0;
+	if (!s->interrupted)
+		sched_interrupt(s, SIGTERM, false);
 }
 
 /* A warning from data flow (a skipped $DAGRUN_OUTPUT line, a secret too
@@ -870,10 +1118,11 @@ int sched_start(struct sched *s)
 {
 	dagrun_event ev;
 	ev_init(s, &ev, DAGRUN_EV_RUN_START, SCHED_NONE);
-	ev.count = s->wf->n_main;
+	ev.count = s->wf->n_main - s->kept_main;   /* to run: kept ones are final */
 	sched_emit(s, &ev);
 	if (s->flow)
 		flow_set_warn(s->flow, flow_warned, s);
+	uv_update_time(s->loop);   /* the turn's budget counts from now */
 	start_phase(s, DR_HOOK_NONE);
 	after_change(s);
 	return s->error;
@@ -901,10 +1150,10 @@ void sched_interrupt(struct sched *s, int signo, bool hard)
 	}
 	/* Ready tasks stay pending: they never started, the run is resumable. */
 	readyq_free(&s->ready);
-	readyq_init(&s->ready, wf->tasks, wf->graph->weight);
+	readyq_init(&s->ready, wf->tasks, s->weight);
 	for (uint32_t p = 0; p < wf->n_pools; p++) {
 		readyq_free(&s->pool_wait[p]);
-		readyq_init(&s->pool_wait[p], wf->tasks, wf->graph->weight);
+		readyq_init(&s->pool_wait[p], wf->tasks, s->weight);
 		s->waited_pos[p] = 0;
 	}
 	s->n_waited = 0;
@@ -932,5 +1181,9 @@ void sched_free(struct sched *s)
 	free(s->stack);
 	free(s->ts);
 	free(s->obs);
+	free(s->weight);
+	free(s->attempt_base);
+	free(s->held);
+	free(s->passing);
 	s->ts = NULL;
 }

@@ -17,24 +17,12 @@
 
 #include "store/sqlite_int.h"
 
-char *sq_strf(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
-
 int sq_err(char **err, int code, const char *fmt, ...)
 {
 	if (err && !*err) {
 		va_list ap;
 		va_start(ap, fmt);
-		if (vasprintf(err, fmt, ap) < 0)
-			*err = NULL;
+		*err = buf_vstrf(fmt, ap);
 		va_end(ap);
 	}
 	return code;
@@ -80,20 +68,18 @@ int sq_fail(sqlite3 *db, int rc, const char *path, char **err,
 		else if (code == -EBUSY)
 			hint = " (another process holds it too long)";
 		if (sys > 0 && (rc & 0xff) != SQLITE_NOTADB && (rc & 0xff) != SQLITE_CORRUPT)
-			*err = sq_strf("%s: %s: %s%s (%s)", path, what, why, hint, strerror(sys));
+			*err = buf_strf("%s: %s: %s%s (%s)", path, what, why, hint, strerror(sys));
 		else
-			*err = sq_strf("%s: %s: %s%s", path, what, why, hint);
+			*err = buf_strf("%s: %s: %s%s", path, what, why, hint);
 	}
 	return code;
 }
 
 void sq_set_error(struct sq_store *st, int code, const char *fmt, ...)
 {
-	char *msg = NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
+	char *msg = buf_vstrf(fmt, ap);
 	va_end(ap);
 	bool first = false;
 	pthread_mutex_lock(&st->lock);
@@ -108,20 +94,6 @@ void sq_set_error(struct sq_store *st, int code, const char *fmt, ...)
 	/* errmsg is never changed once set: reading it unlocked is safe. */
 	if (first && st->on_error)
 		st->on_error(st->ud, st->err, st->errmsg ? st->errmsg : "out of memory");
-}
-
-uint64_t sq_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-uint64_t sq_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int sq_exec(sqlite3 *db, const char *sql)
@@ -146,12 +118,12 @@ static void count_retry(struct sq_store *st)
  * recovered by another connection, a stale snapshot) is retried here. */
 int sq_begin_write(struct sq_store *st, sqlite3 *db)
 {
-	uint64_t t0 = sq_mono_ms();
+	uint64_t t0 = clock_mono_ms();
 	for (;;) {
 		int rc = sq_exec(db, "BEGIN IMMEDIATE");
 		if ((rc & 0xff) != SQLITE_BUSY)
 			return rc;
-		if (sq_mono_ms() - t0 >= st->busy_ms)
+		if (clock_mono_ms() - t0 >= st->busy_ms)
 			return rc;
 		count_retry(st);
 		nap_ms(2);
@@ -160,14 +132,14 @@ int sq_begin_write(struct sq_store *st, sqlite3 *db)
 
 int sq_read_begin(struct sq_store *st, sqlite3 *db)
 {
-	uint64_t t0 = sq_mono_ms();
+	uint64_t t0 = clock_mono_ms();
 	for (;;) {
 		/* BEGIN is deferred: the SELECT takes the snapshot. */
 		int rc = sq_exec(db, "BEGIN; SELECT 1 FROM sqlite_master LIMIT 1");
 		if (rc == SQLITE_OK)
 			return rc;
 		sq_exec(db, "ROLLBACK");
-		if ((rc & 0xff) != SQLITE_BUSY || sq_mono_ms() - t0 >= st->busy_ms)
+		if ((rc & 0xff) != SQLITE_BUSY || clock_mono_ms() - t0 >= st->busy_ms)
 			return rc;
 		count_retry(st);
 		nap_ms(2);
@@ -336,8 +308,8 @@ static int init_store(struct sq_store *st, const struct store_opts *o)
 		snprintf(host, sizeof(host), "localhost");
 	st->host = strdup(o->host ? o->host : host);
 	st->dir = strdup(o->dir);
-	st->path = sq_strf("%s/state.db", o->dir);
-	st->logs = sq_strf("%s/logs", o->dir);
+	st->path = buf_strf("%s/state.db", o->dir);
+	st->logs = buf_strf("%s/logs", o->dir);
 	return st->host && st->dir && st->path && st->logs ? 0 : -ENOMEM;
 }
 

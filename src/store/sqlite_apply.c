@@ -282,7 +282,7 @@ int sq_apply_leases(struct sq_store *st, void *leases)
 	for (size_t i = 0; i < l->n; i++) {
 		bind_u64(s, 1, l->keys[i]);
 		if (!l->release) {
-			bind_u64(s, 2, sq_now_ms());
+			bind_u64(s, 2, clock_wall_ms());
 			sqlite3_bind_int64(s, 3, st->pid);
 			sqlite3_bind_text(s, 4, st->host, -1, SQLITE_STATIC);
 		} else {
@@ -301,7 +301,7 @@ int sq_apply_leases(struct sq_store *st, void *leases)
 int sq_commit(struct sq_store *st, int (*fn)(struct sq_store *, void *), void *arg,
 	      const char *what)
 {
-	uint64_t t0 = sq_mono_ms();
+	uint64_t t0 = clock_mono_ms();
 	for (;;) {
 		int rc = sq_begin_write(st, st->wdb);
 		if (rc == SQLITE_OK)
@@ -315,7 +315,7 @@ int sq_commit(struct sq_store *st, int (*fn)(struct sq_store *, void *), void *a
 		char *msg = NULL;
 		int code = sq_fail(st->wdb, rc, st->path, &msg, "%s", what);
 		sq_exec(st->wdb, "ROLLBACK");
-		if ((rc & 0xff) == SQLITE_BUSY && sq_mono_ms() - t0 < st->busy_ms) {
+		if ((rc & 0xff) == SQLITE_BUSY && clock_mono_ms() - t0 < st->busy_ms) {
 			free(msg);
 			continue;
 		}

@@ -88,15 +88,11 @@ static int read_rows(struct sq_store *st, uint64_t run, int64_t task, uint32_t a
 		     struct arena *mem, struct vec *v, char **err)
 {
 	sqlite3_stmt *q = NULL;
-	int r = sq_q_prep(st, task < 0 ?
-			  "SELECT " ATT_COLS " WHERE a.run=?1 ORDER BY a.task, a.attempt" :
-			  "SELECT " ATT_COLS " WHERE a.run=?1 AND a.task=?2 ORDER BY a.attempt",
-			  &q, err);
+	int r = sq_q_prep_run(st, "SELECT " ATT_COLS " WHERE a.run=?1 ORDER BY a.task, a.attempt",
+			      "SELECT " ATT_COLS " WHERE a.run=?1 AND a.task=?2 ORDER BY a.attempt",
+			      run, task, &q, err);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(q, 1, (int64_t)run);
-	if (task >= 0)
-		sqlite3_bind_int64(q, 2, task);
 	int rc = SQLITE_DONE;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		if (v->n == v->cap) {

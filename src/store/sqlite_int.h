@@ -21,6 +21,8 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "util/buf.h"
+#include "util/clock.h"
 
 /* The schema version this build writes; see sqlite_schema.c. */
 #define SQ_SCHEMA_VERSION 2
@@ -114,6 +116,12 @@ struct sq_rec {
 #define REC_SIZE(m) (offsetof(struct sq_rec, u) + sizeof(((struct sq_rec *)0)->u.m))
 #define REC_TAIL(r, m) ((char *)&(r)->u + sizeof((r)->u.m))
 
+/* Queue blocks: large enough for several of the biggest output chunks a
+ * caller hands in (64 KiB reads), so that a flood of output reuses a few
+ * blocks instead of allocating one per chunk; SQ_SPARE_MAX are kept. */
+#define SQ_BLOCK_SIZE ((size_t)256 << 10)
+#define SQ_SPARE_MAX 16
+
 struct sq_block {
 	struct sq_block *next;
 	size_t used, cap;
@@ -166,6 +174,15 @@ struct sq_store {
 	uint64_t next_beat_ms;
 };
 
+/* Output bytes queued that wake the writer before its batch window ends:
+ * a quarter of the queue's cap, and at least 1 MiB (small queues, as in
+ * tests, keep their batch window). */
+static inline size_t sq_out_wake(const struct sq_store *st)
+{
+	size_t q = st->queue_max / 4;
+	return q > ((size_t)1 << 20) ? q : (size_t)1 << 20;
+}
+
 static inline struct sq_store *sq_of(struct store *s)
 {
 	return (struct sq_store *)s;
@@ -173,8 +190,6 @@ static inline struct sq_store *sq_of(struct store *s)
 
 /* ---- helpers (sqlite.c) ------------------------------------------------------ */
 
-/* A malloc'd "FMT" string, or NULL on OOM. */
-char *sq_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Sets *err (when err) to "PATH: FMT: sqlite's message". Returns the
  * errno-style code for rc (see store.h). */
 int sq_fail(sqlite3 *db, int rc, const char *path, char **err,
@@ -187,9 +202,6 @@ int sq_err(char **err, int code, const char *fmt, ...)
 /* Records the sticky error (the first one wins) and calls on_error once. */
 void sq_set_error(struct sq_store *st, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Wall clock and monotonic clock, in ms. */
-uint64_t sq_now_ms(void);
-uint64_t sq_mono_ms(void);
 /* Runs one SQL text (no rows). Returns a SQLite code. */
 int sq_exec(sqlite3 *db, const char *sql);
 /* Starts a read transaction (a snapshot), waiting while the database is
@@ -332,6 +344,11 @@ int sq_q_enter(struct sq_store *st, char **err);
 void sq_q_leave(struct sq_store *st);
 /* Prepares sql on qdb; sets *err on failure. */
 int sq_q_prep(struct sq_store *st, const char *sql, sqlite3_stmt **q, char **err);
+/* Prepares the query of one run's attempts, all tasks' (task < 0: all, with
+ * ?1 the run) or one task's (one, with ?1 the run and ?2 the task), and
+ * binds them. */
+int sq_q_prep_run(struct sq_store *st, const char *all, const char *one, uint64_t run,
+		  int64_t task, sqlite3_stmt **q, char **err);
 /* The error for a failed step on qdb. */
 int sq_q_fail(struct sq_store *st, int rc, char **err);
 /* Reads a run's task statuses (n of them) into status (pending where

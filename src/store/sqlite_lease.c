@@ -18,32 +18,13 @@
 #include <string.h>
 
 #include "store/sqlite_int.h"
+#include "util/pstat.h"
 
 uint64_t sq_proc_start(int64_t pid)
 {
-	char path[64], buf[1024];
-	if (pid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%" PRId64 "/stat", pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* "pid (comm) S ppid ...": comm may hold spaces and parentheses. */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
-		return 0;
-	p += 2;
-	/* Field 3 is the state; the start time is field 22. */
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p, ' ');
-		if (!p)
-			return 0;
-		p++;
-	}
-	return strtoull(p, NULL, 10);
+	bool zombie;
+	uint64_t t = pstat_start_time(pid, &zombie);
+	return zombie ? 0 : t;
 }
 
 bool sq_lease_alive(const struct sq_store *st, const char *host, int64_t pid,
@@ -131,7 +112,7 @@ static int live_attempt(struct sq_store *st, const char *run_id, bool *live)
 		*live |= sq_lease_alive(st, (const char *)sqlite3_column_text(q, 0),
 					sqlite3_column_int64(q, 1),
 					(uint64_t)sqlite3_column_int64(q, 2),
-					(uint64_t)sqlite3_column_int64(q, 3), sq_now_ms());
+					(uint64_t)sqlite3_column_int64(q, 3), clock_wall_ms());
 	}
 	sqlite3_finalize(q);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -157,7 +138,7 @@ static int insert_run(struct sq_store *st, const struct store_run_begin *b, cons
 	sqlite3_bind_text(q, 7, st->host, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 8, st->pid);
 	sqlite3_bind_int64(q, 9, (int64_t)st->pid_start);
-	sqlite3_bind_int64(q, 10, (int64_t)sq_now_ms());
+	sqlite3_bind_int64(q, 10, (int64_t)clock_wall_ms());
 	rc = sqlite3_step(q);
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
@@ -197,7 +178,7 @@ int sq_begin_run(struct store *s, const struct store_run_begin *b, uint64_t *key
 	for (int tries = 0;; tries++) {
 		if (b->run_id)
 			snprintf(id, sizeof(id), "%s", b->run_id);
-		else if ((r = store_run_id_make(id, sq_now_ms())) < 0) {
+		else if ((r = store_run_id_make(id, clock_wall_ms())) < 0) {
 			sq_err(err, r, "cannot make a run id: %s", strerror(-r));
 			goto out;
 		}
@@ -279,7 +260,7 @@ static int take_lease(struct sq_store *st, uint64_t key, sqlite3_stmt *q,
 	prev->pid = sqlite3_column_int64(q, 4);
 	prev->pid_start = (uint64_t)sqlite3_column_int64(q, 5);
 	prev->beat_ms = (uint64_t)sqlite3_column_int64(q, 6);
-	uint64_t now = sq_now_ms();
+	uint64_t now = clock_wall_ms();
 	prev->alive = sq_lease_alive(st, prev->host, prev->pid, prev->pid_start,
 				     prev->beat_ms, now);
 	if (status != STORE_RUN_RUNNING)

@@ -9,8 +9,8 @@
  * chunk the full queue could not take), every later byte of that stream
  * is cut too, and counted. At most MAX_FDS files
  * stay open; beyond, all are closed and reopened in append mode on their
- * next byte. With `durable`, a file is synced before its attempt's end is
- * committed.
+ * next byte (the first open truncates what a dead process may have left).
+ * With `durable`, a file is synced before its attempt's end is committed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -91,7 +91,11 @@ static int open_log(struct sq_store *st, struct sq_run *run, uint32_t task,
 	}
 	if (st->open_fds >= MAX_FDS)
 		close_all_fds(st);
-	l->fd[stream] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	/* The first open truncates: a file left by a process that died
+	 * before recording this attempt (resume numbers attempts from the
+	 * recorded ones) holds nothing of this one. */
+	l->fd[stream] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+			     (l->logged[stream] ? 0 : O_TRUNC), 0600);
 	if (l->fd[stream] < 0) {
 		r = -errno;
 		goto fail;

@@ -91,7 +91,7 @@ static int inspect(struct sq_store *st, sqlite3 *db, const char *run_id, bool *l
 	sqlite3_stmt *q = NULL;
 	int rc = sqlite3_prepare_v2(db, "SELECT run_attempt, status, owner_host, owner_pid, "
 				    "owner_start, beat_ms FROM runs WHERE run_id=?1", -1, &q, NULL);
-	uint64_t now = sq_now_ms();
+	uint64_t now = clock_wall_ms();
 	*live = false;
 	if (rc == SQLITE_OK)
 		sqlite3_bind_text(q, 1, run_id, -1, SQLITE_STATIC);
@@ -148,7 +148,7 @@ int sq_prune_on(struct sq_store *st, sqlite3 *db, const struct store_prune_opts 
 	struct cand *c = NULL;
 	size_t n = 0, ndirs = 0, nout = 0;
 	char **dirs = NULL;
-	uint64_t now = o->now_ms ? o->now_ms : sq_now_ms();
+	uint64_t now = o->now_ms ? o->now_ms : clock_wall_ms();
 	memset(res, 0, sizeof(*res));
 	if (!o->keep && !o->older_than_ms)
 		return 0;
@@ -235,7 +235,7 @@ int sq_prune_due(struct store *s, const struct store_prune_opts *o, char **err)
 	struct sq_store *st = sq_of(s);
 	if (!o->workflow)
 		return sq_err(err, -EINVAL, "prune_due: a workflow is required");
-	uint64_t now = o->now_ms ? o->now_ms : sq_now_ms();
+	uint64_t now = o->now_ms ? o->now_ms : clock_wall_ms();
 	int64_t v = 0;
 	bool row = false;
 	int r = sq_q_enter(st, err);

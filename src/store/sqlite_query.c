@@ -10,6 +10,7 @@
  * where its attempts are; chains of reruns are followed.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +49,7 @@ static int read_run(struct sq_store *st, sqlite3_stmt *q, struct arena *mem,
 	r->lease.pid_start = (uint64_t)sqlite3_column_int64(q, 20);
 	r->lease.beat_ms = (uint64_t)sqlite3_column_int64(q, 21);
 	r->lease.alive = sq_lease_alive(st, r->lease.host, r->lease.pid, r->lease.pid_start,
-					r->lease.beat_ms, sq_now_ms());
+					r->lease.beat_ms, clock_wall_ms());
 	if (r->status == STORE_RUN_RUNNING && !r->lease.alive)
 		r->status = STORE_RUN_INTERRUPTED;
 	return r->run_id && r->workflow && r->path ? 0 : -ENOMEM;
@@ -59,6 +60,18 @@ int sq_q_prep(struct sq_store *st, const char *sql, sqlite3_stmt **q, char **err
 {
 	int rc = sqlite3_prepare_v2(st->qdb, sql, -1, q, NULL);
 	return rc == SQLITE_OK ? 0 : sq_fail(st->qdb, rc, st->path, err, "cannot query");
+}
+
+int sq_q_prep_run(struct sq_store *st, const char *all, const char *one, uint64_t run,
+		  int64_t task, sqlite3_stmt **q, char **err)
+{
+	int r = sq_q_prep(st, task < 0 ? all : one, q, err);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(*q, 1, (int64_t)run);
+	if (task >= 0)
+		sqlite3_bind_int64(*q, 2, task);
+	return 0;
 }
 
 int sq_q_enter(struct sq_store *st, char **err)
@@ -177,16 +190,26 @@ int sq_get_run(struct store *s, uint64_t key, struct arena *mem,
 	return r;
 }
 
-/* The run ids starting with prefix (at most 3, for the message). */
+#define PREFIX_SHOWN 5          /* run ids an ambiguous prefix names */
+
+/* How many run ids start with prefix (*n), and the first PREFIX_SHOWN of
+ * them (for the message). */
 static int by_prefix(struct sq_store *st, const char *prefix, const char *workflow,
-		     struct arena *mem, const char *ids[3], int *n, char **err)
+		     struct arena *mem, const char *ids[PREFIX_SHOWN], int64_t *n,
+		     char **err)
 {
 	sqlite3_stmt *q = NULL;
+	/* The first PREFIX_SHOWN ids, then their count: both walk the index
+	 * on (run_id, run_attempt) over the prefix's range only. */
 	int r = sq_q_prep(st, workflow ?
-		     "SELECT DISTINCT run_id FROM runs WHERE run_id >= ?1 AND run_id < ?2 "
-		     "AND workflow=?3 ORDER BY run_id LIMIT 3" :
-		     "SELECT DISTINCT run_id FROM runs WHERE run_id >= ?1 AND run_id < ?2 "
-		     "ORDER BY run_id LIMIT 3", &q, err);
+		     "SELECT run_id, 0 FROM (SELECT DISTINCT run_id FROM runs WHERE run_id >= ?1 "
+		     "AND run_id < ?2 AND workflow=?3 ORDER BY run_id LIMIT ?4) UNION ALL "
+		     "SELECT NULL, count(DISTINCT run_id) FROM runs WHERE run_id >= ?1 AND "
+		     "run_id < ?2 AND workflow=?3" :
+		     "SELECT run_id, 0 FROM (SELECT DISTINCT run_id FROM runs WHERE run_id >= ?1 "
+		     "AND run_id < ?2 ORDER BY run_id LIMIT ?4) UNION ALL "
+		     "SELECT NULL, count(DISTINCT run_id) FROM runs WHERE run_id >= ?1 AND "
+		     "run_id < ?2", &q, err);
 	if (r < 0)
 		return r;
 	/* Every character of an id sorts below 0x7f. */
@@ -201,12 +224,37 @@ static int by_prefix(struct sq_store *st, const char *prefix, const char *workfl
 	sqlite3_bind_text(q, 2, hi, -1, SQLITE_STATIC);
 	if (workflow)
 		sqlite3_bind_text(q, 3, workflow, -1, SQLITE_STATIC);
-	int rc = SQLITE_DONE;
+	sqlite3_bind_int(q, 4, PREFIX_SHOWN);
+	int rc = SQLITE_DONE, shown = 0;
 	*n = 0;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW && *n < 3)
-		ids[(*n)++] = sq_col_text(mem, q, 0);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (sqlite3_column_type(q, 0) == SQLITE_NULL)
+			*n = sqlite3_column_int64(q, 1);
+		else if (shown < PREFIX_SHOWN && !(ids[shown++] = sq_col_text(mem, q, 0)))
+			rc = SQLITE_NOMEM;
+	}
 	sqlite3_finalize(q);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sq_q_fail(st, rc, err);
+	if (rc == SQLITE_NOMEM)
+		return oom(err);
+	return rc == SQLITE_DONE ? 0 : sq_q_fail(st, rc, err);
+}
+
+/* The message for a prefix matching n > 1 run ids. */
+static int ambiguous(const char *ref, const char *const *ids, int64_t n, char **err)
+{
+	char list[PREFIX_SHOWN * (STORE_RUN_ID_SIZE + 2) + 1] = "";
+	size_t len = 0;
+	for (int64_t i = 0; i < n && i < PREFIX_SHOWN; i++) {
+		int w = snprintf(list + len, sizeof(list) - len, "%s%.64s", i ? ", " : "", ids[i]);
+		if (w < 0 || (size_t)w >= sizeof(list) - len)
+			break;
+		len += (size_t)w;
+	}
+	if (n > PREFIX_SHOWN)
+		return sq_err(err, -EINVAL, "'%s' is ambiguous: it matches %lld runs: %s and %lld more",
+			      ref, (long long)n, list, (long long)(n - PREFIX_SHOWN));
+	return sq_err(err, -EINVAL, "'%s' is ambiguous: it matches %lld runs: %s", ref,
+		      (long long)n, list);
 }
 
 int sq_find_run(struct store *s, const char *ref, const char *workflow, struct arena *mem,
@@ -240,8 +288,8 @@ int sq_find_run(struct store *s, const char *ref, const char *workflow, struct a
 			   workflow ? workflow : "", st->path);
 		goto out;
 	}
-	const char *ids[3];
-	int n = 0;
+	const char *ids[PREFIX_SHOWN];
+	int64_t n = 0;
 	if ((r = by_prefix(st, ref, workflow, mem, ids, &n, err)) < 0)
 		goto out;
 	if (n == 0) {
@@ -249,8 +297,7 @@ int sq_find_run(struct store *s, const char *ref, const char *workflow, struct a
 		goto out;
 	}
 	if (n > 1) {
-		r = sq_err(err, -EINVAL, "'%s' is ambiguous: it matches %s, %s%s", ref, ids[0],
-			   ids[1], n > 2 ? " and more" : "");
+		r = ambiguous(ref, ids, n, err);
 		goto out;
 	}
 	sqlite3_reset(q);
@@ -312,20 +359,16 @@ static int task_ids(struct sq_store *st, uint64_t key, struct arena *mem, uint32
 }
 
 /* Folds the attempts of (run, task) (all tasks: task < 0) into t[]. */
+#define FOLD_SQL "SELECT task, attempt, flags, start_ms, end_ms, duration_ms, exit_code, " \
+		 "signal, class, error FROM attempts WHERE run=?1"
+
 static int fold_attempts(struct sq_store *st, uint64_t run, int64_t task, uint32_t as,
 			 struct store_task_info *t, uint32_t n, struct arena *mem, char **err)
 {
 	sqlite3_stmt *q = NULL;
-	int r = sq_q_prep(st, task < 0 ?
-		     "SELECT task, attempt, flags, start_ms, end_ms, duration_ms, exit_code, "
-		     "signal, class, error FROM attempts WHERE run=?1" :
-		     "SELECT task, attempt, flags, start_ms, end_ms, duration_ms, exit_code, "
-		     "signal, class, error FROM attempts WHERE run=?1 AND task=?2", &q, err);
+	int r = sq_q_prep_run(st, FOLD_SQL, FOLD_SQL " AND task=?2", run, task, &q, err);
 	if (r < 0)
 		return r;
-	sqlite3_bind_int64(q, 1, (int64_t)run);
-	if (task >= 0)
-		sqlite3_bind_int64(q, 2, task);
 	int rc = SQLITE_DONE;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		int64_t i = task < 0 ? sqlite3_column_int64(q, 0) : as;

@@ -1,7 +1,7 @@
 /* sqlite_queue.c: the record operations, on the caller's side of the queue.
  *
  * A record is copied, with its strings and bytes, into the tail block of a
- * list of 64 KiB blocks under `lock`; the writer takes the whole list at
+ * list of 256 KiB blocks under `lock`; the writer takes the whole list at
  * once. The caller wakes the writer only when it may be asleep for good
  * (the queue was empty), when a barrier wants a commit now, or when a
  * batch is full, so a run of records costs one wake-up per batch, not one
@@ -15,8 +15,7 @@
 
 #include "store/sqlite_int.h"
 
-#define BLOCK_SIZE ((size_t)64 << 10)
-#define SPARE_MAX 32            /* blocks kept for reuse */
+#define BLOCK_SIZE SQ_BLOCK_SIZE
 
 static size_t align8(size_t n)
 {
@@ -114,6 +113,11 @@ static void leave(struct sq_store *st, struct sq_rec *r)
 	bool wake = st->queued == 0 || r->type == REC_BARRIER;
 	st->queued++;
 	if (st->queued == st->batch_max)
+		wake = true;
+	/* Output piling up: the writer takes it now rather than after its
+	 * batch window, before the queue's cap makes us cut it. */
+	if (r->type == REC_OUTPUT && st->queued_out >= sq_out_wake(st) &&
+	    st->queued_out - r->u.output.len < sq_out_wake(st))
 		wake = true;
 	if (r->type == REC_BARRIER)
 		st->barrier_waiting = true;

@@ -191,8 +191,8 @@ fail:
  * other openers read it, SQLite answers busy at once, so wait here. */
 static int to_wal(sqlite3 *db, unsigned busy_ms)
 {
-	struct timespec t0, now, nap = {0, 2000000};
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct timespec nap = {0, 2000000};
+	uint64_t t0 = clock_mono_ms();
 	for (;;) {
 		sqlite3_stmt *q = NULL;
 		int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL);
@@ -206,10 +206,7 @@ static int to_wal(sqlite3 *db, unsigned busy_ms)
 			rc = sq_exec(db, "PRAGMA journal_mode=WAL");
 		if ((rc & 0xff) != SQLITE_BUSY)
 			return rc;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		int64_t ms = (int64_t)(now.tv_sec - t0.tv_sec) * 1000 +
-			     (now.tv_nsec - t0.tv_nsec) / 1000000;
-		if (ms >= (int64_t)busy_ms)
+		if (clock_mono_ms() - t0 >= busy_ms)
 			return rc;
 		nanosleep(&nap, NULL);
 	}

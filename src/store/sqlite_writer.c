@@ -108,10 +108,12 @@ static int take(struct sq_store *st, struct sq_batch *b, struct sq_rec *r)
 	uintptr_t i;
 	switch (r->type) {
 	case REC_START:
-		if ((ret = PUSH(b->ops, b->nops, b->capops, op)) == 0)
-			ret = sq_map_put(&b->starts, r->run->key,
-					 attempt_key(r->u.start.task, r->u.start.attempt),
-					 (void *)(uintptr_t)b->nops);
+		/* The task runs (store.h: attempt_start implies its status). */
+		if ((ret = PUSH(b->ops, b->nops, b->capops, op)) == 0 &&
+		    (ret = sq_map_put(&b->starts, r->run->key,
+				      attempt_key(r->u.start.task, r->u.start.attempt),
+				      (void *)(uintptr_t)b->nops)) == 0)
+			ret = note_status(b, r, r->u.start.task, STORE_TASK_RUNNING, false);
 		break;
 	case REC_END:
 		i = (uintptr_t)sq_map_get(&b->starts, r->run->key,
@@ -269,7 +271,7 @@ static void leases(struct sq_store *st, bool release)
 			     "(its lease is no longer ours): stopping", st->path,
 			     (unsigned long long)l.lost);
 	free(l.keys);
-	st->next_beat_ms = sq_mono_ms() + st->heartbeat_ms;
+	st->next_beat_ms = clock_mono_ms() + st->heartbeat_ms;
 }
 
 static void abs_deadline(struct timespec *ts, uint64_t mono_ms)
@@ -283,7 +285,7 @@ static void recycle(struct sq_store *st, struct sq_block *list)
 {
 	while (list) {
 		struct sq_block *n = list->next;
-		if (st->nspare < 32 && list->cap == ((size_t)64 << 10)) {
+		if (st->nspare < SQ_SPARE_MAX && list->cap == SQ_BLOCK_SIZE) {
 			list->next = st->spare;
 			st->spare = list;
 			st->nspare++;
@@ -301,7 +303,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
 		/* Leases are renewed between batches, busy or idle. */
-		if (st->nruns && sq_mono_ms() >= st->next_beat_ms) {
+		if (st->nruns && clock_mono_ms() >= st->next_beat_ms) {
 			pthread_mutex_unlock(&st->lock);
 			leases(st, false);
 			pthread_mutex_lock(&st->lock);
@@ -321,8 +323,9 @@ static void *writer_main(void *arg)
 		/* Group commit: let the batch fill for batch_ms, unless a
 		 * barrier is waiting or the batch is full. */
 		struct timespec ts;
-		abs_deadline(&ts, sq_mono_ms() + st->batch_ms);
-		while (!st->stop && !st->barrier_waiting && st->queued < st->batch_max && !st->err)
+		abs_deadline(&ts, clock_mono_ms() + st->batch_ms);
+		while (!st->stop && !st->barrier_waiting && st->queued < st->batch_max &&
+		       st->queued_out < sq_out_wake(st) && !st->err)
 			if (pthread_cond_timedwait(&st->wake, &st->lock, &ts) == ETIMEDOUT)
 				break;
 		struct sq_block *list = st->head;
@@ -360,7 +363,7 @@ int sq_writer_start(struct sq_store *st, char **err)
 	int r = sq_apply_prepare(st, err);
 	if (r < 0)
 		return r;
-	st->next_beat_ms = sq_mono_ms() + st->heartbeat_ms;
+	st->next_beat_ms = clock_mono_ms() + st->heartbeat_ms;
 	/* The writer takes no signal: they go to the host's threads. */
 	sigset_t all, old;
 	sigfillset(&all);

@@ -130,8 +130,8 @@ enum store_stream { STORE_STDOUT = 1, STORE_STDERR = 2 };
 
 /* ---- run ids ------------------------------------------------------------ */
 
-/* "YYYYMMDD-HHMMSS-mmm-rrrrrrrrrrrr": UTC time to the millisecond, then 48
- * random bits (getrandom) in hex. Ids sort by start time; two processes
+/* "YYYYMMDD-HHMMSS.mmm-rrrrrrrrrrrr" (util/runid.h, the engine's own): UTC
+ * time to the millisecond, then 48 random bits (getrandom) in hex. Ids sort by start time; two processes
  * (or machines) making one in the same millisecond collide with odds 2^-48,
  * and begin() with a NULL id retries on a collision, so ids are unique in
  * a store. */
@@ -413,6 +413,8 @@ struct store_ops {
 	 * ended) or a task index out of range; never waits for the disk.
 	 * Records of a run are committed in the order they were made; a
 	 * record is durable once a barrier made after it has called back. */
+	/* An attempt's start; the task's status becomes running with it (no
+	 * task_status record is needed for that, and its reason is cleared). */
 	int (*attempt_start)(struct store *s, uint64_t key,
 			     const struct store_attempt_start *a);
 	/* An attempt's end: inserted with its start as one row when both are

@@ -25,6 +25,11 @@ static int grow(struct buf *b, size_t need)
 	return 0;
 }
 
+int buf_reserve(struct buf *b, size_t n)
+{
+	return grow(b, n);
+}
+
 int buf_add(struct buf *b, const void *p, size_t n)
 {
 	int r = grow(b, n);
@@ -73,6 +78,25 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	int r = buf_vprintf(b, fmt, ap);
 	va_end(ap);
 	return r;
+}
+
+char *buf_vstrf(const char *fmt, va_list ap)
+{
+	struct buf b = BUF_INIT;
+	if (buf_vprintf(&b, fmt, ap) < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+char *buf_strf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = buf_vstrf(fmt, ap);
+	va_end(ap);
+	return s;
 }
 
 void buf_reset(struct buf *b)

@@ -28,6 +28,18 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 
+/* Makes room for n more bytes (and the NUL) without adding any, so that a
+ * caller that knows the size of what it appends grows the buffer once and
+ * then writes data[len ..] itself (setting len and the NUL after). Returns
+ * 0, -ENOMEM, or -E2BIG past the cap. */
+int buf_reserve(struct buf *b, size_t n);
+
+/* printf into a new malloc'd string (the caller frees it): the one way
+ * dagrun builds a formatted message. Returns NULL on OOM (or a format
+ * error), never a partial text. */
+char *buf_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *buf_vstrf(const char *fmt, va_list ap);
+
 /* Empties the buffer and keeps its memory. */
 void buf_reset(struct buf *b);
 

@@ -45,17 +45,24 @@ static uint64_t random48(void)
 	return z & RANDOM_MASK;
 }
 
+int runid_make(char out[static RUNID_LEN + 1], uint64_t now_ms)
+{
+	struct tm tm;
+	time_t sec = (time_t)(now_ms / 1000);
+	if (!gmtime_r(&sec, &tm))
+		return -EOVERFLOW;
+	int n = snprintf(out, RUNID_LEN + 1, "%04d%02d%02d-%02d%02d%02d.%03u-%012llx",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			 tm.tm_min, tm.tm_sec, (unsigned)(now_ms % 1000),
+			 (unsigned long long)random48());
+	/* Years past 9999 would not fit (and would not sort): refuse them. */
+	return n == RUNID_LEN ? 0 : -EOVERFLOW;
+}
+
 int runid_new(char out[static RUNID_LEN + 1])
 {
 	struct timespec ts;
-	struct tm tm;
 	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
 		return -errno;
-	if (!gmtime_r(&ts.tv_sec, &tm))
-		return -EOVERFLOW;
-	int n = snprintf(out, RUNID_LEN + 1, "%04d%02d%02d-%02d%02d%02d.%03ld-%012llx",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-			 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, (unsigned long long)random48());
-	/* Years past 9999 would not fit (and would not sort): refuse them. */
-	return n == RUNID_LEN ? 0 : -EOVERFLOW;
+	return runid_make(out, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }

@@ -12,6 +12,8 @@
 #ifndef DAGRUN_UTIL_RUNID_H
 #define DAGRUN_UTIL_RUNID_H
 
+#include <stdint.h>
+
 #define RUNID_LEN 32
 
 /* Writes a new run id and its NUL into out. Never blocks: when the kernel's
@@ -20,5 +22,10 @@
  * per-process counter mixed together (still distinct between processes
  * and calls of one machine). Returns 0, or -errno from the clock. */
 int runid_new(char out[static RUNID_LEN + 1]);
+
+/* The same for a run starting at now_ms (ms since the epoch, UTC), for a
+ * caller that already read the clock. Returns 0, or -EOVERFLOW for a year
+ * past 9999. */
+int runid_make(char out[static RUNID_LEN + 1], uint64_t now_ms);
 
 #endif

@@ -156,10 +156,9 @@ static void error_at(struct checker *c, const struct dr_text *x, uint32_t off,
 	c->errors++;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vasprintf(&f->msg, fmt, ap);
+	f->msg = buf_vstrf(fmt, ap);
 	va_end(ap);
-	if (n < 0) {
-		f->msg = NULL;
+	if (!f->msg) {
 		c->n_found--;
 		free(f->file);
 		c->err = -ENOMEM;

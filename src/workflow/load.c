@@ -21,6 +21,7 @@
 #include "load/load.h"
 #include "load/pipe.h"
 #include "util/diag.h"
+#include "util/file.h"
 #include "workflow/workflow.h"
 
 struct check_job {
@@ -191,8 +192,7 @@ static int link_load(struct kind_link *l, const struct dagrun_workflow *from, ui
 	unsigned height = 0;
 	int r = 0;
 	(void)t;
-	if ((path[0] == '/' ? asprintf(&full, "%s", path)
-			    : asprintf(&full, "%s/%s", from->dir, path)) < 0)
+	if (!(full = file_join(from->dir, path)))
 		return -ENOMEM;
 	if (!(real = realpath(full, NULL))) {
 		int e = errno;

@@ -30,6 +30,7 @@
 
 #include "exec/ai.h"
 #include "expr/redact.h"
+#include "server.h"
 #include "expr/value.h"
 
 #define KEY_ENV "DAGRUN_TEST_AI_KEY"
@@ -37,50 +38,19 @@
 
 /* ---- the fake server ------------------------------------------------------------ */
 
-static pid_t server_pid;
-static int server_in = -1;
+static struct test_server server;
 static int port;
 static char tmpdir[64];
 
 static int server_up(void **state)
 {
 	(void)state;
-	const char *src = getenv("SRCDIR");
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/tests/ai/fake_openai.py", src ? src : ".");
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/dagrun-ai-test-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return -1;
-	int in[2], out[2];
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+	if (test_server_start(&server, "tests/ai/fake_openai.py", NULL) < 0)
 		return -1;
-	server_pid = fork();
-	if (server_pid < 0)
-		return -1;
-	if (server_pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		execlp("python3", "python3", path, (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	server_in = in[1];
-	char line[64] = "";
-	size_t n = 0;
-	while (n < sizeof(line) - 1) {
-		ssize_t k = read(out[0], line + n, 1);
-		if (k <= 0 || line[n] == '\n')
-			break;
-		n++;
-	}
-	line[n] = '\0';
-	close(out[0]);
-	if (sscanf(line, "%d", &port) != 1)
-		return -1;
-	setenv("no_proxy", "*", 1);
-	unsetenv("http_proxy");
-	unsetenv("HTTP_PROXY");
+	port = server.ports[0];
 	unsetenv(KEY_ENV);
 	unsetenv("OPENAI_BASE_URL");
 	return port > 0 ? 0 : -1;
@@ -89,12 +59,7 @@ static int server_up(void **state)
 static int server_down(void **state)
 {
 	(void)state;
-	if (server_in >= 0)
-		close(server_in);
-	if (server_pid > 0) {
-		kill(server_pid, SIGTERM);
-		waitpid(server_pid, NULL, 0);
-	}
+	test_server_stop(&server);
 	if (tmpdir[0]) {
 		char cmd[128];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
@@ -320,6 +285,7 @@ struct outcome {
 	bool done, ok, timed_out, cancelled, has_usage;
 	int cls, status;
 	char *error, *out, *model, *finish;
+	size_t out_len;       /* out may hold NULs */
 	const char *warning;
 	uint64_t retry_after_ms, prompt_tokens, completion_tokens, prompt_bytes, cut;
 	uint64_t duration_ms, out_bytes;
@@ -373,7 +339,12 @@ static void on_done(struct exec_attempt *a, struct exec_result *r)
 	o->timed_out = r->timed_out;
 	o->cancelled = r->cancelled;
 	o->error = dup_or_null(r->error);
-	o->out = strndup(r->out.data ? r->out.data : "", r->out.len);
+	o->out_len = r->out.len;
+	o->out = malloc(r->out.len + 1);
+	assert_non_null(o->out);
+	if (r->out.len)
+		memcpy(o->out, r->out.data, r->out.len);
+	o->out[r->out.len] = '\0';
 	o->out_bytes = r->out_bytes;
 	o->model = dup_or_null(x->model);
 	o->finish = dup_or_null(x->finish_reason);
@@ -1117,7 +1088,9 @@ static void prompt_file_is_read_relative_to_the_workflow_and_cached(void **state
 	job_start(&c, &j1, f, 0);
 	ctx_wait(&c);
 	const struct dr_text *first = rendered[n_rendered - 1];
-	assert_int_equal(first->line, ai->prompt_file.line);
+	/* positions in the file count from its start, as validation counts */
+	assert_int_equal(first->line, 1);
+	assert_int_equal(first->col, 1);
 	write_file("prompts/notes.md", "changed: not read again\n");
 	n_rendered = 0;
 	job_start(&c, &j2, f, 0);
@@ -1144,7 +1117,26 @@ static void prompt_file_is_read_relative_to_the_workflow_and_cached(void **state
 	o = j1.o;
 	assert_false(o.ok);
 	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
-	assert_contains(o.error, "promptFile prompts/missing.md: No such file");
+	/* validation's words, at the key (dr_prompt_file_read) */
+	assert_contains(o.error, "t.yaml:");
+	assert_contains(o.error, "promptFile 'prompts/missing.md': No such file");
+	outcome_free(&o);
+
+	/* A template error in the file names the file, its line and column. */
+	write_file("prompts/bad.md", "line one\nthen {{ nope }}\n");
+	ai->prompt_file = text("prompts/bad.md");
+	ai->model = text("t-pfile-bad");
+	f->tasks[2] = f->tasks[0];
+	ctx_init(&c);
+	job_start(&c, &j1, f, 2);
+	ctx_finish(&c);
+	o = j1.o;
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
+	char want[256];
+	snprintf(want, sizeof(want), "promptFile 'prompts/bad.md': %s/prompts/bad.md:1:1: "
+		 "unknown name 'nope'", tmpdir);
+	assert_contains(o.error, want);
 	outcome_free(&o);
 	fixture_free(f);
 }
@@ -1188,7 +1180,8 @@ static void a_prompt_file_that_is_a_fifo_fails_without_blocking_the_loop(void **
 	struct fixture *f = fixture_new();
 	struct dr_ai *ai = ai_task(f, 0, "t-pfifo", NULL);
 	ai->prompt_file = text("prompt.fifo");
-	assert_int_equal(child_expects(f, "promptFile prompt.fifo: Invalid argument"), 0);
+	assert_int_equal(child_expects(f, "promptFile 'prompt.fifo': is a FIFO, not a regular "
+					  "file"), 0);
 	fixture_free(f);
 	unlink(path);
 }
@@ -1458,6 +1451,75 @@ static void reply_parse_rejects_what_is_not_a_completion(void **state)
 	}
 }
 
+/* ---- a NUL in the reply (\u0000: valid JSON) --------------------------------------- */
+
+static void a_nul_in_the_reply_text_is_kept_whole_plain_and_streamed(void **state)
+{
+	(void)state;
+	static const char want[] = "a\0b\0c";
+	const char *b = "[{\"content\": \"a\\u0000b\\u0000c\"}]";
+	struct outcome plain = run_stream("t-nul-plain", b, false);
+	struct outcome st = run_stream("t-nul-stream", b, true);
+	struct outcome *os[2] = {&plain, &st};
+	for (int i = 0; i < 2; i++) {
+		struct outcome *o = os[i];
+		if (!o->ok)
+			fail_msg("%s: %s", i ? "streamed" : "plain", o->error);
+		assert_int_equal(o->out_len, sizeof(want) - 1);
+		assert_memory_equal(o->out, want, sizeof(want) - 1);
+		assert_int_equal(o->out_bytes, sizeof(want) - 1);
+	}
+	assert_int_equal(st.live.len, sizeof(want) - 1);    /* the live chunks too */
+	assert_memory_equal(st.live.data, want, sizeof(want) - 1);
+	outcome_free(&plain);
+	outcome_free(&st);
+}
+
+static void a_nul_in_json_mode_text_is_valid_json(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new();
+	struct dr_ai *ai = ai_task(f, 0, "t-nul-json", "give json");
+	ai->response_format = DR_RESP_JSON;
+	script("t-nul-json", "[{\"content\": \"{\\\"a\\\": \\\"x\\\\u0000y\\\"}\"}]");
+	struct outcome o = run1(f);
+	if (!o.ok)
+		fail_msg("%s", o.error);
+	assert_string_equal(o.out, "{\"a\": \"x\\u0000y\"}");
+	outcome_free(&o);
+	fixture_free(f);
+}
+
+/* A NUL cannot travel in a C string (an error message): it is written as
+ * \u0000, and what follows it is kept. */
+static void a_nul_in_a_refusal_or_an_api_error_is_shown_not_cut(void **state)
+{
+	(void)state;
+	struct outcome o = run_script("t-nul-refuse", "[{\"null_content\": true, "
+				      "\"refusal\": \"no\\u0000way\"}]");
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
+	assert_contains(o.error, "no\\u0000way");
+	outcome_free(&o);
+	o = run_script("t-nul-error", "[{\"status\": 400, \"error\": {\"message\": "
+		       "\"bad\\u0000request\", \"type\": \"invalid_request_error\"}}]");
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
+	assert_contains(o.error, "HTTP 400: bad\\u0000request (type: invalid_request_error)");
+	outcome_free(&o);
+	o = run_script("t-nul-body", "[{\"status\": 502, \"body\": \"oops\\u0000tail\"}]");
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_TRANSIENT);
+	assert_contains(o.error, "HTTP 502: oops tail");   /* not an API error: raw bytes */
+	outcome_free(&o);
+	o = run_stream("t-nul-stream-refuse", "[{\"content\": \"\", "
+		       "\"refusal\": \"no\\u0000way\"}]", true);
+	assert_false(o.ok);
+	assert_int_equal(o.cls, DR_CLASS_PERMANENT);
+	assert_contains(o.error, "no\\u0000way");
+	outcome_free(&o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1501,6 +1563,9 @@ int main(void)
 		cmocka_unit_test(sse_parser_gives_one_reply_at_every_split),
 		cmocka_unit_test(sse_parser_sees_a_stream_cut_short),
 		cmocka_unit_test(reply_parse_rejects_what_is_not_a_completion),
+		cmocka_unit_test(a_nul_in_the_reply_text_is_kept_whole_plain_and_streamed),
+		cmocka_unit_test(a_nul_in_json_mode_text_is_valid_json),
+		cmocka_unit_test(a_nul_in_a_refusal_or_an_api_error_is_shown_not_cut),
 	};
 	return cmocka_run_group_tests_name("ai", tests, server_up, server_down);
 }

@@ -5,40 +5,23 @@ Each test scripts the server per model name and checks what dagrun sent,
 what it did with the answer, and that the API key never shows."""
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 import unittest
 import urllib.request
 
-DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
-SRC = os.environ.get("SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-SERVER = os.path.join(SRC, "tests", "ai", "fake_openai.py")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import harness  # noqa: E402
+
 KEY = "sk-test-SECRET-key-0123456789"
 
 
-class AiRunTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = subprocess.Popen([sys.executable, SERVER], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, text=True)
-        cls.port = int(cls.srv.stdout.readline().split()[0])
-        cls.base = "http://127.0.0.1:%d/v1" % cls.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stdin.close()
-        cls.srv.wait(timeout=10)
+class AiRunTest(harness.AiServerTest):
+    prefix = "dagrun-ai-"
 
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dagrun-ai-")
-        self.dir = self.tmp.name
+        super().setUp()
         self.model = "m-%s-%d" % (self._testMethodName[-20:], time.monotonic_ns())
-
-    def tearDown(self):
-        self.tmp.cleanup()
 
     def script(self, behaviours, model=None):
         req = urllib.request.Request(
@@ -52,17 +35,10 @@ class AiRunTest(unittest.TestCase):
             return json.loads(r.read())
 
     def run_wf(self, text, *args):
-        path = os.path.join(self.dir, "wf.yaml")
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text).replace("MODEL", self.model).replace("BASE", self.base))
-        env = dict(os.environ, NO_COLOR="1", OPENAI_API_KEY=KEY)
+        path = self.write(text, replace={"MODEL": self.model, "BASE": self.base})
+        env = harness.env(OPENAI_API_KEY=KEY)
         env.pop("OPENAI_BASE_URL", None)
-        return subprocess.run([DAGRUN, "run", path, *args], capture_output=True, text=True,
-                              env=env, timeout=120)
-
-    def read(self, name):
-        with open(os.path.join(self.dir, name)) as f:
-            return f.read()
+        return harness.dagrun("run", path, *args, env_full=env)
 
     def test_pipeline_context_json_reply_condition_and_request_fields(self):
         self.script([{"content": '{"risk": "high", "summary": "two fixes"}',

@@ -8,14 +8,11 @@ and that no canary file is ever created.
 """
 import json
 import os
-import stat
-import subprocess
-import tempfile
-import textwrap
-import time
+import sys
 import unittest
 
-DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import harness  # noqa: E402
 
 HOSTILE = [
     "$(touch {canary})",
@@ -33,30 +30,15 @@ HOSTILE = [
 ]
 
 
-class FlowTest(unittest.TestCase):
+class FlowTest(harness.TempDirTest):
+    prefix = "dagrun-flow-"
+
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dagrun-flow-")
-        self.dir = self.tmp.name
+        super().setUp()
         self.canary = os.path.join(self.dir, "canary")
 
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def write(self, text, name="wf.yaml"):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text))
-        return path
-
     def run_cli(self, *args, env=None, timeout=120):
-        e = dict(os.environ, NO_COLOR="1")
-        e.update(env or {})
-        return subprocess.run([DAGRUN, *args], capture_output=True, text=True,
-                              timeout=timeout, env=e)
-
-    def read(self, name):
-        with open(os.path.join(self.dir, name)) as f:
-            return f.read()
+        return harness.dagrun(*args, env_extra=env, timeout=timeout)
 
     # ---- passing data ---------------------------------------------------------
 

@@ -15,49 +15,27 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 import unittest
 
-DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
-SRC = os.environ.get("SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-SERVER = os.path.join(SRC, "tests", "http", "server.py")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import harness  # noqa: E402
+from harness import DAGRUN, alive  # noqa: E402
 
 NOTICE = re.compile(rb"\[dagrun: (\d+) lines \(([^)]*)\) of output dropped: "
                     rb"the reader is too slow\]")
 
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+class HardenConsoleTest(harness.TempDirTest):
+    prefix = "dagrun-console-"
 
-
-class HardenConsoleTest(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dagrun-console-")
-        self.dir = self.tmp.name
-        self.env = dict(os.environ, NO_COLOR="1", DAGRUN=DAGRUN)
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def write(self, text, name="wf.yaml"):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text))
-        return path
+        super().setUp()
+        self.env = harness.env(DAGRUN=DAGRUN)
 
     def run_wf(self, path, *args, timeout=120):
-        return subprocess.run([DAGRUN, "run", path, *args], capture_output=True,
-                              timeout=timeout, env=self.env)
+        return harness.dagrun("run", path, *args, timeout=timeout, text=False,
+                              env_full=self.env)
 
     def json_lines(self, stderr):
         out = []
@@ -233,10 +211,8 @@ class HardenConsoleTest(unittest.TestCase):
         self.assertNotIn("outputTruncated", ends["small"])
 
     def test_http_body_over_the_cap_is_reported_too(self):
-        srv = subprocess.Popen([sys.executable, SERVER], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
-        try:
-            port = int(srv.stdout.readline().split()[0])
+        with harness.start_http_server() as srv:
+            port = srv.port
             wf = self.write("""\
                 name: http-cap
                 tasks:
@@ -252,9 +228,6 @@ class HardenConsoleTest(unittest.TestCase):
                           b"(1.9 MiB dropped)\n", r.stderr)
             with open(os.path.join(self.dir, "seen")) as f:
                 self.assertEqual(f.read().split(), ["true", str(1 << 20)])
-        finally:
-            srv.stdin.close()
-            srv.wait(timeout=10)
 
     # ---- rule 3: terminal safety ---------------------------------------------
 
@@ -269,7 +242,7 @@ class HardenConsoleTest(unittest.TestCase):
                 command: "true"
             """)
         for cmd in ("validate", "run"):
-            r = subprocess.run([DAGRUN, cmd, wf], capture_output=True, timeout=60, env=self.env)
+            r = harness.dagrun(cmd, wf, timeout=60, text=False, env_full=self.env)
             self.assertEqual(r.returncode, 2, r.stderr)
             for bad in raw:
                 self.assertNotIn(bad, r.stderr, "a raw control byte reached the console")

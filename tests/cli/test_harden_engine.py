@@ -16,13 +16,15 @@ loaded 2-core machine).
 import os
 import signal
 import subprocess
-import tempfile
+import sys
 import textwrap
 import time
 import unittest
 import uuid
 
-DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import harness  # noqa: E402
+from harness import DAGRUN, alive  # noqa: E402
 
 
 def proc_stat(pid):
@@ -35,11 +37,6 @@ def proc_stat(pid):
     comm = data[data.index("(") + 1:data.rindex(")")]
     f = data[data.rindex(")") + 2:].split()
     return f[0], int(f[1]), int(f[2]), int(f[3]), comm
-
-
-def alive(pid):
-    st = proc_stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
 
 
 def marked(marker):
@@ -79,10 +76,11 @@ def children_named(ppid, comm):
     return out
 
 
-class HardenTest(unittest.TestCase):
+class HardenTest(harness.TempDirTest):
+    prefix = "dagrun-h9-"
+
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dagrun-h9-")
-        self.dir = self.tmp.name
+        super().setUp()
         self.tmpdir = os.path.join(self.dir, "t")   # the engine's TMPDIR
         os.mkdir(self.tmpdir)
         self.mark = "HARDEN_MARK=" + uuid.uuid4().hex
@@ -99,24 +97,14 @@ class HardenTest(unittest.TestCase):
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=30)
-        self.tmp.cleanup()
-
-    def write(self, text):
-        path = os.path.join(self.dir, "wf.yaml")
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text))
-        return path
+        super().tearDown()
 
     def env(self):
-        e = dict(os.environ)
-        e["NO_COLOR"] = "1"
-        e["TMPDIR"] = self.tmpdir
-        return e
+        return harness.env(TMPDIR=self.tmpdir)
 
     def run_wf(self, path, *args, timeout=60):
-        return subprocess.run([DAGRUN, "run", path, "--no-progress", *args],
-                              capture_output=True, text=True, timeout=timeout,
-                              env=self.env())
+        return harness.dagrun("run", path, "--no-progress", *args, timeout=timeout,
+                              env_full=self.env())
 
     def start(self, path, *args, **kw):
         p = subprocess.Popen([DAGRUN, "run", path, "--no-progress", *args],

@@ -15,12 +15,15 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
+import sys
 import textwrap
 import time
 import unittest
 
-DAGRUN = os.path.abspath(os.environ.get("DAGRUN", "build/src/cli/dagrun"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import harness  # noqa: E402
+
+DAGRUN = os.path.abspath(harness.DAGRUN)
 
 # Each asks one C function for ~10^15 steps of work.
 HOSTILE = {
@@ -36,16 +39,10 @@ def run_bounded(args, cwd, timeout):
     (dagrun and its tasks) and returns None. Else (returncode, stdout,
     stderr, seconds)."""
     t0 = time.monotonic()
-    p = subprocess.Popen([DAGRUN, *args], cwd=cwd, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True,
-                         env=dict(os.environ, NO_COLOR="1"))
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.communicate()
+    r = harness.dagrun_bounded(*args, cwd=cwd, timeout=timeout)
+    if r is None:
         return None
-    return p.returncode, out, err, time.monotonic() - t0
+    return r.returncode, r.stdout, r.stderr, time.monotonic() - t0
 
 
 def events(stderr):
@@ -63,19 +60,8 @@ def final_status(evs, task):
     return st[-1] if st else None
 
 
-class HardenExprTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dagrun-harden-expr-")
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def write(self, text, name="wf.yaml"):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text))
-        return path
+class HardenExprTest(harness.TempDirTest):
+    prefix = "dagrun-harden-expr-"
 
     # ---- rule 1: the loop goes on ------------------------------------------
 

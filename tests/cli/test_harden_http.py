@@ -15,15 +15,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import unittest
 import urllib.request
 
-DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
-SRC = os.environ.get("SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-SERVER = os.path.join(SRC, "tests", "http", "server.py")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import harness  # noqa: E402
 
 # The server closes each connection this long after its reply: shorter than
 # the gap between two tasks of a chain is long (so the next request goes out
@@ -32,39 +30,19 @@ SERVER = os.path.join(SRC, "tests", "http", "server.py")
 DROP = "0.05"
 
 
-class HardenHttpTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = subprocess.Popen([sys.executable, SERVER], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, text=True)
-        cls.port = int(cls.srv.stdout.readline().split()[0])
-        cls.base = "http://127.0.0.1:%d" % cls.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stdin.close()
-        cls.srv.wait(timeout=10)
+class HardenHttpTest(harness.ServerTest):
+    prefix = "dagrun-harden-http-"
 
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dagrun-harden-http-")
-        self.dir = self.tmp.name
+        super().setUp()
         self.key = "%s-%d" % (self._testMethodName, time.monotonic_ns())
 
-    def tearDown(self):
-        self.tmp.cleanup()
-
     def write(self, text):
-        path = os.path.join(self.dir, "wf.yaml")
-        with open(path, "w") as f:
-            f.write(text)
-        return path
+        return super().write(text, dedent=False)
 
     def run_wf(self, path, timeout=300):
-        e = dict(os.environ, NO_COLOR="1", no_proxy="*")
-        e.pop("http_proxy", None)
-        e.pop("HTTP_PROXY", None)
-        return subprocess.run([DAGRUN, "run", path, "--log-format", "json"],
-                              capture_output=True, text=True, timeout=timeout, env=e)
+        return harness.dagrun("run", path, "--log-format", "json", timeout=timeout,
+                              env_full=harness.loopback_env())
 
     def events(self, stderr):
         return [json.loads(l) for l in stderr.splitlines() if l.startswith("{")]

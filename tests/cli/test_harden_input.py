@@ -10,28 +10,20 @@ never the time. Every subprocess has a timeout, so a hang fails the test.
 """
 import json
 import os
-import stat
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import unittest
 import urllib.request
 
-DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
-SRC = os.environ.get("SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-HTTP_SERVER = os.path.join(SRC, "tests", "http", "server.py")
-AI_SERVER = os.path.join(SRC, "tests", "ai", "fake_openai.py")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import harness  # noqa: E402
+from harness import DAGRUN  # noqa: E402
+
 MiB = 1 << 20
-
-
-def env():
-    e = dict(os.environ, NO_COLOR="1", no_proxy="*")
-    e.pop("http_proxy", None)
-    e.pop("HTTP_PROXY", None)
-    return e
+env = harness.loopback_env
 
 
 def validate_endless(unit, cap):
@@ -71,15 +63,10 @@ def validate_endless(unit, cap):
     return p.returncode, text, written[0]
 
 
-class InputTest(unittest.TestCase):
+class InputTest(harness.TempDirTest):
     """Rule 1: every input is bounded; nothing waits for a writer in vain."""
 
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dagrun-harden-input-")
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
+    prefix = "dagrun-harden-input-"
 
     def test_validate_dev_zero_fails_at_byte_0_and_reads_no_more(self):
         # It used to read 2.1 GB in 23 s to print one source line.
@@ -133,42 +120,33 @@ NUL_MSG = ("NUL character (\\0) in '%s': a process, a path, a URL or a header ca
            "hold one (only values sent as JSON may)")
 
 
-class NulTest(unittest.TestCase):
+class NulTest(harness.TempDirTest):
     """Rule 3: a NUL is refused where it cannot be passed on, kept in JSON."""
+
+    prefix = "dagrun-harden-nul-"
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = subprocess.Popen([sys.executable, HTTP_SERVER], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, text=True)
-        cls.base = "http://127.0.0.1:%d" % int(cls.srv.stdout.readline().split()[0])
-        cls.ai = subprocess.Popen([sys.executable, AI_SERVER], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
-        cls.ai_base = "http://127.0.0.1:%d/v1" % int(cls.ai.stdout.readline().split()[0])
+        cls.srv = harness.start_http_server()
+        cls.base = cls.srv.base
+        cls.ai = harness.start_fake_openai()
+        cls.ai_base = cls.ai.base + "/v1"
 
     @classmethod
     def tearDownClass(cls):
         for s in (cls.srv, cls.ai):
-            s.stdin.close()
-            s.wait(timeout=10)
+            s.stop()
 
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dagrun-harden-nul-")
-        self.dir = self.tmp.name
+        super().setUp()
         self.key = "%s-%d" % (self._testMethodName, time.monotonic_ns())
 
-    def tearDown(self):
-        self.tmp.cleanup()
-
     def write(self, text):
-        path = os.path.join(self.dir, "wf.yaml")
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text).replace("BASE", self.base)
-                    .replace("AIURL", self.ai_base).replace("KEY", self.key))
-        return path
+        return super().write(text, replace={"BASE": self.base, "AIURL": self.ai_base,
+                                            "KEY": self.key})
 
     def dagrun(self, *args):
-        return subprocess.run([DAGRUN, *args], capture_output=True, text=True, timeout=120,
-                              env=env(), cwd=self.dir)
+        return harness.dagrun(*args, env_full=env(), cwd=self.dir)
 
     def test_validate_refuses_a_nul_with_its_place(self):
         wf = self.write(r'''

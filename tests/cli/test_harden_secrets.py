@@ -14,8 +14,6 @@ import html
 import json
 import os
 import shlex
-import signal
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -24,9 +22,8 @@ import unittest
 import urllib.parse
 import urllib.request
 
-DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
-SRC = os.environ.get("SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-SERVER = os.path.join(SRC, "tests", "http", "server.py")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import harness  # noqa: E402
 
 TOKEN = "pa/ss'w(o)rd*x!y~z"       # the issue's example: escaped differently by each library
 
@@ -60,54 +57,34 @@ def variants(s):
     return out
 
 
-class Base(unittest.TestCase):
+class Base(harness.ServerTest):
     second = False
+    prefix = "dagrun-h9s-"
 
     @classmethod
     def setUpClass(cls):
-        args = [sys.executable, SERVER] + (["--second"] if cls.second else [])
-        cls.srv = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   text=True)
-        ports = cls.srv.stdout.readline().split()
-        cls.base = "http://127.0.0.1:%s" % ports[0]
+        cls.server_args = ("--second",) if cls.second else ()
+        super().setUpClass()
+        ports = cls.srv.ports
         cls.other = "http://127.0.0.1:%s" % ports[-1]
-        cls.port, cls.port2 = int(ports[0]), int(ports[-1])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stdin.close()
-        cls.srv.wait(timeout=10)
+        cls.port2 = int(ports[-1])
 
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dagrun-h9s-")
-        self.dir = self.tmp.name
+        super().setUp()
         self.key = "%s-%d" % (self._testMethodName, time.monotonic_ns())
 
-    def tearDown(self):
-        self.tmp.cleanup()
-
     def write(self, text, name="wf.yaml"):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text).replace("BASE", self.base).replace("KEY", self.key))
-        return path
+        return super().write(text, name, replace={"BASE": self.base, "KEY": self.key})
 
     def read(self, name):
         with open(os.path.join(self.dir, name), errors="replace") as f:
             return f.read()
 
     def run_cli(self, *args, env=None, timeout=120):
-        e = dict(os.environ, NO_COLOR="1")
-        e.update(env or {})
-        p = subprocess.Popen([DAGRUN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=e, start_new_session=True, errors="replace")
-        try:
-            out, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.communicate()
+        r = harness.dagrun_bounded(*args, env_extra=env, timeout=timeout, errors="replace")
+        if r is None:
             self.fail("dagrun %s did not finish within %ds" % (" ".join(args), timeout))
-        return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+        return r
 
     def both_modes(self, wf, *args, env=None, timeout=120):
         """Runs wf with -v text output, then with the JSON log at debug level;
@@ -292,11 +269,8 @@ class AiErrorTest(unittest.TestCase):
     (not only the API key) before it cuts the quote."""
 
     def test_an_ai_error_quoting_a_body_is_masked_before_it_is_cut(self):
-        fake = os.path.join(SRC, "tests", "ai", "fake_openai.py")
-        srv = subprocess.Popen([sys.executable, fake], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
-        try:
-            port = int(srv.stdout.readline().split()[0])
+        with harness.start_fake_openai() as srv:
+            port = srv.port
             secret, model = "hunter2secretvalue", "m-h9-%d" % time.monotonic_ns()
             req = urllib.request.Request(
                 "http://127.0.0.1:%d/_script?key=%s" % (port, model), method="POST",
@@ -317,18 +291,13 @@ class AiErrorTest(unittest.TestCase):
                             prompt: hello
                             retry: {maxAttempts: 1}
                         """ % (model, port)))
-                env = dict(os.environ, NO_COLOR="1", OPENAI_API_KEY="sk-test-key-0123456789",
-                           TOKEN=secret)
+                env = harness.env(OPENAI_API_KEY="sk-test-key-0123456789", TOKEN=secret)
                 env.pop("OPENAI_BASE_URL", None)
-                r = subprocess.run([DAGRUN, "run", path], capture_output=True, text=True,
-                                   env=env, timeout=120)
+                r = harness.dagrun("run", path, env_full=env)
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertIn("HTTP 400: xxx", r.stderr)
             for i in range(len(secret) - 3):
                 self.assertNotIn(secret[i:i + 4], r.stdout + r.stderr)
-        finally:
-            srv.stdin.close()
-            srv.wait(timeout=10)
 
 
 class ResultsTest(Base):

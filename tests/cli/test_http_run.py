@@ -7,50 +7,27 @@ Python's hmac, independently of dagrun's OpenSSL code.
 """
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 import unittest
 import urllib.request
 
-DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
-SRC = os.environ.get("SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-SERVER = os.path.join(SRC, "tests", "http", "server.py")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import harness  # noqa: E402
 
 
-class HttpRunTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = subprocess.Popen([sys.executable, SERVER], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, text=True)
-        cls.port = int(cls.srv.stdout.readline().split()[0])
-        cls.base = "http://127.0.0.1:%d" % cls.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stdin.close()
-        cls.srv.wait(timeout=10)
+class HttpRunTest(harness.ServerTest):
+    prefix = "dagrun-http-"
 
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dagrun-http-")
-        self.dir = self.tmp.name
+        super().setUp()
         self.key = "%s-%d" % (self._testMethodName, time.monotonic_ns())
 
-    def tearDown(self):
-        self.tmp.cleanup()
-
     def write(self, text):
-        path = os.path.join(self.dir, "wf.yaml")
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text).replace("BASE", self.base).replace("KEY", self.key))
-        return path
+        return super().write(text, replace={"BASE": self.base, "KEY": self.key})
 
     def run_wf(self, path, *args, timeout=120):
-        e = dict(os.environ, NO_COLOR="1")
-        return subprocess.run([DAGRUN, "run", path, *args], capture_output=True, text=True,
-                              timeout=timeout, env=e)
+        return harness.dagrun("run", path, *args, timeout=timeout)
 
     def control(self, what, **q):
         q.setdefault("key", self.key)
@@ -223,8 +200,7 @@ class HttpRunTest(unittest.TestCase):
                   secret: "{{ secrets.HOOK_SECRET }}"
                 retry: {maxAttempts: 2, initialDelay: 10ms}
             """)
-        env = dict(os.environ, HOOK_SECRET="whsec-test-123", NO_COLOR="1")
-        r = subprocess.run([DAGRUN, "run", wf], capture_output=True, text=True, env=env,
+        r = harness.dagrun("run", wf, env_extra={"HOOK_SECRET": "whsec-test-123"},
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         reqs = self.control("requests")

@@ -12,53 +12,24 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import unittest
 
-DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import harness  # noqa: E402
+from harness import DAGRUN, alive, read  # noqa: E402
 
 
-def read(path):
-    with open(path) as f:
-        return f.read()
+class RunTest(harness.TempDirTest):
+    prefix = "dagrun-test-"
 
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-class RunTest(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dagrun-test-")
-        self.dir = self.tmp.name
+        super().setUp()
         self.log = os.path.join(self.dir, "log")
 
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def write(self, text, name="wf.yaml"):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text))
-        return path
-
     def run_wf(self, path, *args, timeout=120, env=None):
-        e = dict(os.environ)
-        e["NO_COLOR"] = "1"
-        e.update(env or {})
-        return subprocess.run([DAGRUN, "run", path, *args], capture_output=True,
-                              text=True, timeout=timeout, env=e)
+        return harness.dagrun("run", path, *args, timeout=timeout, env_extra=env)
 
     def events(self):
         """(kind, task, time_ns) from the shared log, in file order."""

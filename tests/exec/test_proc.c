@@ -1150,7 +1150,7 @@ static void check_pending_order(bool last_is_watch)
 	struct held h;
 	start_held(&h, NULL);
 	struct watchdog *w;
-	assert_int_equal(watchdog_start(h.x.loop, NULL, &w), 0);
+	assert_int_equal(watchdog_start(h.x.loop, NULL, -1, &w), 0);
 	pid_t wd = watchdog_pid(w);
 	assert_int_equal(kill(wd, SIGSTOP), 0);
 	uint64_t t0 = uv_hrtime();
@@ -1198,7 +1198,7 @@ static void test_watchdog_sweeps_marked_processes_it_was_not_told_of(void **stat
 	start_held(&a, marked_env);
 	start_held(&b, plain_env);
 	struct watchdog *w;
-	assert_int_equal(watchdog_start(a.x.loop, entry, &w), 0);
+	assert_int_equal(watchdog_start(a.x.loop, entry, -1, &w), 0);
 	watchdog_stop(w);
 	await_held(&a, 30000);
 	assert_int_equal(end_held(&a), SIGKILL);
@@ -1211,7 +1211,7 @@ static void test_cancelled_watchdog_kills_nothing(void **state)
 	struct held h;
 	start_held(&h, NULL);
 	struct watchdog *w;
-	assert_int_equal(watchdog_start(h.x.loop, NULL, &w), 0);
+	assert_int_equal(watchdog_start(h.x.loop, NULL, -1, &w), 0);
 	assert_int_equal(watchdog_reserve(w), 0);
 	watchdog_watch(w, h.pid);
 	watchdog_cancel(w);

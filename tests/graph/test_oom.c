@@ -1,8 +1,7 @@
 /* test_oom.c: graph_build with each of its allocations failing in turn.
  *
- * Linked with -Wl,--wrap for malloc, calloc and realloc, which reroutes the
- * calls made by libdagrun's objects (not libc's own) through the wrappers
- * below. Every failure must come back as -ENOMEM (or, while reporting
+ * Allocations fail through tests/common/oom.h (libdagrun's own, not
+ * libc's). Every failure must come back as -ENOMEM (or, while reporting
  * cycles, still -EINVAL), leave wf->graph unset and leak nothing (ASan).
  */
 #include <stdarg.h>
@@ -15,34 +14,8 @@
 #include <stdlib.h>
 
 #include "graph/graph.h"
+#include "oom.h"
 #include "wfbuild.h"
-
-/* The allocation counter must be global: malloc has no context argument. */
-static long alloc_calls, alloc_fail_at = -1;
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-
-static int fail_now(void)
-{
-	return alloc_fail_at >= 0 && alloc_calls++ == alloc_fail_at;
-}
-
-void *__wrap_malloc(size_t n)
-{
-	return fail_now() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t size)
-{
-	return fail_now() ? NULL : __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-	return fail_now() ? NULL : __real_realloc(p, n);
-}
 
 /* Builds spec with allocation number k failing (k < 0: none); returns the
  * result and sets *calls to the allocations made. */
@@ -50,11 +23,9 @@ static int build_failing(const char *spec, long k, long *calls, int *has_graph)
 {
 	struct dagrun_workflow *wf = wfb_parse(spec);
 	dagrun_diags *d = dagrun_diags_new(0);
-	alloc_calls = 0;
-	alloc_fail_at = k < 0 ? LONG_MAX : k;
+	oom_start(k);
 	int r = graph_build(wf, d);
-	alloc_fail_at = -1;
-	*calls = alloc_calls;
+	*calls = oom_stop();
 	*has_graph = wf->graph != NULL;
 	dagrun_diags_free(d);
 	dagrun_workflow_free(wf);

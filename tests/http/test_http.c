@@ -26,20 +26,19 @@
 #include <curl/curl.h>
 
 #include "exec/http.h"
+#include "server.h"
+#include "expr/redact.h"
 
 /* ---- the test server ----------------------------------------------------------- */
 
-static pid_t server_pid;
-static int server_in = -1;     /* its stdin: closing it stops the server */
+static struct test_server server;
 static int port, tls_port;
 static char tmpdir[64];        /* the server's self-signed certificate */
 
 static int server_up(void **state)
 {
 	(void)state;
-	const char *src = getenv("SRCDIR");
-	char path[4096], cert[128], key[128], cmd[512];
-	snprintf(path, sizeof(path), "%s/tests/http/server.py", src ? src : ".");
+	char cert[128], key[128], cmd[512];
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/dagrun-http-test-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return -1;
@@ -49,49 +48,18 @@ static int server_up(void **state)
 		 "-subj /CN=localhost -keyout %s -out %s >/dev/null 2>&1", key, cert);
 	if (system(cmd) != 0)
 		return -1;
-	int in[2], out[2];
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+	const char *const args[] = {"--tls", cert, key, NULL};
+	if (test_server_start(&server, "tests/http/server.py", args) < 0 || server.n_ports != 2)
 		return -1;
-	server_pid = fork();
-	if (server_pid < 0)
-		return -1;
-	if (server_pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		execlp("python3", "python3", path, "--tls", cert, key, (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	server_in = in[1];
-	char line[64] = "";
-	size_t n = 0;
-	while (n < sizeof(line) - 1) {
-		ssize_t k = read(out[0], line + n, 1);
-		if (k <= 0 || line[n] == '\n')
-			break;
-		n++;
-	}
-	line[n] = '\0';
-	close(out[0]);
-	if (sscanf(line, "%d %d", &port, &tls_port) != 2)
-		return -1;
-	/* No proxy may stand between the tests and the loopback server. */
-	setenv("no_proxy", "*", 1);
-	unsetenv("http_proxy");
-	unsetenv("HTTP_PROXY");
+	port = server.ports[0];
+	tls_port = server.ports[1];
 	return port > 0 && tls_port > 0 ? 0 : -1;
 }
 
 static int server_down(void **state)
 {
 	(void)state;
-	if (server_in >= 0)
-		close(server_in);
-	if (server_pid > 0) {
-		kill(server_pid, SIGTERM);
-		waitpid(server_pid, NULL, 0);
-	}
+	test_server_stop(&server);
 	if (tmpdir[0]) {
 		char cmd[128];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
@@ -584,8 +552,9 @@ static void api_timeout_is_transient_and_timed_out(void **state)
 static void api_invalid_url_is_permanent(void **state)
 {
 	(void)state;
-	static const char *const bad[] = {"ftp://127.0.0.1/x", "http://[::1/x", "not a url"};
-	for (size_t i = 0; i < 3; i++) {
+	static const char *const bad[] = {"ftp://127.0.0.1/x", "http://[::1/x", "not a url",
+					  "http:/127.0.0.1/x"};
+	for (size_t i = 0; i < 4; i++) {
 		struct fixture *f = fixture_new();
 		api_task(f, 0, NULL, strdup(bad[i]));
 		struct outcome o = run1(f);
@@ -593,6 +562,22 @@ static void api_invalid_url_is_permanent(void **state)
 		check_class(o, DR_CLASS_PERMANENT, 0);
 		fixture_free(f);
 	}
+	/* the loader's rule (util/url.h): curl parses "http:/host", and the
+	 * scheme may be in any case */
+	struct fixture *f = fixture_new();
+	api_task(f, 0, NULL, strdup("ftp://127.0.0.1/x"));
+	struct outcome o = run1(f);
+	assert_string_equal(o.error, "invalid URL: the URL must start with http:// or https://");
+	outcome_free(&o);
+	fixture_free(f);
+	f = fixture_new();
+	char *up = url_of("/x?key=upper-scheme");
+	memcpy(up, "HTTP", 4);
+	api_task(f, 0, NULL, up);
+	o = run1(f);
+	assert_true(o.ok);
+	outcome_free(&o);
+	fixture_free(f);
 }
 
 static void api_template_error_is_permanent_with_position(void **state)
@@ -1266,6 +1251,67 @@ static void status_classes(void **state)
 		assert_false(http_status_transient(other[i]));
 }
 
+/* What an error quotes of a body: the HTTP and AI executors' one snippet. */
+static void body_snippet_masks_before_the_cut_and_cuts_on_a_character(void **state)
+{
+	(void)state;
+	struct redactor *red = NULL;
+	assert_int_equal(redact_new(&red), 0);
+	assert_int_equal(redact_add(red, "SECRET-TOKEN-0123456789", 23), 0);
+	char body[1000];
+	struct buf q = BUF_INIT;
+
+	/* a secret across byte 200: masked whole, no piece of it quoted */
+	memset(body, 'a', sizeof(body));
+	memcpy(body + 190, "SECRET-TOKEN-0123456789", 23);
+	assert_int_equal(exec_body_snippet(red, body, sizeof(body), &q), 0);
+	assert_null(strstr(q.data, "SECRET"));
+	assert_non_null(strstr(q.data, "***"));
+	assert_string_equal(q.data + q.len - 3, "...");
+	buf_reset(&q);
+	/* without a redactor the same body is quoted as is, 200 bytes */
+	assert_int_equal(exec_body_snippet(NULL, body, sizeof(body), &q), 0);
+	assert_int_equal(q.len, 203);
+	assert_memory_equal(q.data + 190, "SECRET-TOK", 10);
+	buf_reset(&q);
+
+	/* a character across byte 200 is left out whole; controls are spaces */
+	memset(body, 'b', 199);
+	memcpy(body + 199, "\xc3\xa9", 2);
+	body[0] = '\n';
+	body[1] = '\x1b';
+	assert_int_equal(exec_body_snippet(red, body, 201, &q), 0);
+	assert_int_equal(q.len, 199 + 3);
+	assert_memory_equal(q.data, "  bbb", 5);
+	assert_string_equal(q.data + 199, "...");
+	buf_reset(&q);
+
+	/* short: whole, no "..."; empty: nothing */
+	assert_int_equal(exec_body_snippet(red, "{\"error\": \"no\"}", 15, &q), 0);
+	assert_string_equal(q.data, "{\"error\": \"no\"}");
+	buf_reset(&q);
+	assert_int_equal(exec_body_snippet(red, NULL, 0, &q), 0);
+	assert_int_equal(q.len, 0);
+	buf_free(&q);
+	redact_free(red);
+}
+
+/* exec_fail: the HTTP and AI executors' one way to fail a result, also
+ * with a message that quotes the one it replaces. */
+static void exec_fail_may_quote_the_message_it_replaces(void **state)
+{
+	(void)state;
+	struct exec_result r = {.ok = true};
+	assert_int_equal(exec_fail(&r, DR_CLASS_TRANSIENT, "first %d", 1), 0);
+	assert_false(r.ok);
+	assert_int_equal(r.error_class, DR_CLASS_TRANSIENT);
+	assert_string_equal(r.error, "first 1");
+	assert_int_equal(exec_fail(&r, DR_CLASS_PERMANENT, "stream ended early: %s", r.error), 0);
+	assert_int_equal(r.error_class, DR_CLASS_PERMANENT);
+	assert_string_equal(r.error, "stream ended early: first 1");
+	exec_result_free(&r);
+}
+
 static void must_not_be_called(void *ud, struct http_response *r)
 {
 	(void)ud;
@@ -1333,6 +1379,8 @@ int main(void)
 		cmocka_unit_test(in_flight_cap_queues_the_rest_in_order),
 		cmocka_unit_test(queued_request_times_out_with_its_attempt),
 		cmocka_unit_test(status_classes),
+		cmocka_unit_test(body_snippet_masks_before_the_cut_and_cuts_on_a_character),
+		cmocka_unit_test(exec_fail_may_quote_the_message_it_replaces),
 		cmocka_unit_test(free_with_requests_in_flight_closes_cleanly),
 	};
 	return cmocka_run_group_tests_name("http", tests, server_up, server_down);

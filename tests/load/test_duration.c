@@ -58,6 +58,19 @@ static void compound_durations_add_up(void **state)
 	assert_int_equal(ok("1s1ms"), 1001);
 }
 
+static void days_are_the_largest_unit(void **state)
+{
+	(void)state;
+	assert_int_equal(ok("30d"), 30ull * 86400000);
+	assert_int_equal(ok("1d12h"), 36ull * 3600000);
+	assert_int_equal(ok("2d3h4m5s6ms"), 2ull * 86400000 + 3 * 3600000 + 4 * 60000 + 5006);
+	bad("1h1d", -EINVAL, "largest first (d, h");
+	bad("1d1d", -EINVAL, "once each");
+	bad("1w", -EINVAL, "use ms, s, m, h or d");
+	bad("213503982335d", -ERANGE, "too large");         /* > 2^64 ms */
+	assert_int_equal(ok("213503982334d"), 213503982334ull * 86400000);
+}
+
 static void syntax_errors_are_rejected_with_a_reason(void **state)
 {
 	(void)state;
@@ -102,6 +115,7 @@ int main(void)
 		cmocka_unit_test(single_units_are_converted_to_milliseconds),
 		cmocka_unit_test(bare_digits_mean_milliseconds),
 		cmocka_unit_test(compound_durations_add_up),
+		cmocka_unit_test(days_are_the_largest_unit),
 		cmocka_unit_test(syntax_errors_are_rejected_with_a_reason),
 		cmocka_unit_test(overflow_is_rejected),
 		cmocka_unit_test(formatting_is_the_shortest_text),

@@ -706,7 +706,7 @@ static void invalid_durations_are_rejected(void **state)
 {
 	(void)state;
 	expect_err(HEAD L("  - {id: a, command: x, timeout: 5x}"), 3, 34,
-		   "invalid duration '5x' for 'timeout': unknown unit (use ms, s, m or h)");
+		   "invalid duration '5x' for 'timeout': unknown unit (use ms, s, m, h or d)");
 	expect_err(HEAD L("  - {id: a, command: x, timeout: -5}"), 3, 34,
 		   "'timeout' must not be negative, got -5");
 	expect_err(HEAD L("  - {id: a, command: x, timeout: -5s}"), 3, 34,
@@ -786,6 +786,12 @@ static void names_urls_and_scripts_are_checked(void **state)
 		   "invalid HTTP header name 'a b'");
 	expect_err(HEAD L("  - {id: a, api: {url: ftp://x}}"), 3, 24,
 		   "'url' must start with http:// or https://, got 'ftp://x'");
+	/* the executors' rule (util/url.h): the scheme in any case, then // */
+	expect_err(HEAD L("  - {id: a, api: {url: \"http:/x\"}}"), 3, 25,
+		   "'url' must start with http:// or https://, got 'http:/x'");
+	expect_err(HEAD L("  - {id: a, model: m, prompt: p, baseUrl: \"ftp://x\"}"), 3, 44,
+		   "'baseUrl' must start with http:// or https://, got 'ftp://x'");
+	dagrun_workflow_free(load_ok(HEAD L("  - {id: a, webhook: {url: \"HTTPS://x\"}}")));
 	expect_err(HEAD L("  - {id: a, model: m, prompt: p, apiKeyEnv: \"A B\"}"), 3, 46,
 		   "invalid environment variable name 'A B' in 'apiKeyEnv'");
 	expect_err(HEAD L("  - id: a") L("    interpreter: python3") L("    script: \"print({{ x }})\""),

@@ -1,9 +1,8 @@
 /* test_oom.c: the loader with each of its allocations failing in turn.
  *
- * Linked with -Wl,--wrap for malloc, calloc and realloc, which reroutes the
- * calls made by libdagrun's objects (not libc's or libyaml's own) through
- * the wrappers below. Every failure must come back as -ENOMEM (or -EINVAL
- * for an invalid file), leave *out untouched and leak nothing (ASan).
+ * Allocations fail through tests/common/oom.h (libdagrun's own, not libc's
+ * or libyaml's). Every failure must come back as -ENOMEM (or -EINVAL for an
+ * invalid file), leave *out untouched and leak nothing (ASan).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,33 +16,7 @@
 #include <string.h>
 
 #include "dagrun.h"
-
-/* The allocation counter must be global: malloc has no context argument. */
-static long alloc_calls, alloc_fail_at = -1;
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-
-static int fail_now(void)
-{
-	return alloc_fail_at >= 0 && alloc_calls++ == alloc_fail_at;
-}
-
-void *__wrap_malloc(size_t n)
-{
-	return fail_now() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t size)
-{
-	return fail_now() ? NULL : __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-	return fail_now() ? NULL : __real_realloc(p, n);
-}
+#include "oom.h"
 
 /* Every kind of collection, more than 8 env keys and 16 dependencies (the
  * sorting duplicate checks), hooks, pools, defaults. */
@@ -85,11 +58,9 @@ static int load_failing(const char *y, long k, long *calls)
 {
 	dagrun_diags *d = dagrun_diags_new(0);
 	dagrun_workflow *wf = (void *)1;
-	alloc_calls = 0;
-	alloc_fail_at = k < 0 ? LONG_MAX : k;
+	oom_start(k);
 	int r = dagrun_workflow_load_buffer("oom.yaml", y, strlen(y), &wf, d);
-	alloc_fail_at = -1;
-	*calls = alloc_calls;
+	*calls = oom_stop();
 	if (r == 0)
 		dagrun_workflow_free(wf);
 	else

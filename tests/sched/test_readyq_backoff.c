@@ -14,7 +14,7 @@ static void readyq_orders_by_priority_then_weight_then_index(void **state)
 {
 	(void)state;
 	struct dr_task tasks[6] = {0};
-	uint32_t weight[6] = {1, 5, 5, 2, 9, 1};
+	uint64_t weight[6] = {1, 5, 5, 2, 9, 1};
 	tasks[3].priority = 10;
 	tasks[5].priority = 10;
 	struct readyq q;
@@ -34,11 +34,11 @@ static void readyq_pops_in_sorted_order_on_random_input(void **state)
 	(void)state;
 	enum { N = 5000 };
 	struct dr_task *tasks = calloc(N, sizeof(*tasks));
-	uint32_t *weight = calloc(N, sizeof(*weight));
+	uint64_t *weight = calloc(N, sizeof(*weight));
 	uint64_t rng = 12345;
 	for (uint32_t t = 0; t < N; t++) {
 		tasks[t].priority = (int32_t)(backoff_random(&rng) * 5) - 2;
-		weight[t] = (uint32_t)(backoff_random(&rng) * 10);
+		weight[t] = (uint64_t)(backoff_random(&rng) * 10);
 	}
 	struct readyq q;
 	readyq_init(&q, tasks, weight);

@@ -2,11 +2,14 @@
  * `dagrun validate`: each rejection with its message, line and column. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -162,6 +165,70 @@ static void prompt_file_must_exist_and_its_templates_are_checked(void **state)
 	assert_int_equal(g1->line, 5);
 	assert_int_equal(g1->column, 35);
 	assert_non_null(strstr(g1->message, "No such file"));
+	dagrun_diags_free(d);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* Validates wfpath's yaml in a child with a deadline (a FIFO opened
+ * without O_NONBLOCK would wait for a writer forever); the child exits 0
+ * when it found exactly one error, at line:col, whose message is want. */
+static void expect_file_error(const char *wfpath, const char *yaml, unsigned line,
+			      unsigned col, const char *want)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(20);
+		dagrun_diags *d = dagrun_diags_new(0);
+		dagrun_workflow *wf = NULL;
+		int r = dagrun_workflow_load_buffer(wfpath, yaml, strlen(yaml), &wf, d);
+		const dagrun_diag *g = dagrun_diags_count(d) == 1 ? dagrun_diags_get(d, 0) : NULL;
+		bool ok = r == -22 && g && g->line == line && g->column == col &&
+			  !strcmp(g->message, want);
+		if (!ok)
+			dagrun_diags_print(d, stderr, 0);
+		_exit(ok ? 0 : 2);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (WIFSIGNALED(st))
+		fail_msg("validation was killed by signal %d: it hung on %s", WTERMSIG(st), want);
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void prompt_file_that_is_not_a_small_regular_file_is_refused_at_once(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dagrun-pf-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[256], wfpath[256];
+	snprintf(path, sizeof(path), "%s/p.md", dir);
+	snprintf(wfpath, sizeof(wfpath), "%s/wf.yaml", dir);
+	const char *yaml = "name: x\ntasks:\n  - {id: c, model: m, promptFile: p.md}\n";
+
+	/* The words of the run's reader (the AI executor's test checks the
+	 * same for the run): dr_prompt_file_read. */
+	expect_file_error(wfpath, yaml, 3, 35, "promptFile 'p.md': No such file or directory");
+	assert_int_equal(mkfifo(path, 0600), 0);
+	expect_file_error(wfpath, yaml, 3, 35, "promptFile 'p.md': is a FIFO, not a regular file");
+	unlink(path);
+	assert_int_equal(mkdir(path, 0700), 0);
+	expect_file_error(wfpath, yaml, 3, 35,
+			  "promptFile 'p.md': is a directory, not a regular file");
+	rmdir(path);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < (1 << 20) + 1; i++)
+		fputc('a', f);
+	fclose(f);
+	expect_file_error(wfpath, yaml, 3, 35, "promptFile 'p.md': is larger than 1 MiB");
+	/* exactly the cap is fine */
+	assert_int_equal(truncate(path, 1 << 20), 0);
+	dagrun_diags *d = dagrun_diags_new(0);
+	dagrun_workflow *wf = NULL;
+	assert_int_equal(dagrun_workflow_load_buffer(wfpath, yaml, strlen(yaml), &wf, d), 0);
+	dagrun_workflow_free(wf);
 	dagrun_diags_free(d);
 	unlink(path);
 	rmdir(dir);
@@ -346,6 +413,7 @@ int main(void)
 		cmocka_unit_test(template_in_a_block_script_points_at_its_line),
 		cmocka_unit_test(workflow_env_cannot_read_task_results),
 		cmocka_unit_test(prompt_file_must_exist_and_its_templates_are_checked),
+		cmocka_unit_test(prompt_file_that_is_not_a_small_regular_file_is_refused_at_once),
 		cmocka_unit_test(shell_contexts_the_run_refuses_are_errors),
 		cmocka_unit_test(env_lookups_are_checked_like_names),
 		cmocka_unit_test(templates_where_nothing_is_rendered_are_errors),

@@ -1,0 +1,824 @@
+/* record.c: a run recorded in the state store; see record.h for the
+ * invariants.
+ *
+ * Events map to records one to one (docs/architecture.md): TASK_STATUS to
+ * task_status, ATTEMPT_START to attempt_start (with the process the
+ * executor started), OUTPUT to output, ATTEMPT_END to attempt_end. An
+ * attempt's end is held back until the status event that follows it in
+ * the same turn of the loop (the task's final status, or retrying), so that
+ * it is recorded with the task's result, which flow has by then. RUN_START,
+ * RETRY, LOG and RUN_END record nothing: the run's row is written before it
+ * starts and its end by record_finish(), before the end is reported.
+ */
+#include "sched/record.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "graph/graph.h"
+#include "sched/flow.h"
+#include "sched/resume.h"
+#include "sched/sched.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/clock.h"
+
+#define LOCK_WAIT_MS 30000           /* for the engine and watchdog before us */
+#define KEEP_RUNS STORE_KEEP_DEFAULT /* retention: runs per workflow */
+#define KEEP_MS STORE_MAX_AGE_MS_DEFAULT
+#define HISTORY_TASK_RUNS 2000000u   /* tasks x runs read for history, at most */
+#define HISTORY_RUNS 10u
+#define GATE_GROUP_MS 5              /* a request that is not urgent waits this */
+/* Output waiting for the writer, at most: a task that writes faster than
+ * the disk takes it costs this much memory, and what arrives beyond is
+ * counted as cut from its log (the attempt's *_log_cut), never held. */
+#define QUEUE_MAX ((size_t)2 << 20)
+
+/* An attempt's end, waiting for the status event that follows it. */
+struct stash {
+	bool full;
+	struct store_attempt_end e;
+	struct buf text;             /* its strings, one after the other */
+};
+
+struct record {
+	struct store *st;
+	uint64_t key;
+	const struct dagrun_workflow *wf;
+	struct sched *s;
+	struct flow *f;
+	const struct cont_opts *co;
+	struct cont *cont;
+	char *run_id;
+	char *lock_path;
+	int lock_fd;
+	uv_async_t async;            /* answers from the writer thread */
+	uv_timer_t group;            /* a request that is not urgent, waiting */
+	bool async_init, group_init, detached;
+	bool live;                   /* the run's loop acts on answers */
+	bool stopped;                /* the store's failure was acted on */
+	atomic_int barrier_done;
+	atomic_int barrier_status;
+	atomic_int failed;           /* the store's error, from on_error */
+	pthread_mutex_t mu;          /* msg */
+	char *msg;                   /* the store's failure, as it said it */
+	int local_err;               /* a record refused, seen on the loop */
+	struct stash stash;
+	struct buf result;
+	char *summary;
+};
+
+/* ---- answers from the writer thread ------------------------------------------ */
+
+static void on_store_error(void *ud, int code, const char *msg)
+{
+	struct record *r = ud;
+	pthread_mutex_lock(&r->mu);
+	if (!r->msg)
+		r->msg = strdup(msg ? msg : "the state store failed");
+	pthread_mutex_unlock(&r->mu);
+	int zero = 0;
+	atomic_compare_exchange_strong(&r->failed, &zero, code < 0 ? code : -EIO);
+	uv_async_send(&r->async);
+}
+
+static void on_barrier(void *ud, int status)
+{
+	struct record *r = ud;
+	atomic_store(&r->barrier_status, status);
+	atomic_store(&r->barrier_done, 1);
+	uv_async_send(&r->async);
+}
+
+/* The store's failure message (malloc'd). */
+static char *failure_msg(struct record *r, int code)
+{
+	pthread_mutex_lock(&r->mu);
+	char *m = r->msg ? strdup(r->msg) : NULL;
+	pthread_mutex_unlock(&r->mu);
+	if (!m && r->st) {
+		char *lm = NULL;
+		if (r->st->ops->last_error(r->st, &lm) && lm)
+			m = lm;
+		else
+			free(lm);
+	}
+	if (!m && asprintf(&m, "the state store failed: %s", strerror(-code)) < 0)
+		m = NULL;
+	return m;
+}
+
+/* Stops the run because the store failed: says why, once. */
+static void stop(struct record *r, int code)
+{
+	if (r->stopped)
+		return;
+	r->stopped = true;
+	char *m = failure_msg(r, code);
+	char *line = NULL;
+	if (asprintf(&line, "cannot record the run (%s): stopping its tasks; `dagrun resume %s` "
+		     "continues it once the state store works again", m ? m : strerror(-code),
+		     r->run_id) < 0)
+		line = NULL;
+	dagrun_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = DAGRUN_EV_LOG;
+	ev.level = DAGRUN_ERR;
+	ev.ts_ms = clock_wall_ms();
+	ev.run_id = r->run_id;
+	ev.task_index = SCHED_NONE;
+	ev.exit_code = -1;
+	ev.message = line ? line : "cannot record the run: stopping its tasks";
+	sched_emit(r->s, &ev);
+	free(line);
+	pthread_mutex_lock(&r->mu);
+	if (!r->msg) {
+		r->msg = m;
+		m = NULL;
+	}
+	pthread_mutex_unlock(&r->mu);
+	free(m);
+	sched_fail(r->s, code);
+}
+
+static void on_async(uv_async_t *h)
+{
+	struct record *r = h->data;
+	if (atomic_exchange(&r->barrier_done, 0)) {
+		uv_unref((uv_handle_t *)h);
+		int status = atomic_load(&r->barrier_status);
+		if (r->live) {
+			if (status < 0)
+				stop(r, status);
+			else
+				sched_gate_open(r->s, 0);
+		}
+	}
+	int code = atomic_load(&r->failed);
+	if (!code)
+		code = r->local_err;
+	if (code && r->live)
+		stop(r, code);
+}
+
+/* A record the store refused: the run stops (from the loop, not from
+ * inside the event being delivered). */
+static void check(struct record *r, int rc)
+{
+	if (rc < 0 && !r->local_err) {
+		r->local_err = rc;
+		uv_async_send(&r->async);
+	}
+}
+
+/* ---- the observer ------------------------------------------------------------ */
+
+static const char *stash_str(struct record *r, const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t at = r->stash.text.len;
+	if (buf_add(&r->stash.text, s, strlen(s) + 1) < 0)
+		return NULL;
+	return (const char *)(uintptr_t)(at + 1);   /* an offset until fixed */
+}
+
+static const char *unstash(struct record *r, const char *off)
+{
+	return off ? r->stash.text.data + ((uintptr_t)off - 1) : NULL;
+}
+
+static void stash_end(struct record *r, const dagrun_event *ev)
+{
+	struct stash *k = &r->stash;
+	struct store_attempt_end *e = &k->e;
+	buf_reset(&k->text);
+	memset(e, 0, sizeof(*e));
+	e->task = ev->task_index;
+	e->attempt = ev->attempt;
+	e->flags = (ev->status == DAGRUN_COMPLETED ? STORE_ATTEMPT_OK : 0) |
+		   (ev->timed_out ? STORE_ATTEMPT_TIMED_OUT : 0) |
+		   (ev->status == DAGRUN_CANCELLED ? STORE_ATTEMPT_CANCELLED : 0);
+	e->start_ms = ev->start_ms;
+	e->end_ms = ev->end_ms;
+	e->duration_ms = ev->duration_ms;
+	e->exit_code = ev->exit_code;
+	e->signal = ev->signal;
+	e->error_class = ev->error_class;
+	e->error = stash_str(r, ev->error);
+	e->cpu_user_ms = ev->cpu_user_ms;
+	e->cpu_sys_ms = ev->cpu_sys_ms;
+	e->max_rss_kb = ev->max_rss_kb;
+	/* what the task's kind adds: its extensions (the store keeps those
+	 * it has columns for; -1: no usage reported) */
+	const dagrun_ext_http *h = (const void *)dagrun_ext_find(ev->ext, DAGRUN_EXT_HTTP);
+	const dagrun_ext_ai *ai = (const void *)dagrun_ext_find(ev->ext, DAGRUN_EXT_AI);
+	if (h) {
+		e->http_status = h->status;
+		e->http_queue_us = h->queue_us;
+		e->http_dns_us = h->dns_us;
+		e->http_connect_us = h->connect_us;
+		e->http_tls_us = h->tls_us;
+		e->http_first_byte_us = h->first_byte_us;
+		e->http_total_us = h->total_us;
+		e->http_redirects = h->redirects;
+	}
+	e->prompt_tokens = e->completion_tokens = -1;
+	if (ai) {
+		e->model = stash_str(r, ai->model);
+		e->finish_reason = stash_str(r, ai->finish_reason);
+		e->prompt_sha256 = stash_str(r, ai->prompt_sha256);
+		e->prompt_tokens = ai->prompt_tokens;
+		e->completion_tokens = ai->completion_tokens;
+		e->prompt_bytes = ai->prompt_bytes;
+		e->context_cut_bytes = ai->context_cut_bytes;
+	}
+	e->out_bytes = ev->out_bytes;
+	e->err_bytes = ev->err_bytes;
+	e->out_dropped = ev->out_dropped;
+	e->err_dropped = ev->err_dropped;
+	k->full = true;
+}
+
+static bool final_status(int st)
+{
+	return st == DAGRUN_COMPLETED || st == DAGRUN_FAILED || st == DAGRUN_SKIPPED ||
+	       st == DAGRUN_CANCELLED;
+}
+
+/* Records the held attempt end; with the task's status event that follows
+ * it (final: with the task's result). */
+static void flush_end(struct record *r, const dagrun_event *status)
+{
+	struct stash *k = &r->stash;
+	if (!k->full)
+		return;
+	k->full = false;
+	struct store_attempt_end e = k->e;
+	e.error = unstash(r, e.error);
+	e.model = unstash(r, e.model);
+	e.finish_reason = unstash(r, e.finish_reason);
+	e.prompt_sha256 = unstash(r, e.prompt_sha256);
+	buf_reset(&r->result);
+	if (status && final_status(status->status) &&
+	    flow_result_json(r->f, e.task, &r->result) == 0 && r->result.len) {
+		e.result_json = r->result.data;
+		e.result_len = r->result.len;
+	}
+	check(r, store_attempt_end(r->st, r->key, &e));
+}
+
+static void observe(void *ud, const dagrun_event *ev)
+{
+	struct record *r = ud;
+	/* A sub-run's task (a `workflow` task's) has no row of its own: the
+	 * store records the workflow task, whose result holds its outputs. */
+	if (ev->depth)
+		return;
+	switch (ev->type) {
+	case DAGRUN_EV_ATTEMPT_START: {
+		flush_end(r, NULL);
+		struct store_attempt_start a = {
+			.task = ev->task_index, .attempt = ev->attempt, .start_ms = ev->ts_ms,
+			.pid = ev->pid, .pgid = ev->pgid, .pid_start = ev->pid_start,
+		};
+		check(r, store_attempt_start(r->st, r->key, &a));
+		break;
+	}
+	case DAGRUN_EV_OUTPUT:
+		if (ev->len)
+			check(r, store_output(r->st, r->key, ev->task_index, ev->attempt,
+					      ev->stream == 2 ? STORE_STDERR : STORE_STDOUT,
+					      ev->data, ev->len));
+		break;
+	case DAGRUN_EV_ATTEMPT_END:
+		flush_end(r, NULL);
+		stash_end(r, ev);
+		break;
+	case DAGRUN_EV_TASK_STATUS: {
+		/* Running: its attempt's start (next) says so. */
+		if (ev->status == DAGRUN_RUNNING)
+			break;
+		flush_end(r, r->stash.full && r->stash.e.task == ev->task_index ? ev : NULL);
+		struct store_task_status_rec t = {
+			.task = ev->task_index, .status = ev->status,
+			.error_class = final_status(ev->status) || ev->status == DAGRUN_RETRYING ?
+				       ev->error_class : 0,
+			.error = ev->error,
+		};
+		check(r, store_task_status(r->st, r->key, &t));
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+/* ---- the gate ------------------------------------------------------------------ */
+
+static int barrier_now(struct record *r)
+{
+	int rc = store_barrier(r->st, on_barrier, r);
+	if (rc == 0)
+		uv_ref((uv_handle_t *)&r->async);   /* the answer keeps the loop */
+	return rc;
+}
+
+static void on_group(uv_timer_t *h)
+{
+	struct record *r = h->data;
+	int rc = barrier_now(r);
+	if (rc < 0 && r->live)
+		stop(r, rc);
+}
+
+/* Urgent: a barrier now, which the writer commits at once. Else in
+ * GATE_GROUP_MS, unless hurried: a busy run asks once per group of tasks,
+ * and the store commits once per request. */
+static int gate_request(void *ud, bool urgent)
+{
+	struct record *r = ud;
+	flush_end(r, NULL);
+	if (urgent)
+		return barrier_now(r);
+	return uv_timer_start(&r->group, on_group, GATE_GROUP_MS, 0);
+}
+
+static void gate_hurry(void *ud)
+{
+	struct record *r = ud;
+	if (!uv_is_active((uv_handle_t *)&r->group))
+		return;   /* the barrier is already asked for */
+	uv_timer_stop(&r->group);
+	on_group(&r->group);
+}
+
+/* ---- starting ------------------------------------------------------------------- */
+
+static int fail(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char **err, int code, const char *fmt, ...)
+{
+	if (err && !*err) {
+		va_list ap;
+		va_start(ap, fmt);
+		if (vasprintf(err, fmt, ap) < 0)
+			*err = NULL;
+		va_end(ap);
+	}
+	return code;
+}
+
+static void nap_20ms(void)
+{
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+}
+
+/* DIR/locks/RUNID, held (flock) by the engine and its watchdog while they
+ * live: a run that continues this one waits here until both are gone. */
+static int take_lock(struct record *r, const char *dir, bool wait, char **err)
+{
+	char *locks = NULL;
+	int rc = 0;
+	if (asprintf(&locks, "%s/locks", dir) < 0 ||
+	    asprintf(&r->lock_path, "%s/%s", locks, r->run_id) < 0) {
+		free(locks);
+		return fail(err, -ENOMEM, "out of memory");
+	}
+	if (mkdir(locks, 0700) < 0 && errno != EEXIST) {
+		rc = fail(err, -errno, "%s: cannot create: %s", locks, strerror(errno));
+		goto out;
+	}
+	r->lock_fd = open(r->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (r->lock_fd < 0) {
+		rc = fail(err, -errno, "%s: cannot open: %s", r->lock_path, strerror(errno));
+		goto out;
+	}
+	for (unsigned waited = 0;; waited += 20) {
+		if (flock(r->lock_fd, LOCK_EX | LOCK_NB) == 0)
+			break;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			rc = fail(err, -errno, "%s: cannot lock: %s", r->lock_path, strerror(errno));
+			goto out;
+		}
+		if (!wait || waited >= LOCK_WAIT_MS) {
+			rc = fail(err, -EBUSY, "run %s: a process of the dagrun that drove it before "
+				  "still holds %s (its watchdog, still sweeping?); try again later",
+				  r->run_id, r->lock_path);
+			goto out;
+		}
+		nap_20ms();
+	}
+out:
+	free(locks);
+	return rc;
+}
+
+/* The workflow's text for the snapshot, masked: *text and *len, pointing
+ * into o->definition or into b (which the caller frees); *text NULL when
+ * there is none to record (not a file that can be read again). */
+static int snapshot(struct record *r, const struct record_opts *o, struct buf *b,
+		    const char **text, size_t *len)
+{
+	*text = o->definition;
+	*len = o->definition_len;
+	struct buf file = BUF_INIT;
+	int rc = 0;
+	if (!*text) {
+		int fd = open(r->wf->path, O_RDONLY | O_CLOEXEC);
+		struct stat sb;
+		if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+			if (fd >= 0)
+				close(fd);
+			return 0;
+		}
+		file.max = DAGRUN_MAX_FILE_BYTES;
+		char chunk[65536];
+		ssize_t n;
+		while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+			if ((rc = buf_add(&file, chunk, (size_t)n)) < 0)
+				break;
+		close(fd);
+		if (rc < 0) {
+			buf_free(&file);
+			return rc == -E2BIG ? 0 : rc;
+		}
+		*text = file.data ? file.data : "";
+		*len = file.len;
+	}
+	if (!flow_redacting(r->f)) {
+		*b = file;   /* nothing to mask: no copy */
+		return 0;
+	}
+	rc = flow_redact(r->f, *text, *len, b);
+	buf_free(&file);
+	*text = b->data ? b->data : "";
+	*len = b->len;
+	return rc;
+}
+
+static int begin_run(struct record *r, const struct record_opts *o, uint32_t run_attempt,
+		     char **err)
+{
+	const struct dagrun_workflow *wf = r->wf;
+	struct buf def = BUF_INIT, vars = BUF_INIT;
+	const char **ids = malloc((wf->n_tasks ? wf->n_tasks : 1) * sizeof(*ids));
+	char path[PATH_MAX];
+	int rc = -ENOMEM;
+	const char *text = NULL;
+	size_t len = 0;
+	if (!ids || (rc = snapshot(r, o, &def, &text, &len)) < 0 ||
+	    (rc = flow_vars_json(r->f, wf, &vars)) < 0) {
+		fail(err, rc, "cannot record the run's definition: %s", strerror(-rc));
+		goto out;
+	}
+	for (uint32_t t = 0; t < wf->n_tasks; t++)
+		ids[t] = wf_task_id(wf, t);
+	struct store_run_begin b = {
+		.run_id = r->run_id, .run_attempt = run_attempt,
+		.workflow = dagrun_workflow_name(wf),
+		.path = realpath(wf->path, path) ? path : wf->path,
+		.definition = text, .definition_len = len,
+		.vars_json = vars.data, .task_ids = ids, .n_tasks = wf->n_tasks,
+		.start_ms = clock_wall_ms(),
+	};
+	rc = r->st->ops->begin(r->st, &b, &r->key, NULL, err);
+out:
+	free(ids);
+	buf_free(&def);
+	buf_free(&vars);
+	return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Critical-path weights from the workflow's history in st, into s: a
+ * task's cost is the median of its recent successful durations; without
+ * history, the median of those that have one. Nothing when none has. */
+static int weigh(struct store *st, const struct dagrun_workflow *wf, struct sched *s,
+		 char **err)
+{
+	uint32_t n = wf->n_tasks;
+	if (!n)
+		return 0;
+	const char **ids = malloc(n * sizeof(*ids));
+	uint64_t *ms = calloc(n, sizeof(*ms)), *known = malloc(n * sizeof(*known));
+	int rc = -ENOMEM;
+	if (!ids || !ms || !known) {
+		fail(err, rc, "out of memory");
+		goto out;
+	}
+	for (uint32_t t = 0; t < n; t++)
+		ids[t] = wf_task_id(wf, t);
+	uint32_t runs = HISTORY_TASK_RUNS / n;
+	runs = runs < 1 ? 1 : runs > HISTORY_RUNS ? HISTORY_RUNS : runs;
+	if ((rc = st->ops->history(st, dagrun_workflow_name(wf), ids, n, runs, ms, err)) < 0)
+		goto out;
+	uint32_t k = 0;
+	for (uint32_t t = 0; t < n; t++)
+		if (ms[t])
+			known[k++] = ms[t];
+	if (!k)
+		goto out;
+	/* The median of those with history. */
+	qsort(known, k, sizeof(*known), cmp_u64);
+	uint64_t mid = known[k / 2];
+	for (uint32_t t = 0; t < n; t++)
+		if (!ms[t])
+			ms[t] = mid ? mid : 1;
+	uint64_t *w = known;   /* reused: n entries */
+	graph_weigh(wf->graph, ms, w);
+	sched_set_weights(s, w);
+out:
+	free(ids);
+	free(ms);
+	free(known);
+	return rc;
+}
+
+/* The default retention for this workflow: cheap when nothing is due. */
+static void retention(struct record *r)
+{
+	struct store_prune_opts po = {
+		.workflow = dagrun_workflow_name(r->wf), .keep = KEEP_RUNS,
+		.older_than_ms = KEEP_MS, .now_ms = clock_wall_ms(),
+	};
+	char *e = NULL;
+	if (r->st->ops->prune_due(r->st, &po, &e) == 1)
+		r->st->ops->prune_async(r->st, &po);
+	free(e);
+}
+
+static int sched_observe(struct sched *s, dagrun_observer_fn fn, void *ud)
+{
+	struct observer *o = realloc(s->obs, (s->n_obs + 1) * sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	s->obs = o;
+	o[s->n_obs++] = (struct observer){fn, ud};
+	return 0;
+}
+
+static void make_summary(struct record *r)
+{
+	const struct cont *c = r->cont;
+	if (!c)
+		return;
+	char *m = NULL;
+	int n;
+	if (c->o.mode == CONT_RESUME)
+		n = asprintf(&m, "resuming run %s: %u task%s kept as recorded, %u attempt%s "
+			     "found interrupted (run again)%s%d leftover process%s killed",
+			     r->run_id, c->kept, c->kept == 1 ? "" : "s", c->open,
+			     c->open == 1 ? "" : "s", ", ", c->killed, c->killed == 1 ? "" : "es");
+	else
+		n = asprintf(&m, "rerun of run %s (attempt %u): %u task%s kept, %u to run again",
+			     r->run_id, c->o.run_attempt, c->kept, c->kept == 1 ? "" : "s",
+			     c->n - c->kept);
+	r->summary = n < 0 ? NULL : m;
+}
+
+int record_start(struct record **out, const struct record_opts *o,
+		 const struct dagrun_workflow *wf, struct sched *s, struct flow *f,
+		 const char *run_id, char **err)
+{
+	*out = NULL;
+	struct record *r = calloc(1, sizeof(*r));
+	if (!r)
+		return fail(err, -ENOMEM, "out of memory");
+	int rc;
+	r->wf = wf;
+	r->s = s;
+	r->f = f;
+	r->co = o->cont;
+	r->lock_fd = -1;
+	pthread_mutex_init(&r->mu, NULL);
+	if (!(r->run_id = strdup(run_id))) {
+		rc = fail(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((rc = uv_async_init(s->loop, &r->async, on_async)) < 0) {
+		fail(err, rc, "cannot set up the state store's wake-up: %s", uv_strerror(rc));
+		goto fail;
+	}
+	r->async.data = r;
+	r->async_init = true;
+	uv_unref((uv_handle_t *)&r->async);
+	uv_timer_init(s->loop, &r->group);
+	r->group.data = r;
+	r->group_init = true;
+	struct store_opts so = {
+		.dir = o->dir, .durable = o->durable, .log_cap = o->log_cap,
+		.queue_max = QUEUE_MAX, .on_error = on_store_error, .ud = r,
+	};
+	if ((rc = store_open(&store_sqlite_ops, &so, &r->st, err)) < 0)
+		goto fail;
+	if ((rc = weigh(r->st, wf, s, err)) < 0)
+		goto fail;
+	retention(r);
+	const struct cont_opts *co = o->cont;
+	if (!co) {
+		rc = begin_run(r, o, 1, err);
+	} else if (co->mode == CONT_RESUME) {
+		struct arena mem = ARENA_INIT;
+		struct store_lease prev;
+		r->key = co->key;
+		rc = r->st->ops->claim(r->st, co->key, &prev, &mem, err);
+		arena_free(&mem);
+		if (rc == 0)
+			rc = cont_read(r->st, wf, co, f, &r->cont, err);
+	} else {
+		if ((rc = cont_read(r->st, wf, co, f, &r->cont, err)) == 0)
+			rc = begin_run(r, o, co->run_attempt, err);
+	}
+	if (rc < 0)
+		goto fail;
+	if ((rc = take_lock(r, o->dir, co != NULL, err)) < 0)
+		goto fail;
+	if (r->cont) {
+		cont_kill_leftovers(r->cont, r->run_id);
+		if ((rc = cont_apply(r->cont, r->st, r->key, s, f, err)) < 0)
+			goto fail;
+		make_summary(r);
+	}
+	if ((rc = sched_observe(s, observe, r)) < 0) {
+		fail(err, rc, "out of memory");
+		goto fail;
+	}
+	struct sched_gate g = {gate_request, gate_hurry, r};
+	sched_set_gate(s, &g);
+	r->live = true;
+	*out = r;
+	return 0;
+fail:
+	record_detach(r);
+	/* The handle closes when the engine's loop next runs; r stays until
+	 * then, freed by the caller through record_free (see engine.c). */
+	*out = r;
+	if (r->st) {
+		store_close(r->st);
+		r->st = NULL;
+	}
+	return rc;
+}
+
+int record_lock_fd(const struct record *r)
+{
+	return r ? r->lock_fd : -1;
+}
+
+char *record_summary(const struct record *r)
+{
+	return r && r->summary ? strdup(r->summary) : NULL;
+}
+
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+};
+
+static void on_final_barrier(void *ud, int status)
+{
+	(void)status;
+	struct waiter *w = ud;
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Says how much output the log files did not get (the log cap, or output
+ * faster than the disk took it), once everything is written: counted in
+ * the attempts' records, and said here, never dropped silently. */
+static void warn_cut(struct record *r)
+{
+	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+	if (store_barrier(r->st, on_final_barrier, &w) == 0) {
+		pthread_mutex_lock(&w.mu);
+		while (!w.done)
+			pthread_cond_wait(&w.cv, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+	}
+	struct store_stats st;
+	r->st->ops->stats(r->st, &st);
+	if (getenv("DAGRUN_STORE_STATS"))
+		fprintf(stderr, "store: %llu records, %llu transactions, writer %.3f s CPU, %llu busy\n",
+			(unsigned long long)st.records, (unsigned long long)st.transactions,
+			st.writer_cpu_ns / 1e9, (unsigned long long)st.busy_retries);
+	if (!st.log_cut_bytes)
+		return;
+	char *m = NULL;
+	if (asprintf(&m, "%llu bytes of the tasks' output are not in the state directory's log "
+		     "files (past --log-cap, or written faster than the disk took them); each "
+		     "attempt's record says how many of its own", (unsigned long long)st.log_cut_bytes) < 0)
+		return;
+	dagrun_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = DAGRUN_EV_LOG;
+	ev.level = DAGRUN_WARN;
+	ev.ts_ms = clock_wall_ms();
+	ev.run_id = r->run_id;
+	ev.task_index = SCHED_NONE;
+	ev.exit_code = -1;
+	ev.message = m;
+	sched_emit(r->s, &ev);
+	free(m);
+}
+
+int record_finish(struct record *r, int outcome, char **err)
+{
+	if (!r || !r->st)
+		return 0;
+	r->live = false;
+	flush_end(r, NULL);
+	warn_cut(r);
+	int rc = 0;
+	if (outcome == 0 || outcome == 1)
+		rc = r->st->ops->run_end(r->st, r->key, outcome ? STORE_RUN_FAILED : STORE_RUN_COMPLETED,
+					 clock_wall_ms(), NULL);
+	int code = atomic_load(&r->failed);
+	int cl = store_close(r->st);
+	r->st = NULL;
+	if (!rc)
+		rc = cl;
+	if (!rc)
+		rc = code;
+	if (rc < 0) {
+		char *m = failure_msg(r, rc);
+		fail(err, rc, "%s", m ? m : strerror(-rc));
+		free(m);
+		return rc;
+	}
+	/* Over: nobody continues it (a rerun takes the lock anew). */
+	if ((outcome == 0 || outcome == 1) && r->lock_path)
+		unlink(r->lock_path);
+	return 0;
+}
+
+void record_detach(struct record *r)
+{
+	if (!r || r->detached)
+		return;
+	r->detached = true;
+	r->live = false;
+	if (r->async_init)
+		uv_close((uv_handle_t *)&r->async, NULL);
+	if (r->group_init)
+		uv_close((uv_handle_t *)&r->group, NULL);
+}
+
+void record_free(struct record *r)
+{
+	if (!r)
+		return;
+	store_close(r->st);
+	cont_free(r->cont);
+	if (r->lock_fd >= 0)
+		close(r->lock_fd);
+	buf_free(&r->stash.text);
+	buf_free(&r->result);
+	pthread_mutex_destroy(&r->mu);
+	free(r->msg);
+	free(r->run_id);
+	free(r->lock_path);
+	free(r->summary);
+	free(r);
+}
+
+int record_plan_weights(const char *dir, const struct dagrun_workflow *wf, struct sched *s,
+			char **err)
+{
+	char *db = NULL;
+	struct stat sb;
+	if (asprintf(&db, "%s/state.db", dir) < 0)
+		return fail(err, -ENOMEM, "out of memory");
+	bool none = stat(db, &sb) < 0;
+	free(db);
+	if (none)
+		return 0;   /* nothing recorded yet: no history */
+	struct store_opts so = {.dir = dir, .read_only = true};
+	struct store *st = NULL;
+	int rc = store_open(&store_sqlite_ops, &so, &st, err);
+	if (rc == 0)
+		rc = weigh(st, wf, s, err);
+	store_close(st);
+	return rc;
+}
