@@ -32,8 +32,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 
+#include "engine/tmpdir.h"
 #include "exec/fake.h"
 #include "graph/graph.h"
 #include "kinds/kind.h"
@@ -423,91 +423,17 @@ static void on_prepare(uv_prepare_t *h)
 
 static int make_tmpdir(dagrun_engine *e)
 {
-	const char *base = getenv("TMPDIR");
-	if (!base || !*base)
-		base = "/tmp";
-	if (snprintf(e->tmpdir, sizeof(e->tmpdir), "%.40s/dagrun-XXXXXX", base) >= (int)sizeof(e->tmpdir))
-		return -ENAMETOOLONG;
-	if (!mkdtemp(e->tmpdir))
-		return -errno;
+	int r = tmpdir_make(e->tmpdir, sizeof(e->tmpdir));
+	if (r < 0)
+		return r;
 	e->s.tmpdir = e->tmpdir;
 	e->env.tmpdir = e->tmpdir;
 	return 0;
 }
 
-#define TMPDIR_DEPTH_MAX 32   /* levels of a tree a task left that we remove;
-				* the warning below says 32 */
-
-static int empty_dir(int fd, int depth);
-
-/* Removes the directory name in parent (depth levels below the top) and
- * what it holds. It is opened relative to its parent without following a
- * symbolic link (O_NOFOLLOW | O_DIRECTORY: a link a task put there, even in
- * place of a directory, is never followed) and made writable (a task may
- * have made it read-only). Returns 0 or -errno (-E2BIG: too deep, a code
- * none of the calls here returns). */
-static int remove_subdir(int parent, const char *name, int depth)
-{
-	if (depth >= TMPDIR_DEPTH_MAX)
-		return -E2BIG;
-	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	(void)fchmod(fd, S_IRWXU);
-	int r = empty_dir(fd, depth + 1);
-	if (r == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0)
-		r = -errno;
-	return r;
-}
-
-/* Removes every entry of the directory open as fd (closed here): unlinked
- * (a link itself, never its target), or, when unlink says EISDIR, removed
- * as a directory. Returns 0, or the first -errno (what failed is left, the
- * rest removed). */
-static int empty_dir(int fd, int depth)
-{
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	int r = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		const char *n = de->d_name;
-		if (n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2])))
-			continue;
-		int e = unlinkat(dirfd(d), n, 0) == 0 ? 0 : -errno;
-		if (e == -EISDIR)
-			e = remove_subdir(dirfd(d), n, depth);
-		if (e < 0 && !r)
-			r = e;
-	}
-	closedir(d);
-	return r;
-}
-
-/* Removes the run's temporary directory and whatever tasks left in it
- * ($DAGRUN_OUTPUT made a directory, a tree, links). The directory itself
- * is opened without following a link too: a task that replaced it by a
- * link to elsewhere gets its link removed, not the target emptied.
- * Returns 0 or the first -errno (the directory is then left). */
 static int remove_tmpdir(dagrun_engine *e)
 {
-	if (!e->tmpdir[0])
-		return 0;
-	int r = 0, fd = open(e->tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		r = errno == ENOENT ? 0 : unlink(e->tmpdir) == 0 ? 0 : -errno;
-	} else {
-		r = empty_dir(fd, 0);
-		if (rmdir(e->tmpdir) < 0 && !r)
-			r = -errno;
-	}
-	if (r == 0)
-		e->tmpdir[0] = '\0';
-	return r;
+	return tmpdir_remove(e->tmpdir);
 }
 
 static int start_recording(dagrun_engine *e);
