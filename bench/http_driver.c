@@ -58,9 +58,8 @@ int main(int argc, char **argv)
 	memset(&api, 0, sizeof(api));
 	int added;
 	task.sym = intern_add(&wf.ids, "get", 3, &added);
-	task.kind = DR_KIND_API;
 	task.opts = &opts;
-	task.spec.api = &api;
+	task.spec = &api;
 	api.url = (struct dr_text){url, (uint32_t)strlen(url), 1, 1};
 	wf.tasks = &task;
 	wf.n_tasks = wf.n_main = 1;
@@ -77,7 +76,8 @@ int main(int argc, char **argv)
 		return 1;
 	double t0 = now();
 	for (long i = 0; i < n; i++) {
-		at[i] = (struct exec_attempt){.wf = &wf, .task = 0, .attempt = 1,
+		at[i] = (struct exec_attempt){.wf = &wf, .task = 0, .variant = HTTP_VARIANT_API,
+					      .attempt = 1,
 					      .run_id = "bench", .on_done = on_done, .owner = &t};
 		if (ex->ops->start(ex, &at[i]) < 0) {
 			fprintf(stderr, "start failed at %ld\n", i);

@@ -64,6 +64,7 @@ typedef struct dagrun_workflow dagrun_workflow;
 #define DAGRUN_MAX_DEPTH        64u                 /* YAML nesting */
 #define DAGRUN_MAX_STRING_BYTES ((size_t)1 << 20)   /* one scalar: 1 MiB */
 #define DAGRUN_MAX_DEPS         100000u             /* per task */
+#define DAGRUN_MAX_NESTING      8u                  /* sub-workflows in sub-workflows */
 
 /* Loads and validates the workflow at path (YAML or JSON), including the
  * dependency graph (cycles, unknown ids). On success *out owns the workflow
@@ -153,20 +154,21 @@ typedef struct dagrun_event {
 	size_t len;
 	const char *message;     /* LOG */
 	uint64_t count;          /* RUN_START: tasks; RUN_END: wall ms */
-	/* ATTEMPT_END of HTTP tasks (api, webhook, ai): */
-	int http_status;         /* 0 when no response */
-	uint64_t dns_us, connect_us, tls_us, first_byte_us, total_us;
-	/* ATTEMPT_END of AI tasks: */
-	const char *model;       /* the model that answered, or NULL */
-	int64_t prompt_tokens, completion_tokens; /* -1 when not reported */
-	const char *finish_reason;
-	const char *prompt_sha256; /* hex SHA-256 of the user message sent */
-	uint64_t prompt_bytes, context_cut_bytes;
 	/* ATTEMPT_END: what the attempt wrote (stdout, or the response body of
 	 * HTTP and AI tasks; and stderr) and how much of it the task's result
 	 * does not keep because of the 1 MiB per-attempt cap (0: all kept). */
 	uint64_t out_bytes, err_bytes;
 	uint64_t out_dropped, err_dropped;
+	/* ATTEMPT_END: what the task's kind adds (HTTP status and timings, an
+	 * AI reply's usage, a sub-run's counts): a chain of tagged extensions
+	 * (see below), or NULL. */
+	const struct dagrun_ext *ext;
+	/* 0: a task of the workflow run; n > 0: a task of a sub-workflow n
+	 * levels down (a `workflow` task's), whose event is forwarded: `task`
+	 * is then the path of ids from the top, "PARENT.CHILD", and
+	 * task_index an index no task of the run has (unique within the run),
+	 * and run events (RUN_START, RUN_END) of a sub-run are not forwarded. */
+	uint32_t depth;
 	/* ATTEMPT_START of a task that runs a process (command, script): the
 	 * leader's pid, its process group (the same number: each attempt has
 	 * a group of its own) and its start time in clock ticks since boot
@@ -181,6 +183,60 @@ typedef struct dagrun_event {
 	 * attempt's end and ready_ms, its retry delay. 0: not known. */
 	uint64_t ready_ms;
 } dagrun_event;
+
+/* ---- extensions: what a task kind adds to ATTEMPT_END ------------------- */
+
+/* Each extension starts with a dagrun_ext whose type says which struct it
+ * is; extensions chain through next. A consumer reads the types it knows
+ * and skips the others (a later version may add types and fields at the
+ * end of a struct). Strings are masked as the event's are. Valid during
+ * the callback only. */
+enum dagrun_ext_type {
+	DAGRUN_EXT_HTTP = 1,     /* dagrun_ext_http: api, webhook and ai tasks */
+	DAGRUN_EXT_AI = 2,       /* dagrun_ext_ai: ai tasks */
+	DAGRUN_EXT_WORKFLOW = 3, /* dagrun_ext_workflow: workflow tasks (sub-runs) */
+};
+
+typedef struct dagrun_ext {
+	int type;                       /* enum dagrun_ext_type */
+	const struct dagrun_ext *next;  /* the next extension, or NULL */
+} dagrun_ext;
+
+/* The first extension of type `type` in the chain x, or NULL. */
+const dagrun_ext *dagrun_ext_find(const dagrun_ext *x, int type);
+
+/* An HTTP exchange: the last response's status and where the time went,
+ * in microseconds from the start of the transfer, cumulative as curl
+ * reports them (connect includes dns); a phase that did not happen is 0
+ * (total 0: no transfer ran). queue: the wait for a slot before it. */
+typedef struct dagrun_ext_http {
+	dagrun_ext base;         /* DAGRUN_EXT_HTTP */
+	int status;              /* 0 when no response */
+	uint64_t queue_us, dns_us, connect_us, tls_us, first_byte_us, total_us;
+	uint32_t redirects;
+} dagrun_ext_http;
+
+/* An AI request and its reply (its HTTP exchange follows in the chain). */
+typedef struct dagrun_ext_ai {
+	dagrun_ext base;         /* DAGRUN_EXT_AI */
+	const char *model;       /* the model that answered, or NULL */
+	int64_t prompt_tokens, completion_tokens; /* -1 when not reported */
+	const char *finish_reason; /* or NULL */
+	const char *prompt_sha256; /* hex SHA-256 of the user message sent, or
+				    * NULL when none was */
+	uint64_t prompt_bytes;   /* its size */
+	uint64_t context_cut_bytes; /* context bytes cut by maxContextBytes */
+} dagrun_ext_ai;
+
+/* A sub-run: the workflow a `workflow` task ran and how its tasks ended
+ * (counts of the child's own tasks, not of its sub-runs). */
+typedef struct dagrun_ext_workflow {
+	dagrun_ext base;         /* DAGRUN_EXT_WORKFLOW */
+	const char *name;        /* the child workflow's name */
+	const char *file;        /* its file, as loaded */
+	uint64_t tasks;          /* main tasks of the child */
+	uint64_t completed, failed, skipped, cancelled;
+} dagrun_ext_workflow;
 
 typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);
 

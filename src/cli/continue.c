@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "load/model.h"
+#include "model/model.h"
 #include "sched/fingerprint.h"
 #include "sched/resume.h"
 

@@ -1,4 +1,6 @@
-/* ai.c: the executor of `ai` tasks; see ai.h.
+/* ai.c: the executor of `ai` tasks (see ai.h): an attempt's life and
+ * sending; the request is built in ai_request.c, pacing and parking are
+ * ai_pace.c's, the reply ai_reply.c's (ai_int.h lists what they share).
  *
  * An attempt owns one struct ax_attempt from start() to on_done. Invariant:
  * it is in exactly one of three states:
@@ -18,7 +20,7 @@
  *
  * What does not change between attempts is worked out on a task's first
  * attempt and kept (struct ai_task) until the executor is destroyed:
- *  - a promptFile is read (dr_prompt_file_read, validation's reader too),
+ *  - a promptFile is read (ai_prompt_file_read, validation's reader too),
  *    with a struct dr_text over its contents: the engine caches compiled
  *    templates by the dr_text's address, so every attempt renders the same
  *    compiled template (a file changed during a run is not read again).
@@ -30,7 +32,7 @@
  *    `{{ }}` expression (found by the expression checker, so the word in
  *    prose does not count).
  */
-#include "exec/ai.h"
+#include "exec/ai_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -38,87 +40,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-#include <openssl/evp.h>
-
-#include "expr/check.h"
-#include "expr/template.h"
-#include "expr/value.h"
+#include "expr/redact.h"
 #include "util/clock.h"
 #include "util/env.h"
-#include "util/url.h"
 
-#define RAW_KEEP ((size_t)1 << 20)   /* body kept while streaming (errors) */
-
-enum park { PARK_NONE, PARK_FAILED, PARK_PACED };
-
-/* The hold of one base URL: no request before not_before (loop ms). */
-struct pace {
-	char *base;
-	uint64_t not_before;
-	struct pace *next;
-};
-
-/* What is kept of one task from its first attempt (see above). */
-struct ai_task {
-	const struct dr_text *prompt; /* &ai->prompt, or &file */
-	char *data;                   /* the promptFile's contents, or NULL */
-	char *path;                   /* ... the file, as opened */
-	struct dr_text file;          /* over data, from line 1 column 1 */
-	bool append_context;          /* no template of the task uses it */
-};
-
-/* The ai_tasks of one workflow, by task index (made on its first attempt). */
-struct ai_tasks {
-	const struct dagrun_workflow *wf;
-	struct ai_task **by_task;     /* n entries; NULL: not yet */
-	uint32_t n;                   /* wf->n_tasks (wf may be gone at the end) */
-	struct ai_tasks *next;
-};
-
-struct ax_attempt;
-
-struct ai_executor {
-	struct executor base;
-	uv_loop_t *loop;
-	struct http_client *client;
-	bool own_client;
-	char *const *environ;
-	uv_timer_t tick;
-	struct ax_attempt *parked;
-	struct pace *paces;
-	struct ai_tasks *tasks;
-};
-
-struct ax_attempt {
-	struct ai_executor *ax;
-	struct exec_attempt *a;
-	struct ax_attempt *next;         /* on ax->parked */
-	uint8_t park;                    /* enum park */
-	bool cancelled, stream, json_mode;
-	struct http_xfer *xfer;          /* while sending */
-	uint64_t started;                /* loop ms */
-	uint64_t timeout_ms;             /* the attempt's; 0: none */
-	char *base;                      /* the base URL, the pacing key */
-	char *url;
-	char *body;
-	size_t body_len;
-	char *key;                       /* the API key, or NULL; wiped */
-	char *lines[4];                  /* header lines; lines[n-1] may hold the key */
-	size_t n_lines;
-	struct ai_stream sse;
-	struct buf raw;                  /* streaming: the body's start */
-	struct exec_result res;
-};
-
-/* The rendered context of one attempt. */
-struct rctx {
-	struct expr_kv *kv;
-	size_t n;
-	uint64_t cut;
-};
-
-static uint64_t now_ms(uv_loop_t *loop)
+uint64_t ax_now_ms(uv_loop_t *loop)
 {
 	uv_update_time(loop);
 	return uv_now(loop);
@@ -142,9 +68,7 @@ const char *ai_api_key_env(const struct dr_ai *ai)
 
 /* Records a failure of class c on st (the message is formatted; on OOM the
  * result still fails, with a NULL message). */
-static void fail(struct ax_attempt *st, enum dr_error_class c, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void fail(struct ax_attempt *st, enum dr_error_class c, const char *fmt, ...)
+void ax_fail(struct ax_attempt *st, enum dr_error_class c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -153,7 +77,7 @@ static void fail(struct ax_attempt *st, enum dr_error_class c, const char *fmt, 
 }
 
 /* msg with every occurrence of key replaced by "***" (malloc'd), or NULL. */
-static char *scrub(const char *msg, const char *key)
+char *ax_scrub(const char *msg, const char *key)
 {
 	size_t kn = key ? strlen(key) : 0;
 	struct buf b = BUF_INIT;
@@ -172,506 +96,6 @@ static char *scrub(const char *msg, const char *key)
 	return s;
 }
 
-/* ---- building the request --------------------------------------------------- */
-
-/* Renders t, the text of file (NULL: of the workflow); a template error
- * fails the attempt (permanent) with "WHAT: FILE:LINE:COL: ERROR", where
- * FILE is file (the render callback names the workflow's file). Returns
- * 0, -ENOMEM, or -EINVAL (failed). */
-static int render_in(struct ax_attempt *st, const struct dr_text *t, enum exec_render_mode mode,
-		     struct buf *out, const char *what, const char *file)
-{
-	char *err = NULL;
-	int r = exec_render(st->a, t, (int)mode, out, &err);
-	if (r == 0 || r == -ENOMEM) {
-		free(err);
-		return r;
-	}
-	/* The callback names the workflow's file; t is file's text. */
-	const char *wf = st->a->wf->path, *at = err;
-	size_t n = wf ? strlen(wf) : 0;
-	if (file && at && n && !strncmp(at, wf, n) && at[n] == ':')
-		at += n;
-	else
-		file = "";
-	fail(st, DR_CLASS_PERMANENT, "%s: %s%s", what, file, at ? at : strerror(-r));
-	free(err);
-	return -EINVAL;
-}
-
-/* Renders t, a string of the workflow; a template error fails the attempt
- * with "WHAT: ERROR". Returns 0, -ENOMEM or -EINVAL. */
-static int render(struct ax_attempt *st, const struct dr_text *t, enum exec_render_mode mode,
-		  struct buf *out, const char *what)
-{
-	return render_in(st, t, mode, out, what, NULL);
-}
-
-/* v as JSON (see exec_value_json); a failure fails the attempt. */
-static int to_json(struct ax_attempt *st, const struct dr_value *v, json_t **out,
-		   const char *what)
-{
-	char *err = NULL;
-	int r = exec_value_json(st->a, v, out, &err);
-	if (r == -EINVAL)
-		fail(st, DR_CLASS_PERMANENT, "%s: %s", what, err ? err : "invalid value");
-	free(err);
-	return r;
-}
-
-/* The text of one context value. */
-static int context_value(struct ax_attempt *st, const struct dr_value *v, const char *what,
-			 struct buf *out)
-{
-	switch (v->kind) {
-	case DR_VAL_NULL:
-		return 0;
-	case DR_VAL_STRING:
-		return render(st, &v->text, EXEC_RENDER_PLAIN, out, what);
-	case DR_VAL_BOOL: case DR_VAL_INT: case DR_VAL_REAL:
-		if (v->text.s)
-			return buf_add(out, v->text.s, v->text.len);
-		return v->kind == DR_VAL_BOOL ? buf_adds(out, v->as.b ? "true" : "false")
-			: v->kind == DR_VAL_INT ? buf_printf(out, "%lld", (long long)v->as.i)
-			: buf_printf(out, "%.17g", v->as.d);
-	default: {
-		json_t *j = NULL;
-		int r = to_json(st, v, &j, what);
-		if (r < 0)
-			return r;
-		char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-		json_decref(j);
-		if (!s)
-			return -ENOMEM;
-		r = buf_adds(out, s);
-		free(s);
-		return r;
-	}
-	}
-}
-
-static void rctx_free(struct rctx *cx)
-{
-	for (size_t i = 0; i < cx->n; i++) {
-		free((char *)cx->kv[i].key);
-		free((char *)cx->kv[i].value);
-	}
-	free(cx->kv);
-	memset(cx, 0, sizeof(*cx));
-}
-
-/* Cuts the values, in order, to max bytes in all, each cut one ending with
- * "[truncated N bytes]". */
-static int context_cut(struct rctx *cx, uint64_t max)
-{
-	uint64_t total = 0, left = max;
-	for (size_t i = 0; i < cx->n; i++)
-		total += cx->kv[i].value_len;
-	if (total <= max)
-		return 0;
-	for (size_t i = 0; i < cx->n; i++) {
-		struct expr_kv *kv = &cx->kv[i];
-		if (kv->value_len <= left) {
-			left -= kv->value_len;
-			continue;
-		}
-		size_t keep = ai_utf8_floor(kv->value, kv->value_len, (size_t)left);
-		size_t cut = kv->value_len - keep;
-		struct buf b = BUF_INIT;
-		if (buf_add(&b, kv->value, keep) < 0 ||
-		    buf_printf(&b, "%s[truncated %zu bytes]", keep ? "\n" : "", cut) < 0) {
-			buf_free(&b);
-			return -ENOMEM;
-		}
-		free((char *)kv->value);
-		kv->value_len = b.len;
-		kv->value = buf_steal(&b);
-		cx->cut += cut;
-		left = 0;
-	}
-	return 0;
-}
-
-/* Renders ai->context into cx. Returns 0, -ENOMEM or -EINVAL (failed). */
-static int render_context(struct ax_attempt *st, const struct dr_ai *ai, struct rctx *cx)
-{
-	const struct dr_value *v = ai->context;
-	if (!v || v->kind != DR_VAL_MAP || !v->count)
-		return 0;
-	if (!(cx->kv = calloc(v->count, sizeof(*cx->kv))))
-		return -ENOMEM;
-	for (uint32_t i = 0; i < v->count; i++) {
-		const struct dr_text *k = &v->keys[i];
-		struct buf val = BUF_INIT, clean = BUF_INIT;
-		char what[128];
-		snprintf(what, sizeof(what), "context.%.*s", (int)(k->len > 80 ? 80 : k->len),
-			 k->s ? k->s : "");
-		char *key = strndup(k->s ? k->s : "", k->s ? k->len : 0);
-		int r = key ? context_value(st, &v->items[i], what, &val) : -ENOMEM;
-		if (r == 0)
-			r = ai_utf8_clean(&clean, val.data ? val.data : "", val.len);
-		buf_free(&val);
-		if (r < 0) {
-			free(key);
-			buf_free(&clean);
-			return r;
-		}
-		cx->kv[cx->n].key = key;
-		cx->kv[cx->n].value_len = clean.len;
-		cx->kv[cx->n].value = buf_steal(&clean);
-		cx->n++;
-		if (!cx->kv[cx->n - 1].value)
-			return -ENOMEM;
-	}
-	uint64_t max = ai->max_context_bytes ? ai->max_context_bytes : AI_DEFAULT_MAX_CONTEXT;
-	return context_cut(cx, max);
-}
-
-/* Whether template t uses `context` in one of its expressions (context.KEY,
- * context["KEY"], context whole): "context" in the text around them does
- * not count. A template that does not parse counts as not using it (its
- * rendering fails anyway). */
-static bool uses_context(const struct dr_text *t)
-{
-	if (!t || !t->s || !tpl_has_template(t->s, t->len))
-		return false;
-	struct tpl tp = {0};
-	struct expr_error e = {0};
-	bool used = false;
-	if (tpl_parse(t->s, t->len, &tp, &e) == 0) {
-		for (size_t i = 0; i < tp.n && !used; i++) {
-			if (tp.segs[i].kind != TPL_EXPR)
-				continue;
-			struct expr_refs refs = {0};
-			if (expr_check(NULL, t->s + tp.segs[i].off, tp.segs[i].len,
-				       EXPR_CHECK_CONTEXT, &refs, &e) == 0)
-				for (size_t k = 0; k < refs.n && !used; k++)
-					used = refs.v[k].kind == EXPR_NAME_CONTEXT;
-			expr_refs_free(&refs);
-		}
-	}
-	tpl_free(&tp);
-	return used;
-}
-
-/* The table of a->wf's tasks, made on first use. NULL on OOM. */
-static struct ai_tasks *tasks_of(struct ai_executor *ax, const struct dagrun_workflow *wf)
-{
-	for (struct ai_tasks *w = ax->tasks; w; w = w->next)
-		if (w->wf == wf)
-			return w;
-	struct ai_tasks *w = calloc(1, sizeof(*w));
-	if (!w || !(w->by_task = calloc(wf->n_tasks ? wf->n_tasks : 1, sizeof(*w->by_task)))) {
-		free(w);
-		return NULL;
-	}
-	w->wf = wf;
-	w->n = wf->n_tasks;
-	w->next = ax->tasks;
-	ax->tasks = w;
-	return w;
-}
-
-/* The task's kept state (see the file's header), made on its first
- * attempt: the prompt's template (the prompt key, or the promptFile's
- * contents) and whether the context is appended. Returns 0, -ENOMEM, or
- * -EINVAL with st failed (no prompt, an unreadable promptFile: the next
- * attempt tries again). */
-static int task_state(struct ax_attempt *st, const struct dr_ai *ai, struct ai_task **out)
-{
-	const struct exec_attempt *a = st->a;
-	struct ai_tasks *w = tasks_of(st->ax, a->wf);
-	if (!w)
-		return -ENOMEM;
-	if ((*out = w->by_task[a->task]))
-		return 0;
-	if (!ai->prompt.s && !ai->prompt_file.s) {
-		fail(st, DR_CLASS_PERMANENT, "the task has neither prompt nor promptFile");
-		return -EINVAL;
-	}
-	struct ai_task *k = calloc(1, sizeof(*k));
-	if (!k)
-		return -ENOMEM;
-	k->prompt = &ai->prompt;
-	if (!ai->prompt.s) {
-		size_t len = 0;
-		char *err = NULL;
-		int r = dr_prompt_file_read(a->wf, ai, &k->path, &k->data, &len, &err);
-		if (r < 0) {
-			free(k);
-			/* where and what validation says (FILE:LINE:COL of the key) */
-			if (r != -ENOMEM)
-				fail(st, DR_CLASS_PERMANENT, "%s:%u:%u: %s", a->wf->path,
-				     ai->prompt_file.line, ai->prompt_file.col, err);
-			free(err);
-			return r == -ENOMEM ? r : -EINVAL;
-		}
-		k->file = (struct dr_text){k->data, (uint32_t)len, 1, 1};
-		k->prompt = &k->file;
-	}
-	k->append_context = !uses_context(&ai->system) && !uses_context(k->prompt);
-	w->by_task[a->task] = k;
-	*out = k;
-	return 0;
-}
-
-/* Appends the context under a "Context:" heading. */
-static int append_context(struct buf *user, const struct rctx *cx)
-{
-	int r = buf_adds(user, user->len ? "\n\nContext:\n" : "Context:\n");
-	for (size_t i = 0; i < cx->n && r == 0; i++) {
-		const struct expr_kv *kv = &cx->kv[i];
-		if ((r = buf_printf(user, "%s%s: ", i ? "\n" : "", kv->key)) == 0)
-			r = buf_add(user, kv->value, kv->value_len);
-		if (r == 0 && (!kv->value_len || kv->value[kv->value_len - 1] != '\n'))
-			r = buf_addc(user, '\n');
-	}
-	return r;
-}
-
-static int sha256_hex(const char *p, size_t n, char out[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	if (!EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) || len != 32)
-		return -EIO;
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	return 0;
-}
-
-static bool local_host(const char *h)
-{
-	return !strcasecmp(h, "localhost") || !strcmp(h, "127.0.0.1") ||
-	       !strcmp(h, "[::1]") || !strcmp(h, "::1");
-}
-
-/* Renders and checks the base URL into st->base and st->url. */
-static int base_url(struct ax_attempt *st, const struct dr_ai *ai, bool *local)
-{
-	struct buf b = BUF_INIT;
-	int r = 0;
-	if (ai->base_url.s) {
-		r = render(st, &ai->base_url, EXEC_RENDER_URL, &b, "baseUrl");
-	} else {
-		const char *env = env_get(st->ax->environ, AI_BASE_URL_ENV);
-		r = buf_adds(&b, env && *env ? env : AI_DEFAULT_BASE_URL);
-	}
-	while (r == 0 && b.len && b.data[b.len - 1] == '/')
-		b.data[--b.len] = '\0';
-	CURLU *u = r == 0 ? curl_url() : NULL;
-	char *host = NULL;
-	if (r == 0 && !u)
-		r = -ENOMEM;
-	if (r < 0)
-		goto out;
-	CURLUcode uc = curl_url_set(u, CURLUPART_URL, b.data ? b.data : "", 0);
-	if (uc == CURLUE_OUT_OF_MEMORY) {
-		r = -ENOMEM;
-	} else if (uc != CURLUE_OK || !url_is_http(b.data) ||
-		   curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		fail(st, DR_CLASS_PERMANENT, "baseUrl: not an http(s) URL%s",
-		     ai->base_url.s ? "" : " in $" AI_BASE_URL_ENV);
-		r = -EINVAL;
-	} else {
-		*local = local_host(host);
-		if (!(st->base = buf_steal(&b)) ||
-		    !(st->url = buf_strf("%s/chat/completions", st->base)))
-			r = -ENOMEM;
-	}
-out:
-	curl_free(host);
-	curl_url_cleanup(u);
-	buf_free(&b);
-	return r;
-}
-
-/* The key and the header lines. */
-static int headers(struct ax_attempt *st, const struct dr_ai *ai, bool local)
-{
-	const char *name = ai_api_key_env(ai);
-	const char *key = env_get(st->ax->environ, name);
-	st->lines[st->n_lines++] = strdup("Content-Type: application/json");
-	st->lines[st->n_lines++] = strdup(st->stream ? "Accept: text/event-stream"
-						     : "Accept: application/json");
-	st->lines[st->n_lines++] = strdup("Expect:");
-	for (size_t i = 0; i < st->n_lines; i++)
-		if (!st->lines[i])
-			return -ENOMEM;
-	if (!key || !*key) {
-		if (local)
-			return 0;
-		fail(st, DR_CLASS_PERMANENT, "no API key: the environment variable %s "
-		     "(apiKeyEnv) is not set, and the base URL is not local", name);
-		return -EINVAL;
-	}
-	if (strpbrk(key, "\r\n")) {
-		fail(st, DR_CLASS_PERMANENT, "the API key in %s contains a line break", name);
-		return -EINVAL;
-	}
-	if (!(st->key = strdup(key)) ||
-	    !(st->lines[st->n_lines] = buf_strf("Authorization: Bearer %s", key)))
-		return -ENOMEM;
-	st->n_lines++;
-	return 0;
-}
-
-static int set_text(json_t *o, const char *k, const char *s, size_t n)
-{
-	struct buf c = BUF_INIT;
-	int r = ai_utf8_clean(&c, s ? s : "", n);
-	json_t *j = r == 0 ? json_stringn(c.data, c.len) : NULL;
-	buf_free(&c);
-	return j && !json_object_set_new(o, k, j) ? 0 : -ENOMEM;
-}
-
-static int message(json_t *msgs, const char *role, const struct buf *content)
-{
-	json_t *m = json_object();
-	if (!m || json_array_append_new(msgs, m) < 0 ||
-	    json_object_set_new(m, "role", json_string(role)) < 0)
-		return -ENOMEM;
-	return set_text(m, "content", content->data, content->len);
-}
-
-/* The JSON body. */
-static int body(struct ax_attempt *st, const struct dr_ai *ai, const struct buf *model,
-		const struct buf *sys, const struct buf *user)
-{
-	json_t *req = json_object(), *msgs = json_array(), *o;
-	int r = -ENOMEM;
-	if (!req || !msgs || set_text(req, "model", model->data, model->len) < 0 ||
-	    json_object_set(req, "messages", msgs) < 0)
-		goto out;
-	if ((ai->system.s && message(msgs, "system", sys) < 0) || message(msgs, "user", user) < 0)
-		goto out;
-	if (ai->has_temperature &&
-	    json_object_set_new(req, "temperature", json_real(ai->temperature)) < 0)
-		goto out;
-	if (ai->max_tokens &&
-	    json_object_set_new(req, "max_tokens", json_integer(ai->max_tokens)) < 0)
-		goto out;
-	if (ai->response_format == DR_RESP_JSON &&
-	    (!(o = json_pack("{s:s}", "type", "json_object")) ||
-	     json_object_set_new(req, "response_format", o) < 0))
-		goto out;
-	if (ai->stream &&
-	    (json_object_set_new(req, "stream", json_true()) < 0 ||
-	     !(o = json_pack("{s:b}", "include_usage", 1)) ||
-	     json_object_set_new(req, "stream_options", o) < 0))
-		goto out;
-	if (!(st->body = json_dumps(req, JSON_COMPACT | JSON_REAL_PRECISION(15))))
-		goto out;
-	st->body_len = strlen(st->body);
-	r = 0;
-out:
-	json_decref(msgs);
-	json_decref(req);
-	return r;
-}
-
-/* Renders system and prompt with the context in scope, and builds the user
- * message. */
-static int messages(struct ax_attempt *st, const struct dr_ai *ai, const struct rctx *cx,
-		    struct buf *sys, struct buf *user)
-{
-	struct exec_attempt *a = st->a;
-	struct ai_task *k = NULL;
-	int r;
-	a->context = cx->kv;
-	a->n_context = cx->n;
-	if ((ai->system.s && (r = render(st, &ai->system, EXEC_RENDER_PLAIN, sys, "system")) < 0) ||
-	    (r = task_state(st, ai, &k)) < 0)
-		goto out;
-	if (ai->prompt.s) {
-		r = render(st, k->prompt, EXEC_RENDER_PLAIN, user, "prompt");
-	} else {
-		char what[256];
-		snprintf(what, sizeof(what), "promptFile '%.200s'", ai->prompt_file.s);
-		r = render_in(st, k->prompt, EXEC_RENDER_PLAIN, user, what, k->path);
-	}
-	if (r == 0 && cx->n && k->append_context)
-		r = append_context(user, cx);
-out:
-	a->context = NULL;
-	a->n_context = 0;
-	return r;
-}
-
-/* Builds everything the request needs. Returns 0, -ENOMEM, or -EINVAL with
- * st->res failed (permanent). */
-static int build(struct ax_attempt *st, const struct dr_ai *ai)
-{
-	struct buf model = BUF_INIT, sys = BUF_INIT, user = BUF_INIT, sent = BUF_INIT;
-	struct rctx cx = {0};
-	bool local = false;
-	int r;
-	if ((r = render(st, &ai->model, EXEC_RENDER_PLAIN, &model, "model")) < 0)
-		goto out;
-	if (!model.len) {
-		fail(st, DR_CLASS_PERMANENT, "model: empty after rendering");
-		r = -EINVAL;
-		goto out;
-	}
-	if ((r = base_url(st, ai, &local)) < 0 || (r = headers(st, ai, local)) < 0 ||
-	    (r = render_context(st, ai, &cx)) < 0 || (r = messages(st, ai, &cx, &sys, &user)) < 0)
-		goto out;
-	/* The user message as sent: valid UTF-8 (the context already is). */
-	if ((r = ai_utf8_clean(&sent, user.data ? user.data : "", user.len)) < 0)
-		goto out;
-	st->res.context_cut_bytes = cx.cut;
-	st->res.prompt_bytes = sent.len;
-	if ((r = sha256_hex(sent.data, sent.len, st->res.prompt_sha256)) < 0 ||
-	    (r = body(st, ai, &model, &sys, &sent)) < 0)
-		goto out;
-out:
-	buf_free(&sent);
-	rctx_free(&cx);
-	buf_free(&model);
-	buf_free(&sys);
-	buf_free(&user);
-	return r == -EIO ? -ENOMEM : r;
-}
-
-/* ---- pacing ----------------------------------------------------------------- */
-
-static uint64_t pace_get(const struct ai_executor *ax, const char *base)
-{
-	for (const struct pace *p = ax->paces; p; p = p->next)
-		if (!strcmp(p->base, base))
-			return p->not_before;
-	return 0;
-}
-
-/* Holds requests to base until `until`; drops holds that have ended. On
- * OOM there is no hold (the server will answer 429 instead). */
-static void pace_set(struct ai_executor *ax, const char *base, uint64_t until, uint64_t now)
-{
-	struct pace **pp = &ax->paces, *found = NULL;
-	while (*pp) {
-		struct pace *p = *pp;
-		if (!strcmp(p->base, base)) {
-			found = p;
-		} else if (p->not_before <= now) {
-			*pp = p->next;
-			free(p->base);
-			free(p);
-			continue;
-		}
-		pp = &p->next;
-	}
-	if (!found) {
-		if (!(found = calloc(1, sizeof(*found))) || !(found->base = strdup(base))) {
-			free(found);
-			return;
-		}
-		found->next = ax->paces;
-		ax->paces = found;
-	}
-	if (until > found->not_before)
-		found->not_before = until;
-}
-
 /* ---- running attempts ------------------------------------------------------------ */
 
 static void attempt_free(struct ax_attempt *st)
@@ -688,25 +112,25 @@ static void attempt_free(struct ax_attempt *st)
 	free(st);
 }
 
-static void report(struct ax_attempt *st)
+void ax_report(struct ax_attempt *st)
 {
 	struct exec_attempt *a = st->a;
 	struct exec_result *r = &st->res;
 	if (st->cancelled && !r->cancelled) {
 		r->cancelled = true;
-		fail(st, DR_CLASS_TRANSIENT, "cancelled");
+		ax_fail(st, DR_CLASS_TRANSIENT, "cancelled");
 	}
 	if (!r->end_ms)
 		r->end_ms = clock_wall_ms();
 	if (r->end_ms < r->start_ms)
 		r->end_ms = r->start_ms;
-	r->duration_ms = now_ms(st->ax->loop) - st->started;
+	r->duration_ms = ax_now_ms(st->ax->loop) - st->started;
 	if (r->ok && r->error) {
 		free(r->error);
 		r->error = NULL;
 	}
 	if (r->error && st->key && *st->key && strstr(r->error, st->key)) {
-		char *s = scrub(r->error, st->key);   /* whatever the server echoed */
+		char *s = ax_scrub(r->error, st->key);   /* whatever the server echoed */
 		free(r->error);
 		r->error = s;
 	}
@@ -715,229 +139,10 @@ static void report(struct ax_attempt *st)
 	attempt_free(st);
 }
 
-static uint64_t deadline(const struct ax_attempt *st)
-{
-	return st->timeout_ms ? st->started + st->timeout_ms : UINT64_MAX;
-}
-
-/* When st must be looked at again. */
-static uint64_t wake(const struct ai_executor *ax, const struct ax_attempt *st)
-{
-	if (st->cancelled || st->park == PARK_FAILED)
-		return 0;
-	uint64_t nb = pace_get(ax, st->base), d = deadline(st);
-	return nb < d ? nb : d;
-}
-
-static void on_tick(uv_timer_t *t);
-
-static void rearm(struct ai_executor *ax)
-{
-	if (!ax->parked) {
-		uv_timer_stop(&ax->tick);
-		return;
-	}
-	uint64_t at = UINT64_MAX, now = now_ms(ax->loop);
-	for (const struct ax_attempt *st = ax->parked; st; st = st->next) {
-		uint64_t w = wake(ax, st);
-		if (w < at)
-			at = w;
-	}
-	uv_timer_start(&ax->tick, on_tick, at > now ? at - now : 0, 0);
-}
-
-static void park(struct ax_attempt *st, enum park how)
-{
-	struct ai_executor *ax = st->ax;
-	struct ax_attempt **pp = &ax->parked;
-	while (*pp)
-		pp = &(*pp)->next;
-	st->park = (uint8_t)how;
-	st->next = NULL;
-	*pp = st;
-	rearm(ax);
-}
-
-static void on_delta(void *ud, const char *text, size_t len)
-{
-	struct ax_attempt *st = ud;
-	if (st->a->on_output)
-		st->a->on_output(st->a, EXEC_STDOUT, text, len);
-}
-
-static int on_data(void *ud, const char *data, size_t len)
-{
-	struct ax_attempt *st = ud;
-	if (!st->sse.events && st->raw.len < RAW_KEEP) {
-		size_t n = RAW_KEEP - st->raw.len;
-		if (buf_add(&st->raw, data, len < n ? len : n) < 0)
-			return -1;
-	}
-	return ai_stream_feed(&st->sse, data, len) < 0 ? -1 : 0;
-}
-
-/* Moves what a reply said into the result. */
-static void take_reply(struct ax_attempt *st, struct ai_reply *rp)
-{
-	struct exec_result *r = &st->res;
-	buf_free(&r->out);
-	r->out = rp->text;
-	rp->text = (struct buf)BUF_INIT;
-	r->out_bytes = rp->text_bytes;
-	r->out_dropped = rp->text_bytes > r->out.len ? rp->text_bytes - r->out.len : 0;
-	free(r->model);
-	r->model = rp->model;
-	rp->model = NULL;
-	free(r->finish_reason);
-	r->finish_reason = rp->finish_reason;
-	rp->finish_reason = NULL;
-	r->has_usage = rp->has_usage;
-	r->prompt_tokens = rp->prompt_tokens;
-	r->completion_tokens = rp->completion_tokens;
-}
-
-/* An HTTP error status: the class and the API's message. */
-static void status_failure(struct ax_attempt *st, const struct buf *body)
-{
-	struct exec_result *r = &st->res;
-	bool quota = false;
-	char *api = ai_error_message(body->data, body->len, &quota);
-	char *msg = api ? scrub(api, st->key) : NULL;
-	enum dr_error_class c = quota ? DR_CLASS_PERMANENT
-		: http_status_transient(r->http_status) ? DR_CLASS_TRANSIENT : DR_CLASS_PERMANENT;
-	if (msg) {
-		fail(st, c, "HTTP %d: %s", r->http_status, msg);
-	} else {
-		/* The start of the body, the key scrubbed first and the run's
-		 * other secrets masked before the cut (a cut must not leave a
-		 * piece of either). A NUL is a control byte (a space), not the
-		 * end. */
-		struct buf nb = BUF_INIT;
-		if (body->len && buf_add(&nb, body->data, body->len) == 0)
-			for (size_t i = 0; i < nb.len; i++)
-				nb.data[i] = nb.data[i] ? nb.data[i] : ' ';
-		char *s = scrub(nb.data ? nb.data : "", st->key);
-		buf_free(&nb);
-		struct buf q = BUF_INIT;
-		if (s)
-			exec_body_snippet(st->a->redactor, s, strlen(s), &q);
-		fail(st, c, "HTTP %d%s%s", r->http_status, q.len ? ": " : "", q.len ? q.data : "");
-		buf_free(&q);
-		free(s);
-	}
-	free(api);
-	free(msg);
-	r->retry_after_ms = ai_retry_after_ms(r->http_headers, r->http_status, time(NULL));
-}
-
-/* A 2xx reply: the text, or why it is not usable. */
-static void success(struct ax_attempt *st, const struct buf *body)
-{
-	struct exec_result *r = &st->res;
-	struct ai_reply plain = {0};
-	struct ai_reply *rp = &plain;
-	char *err = NULL;
-	int e = st->stream ? ai_stream_end(&st->sse) : 0;
-	if (e < 0) {
-		fail(st, DR_CLASS_RESOURCE, "out of memory");
-	} else if (st->stream && (st->sse.events || st->sse.error)) {
-		rp = &st->sse.reply;
-		if (st->sse.error)
-			fail(st, DR_CLASS_TRANSIENT, "%s", st->sse.error);
-		else if (!st->sse.done)
-			fail(st, DR_CLASS_TRANSIENT, "stream ended early%s",
-			     st->sse.partial ? " (inside an event)" : " (no [DONE])");
-		else
-			r->ok = true;
-	} else {
-		/* Not streamed, or a server that answered a stream request with
-		 * one JSON reply. */
-		e = ai_reply_parse(body->data, body->len, rp, &err);
-		if (e == -ENOMEM)
-			fail(st, DR_CLASS_RESOURCE, "out of memory");
-		else if (e < 0)
-			fail(st, DR_CLASS_TRANSIENT, "invalid reply: %s", err ? err : "");
-		else
-			r->ok = true;
-		if (e == 0 && st->stream && rp->text.len)
-			on_delta(st, rp->text.data, rp->text.len);
-	}
-	char *refusal = rp->refusal;
-	rp->refusal = NULL;
-	take_reply(st, rp);
-	if (r->ok && refusal && !r->out.len) {
-		char *s = scrub(refusal, st->key);
-		fail(st, DR_CLASS_PERMANENT, "the model refused: %s", s ? s : "");
-		free(s);
-	}
-	if (r->ok && st->json_mode) {
-		json_error_t je;
-		json_t *j = json_loadb(r->out.data ? r->out.data : "", r->out.len,
-				       JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-		if (!j)
-			fail(st, DR_CLASS_TRANSIENT, "the reply is not valid JSON "
-			     "(responseFormat: json): %s at line %d", je.text, je.line);
-		json_decref(j);
-	}
-	if (r->finish_reason && !strcmp(r->finish_reason, "length"))
-		r->warning = AI_LENGTH_WARNING;
-	else if (r->finish_reason && !strcmp(r->finish_reason, "content_filter"))
-		r->warning = AI_FILTER_WARNING;
-	if (!r->ok)
-		r->retry_after_ms = ai_retry_after_ms(r->http_headers, r->http_status, time(NULL));
-	free(refusal);
-	free(err);
-	ai_reply_free(&plain);
-}
-
-static bool transport_failed(const struct http_response *resp)
-{
-	return resp->cancelled || resp->err || resp->too_large || resp->headers_too_large ||
-	       resp->aborted || resp->timed_out || resp->curl_code;
-}
-
-static void on_response(void *ud, struct http_response *resp)
-{
-	struct ax_attempt *st = ud;
-	struct ai_executor *ax = st->ax;
-	struct exec_result *r = &st->res;
-	uint64_t now = now_ms(ax->loop);
-	st->xfer = NULL;
-	r->http_status = resp->status;
-	r->http_headers = resp->headers;
-	resp->headers = NULL;
-	r->http_timing = resp->timing;
-	r->end_ms = resp->end_ms;
-	uint64_t hold = ai_pace_ms(r->http_headers);
-	if (hold) {
-		pace_set(ax, st->base, now + hold, now);
-		rearm(ax);
-	}
-	const struct buf *body = st->stream ? &st->raw : &resp->body;
-	if (transport_failed(resp)) {
-		http_classify(resp, NULL, 0, st->a->redactor, r);
-		if (resp->too_large)
-			fail(st, DR_CLASS_PERMANENT, "the reply is larger than %llu bytes",
-			     (unsigned long long)(st->stream ? AI_MAX_STREAM_BYTES
-							     : HTTP_DEFAULT_MAX_RESPONSE));
-		else if (st->stream && st->sse.events && !resp->cancelled && !resp->timed_out)
-			fail(st, DR_CLASS_TRANSIENT, "stream ended early: %s",
-			     r->error ? r->error : "");
-		if (st->stream) {
-			take_reply(st, &st->sse.reply);
-		}
-	} else if (resp->status < 200 || resp->status > 299) {
-		status_failure(st, body);
-	} else {
-		success(st, body);
-	}
-	report(st);
-}
-
 /* Sends st's request. Returns 0 (sent), -ETIME (its timeout ended while
  * it waited), -EINVAL (the client refused it) or -ENOMEM; when not sent,
  * st is untouched and the caller reports. */
-static int send_request(struct ax_attempt *st, uint64_t now)
+int ax_send(struct ax_attempt *st, uint64_t now)
 {
 	uint64_t remain = 0;
 	if (st->timeout_ms) {
@@ -951,102 +156,74 @@ static int send_request(struct ax_attempt *st, uint64_t now)
 		.headers = (const char *const *)st->lines, .n_headers = st->n_lines,
 		.body = st->body, .body_len = st->body_len, .timeout_ms = remain,
 		.max_response_bytes = st->stream ? AI_MAX_STREAM_BYTES : 0,
-		.discard_body = st->stream, .on_data = st->stream ? on_data : NULL,
-		.on_done = on_response, .ud = st,
+		.discard_body = st->stream, .on_data = st->stream ? ax_on_data : NULL,
+		.on_done = ax_on_response, .ud = st,
 	};
-	st->sse.on_delta = on_delta;
+	st->sse.on_delta = ax_on_delta;
 	st->sse.ud = st;
 	int r = http_request_start(st->ax->client, &rq, &st->xfer);
 	return r == -ENOMEM || r == -EINVAL ? r : r < 0 ? -EINVAL : 0;
 }
 
-/* Records why send_request() did not send. */
-static void send_failed(struct ax_attempt *st, int r)
+/* Records why ax_send() did not send. */
+void ax_send_failed(struct ax_attempt *st, int r)
 {
 	if (r == -ETIME) {
 		st->res.timed_out = true;
-		fail(st, DR_CLASS_TRANSIENT, "timed out waiting for the rate limit to reset");
+		ax_fail(st, DR_CLASS_TRANSIENT, "timed out waiting for the rate limit to reset");
 	} else if (r == -ENOMEM) {
-		fail(st, DR_CLASS_RESOURCE, "out of memory");
+		ax_fail(st, DR_CLASS_RESOURCE, "out of memory");
 	} else {
-		fail(st, DR_CLASS_PERMANENT, "invalid request");
+		ax_fail(st, DR_CLASS_PERMANENT, "invalid request");
 	}
-}
-
-static void on_tick(uv_timer_t *t)
-{
-	struct ai_executor *ax = t->data;
-	struct ax_attempt *list = ax->parked, *keep = NULL, **kt = &keep;
-	ax->parked = NULL;
-	uint64_t now = now_ms(ax->loop);
-	while (list) {
-		struct ax_attempt *st = list;
-		list = st->next;
-		st->next = NULL;
-		if (st->cancelled || st->park == PARK_FAILED) {
-			report(st);
-			continue;
-		}
-		int r = now >= deadline(st) ? -ETIME : 0;
-		if (r == 0 && now >= pace_get(ax, st->base)) {
-			st->park = PARK_NONE;
-			if ((r = send_request(st, now)) == 0)
-				continue;
-		}
-		if (r < 0) {
-			send_failed(st, r);
-			report(st);
-			continue;
-		}
-		*kt = st;
-		kt = &st->next;
-	}
-	*kt = ax->parked;   /* attempts parked by the reports above */
-	ax->parked = keep;
-	rearm(ax);
 }
 
 static int ax_start(struct executor *ex, struct exec_attempt *a)
 {
 	struct ai_executor *ax = (struct ai_executor *)ex;
 	const struct dr_task *t = &a->wf->tasks[a->task];
-	if (t->kind != DR_KIND_AI || !t->spec.ai)
+	if (!t->spec)
 		return -EINVAL;
-	const struct dr_ai *ai = t->spec.ai;
+	const struct dr_ai *ai = t->spec;
 	const struct dr_task_opts *opts = t->opts ? t->opts : &a->wf->default_opts;
 	struct ax_attempt *st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
+	if (!(st->ext = ax_ext_new())) {
+		free(st);
+		return -ENOMEM;
+	}
+	st->res.ext = &st->ext->x;
 	st->ax = ax;
 	st->a = a;
 	st->stream = ai->stream;
 	st->json_mode = ai->response_format == DR_RESP_JSON;
 	st->timeout_ms = opts->timeout_ms;
-	st->started = now_ms(ax->loop);
+	st->started = ax_now_ms(ax->loop);
 	st->res.exit_code = -1;
 	st->res.start_ms = clock_wall_ms();
-	int r = build(st, ai);
+	int r = ax_build(st, ai);
 	if (r == -ENOMEM) {
 		attempt_free(st);
 		return r;
 	}
 	a->priv = st;
 	if (r < 0) {
-		park(st, PARK_FAILED);
+		ax_park(st, PARK_FAILED);
 		return 0;
 	}
-	if (pace_get(ax, st->base) > st->started) {
-		park(st, PARK_PACED);
+	if (ax_pace_get(ax, st->base) > st->started) {
+		ax_park(st, PARK_PACED);
 		return 0;
 	}
-	if ((r = send_request(st, st->started)) == -ENOMEM) {
+	if ((r = ax_send(st, st->started)) == -ENOMEM) {
 		a->priv = NULL;
 		attempt_free(st);
 		return r;
 	}
 	if (r < 0) {
-		send_failed(st, r);
-		park(st, PARK_FAILED);
+		ax_send_failed(st, r);
+		ax_park(st, PARK_FAILED);
 	}
 	return 0;
 }
@@ -1062,7 +239,7 @@ static void ax_cancel(struct executor *ex, struct exec_attempt *a, bool hard)
 	if (st->xfer)
 		http_request_cancel(st->xfer);
 	else
-		rearm(ax);   /* parked: reported from the loop */
+		ax_rearm(ax);   /* parked: reported from the loop */
 }
 
 static void on_tick_closed(uv_handle_t *h)

@@ -17,7 +17,8 @@
  * (default OPENAI_API_KEY) when the attempt starts and goes into the
  * Authorization header only: never into a message, a result or a log (an
  * error body that echoes it has it replaced by "***"). The engine should
- * still register its value with the redactor (ai_api_key_env()). Without a
+ * still register its value with the redactor (ai_api_key_env(): the ai
+ * kind's each_secret_env, kinds/ai.c). Without a
  * key, a local base URL (127.0.0.1, localhost, ::1) is called without
  * Authorization; any other fails `permanent` before a request is sent.
  *
@@ -46,6 +47,20 @@
 #include "exec/executor.h"
 #include "exec/http.h"
 
+/* The spec of an ai task (kinds/ai.c fills it). */
+enum dr_response_format { DR_RESP_TEXT = 0, DR_RESP_JSON = 1 };
+
+struct dr_ai {
+	struct dr_text model, system, prompt, prompt_file, base_url, api_key_env;
+	const struct dr_value *context; /* a map, or NULL */
+	double temperature;
+	bool has_temperature;
+	uint32_t max_tokens;            /* 0: not sent */
+	uint8_t response_format;
+	bool stream;
+	uint64_t max_context_bytes;     /* default 64 KiB */
+};
+
 #define AI_DEFAULT_BASE_URL "https://api.openai.com/v1"
 #define AI_DEFAULT_KEY_ENV "OPENAI_API_KEY"
 #define AI_BASE_URL_ENV "OPENAI_BASE_URL"
@@ -58,7 +73,9 @@
 #define AI_FILTER_WARNING "the reply was cut by the content filter " \
 			  "(finish_reason: content_filter)"
 
-/* The executor of DR_KIND_AI tasks on loop. client: the http client to send
+/* The executor of ai tasks on loop. Its results carry an extension:
+ * DAGRUN_EXT_HTTP (once a response came) then DAGRUN_EXT_AI, their strings
+ * masked (the key, the attempt's redactor). client: the http client to send
  * through (e.g. http_executor_client() of the api executor), borrowed: it
  * must outlive this executor; NULL: the executor makes its own. Returns
  * NULL on failure. Destroy through its ops, then run the loop so its
@@ -74,6 +91,18 @@ void ai_executor_set_environ(struct executor *ex, char *const *environ);
 /* The name of the environment variable that holds ai's API key: apiKeyEnv,
  * or AI_DEFAULT_KEY_ENV. Static or the model's storage; never NULL. */
 const char *ai_api_key_env(const struct dr_ai *ai);
+
+/* Reads the promptFile of ai (which must have one), relative to the
+ * workflow's folder: the one reader of validation (kinds/ai.c) and run, so
+ * both accept and refuse the same files with the same words. It never
+ * blocks (a FIFO is refused at once) and reads only a regular file of at
+ * most AI_PROMPT_FILE_MAX bytes (util/file.h). Returns 0 with *path (the
+ * file as opened: the FILE of template positions in it), *data
+ * (NUL-terminated) and *len, all the caller's to free; -ENOMEM; or another
+ * -errno with *err, a malloc'd "promptFile 'NAME': WHY" (NULL on OOM)
+ * that both report at the promptFile key. */
+int ai_prompt_file_read(const struct dagrun_workflow *wf, const struct dr_ai *ai,
+			char **path, char **data, size_t *len, char **err);
 
 /* ---- the pure parts (ai_util.c), exposed for the tests --------------------- */
 

@@ -30,6 +30,26 @@
 
 #include "exec/executor.h"
 
+/* The specs of the two kinds this executor runs (the kinds' loader keys,
+ * kinds/command.c and kinds/script.c, fill them), told apart by the
+ * attempt's variant. */
+enum { COMMAND_VARIANT_COMMAND = 0, COMMAND_VARIANT_SCRIPT = 1 };
+
+struct dr_command {
+	struct dr_text str;            /* the string form; .s NULL for argv */
+	struct dr_text *argv;          /* the list form */
+	uint32_t argc;
+};
+
+struct dr_script {
+	struct dr_text body;
+	struct dr_text interpreter;    /* .s NULL: default "/bin/sh -e" */
+	bool posix_shell;              /* the interpreter is a POSIX shell (its
+					* templates are escaped); set by the loader */
+};
+
+
+
 /* A new command/script executor on loop, a guest in its process (see
  * proc.h: it waits for, and signals, only what it started). Returns NULL on
  * failure (OOM, or no /dev/null). Destroying it SIGKILLs whatever its tasks

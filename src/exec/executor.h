@@ -6,7 +6,10 @@
  * on_done is not called). cancel() asks a running attempt to stop: soft
  * (SIGTERM, then SIGKILL after killGrace) or hard (at once); on_done still
  * follows, with result.cancelled set. The scheduler never knows which
- * executor it drives (ninja's CommandRunner; curl's Curl_ssl table).
+ * executor it drives (ninja's CommandRunner; curl's Curl_ssl table). Which
+ * executor runs which task kind is the kinds' table's business
+ * (kinds/kind.h); an executor serving several kinds tells them apart by
+ * the attempt's variant.
  */
 #ifndef DAGRUN_EXECUTOR_H
 #define DAGRUN_EXECUTOR_H
@@ -16,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "load/model.h"
+#include "model/model.h"
 #include "util/buf.h"
 
 /* Per-attempt cap on captured stdout and on captured stderr (each). Bytes
@@ -25,15 +28,25 @@
 
 enum exec_stream { EXEC_STDOUT = 1, EXEC_STDERR = 2 };
 
-/* Where an HTTP attempt spent its time, in microseconds (curl's *_TIME_T).
- * dns..total count from the start of the transfer and are cumulative, as
- * curl reports them (connect includes dns); a phase that did not happen
- * (no TLS, a reused connection) is 0. queue is the time spent waiting for
- * a slot in the executor's FIFO before the transfer started. */
-struct exec_http_timing {
-	uint64_t queue_us;
-	uint64_t dns_us, connect_us, tls_us, first_byte_us, total_us;
-	uint32_t redirects;
+struct expr_outputs;   /* expr/value.h */
+
+/* What a result holds of its kind's own (HTTP status and timings, an AI
+ * reply's model and usage, a sub-run's counts), beside what every attempt
+ * has. Made by the executor, owned by the result, freed by free():
+ *  - pub: the tagged extensions events carry (dagrun_event.ext; the types
+ *    and their fields are public, in dagrun.h), a chain; or NULL;
+ *  - headers: an HTTP response's headers (a JSON object of strings, names
+ *    lower-cased), which expressions read as http.headers and events do
+ *    not carry; or NULL;
+ *  - outputs: outputs the kind produced itself (a sub-run's `outputs`),
+ *    which expressions read as outputs.<key> (masked, as those of
+ *    $DAGRUN_OUTPUT, which they replace); or NULL.
+ * Strings in pub are already masked with the attempt's redactor. */
+struct exec_ext {
+	struct dagrun_ext *pub;
+	json_t *headers;
+	struct expr_outputs *outputs;
+	void (*free)(struct exec_ext *x);
 };
 
 struct exec_result {
@@ -59,23 +72,12 @@ struct exec_result {
 				    * result's output is cut there) or lost;
 				    * 0: complete. Reported, never silent. */
 	uint64_t retry_after_ms;   /* a delay the server asked for, or 0 */
-	/* HTTP executors (api, webhook, ai): */
-	int http_status;           /* 0 when no response */
-	json_t *http_headers;      /* object, lower-cased names; owned; or NULL */
-	struct exec_http_timing http_timing; /* all 0 when no transfer ran */
 	const char *warning;       /* static text to surface once (e.g. TLS
 				    * verification off), not owned; or NULL */
-	/* AI executor: */
-	uint64_t prompt_tokens, completion_tokens;
-	char *model, *finish_reason; /* malloc'd or NULL */
-	bool has_usage;            /* the reply carried usage (tokens above) */
-	char prompt_sha256[65];    /* hex SHA-256 of the user message as sent
-				    * (prompt + any appended context), or "" */
-	uint64_t prompt_bytes;     /* its size in bytes */
-	uint64_t context_cut_bytes; /* context bytes cut by maxContextBytes */
+	struct exec_ext *ext;      /* the kind's own data; owned; or NULL */
 };
 
-/* Frees what a result owns. */
+/* Frees what a result owns (the extension too). */
 void exec_result_free(struct exec_result *r);
 
 /* Fails r: ok false, class c, error the formatted message (replacing the
@@ -136,6 +138,11 @@ typedef int (*exec_render_fn)(struct exec_attempt *a, const struct dr_text *t,
 
 typedef void (*exec_output_cb)(struct exec_attempt *a, enum exec_stream s,
 			       const char *data, size_t len);
+/* An event of a task the attempt runs itself (a sub-workflow's tasks),
+ * forwarded with its task id prefixed and its depth counted (see
+ * dagrun_event.depth); the scheduler masks and delivers it. Borrowed for
+ * the call. */
+typedef void (*exec_event_cb)(struct exec_attempt *a, const struct dagrun_event *ev);
 /* Called once when the attempt ends. The result is the callee's to read
  * during the call only; the executor frees it after the callback returns. */
 typedef void (*exec_done_cb)(struct exec_attempt *a, struct exec_result *r);
@@ -144,10 +151,13 @@ struct exec_attempt {
 	/* Set by the scheduler before start(); constant while running. */
 	const struct dagrun_workflow *wf;
 	uint32_t task;               /* index into wf->tasks */
+	uint8_t variant;             /* the task kind's dr_kind.variant: which of
+				      * the kinds an executor serves it is */
 	uint32_t attempt;            /* 1-based */
 	const char *run_id;
 	const char *output_file;     /* path for $DAGRUN_OUTPUT, or NULL */
 	exec_output_cb on_output;    /* chunks as they arrive; may be NULL */
+	exec_event_cb on_event;      /* a sub-run's events; may be NULL */
 	exec_done_cb on_done;
 	exec_render_fn render;       /* NULL: strings are used as written */
 	/* The run's secrets (borrowed; NULL: none), for what an executor cuts
@@ -181,6 +191,15 @@ struct executor_ops {
 	void (*cancel)(struct executor *ex, struct exec_attempt *a, bool hard);
 	/* Frees the executor; no attempt may still be running. */
 	void (*destroy)(struct executor *ex);
+	/* Optional: called once before the run's first attempt, with the run
+	 * id, the run's dagrun_process_flags and hold_fd, a descriptor that
+	 * what the executor leaves behind must keep open while it lives (the
+	 * state store's lock: resume waits for it), or -1 (the executor of
+	 * processes sets up its watchdog, which holds hold_fd, and, on
+	 * request, adopts orphans). Returns 0 or -errno (the run does not
+	 * start). NULL: nothing to do. */
+	int (*begin)(struct executor *ex, const char *run_id, unsigned process_flags,
+		     int hold_fd);
 };
 
 struct executor {

@@ -148,7 +148,9 @@ static void destroy(struct executor *ex)
 	uv_close((uv_handle_t *)&fx->idle, on_idle_closed);
 }
 
-static const struct executor_ops fake_ops = {"fake", start, cancel, destroy};
+static const struct executor_ops fake_ops = {
+	.name = "fake", .start = start, .cancel = cancel, .destroy = destroy,
+};
 
 struct executor *fake_executor_new(uv_loop_t *loop, fake_decide_fn decide, void *ud)
 {

@@ -439,14 +439,11 @@ static void on_response(void *ud, struct http_response *resp)
 	struct exec_result *r = &st->res;
 	st->xfer = NULL;
 	r->exit_code = -1;
-	r->http_status = resp->status;
-	r->http_headers = resp->headers;
-	resp->headers = NULL;
-	r->http_timing = resp->timing;
+	r->retry_after_ms = http_retry_after_ms(resp->headers, time(NULL));
+	r->ext = http_ext_new(resp);     /* takes the headers */
 	r->start_ms = resp->start_ms;
 	r->end_ms = resp->end_ms;
 	r->duration_ms = resp->duration_ms;
-	r->retry_after_ms = http_retry_after_ms(r->http_headers, time(NULL));
 	http_classify(resp, st->expect, st->n_expect, st->a->redactor, r);
 	if (resp->redirect_refused) {
 		free(r->error);
@@ -477,8 +474,8 @@ static int launch(struct hx_attempt *st, const struct dr_task *t, bool *failed)
 				  .on_done = on_response, .ud = st};
 	int r;
 	*failed = false;
-	if (t->kind == DR_KIND_API) {
-		const struct dr_api *api = t->spec.api;
+	if (st->a->variant == HTTP_VARIANT_API) {
+		const struct dr_api *api = t->spec;
 		st->expect = api->expect;
 		st->n_expect = api->expect ? api->n_expect : 0;
 		rq.connect_timeout_ms = api->connect_timeout_ms;
@@ -488,7 +485,7 @@ static int launch(struct hx_attempt *st, const struct dr_task *t, bool *failed)
 			st->res.warning = INSECURE_WARNING;
 		r = build_api(&b, api);
 	} else {
-		r = build_webhook(&b, t->spec.webhook, hx);
+		r = build_webhook(&b, t->spec, hx);
 	}
 	if (r == 0) {
 		rq.method = b.method;
@@ -517,9 +514,7 @@ static int hx_start(struct executor *ex, struct exec_attempt *a)
 {
 	struct http_executor *hx = (struct http_executor *)ex;
 	const struct dr_task *t = &a->wf->tasks[a->task];
-	if (t->kind != DR_KIND_API && t->kind != DR_KIND_WEBHOOK)
-		return -EINVAL;
-	if (!t->spec.any)
+	if ((a->variant != HTTP_VARIANT_API && a->variant != HTTP_VARIANT_WEBHOOK) || !t->spec)
 		return -EINVAL;
 	struct hx_attempt *st = calloc(1, sizeof(*st));
 	if (!st)

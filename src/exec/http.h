@@ -36,6 +36,38 @@
 
 #include "exec/executor.h"
 
+/* The specs of the two kinds the executor of http.c runs (kinds/api.c and
+ * kinds/webhook.c fill them), told apart by the attempt's variant. */
+enum { HTTP_VARIANT_API = 0, HTTP_VARIANT_WEBHOOK = 1 };
+
+struct dr_api {
+	struct dr_text url, method;    /* method .s NULL: GET */
+	struct dr_kvlist headers;
+	const struct dr_value *body;   /* NULL when none */
+	uint16_t *expect;              /* NULL: any 2xx */
+	uint32_t n_expect;
+	uint64_t connect_timeout_ms;   /* 0: default */
+	uint64_t max_response_bytes;   /* 0: default */
+	bool insecure;                 /* TLS verification off (warned) */
+};
+
+struct dr_webhook {
+	struct dr_text url, event, secret;
+	struct dr_kvlist headers;
+	const struct dr_value *payload; /* NULL: a run summary */
+};
+
+/* Where an HTTP attempt spent its time, in microseconds (curl's *_TIME_T).
+ * dns..total count from the start of the transfer and are cumulative, as
+ * curl reports them (connect includes dns); a phase that did not happen
+ * (no TLS, a reused connection) is 0. queue is the time spent waiting for
+ * a slot in the executor's FIFO before the transfer started. */
+struct exec_http_timing {
+	uint64_t queue_us;
+	uint64_t dns_us, connect_us, tls_us, first_byte_us, total_us;
+	uint32_t redirects;
+};
+
 /* Defaults and caps (see README "api tasks"). */
 #define HTTP_DEFAULT_IN_FLIGHT 256u            /* transfers at once, per client */
 #define HTTP_DEFAULT_HOST_CONNECTIONS 256u     /* connections per host:port */
@@ -137,6 +169,15 @@ unsigned http_client_live(const struct http_client *c);
 
 /* ---- helpers (http_util.c) ------------------------------------------------ */
 
+/* The public part of an HTTP result's extension from a finished response:
+ * its status and timings (type DAGRUN_EXT_HTTP, next NULL). */
+void http_ext_fill(struct dagrun_ext_http *pub, const struct http_response *resp);
+
+/* A result's extension for resp: pub as http_ext_fill() makes it, headers
+ * taken from resp (resp->headers is then NULL). NULL on OOM (resp keeps
+ * its headers). Freed by its free(). */
+struct exec_ext *http_ext_new(struct http_response *resp);
+
 /* The delay a response asks for, in ms: retry-after-ms (a number of
  * milliseconds) wins over Retry-After (seconds, or an HTTP date compared
  * with now). 0 when absent, unparsable or in the past; capped at
@@ -172,7 +213,7 @@ bool http_status_transient(int status);
  * inside start(), on the loop. */
 typedef char *(*http_summary_fn)(void *ud, const struct exec_attempt *a);
 
-/* The executor of DR_KIND_API and DR_KIND_WEBHOOK tasks, with its own
+/* The executor of api and webhook tasks (variants HTTP_VARIANT_*), with its own
  * client (lim may be NULL). NULL on failure. Destroy through its ops; run
  * the loop afterwards so its handles close. */
 struct executor *http_executor_new(uv_loop_t *loop, const struct http_limits *lim);

@@ -16,6 +16,43 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+/* ---- the result's extension ---------------------------------------------------- */
+
+void http_ext_fill(struct dagrun_ext_http *pub, const struct http_response *resp)
+{
+	const struct exec_http_timing *tm = &resp->timing;
+	*pub = (struct dagrun_ext_http){
+		.base = {DAGRUN_EXT_HTTP, NULL}, .status = resp->status,
+		.queue_us = tm->queue_us, .dns_us = tm->dns_us, .connect_us = tm->connect_us,
+		.tls_us = tm->tls_us, .first_byte_us = tm->first_byte_us,
+		.total_us = tm->total_us, .redirects = tm->redirects,
+	};
+}
+
+struct http_ext {
+	struct exec_ext x;
+	struct dagrun_ext_http pub;
+};
+
+static void http_ext_free(struct exec_ext *x)
+{
+	json_decref(x->headers);
+	free(x);
+}
+
+struct exec_ext *http_ext_new(struct http_response *resp)
+{
+	struct http_ext *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	http_ext_fill(&h->pub, resp);
+	h->x.pub = &h->pub.base;
+	h->x.headers = resp->headers;
+	resp->headers = NULL;
+	h->x.free = http_ext_free;
+	return &h->x;
+}
+
 /* ---- Retry-After ------------------------------------------------------------ */
 
 /* A non-negative decimal number (digits, optionally a fraction) times

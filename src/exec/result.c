@@ -17,11 +17,9 @@ void exec_result_free(struct exec_result *r)
 	buf_free(&r->out);
 	buf_free(&r->err);
 	buf_free(&r->err_tail);
-	json_decref(r->http_headers);
-	r->http_headers = NULL;
-	free(r->model);
-	free(r->finish_reason);
-	r->model = r->finish_reason = NULL;
+	if (r->ext && r->ext->free)
+		r->ext->free(r->ext);
+	r->ext = NULL;
 }
 
 int exec_vfail(struct exec_result *r, enum dr_error_class c, const char *fmt, va_list ap)

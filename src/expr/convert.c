@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "expr/internal.h"
-#include "load/model.h"
+#include "model/model.h"
 
 /* ---- shared by the three files ------------------------------------------ */
 

@@ -19,7 +19,7 @@
 #include "dagrun.h"
 #include "expr/internal.h"
 #include "expr/redact.h"
-#include "load/model.h"
+#include "model/model.h"
 #include "util/env.h"
 
 const char expr_kind_key = 0;

@@ -220,6 +220,16 @@ static int parse_line(struct parse *p, const char *data, size_t len, size_t *pos
 	return put(p, at, l.s, kn, b->data ? b->data : "", b->len);
 }
 
+int expr_outputs_set(struct expr_outputs *o, const char *k, const char *v, size_t vn)
+{
+	size_t kn = strlen(k), cap = o->n ? 16 : 0;
+	if (!valid_key(k, kn) || kn > EXPR_OUTPUTS_MAX_KEY)
+		return -EINVAL;
+	while (cap && cap < o->n)
+		cap *= 2;   /* set() grows 16, 32, 64...: the capacity o->v has */
+	return set(o, &cap, k, kn, v, vn);
+}
+
 int expr_outputs_parse(const char *data, size_t len, struct expr_outputs *out)
 {
 	struct parse p = {.o = out};

@@ -98,6 +98,13 @@ int expr_outputs_parse(const char *data, size_t len, struct expr_outputs *out);
  * 0 or -ENOMEM. */
 int expr_outputs_read(const char *path, struct expr_outputs *out);
 
+/* Sets key k (NUL-terminated; [A-Za-z0-9_-]+, at most EXPR_OUTPUTS_MAX_KEY
+ * bytes) to v[0 .. vn) in o (zero-initialised or filled by this module),
+ * as a line of the file would. Returns 0, 1 when k is new and o already
+ * has EXPR_OUTPUTS_MAX_KEYS keys (nothing set), -EINVAL for an invalid
+ * key, or -ENOMEM. */
+int expr_outputs_set(struct expr_outputs *o, const char *k, const char *v, size_t vn);
+
 /* Frees what *o holds and empties it. Accepts NULL and an empty struct. */
 void expr_outputs_free(struct expr_outputs *o);
 

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "graph/graph.h"
-#include "report/report.h"
 
 #define LABEL_MAX 80   /* bytes of a condition shown on an edge */
 
@@ -146,7 +145,7 @@ static void dot_node(FILE *out, const struct dagrun_workflow *wf, uint32_t t,
 	put_id(out, wf, t, dot_escape);
 	fputs("\" [label=\"", out);
 	put_id(out, wf, t, dot_escape);
-	fprintf(out, "\\n(%s)\"];\n", dr_kind_name(wf->tasks[t].kind));
+	fprintf(out, "\\n(%s)\"];\n", dr_kind_name(wf, t));
 }
 
 /* The hook tasks of one kind, in a cluster of their own. */
@@ -220,7 +219,7 @@ static void mermaid_node(FILE *out, const struct dagrun_workflow *wf,
 {
 	fprintf(out, "%sn%u[\"", indent, t);
 	put_id(out, wf, t, mermaid_escape);
-	fprintf(out, "<br/>(%s)\"]\n", dr_kind_name(wf->tasks[t].kind));
+	fprintf(out, "<br/>(%s)\"]\n", dr_kind_name(wf, t));
 }
 
 static void mermaid_subgraph(FILE *out, const struct dagrun_workflow *wf,
@@ -298,7 +297,7 @@ static void json_task(FILE *out, const struct dagrun_workflow *wf, uint32_t t)
 	const struct dr_task *task = &wf->tasks[t];
 	fputs("    {\"id\": \"", out);
 	put_id(out, wf, t, json_escape);
-	fprintf(out, "\", \"kind\": \"%s\", ", dr_kind_name(task->kind));
+	fprintf(out, "\", \"kind\": \"%s\", ", dr_kind_name(wf, t));
 	if (task->hook > DR_HOOK_NONE && task->hook <= DR_HOOK_EXIT)
 		fprintf(out, "\"hook\": \"%s\", ", hook_names[task->hook]);
 	fprintf(out, "\"priority\": %d, \"weight\": %u, \"dependencies\": [",
@@ -336,22 +335,3 @@ int graph_write_json(const struct dagrun_workflow *wf, FILE *out)
 }
 
 /* ---- public ----------------------------------------------------------- */
-
-/* See dagrun.h. -EINVAL for a NULL argument or an unknown format. */
-int dagrun_graph_write(const dagrun_workflow *wf, enum dagrun_graph_format fmt,
-		       FILE *out)
-{
-	if (!wf || !out)
-		return -EINVAL;
-	switch (fmt) {
-	case DAGRUN_GRAPH_DOT:
-		return graph_write_dot(wf, out);
-	case DAGRUN_GRAPH_MERMAID:
-		return graph_write_mermaid(wf, out);
-	case DAGRUN_GRAPH_JSON:
-		return graph_write_json(wf, out);
-	case DAGRUN_GRAPH_SVG:
-		return report_graph_svg_workflow(wf, out, NULL);
-	}
-	return -EINVAL;
-}

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "load/model.h"
+#include "model/model.h"
 #include "util/diag.h"
 
 struct graph {

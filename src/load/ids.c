@@ -152,7 +152,7 @@ static const struct keydef dep_keys[] = {
 	KEY("taskId", dep_task_id), KEY("type", dep_type),
 	KEY("condition", dep_condition),
 };
-static const struct keytab dep_tab = {"dependency", dep_keys, 3, NULL};
+static const struct keytab dep_tab = {"dependency", dep_keys, 3, NULL, NULL};
 
 /* Reads one item of `dependencies`; false when it yields nothing. */
 static bool read_dep(struct loader *ld, struct dr_dep *out)

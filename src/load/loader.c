@@ -1,16 +1,15 @@
-/* loader.c: dagrun_workflow_load() and _buffer(): the top level of a
- * workflow file, input handling and the overall sequence (read, resolve,
- * build the graph).
+/* loader.c: load_file() and load_buffer(): the top level of a workflow
+ * file, input handling and the loader's sequence (read, then resolve). The
+ * graph and the expression checks are the next step's (workflow/load.c).
  *
  * Invariant: the file is streamed through libyaml in small reads and never
  * held in memory; on any failure everything allocated is released and *out
- * is left untouched, so callers only ever own a fully valid workflow.
- * A regular file of more than PIPE_MIN_BYTES is parsed by a thread of its
- * own (pipe.c) while this one builds the model; whether it is or not shows
- * nowhere but in load_next(), and the thread is joined before load() goes
- * on to resolve. Its templates are then checked by a second thread while
- * this one builds the graph (build_and_check()). Every thread is joined
- * before the load returns, and the diagnostics are those of one thread.
+ * is left untouched, so callers only ever own a model that read and
+ * resolved without error. A regular file of more than PIPE_MIN_BYTES is
+ * parsed by a thread of its own (pipe.c) while this one builds the model;
+ * whether it is or not shows nowhere but in load_next(), and the thread is
+ * joined before load() goes on to resolve, so the load returns with no
+ * thread running and the diagnostics are those of one thread.
  *
  * Choices of the format, documented in docs/workflow.md (see also loader.h):
  *  - Scalars follow the YAML 1.2 core schema (null: ~ null ""; booleans:
@@ -49,7 +48,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "graph/graph.h"
 #include "load/loader.h"
 
 /* Smaller files are parsed in the loading thread: a thread would not pay. */
@@ -89,6 +87,17 @@ static void w_variables(struct loader *ld, void *obj)
 static void w_env(struct loader *ld, void *obj)
 {
 	read_kvlist(ld, &((struct dagrun_workflow *)obj)->env, NAME_ENV);
+}
+
+/* What the workflow gives back when another runs it: name -> template. */
+static void w_outputs(struct loader *ld, void *obj)
+{
+	struct dagrun_workflow *wf = obj;
+	struct pos at = load_pos(ld);
+	read_kvlist(ld, &wf->outputs, NAME_OUTPUT);
+	if (wf->outputs.n > LOAD_MAX_OUTPUTS)
+		load_error(ld, at, "'outputs' has %u entries, more than the limit of %d",
+			   wf->outputs.n, LOAD_MAX_OUTPUTS);
 }
 
 static void w_max_parallel(struct loader *ld, void *obj)
@@ -171,9 +180,9 @@ static const struct keydef top_keys[] = {
 	KEY("env", w_env), KEY("maxParallel", w_max_parallel),
 	KEY("resources", w_resources), KEY("defaults", w_defaults),
 	KEY("onSuccess", w_on_success), KEY("onFailure", w_on_failure),
-	KEY("onExit", w_on_exit),
+	KEY("onExit", w_on_exit), KEY("outputs", w_outputs),
 };
-static const struct keytab top_tab = {"workflow", top_keys, 11, NULL};
+static const struct keytab top_tab = {"workflow", top_keys, 12, NULL, NULL};
 
 /* ---- the document ------------------------------------------------------------------------ */
 
@@ -319,69 +328,33 @@ static void loader_free(struct loader *ld)
 	free(ld->pool_v);
 	free(ld->stk);
 	free(ld->idc);
+	free(ld->tk);
 }
 
-/* ---- graph and expressions ----------------------------------------------------------- */
-
-struct check_job {
-	const struct dagrun_workflow *wf;
-	struct dagrun_diags *diags;    /* of the job's own */
-	int r;
-};
-
-static void *check_thread(void *arg)
+/* The task keys of the kinds handed down, and wf->kinds (their model
+ * parts, in the arena). Returns 0, -EINVAL (said in diags) or -ENOMEM. */
+static int set_kinds(struct loader *ld, const char *name)
 {
-	struct check_job *j = arg;
-	j->r = dr_check_expressions(j->wf, j->diags);
-	return NULL;
-}
-
-/* Appends the entries and counts of `from` to `to`. */
-static void merge_diags(struct dagrun_diags *to, const struct dagrun_diags *from)
-{
-	size_t stored = 0;
-	for (size_t i = 0; i < from->n; i++) {
-		const struct dagrun_diag *g = &from->v[i];
-		stored += g->severity == DAGRUN_ERROR;
-		diag_add(to, g->severity, g->file, g->line, g->column, "%s", g->message);
-	}
-	to->errors += from->errors - stored;
-	to->dropped += from->dropped;
-}
-
-/* Builds the graph, then checks templates and expressions (they compile,
- * and read only what exists and runs before them) unless the graph failed.
- * On a large workflow, the checks run in a thread of their own meanwhile,
- * into a list of their own of the room left, appended once the graph is
- * built: exactly the diagnostics of the sequence. This holds because the
- * checks read only the resolved tasks and dependencies, never wf->graph,
- * which graph_build() writes. */
-static int build_and_check(struct loader *ld)
-{
+	int r = task_keys_build(ld);
+	if (r == -EINVAL)
+		diag_add(ld->diags, DAGRUN_ERROR, name, 0, 0, "internal error: the task "
+			 "kinds do not fit the loader (at most %d kinds and %d task keys)",
+			 LOAD_MAX_KINDS, MAX_KEYS);
+	if (r < 0)
+		return r;
 	struct dagrun_workflow *wf = ld->wf;
-	struct dagrun_diags *d = ld->diags;
-	struct check_job j = {wf, NULL, 0};
-	pthread_t t;
-	int r;
-	if (!ld->size_hint || (d && diag_full(d)) ||
-	    (d && !(j.diags = dagrun_diags_new(d->max - d->n))) ||
-	    pipe_thread_start(&t, check_thread, &j) < 0) {
-		dagrun_diags_free(j.diags);
-		r = graph_build(wf, d);
-		return r ? r : dr_check_expressions(wf, d);
-	}
-	r = graph_build(wf, d);
-	pthread_join(t, NULL);
-	if (!r) {
-		if (d)
-			merge_diags(d, j.diags);
-		r = j.r;
-	}
-	dagrun_diags_free(j.diags);
-	return r;
+	unsigned n = ld->tk->n_kinds;
+	const struct dr_kind **v = arena_alloc(&wf->arena, (n ? n : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (unsigned k = 0; k < n; k++)
+		v[k] = &ld->tk->kinds[k]->model;
+	wf->kinds = v;
+	wf->n_kinds = n;
+	return 0;
 }
 
-/* Reads, resolves and builds; returns 0, -EINVAL or a system error. */
+/* Reads and resolves; returns 0, -EINVAL or a system error. */
 static int load(struct loader *ld)
 {
 	size_t from = ld->diags ? ld->diags->n : 0;
@@ -392,18 +365,17 @@ static int load(struct loader *ld)
 	sort_diags(ld->diags, from, ld->syntax_msg);
 	if (ld->err)
 		return ld->err;
-	if (ld->nerr)
-		return -EINVAL;
-	return build_and_check(ld);
+	return ld->nerr ? -EINVAL : 0;
 }
 
 /* Shared by both entry points: ld has its input set. */
-static int load_with(struct loader *ld, const char *name, dagrun_workflow **out,
-		     dagrun_diags *diags)
+static int load_with(struct loader *ld, const char *name, const struct load_opts *o,
+		     dagrun_workflow **out, struct load_info *info, dagrun_diags *diags)
 {
 	struct dagrun_workflow *wf = calloc(1, sizeof(*wf));
 	int r = -ENOMEM;
 	ld->diags = diags;
+	ld->opts = o;
 	ld->default_priority = PRIORITY_UNSET;
 	/* The scratch stack exists from the start: offsets into it are always
 	 * valid pointers, even for empty collections. */
@@ -415,22 +387,27 @@ static int load_with(struct loader *ld, const char *name, dagrun_workflow **out,
 		intern_reserve(&wf->ids, (uint32_t)(ld->size_hint / BYTES_PER_ID));
 	ld->wf = wf;
 	ld->file = wf->path;
-	r = load(ld);
+	if ((r = set_kinds(ld, name)) == 0)
+		r = load(ld);
 out:
 	if (r == -ENOMEM && diags)
 		diag_add(diags, DAGRUN_ERROR, name, 0, 0, "out of memory");
+	if (info) {
+		info->size_hint = ld->size_hint;
+		memcpy(info->kind_tasks, ld->kind_tasks, sizeof(info->kind_tasks));
+	}
 	loader_free(ld);
 	if (r < 0) {
-		dagrun_workflow_free(wf);
+		dr_workflow_free(wf);
 		return r;
 	}
 	*out = wf;
 	return 0;
 }
 
-/* See dagrun.h. data need not be NUL-terminated; it is not copied. */
-int dagrun_workflow_load_buffer(const char *name, const char *data, size_t len,
-				dagrun_workflow **out, dagrun_diags *diags)
+/* See load.h. data need not be NUL-terminated; it is not copied. */
+int load_buffer(const char *name, const char *data, size_t len, const struct load_opts *o,
+		struct dagrun_workflow **out, struct load_info *info, dagrun_diags *diags)
 {
 	struct loader ld;
 	memset(&ld, 0, sizeof(ld));
@@ -449,7 +426,7 @@ int dagrun_workflow_load_buffer(const char *name, const char *data, size_t len,
 	ld.parser_ready = true;
 	yaml_parser_set_input_string(&ld.parser, (const unsigned char *)(data ? data : ""),
 				     data ? len : 0);
-	return load_with(&ld, name, out, diags);
+	return load_with(&ld, name, o, out, info, diags);
 }
 
 /* Opens path for reading into ld->fd; returns 0 and, for a regular file,
@@ -495,8 +472,9 @@ static int open_checked(struct loader *ld, const char *path, dagrun_diags *diags
 	return 0;
 }
 
-/* See dagrun.h. The file is read in small chunks as libyaml asks. */
-int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *diags)
+/* See load.h. The file is read in small chunks as libyaml asks. */
+int load_file(const char *path, const struct load_opts *o, struct dagrun_workflow **out,
+	      struct load_info *info, dagrun_diags *diags)
 {
 	struct loader ld;
 	off_t size = 0;
@@ -517,7 +495,7 @@ int dagrun_workflow_load(const char *path, dagrun_workflow **out, dagrun_diags *
 		if (pipe_start(&ld.pipe, &ld.parser, ld.size_hint) < 0)
 			ld.pipe = NULL;
 	}
-	r = load_with(&ld, path, out, diags);
+	r = load_with(&ld, path, o, out, info, diags);
 	close(fd);
 	return r;
 }

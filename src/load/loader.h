@@ -9,11 +9,15 @@
  *
  * Files: cursor.c (events, limits, errors, scalars), read.c (typed
  * scalars, keyed maps), maps.c (free maps, any-values, resources), task.c
- * (one task and its checks), ids.c (ids, dependencies), opts.c (options,
- * retry, defaults), kinds.c (command, script, api, webhook, ai), loader.c
- * (top level, entry points), resolve.c (what needs the whole file: ids,
- * dependencies, pools, defaults), pipe.c (parsing large files in a thread
- * of its own, behind load_next()).
+ * (one task, its kind and its checks), ids.c (ids, dependencies), opts.c
+ * (options, retry, defaults), loader.c (top level, entry points),
+ * resolve.c (what needs the whole file: ids, dependencies, pools,
+ * defaults), pipe.c (parsing large files in a thread of its own, behind
+ * load_next()).
+ *
+ * The task kinds are not the loader's: their keys are handed down by the
+ * caller (struct load_kind, below; kinds/ defines them), and read through
+ * the readers declared here, which are the kinds' API as well.
  */
 #ifndef DAGRUN_LOADER_H
 #define DAGRUN_LOADER_H
@@ -23,8 +27,9 @@
 #include <stdint.h>
 #include <yaml.h>
 
-#include "load/model.h"
+#include "load/load.h"
 #include "load/pipe.h"
+#include "model/model.h"
 #include "util/diag.h"
 
 struct pos {
@@ -58,11 +63,13 @@ struct keydef {
 	const char *name;
 	uint8_t len;
 	bool opt;            /* the handler takes tab->opts(ld, obj) */
+	uint8_t kind;        /* 0, or 1 + the kind whose spec the handler
+			      * takes (tab->spec(ld, obj, kind - 1)) */
 	key_fn fn;
 };
 
-#define KEY(n, f) {n, sizeof(n) - 1, false, f}
-#define KEY_OPT(n, f) {n, sizeof(n) - 1, true, f}
+#define KEY(n, f) {n, sizeof(n) - 1, false, 0, f}
+#define KEY_OPT(n, f) {n, sizeof(n) - 1, true, 0, f}
 #define MAX_KEYS 64
 
 struct keytab {
@@ -70,6 +77,7 @@ struct keytab {
 	const struct keydef *keys;
 	unsigned n;                         /* <= MAX_KEYS */
 	struct opts_tmp *(*opts)(struct loader *ld, void *obj);
+	void *(*spec)(struct loader *ld, void *obj, unsigned kind);
 };
 
 /* Which keys a mapping had, and where each was written; `hinted` are the
@@ -120,6 +128,9 @@ struct loader {
 	struct dagrun_workflow *wf;
 	struct dagrun_diags *diags;
 	const char *file;          /* for diagnostics */
+	const struct load_opts *opts; /* handed down by the caller */
+	struct task_keys *tk;      /* the task keys of opts' kinds */
+	uint32_t kind_tasks[DR_MAX_KINDS]; /* tasks of each kind */
 
 	/* input: a file descriptor or a buffer */
 	int fd;
@@ -189,24 +200,114 @@ static inline uint32_t idc_slot(const char *s, size_t n)
 /* A task priority nobody wrote. */
 #define PRIORITY_UNSET INT32_MIN
 
-/* One task while it is read. */
-enum { TYPE_UNSET, TYPE_STANDARD, TYPE_AI };
+/* ---- task kinds: the loader's part of a kind's descriptor ----------------
+ *
+ * The caller hands the kinds down (struct load_opts); the task's key table
+ * is made of the generic keys and every kind's keys. A kind's keys are
+ * read into its own struct (its spec), allocated in the arena on the first
+ * of them. After the task's map: the kind is the one whose selecting key
+ * came first (two kinds' selecting keys: an error), or the one `type:`
+ * names, or, with neither, a kind whose own keys select it (ai: `model`
+ * alone makes an ai task, which then misses its prompt); then that kind's
+ * check() runs. */
+#define LOAD_MAX_KINDS DR_MAX_KINDS
 
+struct kind_view;
+
+struct load_kind {
+	struct dr_kind model;          /* first: what the model sees of it */
+	const struct keydef *keys;     /* its keys at the task level (KEY(),
+					* the handler takes the spec); keys[0
+					* .. n_select) select the kind */
+	uint8_t n_keys, n_select;
+	bool keys_select;              /* any key of it selects it, when no
+					* other kind's selecting key does */
+	const char *type;              /* the `type:` value naming it ("ai"),
+					* or NULL: it is a "standard" kind */
+	const char *only_in;           /* how its other keys elsewhere are
+					* reported: "'K' is only valid ONLY_IN" */
+	size_t spec_size;              /* its struct, allocated zeroed */
+	void (*spec_init)(void *spec); /* defaults in a new spec; may be NULL */
+	/* Checks a task of this kind as a whole, once its map is read
+	 * (required keys, keys that exclude each other); may be NULL. */
+	void (*check)(struct loader *ld, const struct kind_view *v);
+};
+
+/* What a kind's check() sees of the task. */
+struct kind_view {
+	const struct map_seen *seen;
+	unsigned first, first_rest;    /* the bits of its keys[0] and keys[n_select] */
+	unsigned n_select;
+	void *spec;                    /* the kind's struct, or NULL when none
+					* of its keys was read */
+	const char *name;              /* "task 'x'" or "task", for messages */
+	struct pos at;                 /* the task (its id, else its map) */
+};
+
+/* The bit in seen of the kind's key k (an index in its keys[]). */
+static inline unsigned kind_bit(const struct kind_view *v, unsigned k)
+{
+	return k < v->n_select ? v->first + k : v->first_rest + k - v->n_select;
+}
+
+/* Whether the kind's key k was written; also when an unknown key was
+ * probably meant as it; where it was written. */
+static inline bool kind_has(const struct kind_view *v, unsigned k)
+{
+	return (v->seen->mask >> kind_bit(v, k)) & 1;
+}
+
+static inline bool kind_has_or_hinted(const struct kind_view *v, unsigned k)
+{
+	return seen_or_hinted(v->seen, kind_bit(v, k));
+}
+
+static inline struct pos kind_key_at(const struct kind_view *v, unsigned k)
+{
+	return v->seen->at[kind_bit(v, k)];
+}
+
+/* The task key table made from the generic keys and the kinds': built once
+ * per load. Bits: G_ID and G_DEPENDENCIES, then every kind's selecting
+ * keys, then the other generic keys (from g_rest), then the kinds' other
+ * keys: the most frequent keys first. */
+enum {
+	G_ID, G_DEPENDENCIES, G_TYPE, G_DESCRIPTION, G_PRIORITY, G_RESOURCES,
+	G_TIMEOUT, G_KILL_GRACE, G_RETRY, G_ENV, G_WORKDIR, G_WHEN, G_COUNT
+};
+
+struct task_keys {
+	struct keydef keys[MAX_KEYS];
+	struct keytab tab;
+	unsigned g_rest;               /* the bit of G_TYPE; G_x is g_rest + x - G_TYPE */
+	uint8_t key_kind[MAX_KEYS];    /* 1 + the kind of each key, or 0 */
+	uint16_t first[LOAD_MAX_KINDS]; /* bit of each kind's keys[0] .. */
+	uint16_t first_rest[LOAD_MAX_KINDS]; /* .. and of its keys[n_select] */
+	uint32_t spec_words[LOAD_MAX_KINDS]; /* each kind's spec, in 8-byte words */
+	uint64_t select;               /* selecting keys, of every kind */
+	uint64_t quick;                /* selecting keys of kinds without check()
+					* or type: one alone needs no checks */
+	const struct load_kind *const *kinds;
+	unsigned n_kinds;
+	const char *type_names[LOAD_MAX_KINDS + 1]; /* "standard", then typed kinds */
+	uint8_t type_kind[LOAD_MAX_KINDS + 1];      /* 1 + their kind; [0]: 0 */
+	unsigned n_types;
+	char nothing[160];             /* "add 'command', 'script', ... or 'x'" */
+};
+
+/* One task while it is read. */
 struct task_tmp {
 	struct map_seen seen;
 	struct pos start;          /* the task mapping */
 	uint32_t sym;              /* INTERN_NONE: no usable id */
 	struct pos id_at;
 	int32_t priority;
-	uint8_t type;
+	uint8_t type;              /* 0: unset, else 1 + index in type_names */
 	bool deps_capped;
+	uint16_t spec_set;         /* kinds whose spec[] is allocated */
 	uint32_t dep_first, dep_count;
 	struct opts_tmp *opts;
-	struct dr_command *command;
-	struct dr_script *script;
-	struct dr_api *api;
-	struct dr_webhook *webhook;
-	struct dr_ai *ai;
+	void *spec[LOAD_MAX_KINDS];
 };
 
 /* ---- cursor.c ------------------------------------------------------------- */
@@ -327,9 +428,21 @@ int read_enum(struct loader *ld, const char *const *names, unsigned n);
 void read_map(struct loader *ld, const struct keytab *tab, void *obj,
 	      struct map_seen *seen);
 
-/* Reads a map of string keys to string values (env, headers). names:
- * NAME_ENV or NAME_HEADER checks the keys. */
-enum { NAME_ANY, NAME_ENV, NAME_HEADER };
+/* read_map() of the current node, which must be a mapping (else a type
+ * error, "a map"), keeping ld->key for the caller. Returns false when it
+ * was not one, or the load stopped. */
+bool read_submap(struct loader *ld, const struct keytab *tab, void *obj, struct map_seen *seen);
+
+/* read_nonempty() of a URL: it must be http(s) (util/url.h's rule),
+ * unless a template ({{) builds it (reported at the value otherwise).
+ * Returns whether it was stored and fits. */
+bool read_url(struct loader *ld, struct dr_text *out);
+
+/* Reads a map of string keys to string values (env, headers, outputs).
+ * names: NAME_ENV, NAME_HEADER or NAME_OUTPUT checks the keys. */
+enum { NAME_ANY, NAME_ENV, NAME_HEADER, NAME_OUTPUT };
+#define LOAD_MAX_OUTPUT_NAME 256   /* EXPR_OUTPUTS_MAX_KEY */
+#define LOAD_MAX_OUTPUTS 1000      /* EXPR_OUTPUTS_MAX_KEYS */
 void read_kvlist(struct loader *ld, struct dr_kvlist *out, int names);
 
 /* Reads any value into the arena; NULL after an error or OOM. want_map:
@@ -351,7 +464,7 @@ uint32_t load_pool(struct loader *ld, const char *name, size_t n);
 struct suggest;
 void keytab_offer(const struct keytab *tab, struct suggest *s);
 
-/* ---- ids.c, opts.c, kinds.c: key handlers of the task table ---------------- */
+/* ---- ids.c, opts.c: key handlers of the task table --------------------------- */
 
 /* The current scalar as a task id symbol (declaring: check its syntax),
  * or INTERN_NONE after an error. */
@@ -368,28 +481,6 @@ void opts_timeout(struct loader *ld, void *obj);
 void opts_kill_grace(struct loader *ld, void *obj);
 void opts_retry(struct loader *ld, void *obj);
 
-/* Kind keys; obj is a struct task_tmp. */
-void kind_command(struct loader *ld, void *obj);
-void kind_script(struct loader *ld, void *obj);
-void kind_interpreter(struct loader *ld, void *obj);
-void kind_api(struct loader *ld, void *obj);
-void kind_webhook(struct loader *ld, void *obj);
-void kind_ai_model(struct loader *ld, void *obj);
-void kind_ai_system(struct loader *ld, void *obj);
-void kind_ai_prompt(struct loader *ld, void *obj);
-void kind_ai_prompt_file(struct loader *ld, void *obj);
-void kind_ai_context(struct loader *ld, void *obj);
-void kind_ai_temperature(struct loader *ld, void *obj);
-void kind_ai_max_tokens(struct loader *ld, void *obj);
-void kind_ai_response_format(struct loader *ld, void *obj);
-void kind_ai_stream(struct loader *ld, void *obj);
-void kind_ai_base_url(struct loader *ld, void *obj);
-void kind_ai_api_key_env(struct loader *ld, void *obj);
-void kind_ai_max_context(struct loader *ld, void *obj);
-
-/* Reports templates in a script whose interpreter is not a POSIX shell. */
-void kind_check_script(struct loader *ld, const struct dr_script *s);
-
 /* ---- task.c ------------------------------------------------------------------- */
 
 /* Reads the task mapping that is current into group g. */
@@ -397,6 +488,10 @@ void task_read(struct loader *ld, unsigned g);
 
 /* Reads the `defaults` mapping that is current into ld->defaults. */
 void defaults_read(struct loader *ld);
+
+/* Builds ld->tk from ld->opts' kinds. Returns 0, or -EINVAL when the kinds
+ * do not fit (too many, more than MAX_KEYS keys), or -ENOMEM. */
+int task_keys_build(struct loader *ld);
 
 /* ---- resolve.c --------------------------------------------------------------- */
 

@@ -102,6 +102,14 @@ static bool header_name_ok(const struct dr_text *k)
 			 k->len;
 }
 
+/* An output's name, as $DAGRUN_OUTPUT takes them. */
+static bool output_name_ok(const struct dr_text *k)
+{
+	return k->len && k->len <= LOAD_MAX_OUTPUT_NAME &&
+	       strspn(k->s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			    "0123456789_-") == k->len;
+}
+
 static void check_name(struct loader *ld, const struct dr_text *k, int names)
 {
 	struct pos at = {k->line, k->col};
@@ -112,6 +120,9 @@ static void check_name(struct loader *ld, const struct dr_text *k, int names)
 			   "(use letters, digits and '_', not starting with a digit)", k->s);
 	else if (names == NAME_HEADER && !header_name_ok(k))
 		load_error(ld, at, "invalid HTTP header name '%s'", k->s);
+	else if (names == NAME_OUTPUT && !output_name_ok(k))
+		load_error(ld, at, "invalid output name '%.80s' (use letters, digits, '_' and "
+			   "'-', at most %d bytes)", k->s, LOAD_MAX_OUTPUT_NAME);
 }
 
 void read_kvlist(struct loader *ld, struct dr_kvlist *out, int names)

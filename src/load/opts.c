@@ -162,7 +162,7 @@ static const struct keydef retry_keys[] = {
 	KEY("jitter", r_jitter), KEY("retryOn", r_retry_on),
 	KEY("permanentExitCodes", r_codes),
 };
-static const struct keytab retry_tab = {"retry", retry_keys, 7, NULL};
+static const struct keytab retry_tab = {"retry", retry_keys, 7, NULL, NULL};
 
 void opts_retry(struct loader *ld, void *obj)
 {
@@ -195,7 +195,7 @@ static const struct keydef defaults_keys[] = {
 	KEY("retry", opts_retry), KEY("workdir", opts_workdir),
 	KEY("priority", d_priority), KEY("resources", opts_resources),
 };
-static const struct keytab defaults_tab = {"defaults", defaults_keys, 6, NULL};
+static const struct keytab defaults_tab = {"defaults", defaults_keys, 6, NULL, NULL};
 
 void defaults_read(struct loader *ld)
 {

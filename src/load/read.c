@@ -16,7 +16,8 @@
 #include "load/duration.h"
 
 #include "load/loader.h"
-#include "load/suggest.h"
+#include "util/suggest.h"
+#include "util/url.h"
 
 /* ---- big vectors ------------------------------------------------------------- */
 
@@ -496,7 +497,35 @@ void read_map(struct loader *ld, const struct keytab *tab, void *obj,
 		void *target = obj;
 		if (d->opt && tab->opts && !(target = tab->opts(ld, obj)))
 			return;
+		if (d->kind && tab->spec && !(target = tab->spec(ld, obj, d->kind - 1u)))
+			return;
 		d->fn(ld, target);
 	}
 }
 
+bool read_submap(struct loader *ld, const struct keytab *tab, void *obj, struct map_seen *seen)
+{
+	if (!load_is(ld, YAML_MAPPING_START_EVENT)) {
+		load_type_error(ld, "a map");
+		return false;
+	}
+	const char *key = ld->key;
+	read_map(ld, tab, obj, seen);
+	ld->key = key;
+	return !ld->stop;
+}
+
+/* ---- URLs ---------------------------------------------------------------------- */
+
+bool read_url(struct loader *ld, struct dr_text *out)
+{
+	if (!read_nonempty(ld, out))
+		return false;
+	/* http(s) (the executors' rule), unless a template builds it: then
+	 * they check what it renders */
+	if (strstr(out->s, "{{") || url_is_http(out->s))
+		return true;
+	load_error(ld, (struct pos){out->line, out->col},
+		   "'%s' " URL_HTTP_RULE ", got '%.80s'", ld->key, out->s);
+	return false;
+}

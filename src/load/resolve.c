@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "load/loader.h"
-#include "load/suggest.h"
+#include "util/suggest.h"
 
 #define HINT_BUDGET 20000000u   /* candidates compared for "did you mean" ids */
 

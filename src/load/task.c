@@ -45,10 +45,10 @@ static void t_id(struct loader *ld, void *obj)
 
 static void t_type(struct loader *ld, void *obj)
 {
-	static const char *const names[] = {"standard", "ai"};
-	int v = read_enum(ld, names, 2);
+	const struct task_keys *tk = ld->tk;
+	int v = read_enum(ld, tk->type_names, tk->n_types);
 	if (v >= 0)
-		((struct task_tmp *)obj)->type = (uint8_t)(v == 0 ? TYPE_STANDARD : TYPE_AI);
+		((struct task_tmp *)obj)->type = (uint8_t)(v + 1);
 }
 
 static void t_priority(struct loader *ld, void *obj)
@@ -58,156 +58,209 @@ static void t_priority(struct loader *ld, void *obj)
 		((struct task_tmp *)obj)->priority = (int32_t)v;
 }
 
-/* Key order: the bit numbers below. The most frequent keys come first. */
-enum {
-	T_ID, T_COMMAND, T_DEPENDENCIES, T_TYPE, T_DESCRIPTION, T_PRIORITY,
-	T_RESOURCES, T_TIMEOUT, T_KILL_GRACE, T_RETRY, T_ENV, T_WORKDIR, T_WHEN,
-	T_SCRIPT, T_INTERPRETER, T_API, T_WEBHOOK, T_PROMPT, T_PROMPT_FILE,
-	T_MODEL, T_SYSTEM, T_CONTEXT, T_TEMPERATURE, T_MAX_TOKENS,
-	T_RESPONSE_FORMAT, T_STREAM, T_BASE_URL, T_API_KEY_ENV,
-	T_MAX_CONTEXT_BYTES, T_COUNT
+/* The generic keys, by G_*. */
+static const struct keydef generic_keys[G_COUNT] = {
+	[G_ID] = KEY("id", t_id),
+	[G_DEPENDENCIES] = KEY("dependencies", deps_read),
+	[G_TYPE] = KEY("type", t_type),
+	[G_DESCRIPTION] = KEY_OPT("description", opts_description),
+	[G_PRIORITY] = KEY("priority", t_priority),
+	[G_RESOURCES] = KEY_OPT("resources", opts_resources),
+	[G_TIMEOUT] = KEY_OPT("timeout", opts_timeout),
+	[G_KILL_GRACE] = KEY_OPT("killGrace", opts_kill_grace),
+	[G_RETRY] = KEY_OPT("retry", opts_retry),
+	[G_ENV] = KEY_OPT("env", opts_env),
+	[G_WORKDIR] = KEY_OPT("workdir", opts_workdir),
+	[G_WHEN] = KEY_OPT("when", opts_when),
 };
-
-static const struct keydef task_keys[T_COUNT] = {
-	[T_ID] = KEY("id", t_id),
-	[T_COMMAND] = KEY("command", kind_command),
-	[T_DEPENDENCIES] = KEY("dependencies", deps_read),
-	[T_TYPE] = KEY("type", t_type),
-	[T_DESCRIPTION] = KEY_OPT("description", opts_description),
-	[T_PRIORITY] = KEY("priority", t_priority),
-	[T_RESOURCES] = KEY_OPT("resources", opts_resources),
-	[T_TIMEOUT] = KEY_OPT("timeout", opts_timeout),
-	[T_KILL_GRACE] = KEY_OPT("killGrace", opts_kill_grace),
-	[T_RETRY] = KEY_OPT("retry", opts_retry),
-	[T_ENV] = KEY_OPT("env", opts_env),
-	[T_WORKDIR] = KEY_OPT("workdir", opts_workdir),
-	[T_WHEN] = KEY_OPT("when", opts_when),
-	[T_SCRIPT] = KEY("script", kind_script),
-	[T_INTERPRETER] = KEY("interpreter", kind_interpreter),
-	[T_API] = KEY("api", kind_api),
-	[T_WEBHOOK] = KEY("webhook", kind_webhook),
-	[T_PROMPT] = KEY("prompt", kind_ai_prompt),
-	[T_PROMPT_FILE] = KEY("promptFile", kind_ai_prompt_file),
-	[T_MODEL] = KEY("model", kind_ai_model),
-	[T_SYSTEM] = KEY("system", kind_ai_system),
-	[T_CONTEXT] = KEY("context", kind_ai_context),
-	[T_TEMPERATURE] = KEY("temperature", kind_ai_temperature),
-	[T_MAX_TOKENS] = KEY("maxTokens", kind_ai_max_tokens),
-	[T_RESPONSE_FORMAT] = KEY("responseFormat", kind_ai_response_format),
-	[T_STREAM] = KEY("stream", kind_ai_stream),
-	[T_BASE_URL] = KEY("baseUrl", kind_ai_base_url),
-	[T_API_KEY_ENV] = KEY("apiKeyEnv", kind_ai_api_key_env),
-	[T_MAX_CONTEXT_BYTES] = KEY("maxContextBytes", kind_ai_max_context),
-};
-
-static const struct keytab task_tab = {"task", task_keys, T_COUNT, task_opts};
 
 #define BIT(k) (1ull << (k))
-#define AI_ONLY (BIT(T_MODEL) | BIT(T_SYSTEM) | BIT(T_CONTEXT) | \
-		 BIT(T_TEMPERATURE) | BIT(T_MAX_TOKENS) | BIT(T_RESPONSE_FORMAT) | \
-		 BIT(T_STREAM) | BIT(T_BASE_URL) | BIT(T_API_KEY_ENV) | \
-		 BIT(T_MAX_CONTEXT_BYTES))
 
-#define KIND_KEYS (BIT(T_COMMAND) | BIT(T_SCRIPT) | BIT(T_API) | BIT(T_WEBHOOK) | \
-		   BIT(T_PROMPT) | BIT(T_PROMPT_FILE))
+/* A new spec of kind k, zeroed, with its defaults. NULL on OOM. */
+static void *spec_new(struct loader *ld, unsigned k)
+{
+	const struct load_kind *kd = ld->tk->kinds[k];
+	size_t words = ld->tk->spec_words[k];
+	uint64_t *p = arena_alloc(&ld->wf->arena, words * 8);
+	if (!p) {
+		load_oom(ld);
+		return NULL;
+	}
+	switch (words) {     /* constant sizes: stores, not a call to memset */
+	case 1: memset(p, 0, 8); break;
+	case 2: memset(p, 0, 16); break;
+	case 3: memset(p, 0, 24); break;
+	case 4: memset(p, 0, 32); break;
+	case 5: memset(p, 0, 40); break;
+	case 6: memset(p, 0, 48); break;
+	case 7: memset(p, 0, 56); break;
+	case 8: memset(p, 0, 64); break;
+	default: memset(p, 0, words * 8); break;
+	}
+	if (kd->spec_init)
+		kd->spec_init(p);
+	return p;
+}
+
+/* The spec of kind k for the task being read, allocated (and given its
+ * defaults) on the kind's first key. */
+static void *task_spec(struct loader *ld, void *obj, unsigned k)
+{
+	struct task_tmp *t = obj;
+	if (t->spec_set & (1u << k))
+		return t->spec[k];
+	void *p = spec_new(ld, k);
+	t->spec[k] = p;
+	t->spec_set |= (uint16_t)((p != NULL) << k);
+	return p;
+}
+
+static int add_key(struct task_keys *tk, unsigned *n, const struct keydef *d, unsigned kind)
+{
+	if (*n == MAX_KEYS)
+		return -EINVAL;
+	tk->keys[*n] = *d;
+	tk->keys[*n].kind = (uint8_t)kind;
+	tk->key_kind[*n] = (uint8_t)kind;
+	(*n)++;
+	return 0;
+}
+
+int task_keys_build(struct loader *ld)
+{
+	const struct load_opts *o = ld->opts;
+	unsigned nk = o ? o->n_kinds : 0, n = 0;
+	struct task_keys *tk = calloc(1, sizeof(*tk));
+	if (!tk)
+		return -ENOMEM;
+	ld->tk = tk;
+	if (nk > LOAD_MAX_KINDS)
+		return -EINVAL;
+	tk->kinds = o ? o->kinds : NULL;
+	tk->n_kinds = nk;
+	for (unsigned g = 0; g < G_TYPE; g++)
+		add_key(tk, &n, &generic_keys[g], 0);
+	for (unsigned k = 0; k < nk; k++) {
+		const struct load_kind *kd = tk->kinds[k];
+		tk->spec_words[k] = kd->spec_size ? (kd->spec_size + 7) / 8 : 1;
+		tk->first[k] = (uint16_t)n;
+		for (unsigned i = 0; i < kd->n_select; i++) {
+			tk->select |= BIT(n);
+			if (!kd->check && !kd->type)
+				tk->quick |= BIT(n);
+			if (add_key(tk, &n, &kd->keys[i], k + 1) < 0)
+				return -EINVAL;
+		}
+	}
+	tk->g_rest = n;
+	for (unsigned g = G_TYPE; g < G_COUNT; g++)
+		if (add_key(tk, &n, &generic_keys[g], 0) < 0)
+			return -EINVAL;
+	for (unsigned k = 0; k < nk; k++) {
+		const struct load_kind *kd = tk->kinds[k];
+		tk->first_rest[k] = (uint16_t)n;
+		for (unsigned i = kd->n_select; i < kd->n_keys; i++)
+			if (add_key(tk, &n, &kd->keys[i], k + 1) < 0)
+				return -EINVAL;
+	}
+	tk->tab = (struct keytab){"task", tk->keys, n, task_opts, task_spec};
+	/* `type:` standard, or a typed kind's name */
+	tk->type_names[0] = "standard";
+	tk->n_types = 1;
+	for (unsigned k = 0; k < nk; k++)
+		if (tk->kinds[k]->type) {
+			tk->type_kind[tk->n_types] = (uint8_t)(k + 1);
+			tk->type_names[tk->n_types++] = tk->kinds[k]->type;
+		}
+	/* "add 'command', 'script', 'api', 'webhook', 'prompt' or 'workflow'" */
+	size_t len = 0;
+	for (unsigned k = 0; k < nk; k++) {
+		int w = snprintf(tk->nothing + len, sizeof(tk->nothing) - len, "%s'%s'",
+				 !k ? "" : k + 1 == nk ? " or " : ", ", tk->kinds[k]->keys[0].name);
+		if (w < 0 || (size_t)w >= sizeof(tk->nothing) - len)
+			break;
+		len += (size_t)w;
+	}
+	return 0;
+}
 
 static bool before(struct pos a, struct pos b)
 {
 	return a.line < b.line || (a.line == b.line && a.col < b.col);
 }
 
-/* The kind keys present, in file order. */
-struct kind_key {
-	unsigned key;
-	uint8_t kind;
-};
-
-static unsigned kind_keys(const struct task_tmp *t, struct kind_key *out)
+/* The selecting keys present, the first of each kind, in file order; at
+ * most one per kind (a kind's other selecting keys are its check's). */
+static unsigned kind_keys(const struct task_keys *tk, const struct task_tmp *t, unsigned *out)
 {
-	static const struct kind_key all[] = {
-		{T_COMMAND, DR_KIND_COMMAND}, {T_SCRIPT, DR_KIND_SCRIPT},
-		{T_API, DR_KIND_API}, {T_WEBHOOK, DR_KIND_WEBHOOK},
-		{T_PROMPT, DR_KIND_AI}, {T_PROMPT_FILE, DR_KIND_AI},
-	};
+	uint64_t m = t->seen.mask & tk->select;
+	uint32_t kinds_seen = 0;
 	unsigned n = 0;
-	bool ai = false;
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		if (!(t->seen.mask & BIT(all[i].key)))
+	for (unsigned b = 0; m; b++, m >>= 1) {
+		if (!(m & 1))
 			continue;
-		if (all[i].kind == DR_KIND_AI && ai)
-			continue; /* prompt and promptFile: reported apart */
-		ai = ai || all[i].kind == DR_KIND_AI;
+		unsigned k = tk->key_kind[b] - 1u;
+		if (kinds_seen & (1u << k))
+			continue;
+		kinds_seen |= 1u << k;
 		unsigned j = n++;
-		for (; j > 0 && before(t->seen.at[all[i].key], t->seen.at[out[j - 1].key]); j--)
+		for (; j > 0 && before(t->seen.at[b], t->seen.at[out[j - 1]]); j--)
 			out[j] = out[j - 1];
-		out[j] = all[i];
+		out[j] = b;
 	}
 	return n;
 }
 
-/* Decides the task's kind, reporting conflicts; DR_KIND_COUNT if none. */
-static uint8_t pick_kind(struct loader *ld, const struct task_tmp *t, const char *name)
+/* Decides the task's kind, reporting conflicts; tk->n_kinds if none. */
+static unsigned pick_kind(struct loader *ld, const struct task_tmp *t, const char *name)
 {
-	struct kind_key k[6];
-	unsigned n = kind_keys(t, k);
+	const struct task_keys *tk = ld->tk;
+	unsigned k[LOAD_MAX_KINDS];
+	unsigned n = kind_keys(tk, t, k);
+	unsigned typed = t->type ? tk->type_kind[t->type - 1] : 0; /* 1 + kind, 0: standard */
 	for (unsigned i = 0; i < n && t->type; i++) {
-		bool ai = k[i].kind == DR_KIND_AI;
-		if (ai != (t->type == TYPE_AI))
-			load_error(ld, t->seen.at[k[i].key], "%s has both 'type: %s' and '%s'",
-				   name, t->type == TYPE_AI ? "ai" : "standard",
-				   task_keys[k[i].key].name);
+		unsigned kk = tk->key_kind[k[i]] - 1u;
+		bool ok = typed ? kk + 1 == typed : !tk->kinds[kk]->type;
+		if (!ok)
+			load_error(ld, t->seen.at[k[i]], "%s has both 'type: %s' and '%s'",
+				   name, tk->type_names[t->type - 1], tk->keys[k[i]].name);
 	}
 	if (n >= 2)
-		load_error(ld, t->seen.at[k[1].key], "%s has both '%s' and '%s'", name,
-			   task_keys[k[0].key].name, task_keys[k[1].key].name);
-	if (t->type == TYPE_AI)
-		return DR_KIND_AI;
+		load_error(ld, t->seen.at[k[1]], "%s has both '%s' and '%s'", name,
+			   tk->keys[k[0]].name, tk->keys[k[1]].name);
+	if (typed)
+		return typed - 1;
 	if (n)
-		return k[0].kind;
-	if (t->seen.mask & AI_ONLY)
-		return DR_KIND_AI;
-	return DR_KIND_COUNT;
-}
-
-static void check_ai(struct loader *ld, struct task_tmp *t, const char *name,
-		     struct pos at)
-{
-	uint64_t m = t->seen.mask, mh = m | t->seen.hinted;
-	if (!(mh & BIT(T_MODEL)))
-		load_error(ld, at, "missing required key 'model' in ai %s", name);
-	if (!(mh & (BIT(T_PROMPT) | BIT(T_PROMPT_FILE))))
-		load_error(ld, at, "missing required key 'prompt' (or 'promptFile') in ai %s",
-			   name);
-	if ((m & BIT(T_PROMPT)) && (m & BIT(T_PROMPT_FILE))) {
-		bool p_first = before(t->seen.at[T_PROMPT], t->seen.at[T_PROMPT_FILE]);
-		load_error(ld, t->seen.at[p_first ? T_PROMPT_FILE : T_PROMPT],
-			   "%s has both 'prompt' and 'promptFile'", name);
+		return tk->key_kind[k[0]] - 1u;
+	for (unsigned kk = 0; kk < tk->n_kinds; kk++) {
+		const struct load_kind *kd = tk->kinds[kk];
+		uint64_t own = (BIT(kd->n_keys - kd->n_select) - 1) << tk->first_rest[kk];
+		if (kd->keys_select && (t->seen.mask & own))
+			return kk;
 	}
+	return tk->n_kinds;
 }
 
-static void check_keys_fit(struct loader *ld, struct task_tmp *t, uint8_t kind)
+/* The other keys of a kind that is not the task's: an error each. A kind
+ * whose keys select it wants to be the task's kind; another wants one of
+ * its selecting keys written (interpreter: with script). */
+static void check_keys_fit(struct loader *ld, struct task_tmp *t, unsigned kind)
 {
+	const struct task_keys *tk = ld->tk;
 	uint64_t m = t->seen.mask;
-	if ((m & BIT(T_INTERPRETER)) && !(m & BIT(T_SCRIPT)))
-		load_error(ld, t->seen.at[T_INTERPRETER],
-			   "'interpreter' is only valid with 'script'");
-	if (kind == DR_KIND_AI)
-		return;
-	for (unsigned k = 0; k < T_COUNT; k++)
-		if ((m & AI_ONLY & BIT(k)))
-			load_error(ld, t->seen.at[k], "'%s' is only valid in an ai task",
-				   task_keys[k].name);
-}
-
-static const void *spec_of(const struct task_tmp *t, uint8_t kind)
-{
-	switch (kind) {
-	case DR_KIND_COMMAND: return t->command;
-	case DR_KIND_SCRIPT: return t->script;
-	case DR_KIND_API: return t->api;
-	case DR_KIND_WEBHOOK: return t->webhook;
-	case DR_KIND_AI: return t->ai;
-	default: return NULL;
+	for (unsigned kk = 0; kk < tk->n_kinds; kk++) {
+		const struct load_kind *kd = tk->kinds[kk];
+		unsigned rest = kd->n_keys - kd->n_select;
+		uint64_t own = (BIT(rest) - 1) << tk->first_rest[kk];
+		uint64_t sel = (BIT(kd->n_select) - 1) << tk->first[kk];
+		if (!(m & own) || kk == kind || (!kd->keys_select && (m & sel)))
+			continue;
+		for (unsigned i = 0; i < rest; i++) {
+			unsigned b = tk->first_rest[kk] + i;
+			if (m & BIT(b))
+				load_error(ld, t->seen.at[b], "'%s' is only valid %s",
+					   tk->keys[b].name, kd->only_in ? kd->only_in : "in another kind of task");
+		}
 	}
 }
 
@@ -243,44 +296,49 @@ static bool append(struct loader *ld, unsigned g, const struct dr_task *task)
 	return true;
 }
 
-/* The checks of a task as a whole; returns its kind. */
-static uint8_t check_task(struct loader *ld, struct task_tmp *t, struct pos at)
+/* The checks of a task as a whole; returns its kind (n_kinds: none). */
+static unsigned check_task(struct loader *ld, struct task_tmp *t, struct pos at)
 {
+	const struct task_keys *tk = ld->tk;
 	char buf[100];
 	const char *name = label(ld, t, buf, sizeof(buf));
-	if (!seen_or_hinted(&t->seen, T_ID))
+	if (!seen_or_hinted(&t->seen, G_ID))
 		load_error(ld, t->start, "missing required key 'id' in task");
-	uint8_t kind = pick_kind(ld, t, name);
-	if (kind == DR_KIND_COUNT && !(t->seen.hinted & KIND_KEYS))
-		load_error(ld, at, "%s has nothing to run: add 'command', 'script', "
-			   "'api', 'webhook' or 'prompt'", name);
-	else if (kind == DR_KIND_AI)
-		check_ai(ld, t, name, at);
+	unsigned kind = pick_kind(ld, t, name);
+	if (kind == tk->n_kinds && !(t->seen.hinted & tk->select))
+		load_error(ld, at, "%s has nothing to run: add %s", name, tk->nothing);
 	check_keys_fit(ld, t, kind);
-	if (kind == DR_KIND_SCRIPT)
-		kind_check_script(ld, t->script);
+	if (kind < tk->n_kinds && tk->kinds[kind]->check) {
+		const struct load_kind *kd = tk->kinds[kind];
+		struct kind_view v = {&t->seen, tk->first[kind], tk->first_rest[kind], kd->n_select,
+				      (t->spec_set >> kind) & 1 ? t->spec[kind] : NULL, name, at};
+		kd->check(ld, &v);
+	}
 	return kind;
 }
 
 static void finish(struct loader *ld, struct task_tmp *t, unsigned g)
 {
+	const struct task_keys *tk = ld->tk;
 	struct pos at = t->sym != INTERN_NONE ? t->id_at : t->start;
-	uint8_t kind;
-	/* The common case, an id and one command, needs no further check. */
-	if (t->seen.mask == (BIT(T_ID) | BIT(T_COMMAND)) ||
-	    t->seen.mask == (BIT(T_ID) | BIT(T_COMMAND) | BIT(T_DEPENDENCIES)))
-		kind = DR_KIND_COMMAND;
+	unsigned kind;
+	/* The common case, an id and one selecting key of a kind without
+	 * checks (and dependencies), needs no further check. */
+	uint64_t m = t->seen.mask & ~(BIT(G_ID) | BIT(G_DEPENDENCIES));
+	if ((t->seen.mask & BIT(G_ID)) && m && !(m & (m - 1)) && (m & tk->quick))
+		kind = tk->key_kind[__builtin_ctzll(m)] - 1u;
 	else
 		kind = check_task(ld, t, at);
 	struct dr_task task = {
 		.sym = t->sym, .line = at.line, .col = at.col,
 		.dep_first = t->dep_first, .dep_count = t->dep_count,
-		.priority = t->priority, .kind = kind == DR_KIND_COUNT ? 0 : kind,
+		.priority = t->priority, .kind = (uint8_t)(kind < tk->n_kinds ? kind : 0),
 		.hook = (uint8_t)g, .opts = t->opts ? &t->opts->o : NULL,
+		.spec = kind < tk->n_kinds && ((t->spec_set >> kind) & 1) ? t->spec[kind] : NULL,
 	};
-	task.spec.any = spec_of(t, kind);
 	if (t->sym != INTERN_NONE)
 		declare(ld, t, g, ld->groups[g].n);
+	ld->kind_tasks[task.kind]++;
 	append(ld, g, &task);
 }
 
@@ -297,17 +355,13 @@ void task_read(struct loader *ld, unsigned g)
 	t.sym = INTERN_NONE;
 	t.id_at = t.start;
 	t.priority = PRIORITY_UNSET;
-	t.type = TYPE_UNSET;
+	t.type = 0;
 	t.deps_capped = false;
+	t.spec_set = 0;
 	t.dep_first = (uint32_t)ld->wf->n_deps;
 	t.dep_count = 0;
 	t.opts = NULL;
-	t.command = NULL;
-	t.script = NULL;
-	t.api = NULL;
-	t.webhook = NULL;
-	t.ai = NULL;
-	read_map(ld, &task_tab, &t, &t.seen);
+	read_map(ld, &ld->tk->tab, &t, &t.seen);
 	if (!ld->stop)
 		finish(ld, &t, g);
 }

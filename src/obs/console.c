@@ -238,13 +238,13 @@ static void on_status(dagrun_console *c, const dagrun_event *ev)
 		c->retrying++;
 		break;
 	case DAGRUN_FAILED:
-		c->failed++;
-		console_note_failure(c, ev);
+		c->failed += !ev->depth;
+		console_note_failure(c, ev);   /* a sub-run's too: the cause of its task's */
 		break;
 	default:
 		break;
 	}
-	if (is_final(ev->status)) {
+	if (is_final(ev->status) && !ev->depth) {   /* a sub-run's tasks are its task's */
 		c->done++;
 		c->counts[ev->status]++;
 		if (c->done > c->total)

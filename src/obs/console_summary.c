@@ -45,20 +45,21 @@ void console_note_slow(dagrun_console *c, const char *task, uint64_t ms)
 
 void console_note_usage(dagrun_console *c, const dagrun_event *ev)
 {
-	if (ev->prompt_tokens < 0 || !ev->model)
+	const dagrun_ext_ai *ai = (const dagrun_ext_ai *)dagrun_ext_find(ev->ext, DAGRUN_EXT_AI);
+	if (!ai || ai->prompt_tokens < 0 || !ai->model)
 		return;
 	size_t i = 0;
-	while (i < c->n_usage && strncmp(c->usage[i].model, ev->model, sizeof(c->usage[i].model) - 1))
+	while (i < c->n_usage && strncmp(c->usage[i].model, ai->model, sizeof(c->usage[i].model) - 1))
 		i++;
 	if (i == c->n_usage) {
 		if (c->n_usage == MODELS)
 			i = MODELS - 1;   /* the last line then sums the rest */
 		else
 			snprintf(c->usage[c->n_usage++].model, sizeof(c->usage[i].model), "%s",
-				 ev->model);
+				 ai->model);
 	}
-	c->usage[i].prompt += (uint64_t)ev->prompt_tokens;
-	c->usage[i].completion += (uint64_t)(ev->completion_tokens > 0 ? ev->completion_tokens : 0);
+	c->usage[i].prompt += (uint64_t)ai->prompt_tokens;
+	c->usage[i].completion += (uint64_t)(ai->completion_tokens > 0 ? ai->completion_tokens : 0);
 	c->usage[i].calls++;
 }
 

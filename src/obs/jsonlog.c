@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "dagrun.h"
+#include "kinds/kind.h"
 #include "obs/sink.h"
 #include "util/text.h"
 #include "util/buf.h"
@@ -212,30 +213,8 @@ static void add_attempt_end(json_t *o, const dagrun_event *ev)
 	if (ev->error_class)
 		set_str(o, "errorClass", dagrun_class_name(ev->error_class));
 	set_str(o, "error", ev->error);
-	if (ev->http_status)
-		json_object_set_new(o, "httpStatus", json_integer(ev->http_status));
-	if (ev->total_us) {
-		json_t *t = json_object();
-		set_uint(t, "dnsUs", ev->dns_us);
-		set_uint(t, "connectUs", ev->connect_us);
-		set_uint(t, "tlsUs", ev->tls_us);
-		set_uint(t, "firstByteUs", ev->first_byte_us);
-		set_uint(t, "totalUs", ev->total_us);
-		json_object_set_new(o, "timings", t);
-	}
-	set_str(o, "model", ev->model);
-	if (ev->prompt_tokens >= 0) {
-		json_t *u = json_object();
-		json_object_set_new(u, "promptTokens", json_integer(ev->prompt_tokens));
-		json_object_set_new(u, "completionTokens", json_integer(ev->completion_tokens));
-		json_object_set_new(o, "usage", u);
-	}
-	set_str(o, "finishReason", ev->finish_reason);
-	if (ev->prompt_sha256) {
-		set_str(o, "promptSha256", ev->prompt_sha256);
-		set_uint(o, "promptBytes", ev->prompt_bytes);
-		set_uint(o, "contextCutBytes", ev->context_cut_bytes);
-	}
+	/* the kind's own fields (httpStatus, timings, model, usage...) */
+	kinds_ext_json(ev->ext, o);
 }
 
 static void add_fields(dagrun_jsonlog *l, json_t *o, const dagrun_event *ev)
@@ -295,6 +274,8 @@ static void log_event(dagrun_jsonlog *l, const dagrun_event *ev)
 	set_str(o, "event", event_name(ev->type));
 	set_str(o, "run", ev->run_id);
 	set_str(o, "task", ev->task);
+	if (ev->depth)   /* a sub-workflow's task, "PARENT.CHILD" */
+		set_uint(o, "depth", ev->depth);
 	if (ev->attempt)
 		json_object_set_new(o, "attempt", json_integer(ev->attempt));
 	add_fields(l, o, ev);

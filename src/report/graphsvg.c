@@ -442,3 +442,24 @@ out:
 	free(text);
 	return r;
 }
+
+/* See dagrun.h. -EINVAL for a NULL argument or an unknown format. The
+ * public entry of every format lives here, above graph/ (which writes the
+ * text formats) and beside the SVG layout. */
+int dagrun_graph_write(const dagrun_workflow *wf, enum dagrun_graph_format fmt,
+		       FILE *out)
+{
+	if (!wf || !out)
+		return -EINVAL;
+	switch (fmt) {
+	case DAGRUN_GRAPH_DOT:
+		return graph_write_dot(wf, out);
+	case DAGRUN_GRAPH_MERMAID:
+		return graph_write_mermaid(wf, out);
+	case DAGRUN_GRAPH_JSON:
+		return graph_write_json(wf, out);
+	case DAGRUN_GRAPH_SVG:
+		return report_graph_svg_workflow(wf, out, NULL);
+	}
+	return -EINVAL;
+}

@@ -22,7 +22,7 @@
 
 #include <jansson.h>
 
-#include "load/model.h"
+#include "model/model.h"
 #include "report/rundoc.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -572,7 +572,7 @@ static json_t *task(struct build *b, size_t i, size_t *at, uint32_t *dropped,
 		e |= set(o, "id", json_incref(b->id[i]));
 		if (b->wf && b->wf_of[i] != NONE) {
 			const struct dr_task *k = &b->wf->tasks[b->wf_of[i]];
-			e |= set(o, "kind", json_string(dr_kind_name(k->kind)));
+			e |= set(o, "kind", json_string(dr_kind_name(b->wf, b->wf_of[i])));
 			if (k->hook > DR_HOOK_NONE && k->hook <= DR_HOOK_EXIT)
 				e |= set(o, "hook", json_string(hook_names[k->hook]));
 		}

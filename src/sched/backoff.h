@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "load/model.h"
+#include "model/model.h"
 
 /* A uniform draw in [0, 1) from *state (xorshift64*; state must be != 0). */
 double backoff_random(uint64_t *state);

@@ -18,6 +18,7 @@
 
 
 struct fp {
+	struct dr_mix m;             /* first: what a kind's mix() is handed */
 	uint64_t h;
 };
 
@@ -81,57 +82,39 @@ static int each(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_use 
 	return 0;
 }
 
-static void mix_spec(struct fp *f, const struct dr_task *k)
+static void m_bytes(struct dr_mix *m, const void *p, size_t n)
 {
-	switch (k->kind) {
-	case DR_KIND_COMMAND:
-		mix_u64(f, k->spec.command->argc);
-		break;
-	case DR_KIND_SCRIPT:
-		mix_text(f, &k->spec.script->interpreter);
-		break;
-	case DR_KIND_API: {
-		const struct dr_api *a = k->spec.api;
-		mix_kv(f, &a->headers);
-		mix_value(f, a->body);
-		mix_u64(f, a->n_expect);
-		for (uint32_t i = 0; i < a->n_expect; i++)
-			mix_u64(f, a->expect[i]);
-		mix_u64(f, a->connect_timeout_ms);
-		mix_u64(f, a->max_response_bytes);
-		mix_u64(f, a->insecure);
-		break;
-	}
-	case DR_KIND_WEBHOOK:
-		mix_kv(f, &k->spec.webhook->headers);
-		mix_value(f, k->spec.webhook->payload);
-		break;
-	case DR_KIND_AI: {
-		const struct dr_ai *a = k->spec.ai;
-		mix_text(f, &a->prompt_file);
-		mix_text(f, &a->api_key_env);
-		mix_value(f, a->context);
-		mix(f, &a->temperature, sizeof(a->temperature));
-		mix_u64(f, (uint64_t)a->has_temperature << 32 | a->max_tokens);
-		mix_u64(f, (uint64_t)a->response_format << 8 | a->stream);
-		mix_u64(f, a->max_context_bytes);
-		break;
-	}
-	default:
-		break;
-	}
+	mix((struct fp *)m, p, n);
+}
+
+static void m_text(struct dr_mix *m, const struct dr_text *x)
+{
+	mix_text((struct fp *)m, x);
+}
+
+static void m_value(struct dr_mix *m, const struct dr_value *v)
+{
+	mix_value((struct fp *)m, v);
+}
+
+/* The settings of the task's kind that are not strings (kinds' mix()). */
+static void mix_spec(struct fp *f, const struct dagrun_workflow *wf, const struct dr_task *k)
+{
+	const struct dr_kind *kd = k->kind < wf->n_kinds ? wf->kinds[k->kind] : NULL;
+	if (kd && kd->mix && k->spec)
+		kd->mix(k->spec, &f->m);
 }
 
 uint64_t task_fingerprint(const struct dagrun_workflow *wf, uint32_t t)
 {
-	struct fp f = {0xcbf29ce484222325ull};
+	struct fp f = {{m_bytes, m_text, m_value}, 0xcbf29ce484222325ull};
 	const struct dr_task *k = &wf->tasks[t];
 	const struct dr_task_opts *o = k->opts;
 	mix_u64(&f, (uint64_t)k->kind << 8 | k->hook);
 	mix_u64(&f, (uint64_t)(uint32_t)k->priority);
 	dr_task_each_text(wf, t, each, &f);
 	mix_kv(&f, &o->env);
-	mix_spec(&f, k);
+	mix_spec(&f, wf, k);
 	mix_text(&f, o->when);
 	mix_u64(&f, o->timeout_ms);
 	mix_u64(&f, o->kill_grace_ms);

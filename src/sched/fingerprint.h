@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "load/model.h"
+#include "model/model.h"
 #include "util/arena.h"
 
 /* A hash of everything that decides what task t of wf does. */

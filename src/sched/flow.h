@@ -26,7 +26,7 @@
 
 #include "dagrun.h"
 #include "exec/executor.h"
-#include "load/model.h"
+#include "model/model.h"
 #include "util/buf.h"
 
 struct redactor;
@@ -45,6 +45,21 @@ struct flow_opts {
 int flow_new(struct flow **out, const struct dagrun_workflow *wf,
 	     const struct flow_opts *o, dagrun_diags *diags);
 void flow_free(struct flow *f);
+
+/* Sets up data flow for a sub-run of wf (a `workflow` task's) in the run
+ * of parent: secrets (the redactor and the secrets file) are the
+ * parent's, shared, so that what either masks the other masks too; with
+ * (a map of rendered values, or NULL) overrides wf's declared variables,
+ * as --var does. parent must outlive the child. Returns 0, -EINVAL (an
+ * undeclared variable, in diags) or -ENOMEM. */
+int flow_new_child(struct flow **out, const struct dagrun_workflow *wf, struct flow *parent,
+		   const struct dr_value *with, dagrun_diags *diags);
+
+/* Renders wf's `outputs` (what a sub-run gives back) into out, which the
+ * caller zero-initialised and frees (expr_outputs_free). Returns 0, or < 0
+ * with *err (malloc'd, FILE:LINE:COL: ...) for a template that fails. */
+struct expr_outputs;
+int flow_outputs(struct flow *f, struct expr_outputs *out, char **err);
 
 /* Receives a warning (a DAGRUN_EV_LOG at WARN level): t is the task it is
  * about, or UINT32_MAX. msg is borrowed for the call. */

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "load/model.h"
+#include "model/model.h"
 
 struct readyq {
 	uint32_t *heap;

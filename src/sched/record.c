@@ -31,66 +31,16 @@
 
 #include "graph/graph.h"
 #include "sched/flow.h"
+#include "sched/record_int.h"
 #include "sched/resume.h"
 #include "sched/sched.h"
 #include "store/store.h"
 #include "util/buf.h"
-
-#define LOCK_WAIT_MS 30000           /* for the engine and watchdog before us */
-#define KEEP_RUNS STORE_KEEP_DEFAULT /* retention: runs per workflow */
-#define KEEP_MS STORE_MAX_AGE_MS_DEFAULT
-#define HISTORY_TASK_RUNS 2000000u   /* tasks x runs read for history, at most */
-#define HISTORY_RUNS 10u
-#define GATE_GROUP_MS 5              /* a request that is not urgent waits this */
-/* Output waiting for the writer, at most: a task that writes faster than
- * the disk takes it costs this much memory, and what arrives beyond is
- * counted as cut from its log (the attempt's *_log_cut), never held. */
-#define QUEUE_MAX ((size_t)2 << 20)
-
-/* An attempt's end, waiting for the status event that follows it. */
-struct stash {
-	bool full;
-	struct store_attempt_end e;
-	struct buf text;             /* its strings, one after the other */
-};
-
-struct record {
-	struct store *st;
-	uint64_t key;
-	const struct dagrun_workflow *wf;
-	struct sched *s;
-	struct flow *f;
-	const struct cont_opts *co;
-	struct cont *cont;
-	char *run_id;
-	char *lock_path;
-	int lock_fd;
-	uv_async_t async;            /* answers from the writer thread */
-	uv_timer_t group;            /* a request that is not urgent, waiting */
-	bool async_init, group_init, detached;
-	bool live;                   /* the run's loop acts on answers */
-	bool stopped;                /* the store's failure was acted on */
-	atomic_int barrier_done;
-	atomic_int barrier_status;
-	atomic_int failed;           /* the store's error, from on_error */
-	pthread_mutex_t mu;          /* msg */
-	char *msg;                   /* the store's failure, as it said it */
-	int local_err;               /* a record refused, seen on the loop */
-	struct stash stash;
-	struct buf result;
-	char *summary;
-};
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+#include "util/clock.h"
 
 /* ---- answers from the writer thread ------------------------------------------ */
 
-static void on_store_error(void *ud, int code, const char *msg)
+void record_on_store_error(void *ud, int code, const char *msg)
 {
 	struct record *r = ud;
 	pthread_mutex_lock(&r->mu);
@@ -144,7 +94,7 @@ static void stop(struct record *r, int code)
 	memset(&ev, 0, sizeof(ev));
 	ev.type = DAGRUN_EV_LOG;
 	ev.level = DAGRUN_ERR;
-	ev.ts_ms = wall_ms();
+	ev.ts_ms = clock_wall_ms();
 	ev.run_id = r->run_id;
 	ev.task_index = SCHED_NONE;
 	ev.exit_code = -1;
@@ -161,7 +111,7 @@ static void stop(struct record *r, int code)
 	sched_fail(r->s, code);
 }
 
-static void on_async(uv_async_t *h)
+void record_on_async(uv_async_t *h)
 {
 	struct record *r = h->data;
 	if (atomic_exchange(&r->barrier_done, 0)) {
@@ -229,19 +179,30 @@ static void stash_end(struct record *r, const dagrun_event *ev)
 	e->cpu_user_ms = ev->cpu_user_ms;
 	e->cpu_sys_ms = ev->cpu_sys_ms;
 	e->max_rss_kb = ev->max_rss_kb;
-	e->http_status = ev->http_status;
-	e->http_dns_us = ev->dns_us;
-	e->http_connect_us = ev->connect_us;
-	e->http_tls_us = ev->tls_us;
-	e->http_first_byte_us = ev->first_byte_us;
-	e->http_total_us = ev->total_us;
-	e->model = stash_str(r, ev->model);
-	e->finish_reason = stash_str(r, ev->finish_reason);
-	e->prompt_sha256 = stash_str(r, ev->prompt_sha256);
-	e->prompt_tokens = ev->prompt_tokens;
-	e->completion_tokens = ev->completion_tokens;
-	e->prompt_bytes = ev->prompt_bytes;
-	e->context_cut_bytes = ev->context_cut_bytes;
+	/* what the task's kind adds: its extensions (the store keeps those
+	 * it has columns for; -1: no usage reported) */
+	const dagrun_ext_http *h = (const void *)dagrun_ext_find(ev->ext, DAGRUN_EXT_HTTP);
+	const dagrun_ext_ai *ai = (const void *)dagrun_ext_find(ev->ext, DAGRUN_EXT_AI);
+	if (h) {
+		e->http_status = h->status;
+		e->http_queue_us = h->queue_us;
+		e->http_dns_us = h->dns_us;
+		e->http_connect_us = h->connect_us;
+		e->http_tls_us = h->tls_us;
+		e->http_first_byte_us = h->first_byte_us;
+		e->http_total_us = h->total_us;
+		e->http_redirects = h->redirects;
+	}
+	e->prompt_tokens = e->completion_tokens = -1;
+	if (ai) {
+		e->model = stash_str(r, ai->model);
+		e->finish_reason = stash_str(r, ai->finish_reason);
+		e->prompt_sha256 = stash_str(r, ai->prompt_sha256);
+		e->prompt_tokens = ai->prompt_tokens;
+		e->completion_tokens = ai->completion_tokens;
+		e->prompt_bytes = ai->prompt_bytes;
+		e->context_cut_bytes = ai->context_cut_bytes;
+	}
 	e->out_bytes = ev->out_bytes;
 	e->err_bytes = ev->err_bytes;
 	e->out_dropped = ev->out_dropped;
@@ -277,9 +238,13 @@ static void flush_end(struct record *r, const dagrun_event *status)
 	check(r, store_attempt_end(r->st, r->key, &e));
 }
 
-static void observe(void *ud, const dagrun_event *ev)
+void record_observe(void *ud, const dagrun_event *ev)
 {
 	struct record *r = ud;
+	/* A sub-run's task (a `workflow` task's) has no row of its own: the
+	 * store records the workflow task, whose result holds its outputs. */
+	if (ev->depth)
+		return;
 	switch (ev->type) {
 	case DAGRUN_EV_ATTEMPT_START: {
 		flush_end(r, NULL);
@@ -341,7 +306,7 @@ static void on_group(uv_timer_t *h)
 /* Urgent: a barrier now, which the writer commits at once. Else in
  * GATE_GROUP_MS, unless hurried: a busy run asks once per group of tasks,
  * and the store commits once per request. */
-static int gate_request(void *ud, bool urgent)
+int record_gate_request(void *ud, bool urgent)
 {
 	struct record *r = ud;
 	flush_end(r, NULL);
@@ -350,326 +315,13 @@ static int gate_request(void *ud, bool urgent)
 	return uv_timer_start(&r->group, on_group, GATE_GROUP_MS, 0);
 }
 
-static void gate_hurry(void *ud)
+void record_gate_hurry(void *ud)
 {
 	struct record *r = ud;
 	if (!uv_is_active((uv_handle_t *)&r->group))
 		return;   /* the barrier is already asked for */
 	uv_timer_stop(&r->group);
 	on_group(&r->group);
-}
-
-/* ---- starting ------------------------------------------------------------------- */
-
-static int fail(char **err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char **err, int code, const char *fmt, ...)
-{
-	if (err && !*err) {
-		va_list ap;
-		va_start(ap, fmt);
-		if (vasprintf(err, fmt, ap) < 0)
-			*err = NULL;
-		va_end(ap);
-	}
-	return code;
-}
-
-static void nap_20ms(void)
-{
-	struct timespec ts = {0, 20 * 1000 * 1000};
-	nanosleep(&ts, NULL);
-}
-
-/* DIR/locks/RUNID, held (flock) by the engine and its watchdog while they
- * live: a run that continues this one waits here until both are gone. */
-static int take_lock(struct record *r, const char *dir, bool wait, char **err)
-{
-	char *locks = NULL;
-	int rc = 0;
-	if (asprintf(&locks, "%s/locks", dir) < 0 ||
-	    asprintf(&r->lock_path, "%s/%s", locks, r->run_id) < 0) {
-		free(locks);
-		return fail(err, -ENOMEM, "out of memory");
-	}
-	if (mkdir(locks, 0700) < 0 && errno != EEXIST) {
-		rc = fail(err, -errno, "%s: cannot create: %s", locks, strerror(errno));
-		goto out;
-	}
-	r->lock_fd = open(r->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (r->lock_fd < 0) {
-		rc = fail(err, -errno, "%s: cannot open: %s", r->lock_path, strerror(errno));
-		goto out;
-	}
-	for (unsigned waited = 0;; waited += 20) {
-		if (flock(r->lock_fd, LOCK_EX | LOCK_NB) == 0)
-			break;
-		if (errno != EWOULDBLOCK && errno != EINTR) {
-			rc = fail(err, -errno, "%s: cannot lock: %s", r->lock_path, strerror(errno));
-			goto out;
-		}
-		if (!wait || waited >= LOCK_WAIT_MS) {
-			rc = fail(err, -EBUSY, "run %s: a process of the dagrun that drove it before "
-				  "still holds %s (its watchdog, still sweeping?); try again later",
-				  r->run_id, r->lock_path);
-			goto out;
-		}
-		nap_20ms();
-	}
-out:
-	free(locks);
-	return rc;
-}
-
-/* The workflow's text for the snapshot, masked: *text and *len, pointing
- * into o->definition or into b (which the caller frees); *text NULL when
- * there is none to record (not a file that can be read again). */
-static int snapshot(struct record *r, const struct record_opts *o, struct buf *b,
-		    const char **text, size_t *len)
-{
-	*text = o->definition;
-	*len = o->definition_len;
-	struct buf file = BUF_INIT;
-	int rc = 0;
-	if (!*text) {
-		int fd = open(r->wf->path, O_RDONLY | O_CLOEXEC);
-		struct stat sb;
-		if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-			if (fd >= 0)
-				close(fd);
-			return 0;
-		}
-		file.max = DAGRUN_MAX_FILE_BYTES;
-		char chunk[65536];
-		ssize_t n;
-		while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-			if ((rc = buf_add(&file, chunk, (size_t)n)) < 0)
-				break;
-		close(fd);
-		if (rc < 0) {
-			buf_free(&file);
-			return rc == -E2BIG ? 0 : rc;
-		}
-		*text = file.data ? file.data : "";
-		*len = file.len;
-	}
-	if (!flow_redacting(r->f)) {
-		*b = file;   /* nothing to mask: no copy */
-		return 0;
-	}
-	rc = flow_redact(r->f, *text, *len, b);
-	buf_free(&file);
-	*text = b->data ? b->data : "";
-	*len = b->len;
-	return rc;
-}
-
-static int begin_run(struct record *r, const struct record_opts *o, uint32_t run_attempt,
-		     char **err)
-{
-	const struct dagrun_workflow *wf = r->wf;
-	struct buf def = BUF_INIT, vars = BUF_INIT;
-	const char **ids = malloc((wf->n_tasks ? wf->n_tasks : 1) * sizeof(*ids));
-	char path[PATH_MAX];
-	int rc = -ENOMEM;
-	const char *text = NULL;
-	size_t len = 0;
-	if (!ids || (rc = snapshot(r, o, &def, &text, &len)) < 0 ||
-	    (rc = flow_vars_json(r->f, wf, &vars)) < 0) {
-		fail(err, rc, "cannot record the run's definition: %s", strerror(-rc));
-		goto out;
-	}
-	for (uint32_t t = 0; t < wf->n_tasks; t++)
-		ids[t] = wf_task_id(wf, t);
-	struct store_run_begin b = {
-		.run_id = r->run_id, .run_attempt = run_attempt,
-		.workflow = dagrun_workflow_name(wf),
-		.path = realpath(wf->path, path) ? path : wf->path,
-		.definition = text, .definition_len = len,
-		.vars_json = vars.data, .task_ids = ids, .n_tasks = wf->n_tasks,
-		.start_ms = wall_ms(),
-	};
-	rc = r->st->ops->begin(r->st, &b, &r->key, NULL, err);
-out:
-	free(ids);
-	buf_free(&def);
-	buf_free(&vars);
-	return rc;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Critical-path weights from the workflow's history in st, into s: a
- * task's cost is the median of its recent successful durations; without
- * history, the median of those that have one. Nothing when none has. */
-static int weigh(struct store *st, const struct dagrun_workflow *wf, struct sched *s,
-		 char **err)
-{
-	uint32_t n = wf->n_tasks;
-	if (!n)
-		return 0;
-	const char **ids = malloc(n * sizeof(*ids));
-	uint64_t *ms = calloc(n, sizeof(*ms)), *known = malloc(n * sizeof(*known));
-	int rc = -ENOMEM;
-	if (!ids || !ms || !known) {
-		fail(err, rc, "out of memory");
-		goto out;
-	}
-	for (uint32_t t = 0; t < n; t++)
-		ids[t] = wf_task_id(wf, t);
-	uint32_t runs = HISTORY_TASK_RUNS / n;
-	runs = runs < 1 ? 1 : runs > HISTORY_RUNS ? HISTORY_RUNS : runs;
-	if ((rc = st->ops->history(st, dagrun_workflow_name(wf), ids, n, runs, ms, err)) < 0)
-		goto out;
-	uint32_t k = 0;
-	for (uint32_t t = 0; t < n; t++)
-		if (ms[t])
-			known[k++] = ms[t];
-	if (!k)
-		goto out;
-	/* The median of those with history. */
-	qsort(known, k, sizeof(*known), cmp_u64);
-	uint64_t mid = known[k / 2];
-	for (uint32_t t = 0; t < n; t++)
-		if (!ms[t])
-			ms[t] = mid ? mid : 1;
-	uint64_t *w = known;   /* reused: n entries */
-	graph_weigh(wf->graph, ms, w);
-	sched_set_weights(s, w);
-out:
-	free(ids);
-	free(ms);
-	free(known);
-	return rc;
-}
-
-/* The default retention for this workflow: cheap when nothing is due. */
-static void retention(struct record *r)
-{
-	struct store_prune_opts po = {
-		.workflow = dagrun_workflow_name(r->wf), .keep = KEEP_RUNS,
-		.older_than_ms = KEEP_MS, .now_ms = wall_ms(),
-	};
-	char *e = NULL;
-	if (r->st->ops->prune_due(r->st, &po, &e) == 1)
-		r->st->ops->prune_async(r->st, &po);
-	free(e);
-}
-
-static int sched_observe(struct sched *s, dagrun_observer_fn fn, void *ud)
-{
-	struct observer *o = realloc(s->obs, (s->n_obs + 1) * sizeof(*o));
-	if (!o)
-		return -ENOMEM;
-	s->obs = o;
-	o[s->n_obs++] = (struct observer){fn, ud};
-	return 0;
-}
-
-static void make_summary(struct record *r)
-{
-	const struct cont *c = r->cont;
-	if (!c)
-		return;
-	char *m = NULL;
-	int n;
-	if (c->o.mode == CONT_RESUME)
-		n = asprintf(&m, "resuming run %s: %u task%s kept as recorded, %u attempt%s "
-			     "found interrupted (run again)%s%d leftover process%s killed",
-			     r->run_id, c->kept, c->kept == 1 ? "" : "s", c->open,
-			     c->open == 1 ? "" : "s", ", ", c->killed, c->killed == 1 ? "" : "es");
-	else
-		n = asprintf(&m, "rerun of run %s (attempt %u): %u task%s kept, %u to run again",
-			     r->run_id, c->o.run_attempt, c->kept, c->kept == 1 ? "" : "s",
-			     c->n - c->kept);
-	r->summary = n < 0 ? NULL : m;
-}
-
-int record_start(struct record **out, const struct record_opts *o,
-		 const struct dagrun_workflow *wf, struct sched *s, struct flow *f,
-		 const char *run_id, char **err)
-{
-	*out = NULL;
-	struct record *r = calloc(1, sizeof(*r));
-	if (!r)
-		return fail(err, -ENOMEM, "out of memory");
-	int rc;
-	r->wf = wf;
-	r->s = s;
-	r->f = f;
-	r->co = o->cont;
-	r->lock_fd = -1;
-	pthread_mutex_init(&r->mu, NULL);
-	if (!(r->run_id = strdup(run_id))) {
-		rc = fail(err, -ENOMEM, "out of memory");
-		goto fail;
-	}
-	if ((rc = uv_async_init(s->loop, &r->async, on_async)) < 0) {
-		fail(err, rc, "cannot set up the state store's wake-up: %s", uv_strerror(rc));
-		goto fail;
-	}
-	r->async.data = r;
-	r->async_init = true;
-	uv_unref((uv_handle_t *)&r->async);
-	uv_timer_init(s->loop, &r->group);
-	r->group.data = r;
-	r->group_init = true;
-	struct store_opts so = {
-		.dir = o->dir, .durable = o->durable, .log_cap = o->log_cap,
-		.queue_max = QUEUE_MAX, .on_error = on_store_error, .ud = r,
-	};
-	if ((rc = store_open(&store_sqlite_ops, &so, &r->st, err)) < 0)
-		goto fail;
-	if ((rc = weigh(r->st, wf, s, err)) < 0)
-		goto fail;
-	retention(r);
-	const struct cont_opts *co = o->cont;
-	if (!co) {
-		rc = begin_run(r, o, 1, err);
-	} else if (co->mode == CONT_RESUME) {
-		struct arena mem = ARENA_INIT;
-		struct store_lease prev;
-		r->key = co->key;
-		rc = r->st->ops->claim(r->st, co->key, &prev, &mem, err);
-		arena_free(&mem);
-		if (rc == 0)
-			rc = cont_read(r->st, wf, co, f, &r->cont, err);
-	} else {
-		if ((rc = cont_read(r->st, wf, co, f, &r->cont, err)) == 0)
-			rc = begin_run(r, o, co->run_attempt, err);
-	}
-	if (rc < 0)
-		goto fail;
-	if ((rc = take_lock(r, o->dir, co != NULL, err)) < 0)
-		goto fail;
-	if (r->cont) {
-		cont_kill_leftovers(r->cont, r->run_id);
-		if ((rc = cont_apply(r->cont, r->st, r->key, s, f, err)) < 0)
-			goto fail;
-		make_summary(r);
-	}
-	if ((rc = sched_observe(s, observe, r)) < 0) {
-		fail(err, rc, "out of memory");
-		goto fail;
-	}
-	struct sched_gate g = {gate_request, gate_hurry, r};
-	sched_set_gate(s, &g);
-	r->live = true;
-	*out = r;
-	return 0;
-fail:
-	record_detach(r);
-	/* The handle closes when the engine's loop next runs; r stays until
-	 * then, freed by the caller through record_free (see engine.c). */
-	*out = r;
-	if (r->st) {
-		store_close(r->st);
-		r->st = NULL;
-	}
-	return rc;
 }
 
 int record_lock_fd(const struct record *r)
@@ -727,7 +379,7 @@ static void warn_cut(struct record *r)
 	memset(&ev, 0, sizeof(ev));
 	ev.type = DAGRUN_EV_LOG;
 	ev.level = DAGRUN_WARN;
-	ev.ts_ms = wall_ms();
+	ev.ts_ms = clock_wall_ms();
 	ev.run_id = r->run_id;
 	ev.task_index = SCHED_NONE;
 	ev.exit_code = -1;
@@ -746,7 +398,7 @@ int record_finish(struct record *r, int outcome, char **err)
 	int rc = 0;
 	if (outcome == 0 || outcome == 1)
 		rc = r->st->ops->run_end(r->st, r->key, outcome ? STORE_RUN_FAILED : STORE_RUN_COMPLETED,
-					 wall_ms(), NULL);
+					 clock_wall_ms(), NULL);
 	int code = atomic_load(&r->failed);
 	int cl = store_close(r->st);
 	r->st = NULL;
@@ -756,7 +408,7 @@ int record_finish(struct record *r, int outcome, char **err)
 		rc = code;
 	if (rc < 0) {
 		char *m = failure_msg(r, rc);
-		fail(err, rc, "%s", m ? m : strerror(-rc));
+		record_fail(err, rc, "%s", m ? m : strerror(-rc));
 		free(m);
 		return rc;
 	}
@@ -794,24 +446,4 @@ void record_free(struct record *r)
 	free(r->lock_path);
 	free(r->summary);
 	free(r);
-}
-
-int record_plan_weights(const char *dir, const struct dagrun_workflow *wf, struct sched *s,
-			char **err)
-{
-	char *db = NULL;
-	struct stat sb;
-	if (asprintf(&db, "%s/state.db", dir) < 0)
-		return fail(err, -ENOMEM, "out of memory");
-	bool none = stat(db, &sb) < 0;
-	free(db);
-	if (none)
-		return 0;   /* nothing recorded yet: no history */
-	struct store_opts so = {.dir = dir, .read_only = true};
-	struct store *st = NULL;
-	int rc = store_open(&store_sqlite_ops, &so, &st, err);
-	if (rc == 0)
-		rc = weigh(st, wf, s, err);
-	store_close(st);
-	return rc;
 }

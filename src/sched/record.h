@@ -28,7 +28,7 @@
 #include <stdio.h>
 
 #include "dagrun.h"
-#include "load/model.h"
+#include "model/model.h"
 
 struct sched;
 struct flow;

@@ -24,19 +24,13 @@
 #include "sched/flow.h"
 #include "sched/sched.h"
 #include "util/pstat.h"
+#include "util/clock.h"
 
 static int oom(char **err)
 {
 	if (err && !*err)
 		*err = strdup("out of memory");
 	return -ENOMEM;
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int cont_find(const char *dir, const char *ref, struct cont_source *out, char **err)
@@ -386,7 +380,7 @@ static int interrupted(struct cont *c, struct store *st, uint64_t key, uint32_t 
 	const char *msg = "interrupted: the dagrun that ran it ended before it did";
 	int r = 0;
 	if (a && !a->ended) {
-		uint64_t now = wall_ms();
+		uint64_t now = clock_wall_ms();
 		struct store_attempt_end e = {
 			.task = t, .attempt = a->attempt, .flags = STORE_ATTEMPT_INTERRUPTED,
 			.start_ms = a->start_ms, .end_ms = now,

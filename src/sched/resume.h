@@ -26,7 +26,7 @@
 #include <stdio.h>
 
 #include "dagrun.h"
-#include "load/model.h"
+#include "model/model.h"
 #include "store/store.h"
 #include "util/arena.h"
 

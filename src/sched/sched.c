@@ -23,95 +23,17 @@
 #include "expr/redact.h"
 #include "sched/backoff.h"
 #include "sched/flow.h"
+#include "sched/sched_int.h"
 #include "util/clock.h"
-
-#define RETRY_AFTER_CAP_MS (10ull * 60 * 1000)
-#define TAIL_BYTES 2048
-
-struct slot {
-	struct exec_attempt a;
-	struct sched *s;
-	uv_timer_t timer;          /* backoff wait */
-	bool timer_init;
-	uint64_t prev_delay;
-	char *output_file;
-	struct redact_stream *rs[2];  /* stdout, stderr; NULL: no secrets */
-	uint64_t fed[2];              /* bytes each stream was given */
-};
-
-static void ev_init(struct sched *s, dagrun_event *ev, int type, uint32_t t)
-{
-	memset(ev, 0, sizeof(*ev));
-	ev->type = type;
-	ev->level = DAGRUN_INFO;
-	ev->ts_ms = clock_wall_ms();
-	ev->run_id = s->run_id;
-	ev->task_index = t;
-	ev->exit_code = -1;
-	ev->prompt_tokens = ev->completion_tokens = -1;
-	if (t != SCHED_NONE) {
-		ev->task = wf_task_id(s->wf, t);
-		ev->status = s->ts[t].status;
-		ev->attempt = sched_attempt_no(s, t);
-	}
-}
-
-static void deliver(struct sched *s, const dagrun_event *ev)
-{
-	for (uint32_t i = 0; i < s->n_obs; i++)
-		s->obs[i].fn(s->obs[i].ud, ev);
-}
-
-/* Masks secrets in one text field of an event copy, into b. */
-static void mask(struct sched *s, const char **field, struct buf *b)
-{
-	if (!*field)
-		return;
-	if (flow_redact(s->flow, *field, strlen(*field), b) < 0)
-		*field = "[redaction failed: text withheld]";
-	else
-		*field = b->data ? b->data : "";
-}
-
-void sched_emit(struct sched *s, dagrun_event *ev)
-{
-	if (!flow_redacting(s->flow) || ev->type == DAGRUN_EV_OUTPUT) {
-		deliver(s, ev);  /* output chunks are masked by their stream */
-		return;
-	}
-	dagrun_event c = *ev;
-	struct buf b1 = BUF_INIT, b2 = BUF_INIT, b3 = BUF_INIT;
-	mask(s, &c.error, &b1);
-	mask(s, &c.message, &b2);
-	if (c.data) {
-		if (flow_redact(s->flow, c.data, c.len, &b3) < 0) {
-			c.data = NULL;
-			c.len = 0;
-		} else {
-			c.data = b3.data ? b3.data : "";
-			c.len = b3.len;
-		}
-	}
-	deliver(s, &c);
-	buf_free(&b1);
-	buf_free(&b2);
-	buf_free(&b3);
-}
-
-static void set_error(struct sched *s, int err)
-{
-	if (!s->error)
-		s->error = err;
-}
 
 /* ---- state changes ------------------------------------------------------ */
 
 /* tail: the end of stderr for the summary (may hold NULs), or NULL. */
-static void emit_status(struct sched *s, uint32_t t, int old, const char *error,
+void sched_emit_status(struct sched *s, uint32_t t, int old, const char *error,
 			const struct buf *tail)
 {
 	dagrun_event ev;
-	ev_init(s, &ev, DAGRUN_EV_TASK_STATUS, t);
+	sched_ev_init(s, &ev, DAGRUN_EV_TASK_STATUS, t);
 	ev.old_status = old;
 	ev.error_class = s->ts[t].error_class;
 	ev.error = error;
@@ -122,7 +44,7 @@ static void emit_status(struct sched *s, uint32_t t, int old, const char *error,
 	sched_emit(s, &ev);
 }
 
-static void free_slot(struct sched *s, uint32_t t)
+void sched_free_slot(struct sched *s, uint32_t t)
 {
 	struct slot *sl = s->ts[t].slot;
 	if (!sl)
@@ -139,7 +61,6 @@ static void free_slot(struct sched *s, uint32_t t)
 	free(sl);
 }
 
-static void retry_closed(uv_handle_t *h);
 
 /* Frees t's slot, closing its backoff timer first if it has one. */
 static void release_slot(struct sched *s, uint32_t t)
@@ -148,19 +69,19 @@ static void release_slot(struct sched *s, uint32_t t)
 	if (!sl)
 		return;
 	if (!sl->timer_init)
-		free_slot(s, t);
+		sched_free_slot(s, t);
 	else if (!uv_is_closing((uv_handle_t *)&sl->timer))
-		uv_close((uv_handle_t *)&sl->timer, retry_closed);
+		uv_close((uv_handle_t *)&sl->timer, sched_retry_closed);
 }
 
 /* Puts t, now final, on the worklist of tasks whose dependents to update. */
-static void push_final(struct sched *s, uint32_t t)
+void sched_push_final(struct sched *s, uint32_t t)
 {
 	if (s->stack_n == s->stack_cap) {
 		uint32_t cap = s->stack_cap ? s->stack_cap * 2 : 64;
 		uint32_t *p = realloc(s->stack, cap * sizeof(*p));
 		if (!p) {
-			set_error(s, -ENOMEM);
+			sched_set_error(s, -ENOMEM);
 			return;
 		}
 		s->stack = p;
@@ -187,7 +108,7 @@ static bool grow_u32(uint32_t **v, uint32_t *cap, uint32_t n)
 static void finalize(struct sched *s, uint32_t t)
 {
 	if (!s->gate.request) {
-		push_final(s, t);
+		sched_push_final(s, t);
 		return;
 	}
 	if (!grow_u32(&s->held, &s->held_cap, s->held_n)) {
@@ -245,8 +166,8 @@ static void gate_kick(struct sched *s)
  * released; its dependents are updated from the worklist. The one way a
  * task becomes final in a run (pass_over() marks the hook list that does
  * not apply, which is not run). */
-static void settle(struct sched *s, uint32_t t, int status, int cls,
-		   const char *error, const struct buf *tail, const struct exec_result *r)
+void sched_settle(struct sched *s, uint32_t t, int status, int cls,
+		  const char *error, const struct buf *tail, const struct exec_result *r)
 {
 	struct tstate *st = &s->ts[t];
 	int old = st->status;
@@ -262,7 +183,7 @@ static void settle(struct sched *s, uint32_t t, int status, int cls,
 				    r ? r->duration_ms : 0, cls, error, r,
 				    sl ? sl->output_file : NULL);
 		if (e < 0)
-			set_error(s, e);
+			sched_set_error(s, e);
 	}
 	st->status = (uint8_t)status;
 	st->error_class = (uint8_t)cls;
@@ -272,16 +193,16 @@ static void settle(struct sched *s, uint32_t t, int status, int cls,
 		if (s->wf->tasks[t].hook == DR_HOOK_NONE)
 			s->main_failed = true;
 	}
-	emit_status(s, t, old, error, tail);
+	sched_emit_status(s, t, old, error, tail);
 	release_slot(s, t);
 	finalize(s, t);
 }
 
-static void make_ready(struct sched *s, uint32_t t)
+void sched_make_ready(struct sched *s, uint32_t t)
 {
 	s->ts[t].ready_ms = clock_wall_ms();
 	if (readyq_push(&s->ready, t) < 0)
-		set_error(s, -ENOMEM);
+		sched_set_error(s, -ENOMEM);
 }
 
 /* d's dependencies are all final: it fails at once when a blocking one did
@@ -293,16 +214,16 @@ static void resolve(struct sched *s, uint32_t d)
 	if (b == SCHED_NONE && s->ts[d].skipped_by != SCHED_NONE) {
 		snprintf(msg, sizeof(msg), "the condition on '%.200s' is false",
 			 wf_task_id(s->wf, s->ts[d].skipped_by));
-		settle(s, d, DAGRUN_SKIPPED, DR_CLASS_NONE, msg, NULL, NULL);
+		sched_settle(s, d, DAGRUN_SKIPPED, DR_CLASS_NONE, msg, NULL, NULL);
 		return;
 	}
 	if (b == SCHED_NONE) {
-		make_ready(s, d);
+		sched_make_ready(s, d);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "dependency '%.200s' %s", wf_task_id(s->wf, b),
 		 dagrun_status_name(s->ts[b].status));
-	settle(s, d, DAGRUN_FAILED, DR_CLASS_DEPENDENCY, msg, NULL, NULL);
+	sched_settle(s, d, DAGRUN_FAILED, DR_CLASS_DEPENDENCY, msg, NULL, NULL);
 }
 
 /* Evaluates the condition of d's dependency edge dep. False: d will be
@@ -316,7 +237,7 @@ static bool condition_holds(struct sched *s, uint32_t d, const struct dr_dep *de
 	if (flow_condition(s->flow, dep, &ok, &err) < 0) {
 		st->waiting--;
 		if (st->active) {
-			settle(s, d, DAGRUN_FAILED, DR_CLASS_PERMANENT, err, NULL, NULL);
+			sched_settle(s, d, DAGRUN_FAILED, DR_CLASS_PERMANENT, err, NULL, NULL);
 		} else {
 			st->blocked_by = dep->target;
 		}
@@ -346,7 +267,6 @@ static void dep_final(struct sched *s, uint32_t d, uint32_t dep_task, const stru
 	resolve(s, d);
 }
 
-static void start_phase(struct sched *s, int hook);
 
 /* Whether this loop turn has held the loop for its budget: the time since
  * libuv last read its clock (the start of the turn, or the return of its
@@ -427,7 +347,7 @@ static uint32_t pool_blocker(struct sched *s, uint32_t t)
 	return SCHED_NONE;
 }
 
-static void pools_take(struct sched *s, uint32_t t, int sign)
+void sched_pools_take(struct sched *s, uint32_t t, int sign)
 {
 	const struct dr_task_opts *o = s->wf->tasks[t].opts;
 	for (uint32_t i = 0; i < o->n_res; i++)
@@ -438,7 +358,7 @@ static void pool_queue(struct sched *s, uint32_t t, uint32_t p)
 {
 	s->ts[t].in_pool_wait = p + 1;
 	if (readyq_push(&s->pool_wait[p], t) < 0) {
-		set_error(s, -ENOMEM);
+		sched_set_error(s, -ENOMEM);
 		return;
 	}
 	if (!s->waited_pos[p]) {
@@ -457,309 +377,6 @@ static void pool_unwaited(struct sched *s, uint32_t i)
 	s->waited_pos[p] = 0;
 }
 
-/* ---- attempts ------------------------------------------------------------ */
-
-static void attempt_done(struct exec_attempt *a, struct exec_result *r);
-
-static void emit_output(struct slot *sl, int stream, const char *data, size_t len)
-{
-	if (!len)
-		return;
-	dagrun_event ev;
-	ev_init(sl->s, &ev, DAGRUN_EV_OUTPUT, sl->a.task);
-	ev.level = DAGRUN_DEBUG;
-	ev.stream = stream;
-	ev.data = data;
-	ev.len = len;
-	sched_emit(sl->s, &ev);
-}
-
-/* A chunk of output: through the secret-masking stream when there is one
- * (it may hold back the end of a chunk until the next). */
-static void attempt_output(struct exec_attempt *a, enum exec_stream stream,
-			   const char *data, size_t len)
-{
-	struct slot *sl = a->owner;
-	struct redact_stream *rs = sl->rs[stream == EXEC_STDERR];
-	sl->fed[stream == EXEC_STDERR] += len;
-	if (!rs) {
-		emit_output(sl, stream, data, len);
-		return;
-	}
-	struct buf b = BUF_INIT;
-	if (redact_stream_feed(rs, data, len, &b) == 0)
-		emit_output(sl, stream, b.data, b.len);
-	buf_free(&b);
-}
-
-/* Emits what the masking streams still hold, at the end of an attempt. A
- * stream that was not given every byte the result counts (a body stopped
- * at its size limit) was cut: a piece of a secret at its end is masked. */
-static void flush_output(struct slot *sl, const struct exec_result *r)
-{
-	for (int i = 0; i < 2; i++) {
-		if (!sl->rs[i])
-			continue;
-		struct buf b = BUF_INIT;
-		bool cut = (i ? r->err_bytes : r->out_bytes) > sl->fed[i];
-		if ((cut ? redact_stream_flush_cut(sl->rs[i], &b)
-			 : redact_stream_flush(sl->rs[i], &b)) == 0)
-			emit_output(sl, i ? EXEC_STDERR : EXEC_STDOUT, b.data, b.len);
-		buf_free(&b);
-	}
-}
-
-static int attempt_render(struct exec_attempt *a, const struct dr_text *t,
-			  enum exec_render_mode mode, struct buf *out, char **err)
-{
-	struct slot *sl = a->owner;
-	return flow_render(sl->s->flow, a->task, t, mode, a->context, a->n_context, out, err);
-}
-
-static int classify_errno(int err)
-{
-	switch (-err) {
-	case EAGAIN: case ENOMEM: case EMFILE: case ENFILE:
-		return DR_CLASS_RESOURCE;
-	default:
-		return DR_CLASS_PERMANENT;
-	}
-}
-
-static char *output_path(struct sched *s, uint32_t t, uint32_t attempt)
-{
-	if (!s->tmpdir)
-		return NULL;
-	return buf_strf("%s/%u.%u.out", s->tmpdir, t, attempt);
-}
-
-static void start_attempt(struct sched *s, uint32_t t)
-{
-	struct tstate *st = &s->ts[t];
-	struct slot *sl = st->slot;
-	if (!sl) {
-		sl = calloc(1, sizeof(*sl));
-		if (!sl) {
-			set_error(s, -ENOMEM);
-			return;
-		}
-		sl->s = s;
-		st->slot = sl;
-	}
-	int old = st->status;
-	st->status = DAGRUN_RUNNING;
-	st->attempts++;
-	s->running++;
-	pools_take(s, t, -1);
-	emit_status(s, t, old, NULL, NULL);
-
-	uint32_t no = sched_attempt_no(s, t);
-	free(sl->output_file);
-	sl->output_file = output_path(s, t, no);
-	sl->a = (struct exec_attempt){
-		.wf = s->wf, .task = t, .attempt = no, .run_id = s->run_id,
-		.output_file = sl->output_file, .on_output = attempt_output,
-		.on_done = attempt_done, .render = s->flow ? attempt_render : NULL,
-		.redactor = flow_redactor(s->flow), .owner = sl,
-	};
-	for (int i = 0; i < 2; i++) {
-		if (!sl->rs[i])
-			sl->rs[i] = flow_stream_new(s->flow);
-		sl->fed[i] = 0;
-	}
-	struct executor *ex = s->exec[s->wf->tasks[t].kind];
-	int r = ex ? ex->ops->start(ex, &sl->a) : -ENOTSUP;
-	/* After start(), which never calls back: the event carries the
-	 * process it started (what resume looks for after a crash). */
-	dagrun_event ev;
-	ev_init(s, &ev, DAGRUN_EV_ATTEMPT_START, t);
-	ev.ready_ms = st->ready_ms;
-	if (r == 0 && sl->a.pid > 0) {
-		ev.pid = ev.pgid = sl->a.pid;
-		ev.pid_start = sl->a.pid_start;
-	}
-	sched_emit(s, &ev);
-	if (r < 0) {
-		struct exec_result res;
-		memset(&res, 0, sizeof(res));
-		res.error_class = (uint8_t)classify_errno(r);
-		res.exit_code = -1;
-		res.start_ms = res.end_ms = clock_wall_ms();
-		char msg[256];
-		snprintf(msg, sizeof(msg), "cannot start: %s", strerror(-r));
-		res.error = msg;
-		attempt_done(&sl->a, &res);
-	}
-}
-
-/* The last TAIL_BYTES of stderr, starting at a line boundary, into tail
- * (NULs and all). From the real end: the capture when it holds all of
- * stderr, else the end the process capture kept apart (err_tail). Masked
- * as it reads in the whole text it is cut from, so a secret the cut goes
- * through is masked; where bytes were lost beyond that text (before the
- * kept end, after a capped capture), so is a piece of a secret at that
- * edge. On failure, tail stays empty. */
-static void stderr_tail(struct sched *s, const struct exec_result *r, struct buf *tail)
-{
-	bool past_cap = r->err_bytes > r->err.len && r->err_tail.len;
-	const struct buf *src = past_cap ? &r->err_tail : &r->err;
-	if (!src->len)
-		return;
-	const char *p = src->data;
-	size_t len = src->len, start = 0;
-	if (len > TAIL_BYTES) {
-		start = len - TAIL_BYTES;
-		const char *nl = memchr(p + start, '\n', TAIL_BYTES);
-		if (nl && (size_t)(nl - p) < len - 1)
-			start = (size_t)(nl + 1 - p);
-	}
-	int cut = past_cap ? (r->err_bytes > len ? REDACT_CUT_HEAD : 0)
-		  : r->err_bytes > len ? REDACT_CUT_TAIL : 0;
-	int e = s->flow ? flow_redact_slice(s->flow, p, len, start, len, cut, tail)
-			: buf_add(tail, p + start, len - start);
-	if (e < 0)
-		buf_free(tail);
-}
-
-static void retry_fire(uv_timer_t *h);
-
-static bool should_retry(struct sched *s, uint32_t t, const struct exec_result *r)
-{
-	const struct dr_retry *rc = &s->wf->tasks[t].opts->retry;
-	return !s->interrupted && !r->cancelled && s->ts[t].attempts < rc->max_attempts &&
-	       r->error_class < 8 && (rc->retry_on & (1u << r->error_class));
-}
-
-static void schedule_retry(struct sched *s, uint32_t t, const struct exec_result *r)
-{
-	struct tstate *st = &s->ts[t];
-	struct slot *sl = st->slot;
-	const struct dr_retry *rc = &s->wf->tasks[t].opts->retry;
-	uint64_t delay = backoff_delay(rc, st->attempts, sl->prev_delay, &s->rng);
-	if (r->retry_after_ms > delay)
-		delay = r->retry_after_ms < RETRY_AFTER_CAP_MS ? r->retry_after_ms : RETRY_AFTER_CAP_MS;
-	sl->prev_delay = delay;
-	int old = st->status;
-	st->status = DAGRUN_RETRYING;
-	emit_status(s, t, old, r->error, NULL);
-	dagrun_event ev;
-	ev_init(s, &ev, DAGRUN_EV_RETRY, t);
-	ev.delay_ms = delay;
-	ev.error_class = r->error_class;
-	ev.error = r->error;
-	ev.level = DAGRUN_WARN;
-	sched_emit(s, &ev);
-	if (!sl->timer_init) {
-		uv_timer_init(s->loop, &sl->timer);
-		sl->timer.data = sl;
-	}
-	sl->timer_init = true;
-	s->retrying++;
-	uv_timer_start(&sl->timer, retry_fire, delay, 0);
-}
-
-static void attempt_end_event(struct sched *s, uint32_t t, const struct exec_result *r)
-{
-	dagrun_event ev;
-	ev_init(s, &ev, DAGRUN_EV_ATTEMPT_END, t);
-	ev.status = r->ok ? DAGRUN_COMPLETED : r->cancelled ? DAGRUN_CANCELLED : DAGRUN_FAILED;
-	ev.error_class = r->ok ? DR_CLASS_NONE : r->error_class;
-	ev.error = r->error;
-	ev.exit_code = r->exit_code;
-	ev.signal = r->term_signal;
-	ev.timed_out = r->timed_out;
-	ev.start_ms = r->start_ms;
-	ev.end_ms = r->end_ms;
-	ev.duration_ms = r->duration_ms;
-	ev.cpu_user_ms = r->cpu_user_ms;
-	ev.cpu_sys_ms = r->cpu_sys_ms;
-	ev.max_rss_kb = r->max_rss_kb;
-	ev.http_status = r->http_status;
-	ev.dns_us = r->http_timing.dns_us;
-	ev.connect_us = r->http_timing.connect_us;
-	ev.tls_us = r->http_timing.tls_us;
-	ev.first_byte_us = r->http_timing.first_byte_us;
-	ev.total_us = r->http_timing.total_us;
-	ev.model = r->model;
-	ev.prompt_tokens = r->has_usage ? (int64_t)r->prompt_tokens : -1;
-	ev.completion_tokens = r->has_usage ? (int64_t)r->completion_tokens : -1;
-	ev.finish_reason = r->finish_reason;
-	ev.prompt_sha256 = r->prompt_sha256[0] ? r->prompt_sha256 : NULL;
-	ev.prompt_bytes = r->prompt_bytes;
-	ev.context_cut_bytes = r->context_cut_bytes;
-	ev.out_bytes = r->out_bytes;
-	ev.err_bytes = r->err_bytes;
-	ev.out_dropped = r->out_dropped;
-	ev.err_dropped = r->err_dropped;
-	if (!r->ok)
-		ev.level = r->cancelled ? DAGRUN_WARN : DAGRUN_ERR;
-	sched_emit(s, &ev);
-}
-
-static void dispatch(struct sched *s);
-static void after_change(struct sched *s);
-
-/* Whether this is t's first attempt, so a warning is said once. */
-static bool st_first_warning(const struct sched *s, uint32_t t)
-{
-	return s->ts[t].attempts == 1;
-}
-
-static void attempt_done(struct exec_attempt *a, struct exec_result *r)
-{
-	struct slot *sl = a->owner;
-	struct sched *s = sl->s;
-	uint32_t t = a->task;
-	s->running--;
-	pools_take(s, t, +1);
-	flush_output(sl, r);
-	if (r->warning && st_first_warning(s, t)) {
-		dagrun_event ev;
-		ev_init(s, &ev, DAGRUN_EV_LOG, t);
-		ev.level = DAGRUN_WARN;
-		char msg[300];
-		snprintf(msg, sizeof(msg), "task '%.100s': %s", wf_task_id(s->wf, t), r->warning);
-		ev.message = msg;
-		sched_emit(s, &ev);
-	}
-	attempt_end_event(s, t, r);
-	if (r->ok) {
-		settle(s, t, DAGRUN_COMPLETED, DR_CLASS_NONE, NULL, NULL, r);
-	} else if (r->cancelled || s->interrupted) {
-		settle(s, t, DAGRUN_CANCELLED, DR_CLASS_NONE,
-		       r->error ? r->error : "cancelled", NULL, r);
-	} else if (should_retry(s, t, r)) {
-		schedule_retry(s, t, r);
-	} else {
-		struct buf tail = BUF_INIT;
-		stderr_tail(s, r, &tail);
-		settle(s, t, DAGRUN_FAILED, r->error_class ? r->error_class : DR_CLASS_TRANSIENT,
-		       r->error, &tail, r);
-		buf_free(&tail);
-	}
-	after_change(s);
-}
-
-static void retry_closed(uv_handle_t *h)
-{
-	struct slot *sl = h->data;
-	struct sched *s = sl->s;
-	uint32_t t = sl->a.task;
-	sl->timer_init = false;
-	if (s->ts[t].status != DAGRUN_RETRYING && s->ts[t].status != DAGRUN_RUNNING)
-		free_slot(s, t);
-}
-
-static void retry_fire(uv_timer_t *h)
-{
-	struct slot *sl = h->data;
-	struct sched *s = sl->s;
-	s->retrying--;
-	uv_timer_stop(h);
-	make_ready(s, sl->a.task);
-	after_change(s);
-}
-
 /* ---- dispatch and phases ------------------------------------------------- */
 
 /* Evaluates t's `when` just before it would start: false settles it
@@ -771,12 +388,12 @@ static bool when_holds(struct sched *s, uint32_t t)
 	bool ok = true;
 	char *err = NULL;
 	if (flow_when(s->flow, t, &ok, &err) < 0) {
-		settle(s, t, DAGRUN_FAILED, DR_CLASS_PERMANENT, err, NULL, NULL);
+		sched_settle(s, t, DAGRUN_FAILED, DR_CLASS_PERMANENT, err, NULL, NULL);
 		free(err);
 		return false;
 	}
 	if (!ok) {
-		settle(s, t, DAGRUN_SKIPPED, DR_CLASS_NONE, "'when' is false", NULL, NULL);
+		sched_settle(s, t, DAGRUN_SKIPPED, DR_CLASS_NONE, "'when' is false", NULL, NULL);
 	}
 	return ok;
 }
@@ -809,7 +426,7 @@ static bool dispatch_once(struct sched *s)
 			pool_queue(s, t, b);  /* now it waits for another pool */
 			continue;
 		}
-		start_attempt(s, t);
+		sched_start_attempt(s, t);
 		if (turn_spent(s))
 			return true;
 	}
@@ -825,7 +442,7 @@ static bool dispatch_once(struct sched *s)
 			pool_queue(s, t, b);
 			continue;
 		}
-		start_attempt(s, t);
+		sched_start_attempt(s, t);
 		if (turn_spent(s))
 			return true;
 	}
@@ -844,7 +461,7 @@ static void resume_fire(uv_idle_t *h)
 	uv_idle_stop(h);
 	uv_close((uv_handle_t *)h, resume_closed);
 	s->resume = NULL;
-	after_change(s);
+	sched_after_change(s);
 }
 
 /* Arms the idle handle that goes on with the pass next turn (the loop
@@ -853,7 +470,7 @@ static void defer(struct sched *s)
 {
 	uv_idle_t *h = malloc(sizeof(*h));
 	if (!h) {
-		set_error(s, -ENOMEM);
+		sched_set_error(s, -ENOMEM);
 		return;
 	}
 	uv_idle_init(s->loop, h);
@@ -864,7 +481,7 @@ static void defer(struct sched *s)
 
 /* The one path from "a task became final" to "what that frees has started".
  * Whatever made a task final (its attempt's end, `when`, a condition, a
- * failed or skipped dependency, an interruption) went through settle(),
+ * failed or skipped dependency, an interruption) went through sched_settle(),
  * which put it on the worklist. A pass releases the dependents of every
  * final task, then starts what may start; starting may settle more tasks
  * (`when` false or failing, a failed start), so the passes go on until one
@@ -875,7 +492,7 @@ static void defer(struct sched *s)
  * on next turn (defer()): timeouts, signals and I/O are serviced between
  * two such units. The settling of what is stuck and the list of hooks
  * passed over at the end of a phase are drained in one go. */
-static void dispatch(struct sched *s)
+void sched_dispatch(struct sched *s)
 {
 	if (s->dispatching) {
 		s->redispatch = true;
@@ -895,7 +512,7 @@ static void dispatch(struct sched *s)
 	gate_kick(s);
 }
 
-static bool phase_idle(const struct sched *s)
+bool sched_phase_idle(const struct sched *s)
 {
 	return s->running == 0 && s->retrying == 0 && readyq_empty(&s->ready) && !s->resume &&
 	       !s->gate_busy && !s->held_n;
@@ -912,8 +529,8 @@ static void settle_stuck(struct sched *s)
 			st->in_pool_wait = 0;
 			if (s->interrupted)
 				continue;  /* stays pending: the run is resumable */
-			settle(s, t, DAGRUN_FAILED, DR_CLASS_DEPENDENCY,
-			       "its dependencies can never be satisfied", NULL, NULL);
+			sched_settle(s, t, DAGRUN_FAILED, DR_CLASS_DEPENDENCY,
+			             "its dependencies can never be satisfied", NULL, NULL);
 		}
 	}
 	s->phase_left = 0;   /* interrupted: what stays pending is not left to do */
@@ -929,12 +546,12 @@ static void pass_over(struct sched *s, int hook)
 	uint32_t first = wf->hook_first[hook], n = wf->hook_count[hook];
 	for (uint32_t t = first; t < first + n; t++) {
 		s->ts[t].status = DAGRUN_SKIPPED;
-		push_final(s, t);
+		sched_push_final(s, t);
 	}
 	drain_final(s, false);
 }
 
-static void after_change(struct sched *s)
+void sched_after_change(struct sched *s)
 {
 	if (s->dispatching) {
 		/* An attempt ended inside a dispatch pass (its start failed at
@@ -944,14 +561,14 @@ static void after_change(struct sched *s)
 		s->redispatch = true;
 		return;
 	}
-	dispatch(s);
-	while (phase_idle(s) && !s->error) {
+	sched_dispatch(s);
+	while (sched_phase_idle(s) && !s->error) {
 		if (s->phase_left) {
 			settle_stuck(s);
 			/* What it settled is durable before the next phase:
 			 * the gate's answer comes back here. */
 			gate_kick(s);
-			if (!phase_idle(s))
+			if (!sched_phase_idle(s))
 				return;
 		}
 		if (s->interrupted)
@@ -965,12 +582,12 @@ static void after_change(struct sched *s)
 			return;
 		else
 			next = DR_HOOK_EXIT;
-		start_phase(s, next);
-		dispatch(s);
+		sched_start_phase(s, next);
+		sched_dispatch(s);
 	}
 }
 
-static void start_phase(struct sched *s, int hook)
+void sched_start_phase(struct sched *s, int hook)
 {
 	const struct dagrun_workflow *wf = s->wf;
 	uint32_t first = wf->hook_first[hook], n = wf->hook_count[hook];
@@ -1002,191 +619,8 @@ static void start_phase(struct sched *s, int hook)
 			if (hook == DR_HOOK_NONE)
 				s->main_failed = true;
 		}
-		push_final(s, t);
+		sched_push_final(s, t);
 	}
 	if (kept)
 		drain_final(s, false);
-}
-
-/* ---- public to the engine ------------------------------------------------ */
-
-int sched_init(struct sched *s, const struct dagrun_workflow *wf, uv_loop_t *loop,
-	       struct executor **exec, uint32_t max_parallel, const char *run_id,
-	       uint64_t seed)
-{
-	memset(s, 0, sizeof(*s));
-	s->wf = wf;
-	s->loop = loop;
-	memcpy(s->exec, exec, sizeof(s->exec));
-	s->max_parallel = max_parallel ? max_parallel : 1;
-	s->run_id = run_id;
-	s->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
-	s->ts = calloc(wf->n_tasks ? wf->n_tasks : 1, sizeof(*s->ts));
-	s->pool_avail = calloc(wf->n_pools + 1, sizeof(*s->pool_avail));
-	s->pool_wait = calloc(wf->n_pools + 1, sizeof(*s->pool_wait));
-	s->waited = calloc(wf->n_pools + 1, sizeof(*s->waited));
-	s->waited_pos = calloc(wf->n_pools + 1, sizeof(*s->waited_pos));
-	if (!s->ts || !s->pool_avail || !s->pool_wait || !s->waited || !s->waited_pos)
-		return -ENOMEM;
-	const struct graph *g = wf->graph;
-	s->drain_t = SCHED_NONE;
-	for (uint32_t t = 0; t < wf->n_tasks; t++) {
-		s->ts[t].waiting = g->indeg[t];
-		s->ts[t].blocked_by = SCHED_NONE;
-		s->ts[t].skipped_by = SCHED_NONE;
-	}
-	if (!(s->weight = malloc((wf->n_tasks ? wf->n_tasks : 1) * sizeof(*s->weight))))
-		return -ENOMEM;
-	for (uint32_t t = 0; t < wf->n_tasks; t++)
-		s->weight[t] = g->weight[t];
-	readyq_init(&s->ready, wf->tasks, s->weight);
-	for (uint32_t p = 0; p < wf->n_pools; p++) {
-		s->pool_avail[p] = wf->pools[p].capacity;
-		readyq_init(&s->pool_wait[p], wf->tasks, s->weight);
-	}
-	return 0;
-}
-
-void sched_set_weights(struct sched *s, const uint64_t *weight)
-{
-	memcpy(s->weight, weight, s->wf->n_tasks * sizeof(*s->weight));
-}
-
-void sched_set_gate(struct sched *s, const struct sched_gate *g)
-{
-	s->gate = *g;
-}
-
-void sched_seed(struct sched *s, uint32_t t, int status, int error_class)
-{
-	struct tstate *st = &s->ts[t];
-	st->status = (uint8_t)status;
-	st->error_class = (uint8_t)error_class;
-	if (!st->kept && s->wf->tasks[t].hook == DR_HOOK_NONE)
-		s->kept_main++;
-	st->kept = 1;
-}
-
-int sched_seed_attempts(struct sched *s, uint32_t t, uint32_t attempts)
-{
-	if (!s->attempt_base &&
-	    !(s->attempt_base = calloc(s->wf->n_tasks ? s->wf->n_tasks : 1,
-				       sizeof(*s->attempt_base))))
-		return -ENOMEM;
-	s->attempt_base[t] = attempts;
-	return 0;
-}
-
-uint32_t sched_attempt_no(const struct sched *s, uint32_t t)
-{
-	return s->ts[t].attempts + (s->attempt_base ? s->attempt_base[t] : 0);
-}
-
-void sched_gate_open(struct sched *s, int status)
-{
-	s->gate_busy = false;
-	if (status < 0) {
-		sched_fail(s, status);
-		return;
-	}
-	for (uint32_t i = 0; i < s->passing_n; i++)
-		push_final(s, s->passing[i]);
-	s->passing_n = 0;
-	after_change(s);
-}
-
-void sched_fail(struct sched *s, int err)
-{
-	set_error(s, err);
-	s->gate.request = NULL;
-	s->gate_busy = false;
-	s->held_n = s->passing_n = 0;
-	if (!s->interrupted)
-		sched_interrupt(s, SIGTERM, false);
-}
-
-/* A warning from data flow (a skipped $DAGRUN_OUTPUT line, a secret too
- * short to mask), as a log event. */
-static void flow_warned(void *ud, uint32_t t, const char *msg)
-{
-	struct sched *s = ud;
-	dagrun_event ev;
-	ev_init(s, &ev, DAGRUN_EV_LOG, t);
-	ev.level = DAGRUN_WARN;
-	ev.message = msg;
-	sched_emit(s, &ev);
-}
-
-int sched_start(struct sched *s)
-{
-	dagrun_event ev;
-	ev_init(s, &ev, DAGRUN_EV_RUN_START, SCHED_NONE);
-	ev.count = s->wf->n_main - s->kept_main;   /* to run: kept ones are final */
-	sched_emit(s, &ev);
-	if (s->flow)
-		flow_set_warn(s->flow, flow_warned, s);
-	uv_update_time(s->loop);   /* the turn's budget counts from now */
-	start_phase(s, DR_HOOK_NONE);
-	after_change(s);
-	return s->error;
-}
-
-bool sched_done(const struct sched *s)
-{
-	return phase_idle(s) && (s->interrupted || s->phase == DR_HOOK_EXIT || s->error);
-}
-
-void sched_interrupt(struct sched *s, int signo, bool hard)
-{
-	if (!s->interrupted)
-		s->interrupted = signo;
-	s->hard |= hard;
-	const struct dagrun_workflow *wf = s->wf;
-	for (uint32_t t = 0; t < wf->n_tasks; t++) {
-		struct tstate *st = &s->ts[t];
-		if (st->status == DAGRUN_RUNNING) {
-			struct executor *ex = s->exec[wf->tasks[t].kind];
-			ex->ops->cancel(ex, &st->slot->a, hard);
-		} else if (st->status == DAGRUN_RETRYING) {
-			settle(s, t, DAGRUN_CANCELLED, DR_CLASS_NONE, "cancelled before retry", NULL, NULL);
-		}
-	}
-	/* Ready tasks stay pending: they never started, the run is resumable. */
-	readyq_free(&s->ready);
-	readyq_init(&s->ready, wf->tasks, s->weight);
-	for (uint32_t p = 0; p < wf->n_pools; p++) {
-		readyq_free(&s->pool_wait[p]);
-		readyq_init(&s->pool_wait[p], wf->tasks, s->weight);
-		s->waited_pos[p] = 0;
-	}
-	s->n_waited = 0;
-	for (uint32_t t = 0; t < wf->n_tasks; t++)
-		s->ts[t].in_pool_wait = 0;
-	/* What became final above releases its dependents (none starts now). */
-	dispatch(s);
-}
-
-void sched_free(struct sched *s)
-{
-	if (!s->ts)
-		return;
-	/* Slots with a timer were freed when it closed, before the loop ended. */
-	for (uint32_t t = 0; t < s->wf->n_tasks; t++)
-		if (s->ts[t].slot && !s->ts[t].slot->timer_init)
-			free_slot(s, t);
-	readyq_free(&s->ready);
-	for (uint32_t p = 0; p < s->wf->n_pools; p++)
-		readyq_free(&s->pool_wait[p]);
-	free(s->pool_wait);
-	free(s->pool_avail);
-	free(s->waited);
-	free(s->waited_pos);
-	free(s->stack);
-	free(s->ts);
-	free(s->obs);
-	free(s->weight);
-	free(s->attempt_base);
-	free(s->held);
-	free(s->passing);
-	s->ts = NULL;
 }

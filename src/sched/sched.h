@@ -47,7 +47,7 @@
 
 #include "dagrun.h"
 #include "exec/executor.h"
-#include "load/model.h"
+#include "model/model.h"
 #include "sched/readyq.h"
 
 #define SCHED_NONE UINT32_MAX
@@ -97,7 +97,7 @@ struct sched_gate {
 struct sched {
 	const struct dagrun_workflow *wf;
 	uv_loop_t *loop;
-	struct executor *exec[DR_KIND_COUNT];
+	struct executor *exec[DR_MAX_KINDS]; /* by task kind (wf->kinds) */
 	struct tstate *ts;
 	struct readyq ready;
 	uint32_t *pool_avail;        /* by pool index */
@@ -118,6 +118,8 @@ struct sched {
 	const char *run_id;
 	struct flow *flow;           /* templates, conditions, results; may be NULL */
 	const char *tmpdir;          /* for $DAGRUN_OUTPUT files; may be NULL */
+	const char *out_prefix;      /* of those files' names (a sub-run's, so
+				      * that they differ from the parent's); or NULL */
 	uint64_t rng;
 	struct observer *obs;
 	uint32_t n_obs;
@@ -140,8 +142,9 @@ struct sched {
 	uint32_t kept_main;          /* main tasks seeded final (sched_seed) */
 };
 
-/* Sets up s to run wf with the given executors (indexed by dr_kind; NULL
- * where a kind cannot run). Returns 0 or -ENOMEM. */
+/* Sets up s to run wf with the given executors (DR_MAX_KINDS of them,
+ * indexed by dr_task.kind; NULL where a kind cannot run). Returns 0 or
+ * -ENOMEM. */
 int sched_init(struct sched *s, const struct dagrun_workflow *wf, uv_loop_t *loop,
 	       struct executor **exec, uint32_t max_parallel, const char *run_id,
 	       uint64_t seed);

@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "exec/ai.h"
+#include "expr/redact.h"
 #include "server.h"
 #include "expr/value.h"
 
@@ -198,8 +199,7 @@ static void fixture_free(struct fixture *f)
 /* Task i: an ai task on the fake server (local: no key needed). */
 static struct dr_ai *ai_task(struct fixture *f, int i, const char *model, const char *prompt)
 {
-	f->tasks[i].kind = DR_KIND_AI;
-	f->tasks[i].spec.ai = &f->ai[i];
+	f->tasks[i].spec = &f->ai[i];
 	struct dr_ai *ai = &f->ai[i];
 	ai->model = text(model);
 	ai->prompt = text(prompt);
@@ -331,7 +331,11 @@ static void on_done(struct exec_attempt *a, struct exec_result *r)
 	o->done = true;
 	o->ok = r->ok;
 	o->cls = r->error_class;
-	o->status = r->http_status;
+	const struct dagrun_ext *pub = r->ext ? r->ext->pub : NULL;
+	const struct dagrun_ext_http *h = (const void *)dagrun_ext_find(pub, DAGRUN_EXT_HTTP);
+	const struct dagrun_ext_ai *x = (const void *)dagrun_ext_find(pub, DAGRUN_EXT_AI);
+	assert_non_null(x);             /* every attempt's result carries one */
+	o->status = h ? h->status : 0;
 	o->timed_out = r->timed_out;
 	o->cancelled = r->cancelled;
 	o->error = dup_or_null(r->error);
@@ -342,17 +346,17 @@ static void on_done(struct exec_attempt *a, struct exec_result *r)
 		memcpy(o->out, r->out.data, r->out.len);
 	o->out[r->out.len] = '\0';
 	o->out_bytes = r->out_bytes;
-	o->model = dup_or_null(r->model);
-	o->finish = dup_or_null(r->finish_reason);
+	o->model = dup_or_null(x->model);
+	o->finish = dup_or_null(x->finish_reason);
 	o->warning = r->warning;
 	o->retry_after_ms = r->retry_after_ms;
-	o->has_usage = r->has_usage;
-	o->prompt_tokens = r->prompt_tokens;
-	o->completion_tokens = r->completion_tokens;
-	o->prompt_bytes = r->prompt_bytes;
-	o->cut = r->context_cut_bytes;
+	o->has_usage = x->prompt_tokens >= 0;
+	o->prompt_tokens = o->has_usage ? (uint64_t)x->prompt_tokens : 0;
+	o->completion_tokens = o->has_usage ? (uint64_t)x->completion_tokens : 0;
+	o->prompt_bytes = x->prompt_bytes;
+	o->cut = x->context_cut_bytes;
 	o->duration_ms = r->duration_ms;
-	memcpy(o->sha, r->prompt_sha256, sizeof(o->sha));
+	snprintf(o->sha, sizeof(o->sha), "%s", x->prompt_sha256 ? x->prompt_sha256 : "");
 	assert_true(r->ok == (r->error == NULL));
 	assert_true(r->end_ms >= r->start_ms);
 	if (r->error)
@@ -603,6 +607,44 @@ static void reply_text_usage_model_and_prompt_hash(void **state)
 	assert_string_equal(o.sha, sha);
 	assert_int_equal(o.prompt_bytes, strlen("Say hello to world"));
 	outcome_free(&o);
+	fixture_free(f);
+}
+
+/* What the server says about itself (model, finish_reason) reaches the
+ * events as the result's extension: a server that echoes the key, or
+ * another secret of the run, has it masked there too. */
+static void reply_strings_in_the_extension_are_masked(void **state)
+{
+	(void)state;
+	struct fixture *f = fixture_new();
+	ai_task(f, 0, "t-echo", "hi");
+	script("t-echo", "[{\"content\": \"ok\", \"model\": \"m-" SECRET_KEY "\", "
+	       "\"finish_reason\": \"stop hunter2-run-secret-77\"}]");
+	setenv(KEY_ENV, SECRET_KEY, 1);
+	struct redactor *red = NULL;
+	assert_int_equal(redact_new(&red), 0);
+	assert_int_equal(redact_add(red, "hunter2-run-secret-77", 21), 0);
+	struct ctx c;
+	struct job j;
+	ctx_init(&c);
+	memset(&j, 0, sizeof(j));
+	j.c = &c;
+	j.a = (struct exec_attempt){
+		.wf = &f->wf, .task = 0, .attempt = 1, .run_id = "run-1", .on_output = on_output,
+		.on_done = on_done, .render = render, .redactor = red, .owner = &j,
+	};
+	c.pending++;
+	assert_int_equal(c.ex->ops->start(c.ex, &j.a), 0);
+	ctx_finish(&c);
+	unsetenv(KEY_ENV);
+	assert_true(j.o.ok);
+	assert_non_null(j.o.model);
+	assert_null(strstr(j.o.model, SECRET_KEY));
+	assert_string_equal(j.o.model, "m-***");
+	assert_null(strstr(j.o.finish, "hunter2-run-secret-77"));
+	assert_contains(j.o.finish, "stop ");
+	outcome_free(&j.o);
+	redact_free(red);
 	fixture_free(f);
 }
 
@@ -1491,6 +1533,7 @@ int main(void)
 		cmocka_unit_test(reply_text_usage_model_and_prompt_hash),
 		cmocka_unit_test(json_mode_invalid_reply_is_transient_with_usage),
 		cmocka_unit_test(finish_reason_length_sets_a_warning),
+		cmocka_unit_test(reply_strings_in_the_extension_are_masked),
 		cmocka_unit_test(refusal_without_content_is_permanent),
 		cmocka_unit_test(streaming_equals_plain_with_live_chunks_in_order),
 		cmocka_unit_test(stream_split_every_byte_with_crlf_gives_the_same_text),

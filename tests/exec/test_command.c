@@ -42,7 +42,8 @@ static struct dr_text text(const char *s)
 	return t;
 }
 
-static struct fixture *fixture_new(enum dr_kind kind)
+/* kind: COMMAND_VARIANT_COMMAND or _SCRIPT (the attempt's variant). */
+static struct fixture *fixture_new(int kind)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
@@ -52,10 +53,10 @@ static struct fixture *fixture_new(enum dr_kind kind)
 	f->task.opts = &f->opts;
 	f->opts.kill_grace_ms = 5000;
 	f->opts.retry.max_attempts = 1;
-	if (kind == DR_KIND_SCRIPT)
-		f->task.spec.script = &f->script;
+	if (kind == COMMAND_VARIANT_SCRIPT)
+		f->task.spec = &f->script;
 	else
-		f->task.spec.command = &f->cmd;
+		f->task.spec = &f->cmd;
 	f->wf.tasks = &f->task;
 	f->wf.n_tasks = f->wf.n_main = 1;
 	return f;
@@ -70,14 +71,14 @@ static void fixture_free(struct fixture *f)
 
 static struct fixture *command(const char *s)
 {
-	struct fixture *f = fixture_new(DR_KIND_COMMAND);
+	struct fixture *f = fixture_new(COMMAND_VARIANT_COMMAND);
 	f->cmd.str = text(s);
 	return f;
 }
 
 static struct fixture *command_list(const char *const *words)
 {
-	struct fixture *f = fixture_new(DR_KIND_COMMAND);
+	struct fixture *f = fixture_new(COMMAND_VARIANT_COMMAND);
 	uint32_t n = 0;
 	for (; words[n]; n++)
 		f->argv[n] = text(words[n]);
@@ -88,7 +89,7 @@ static struct fixture *command_list(const char *const *words)
 
 static struct fixture *script(const char *interp, const char *body)
 {
-	struct fixture *f = fixture_new(DR_KIND_SCRIPT);
+	struct fixture *f = fixture_new(COMMAND_VARIANT_SCRIPT);
 	f->script.interpreter = text(interp);
 	f->script.body = text(body);
 	return f;
@@ -170,6 +171,7 @@ static struct outcome run_cancel(struct fixture *f, uint64_t cancel_ms, bool har
 	c.ex = command_executor_new(c.loop);
 	assert_non_null(c.ex);
 	c.a.wf = &f->wf;
+	c.a.variant = f->task.kind;
 	c.a.task = 0;
 	c.a.attempt = 2;
 	c.a.run_id = "run-42";
@@ -705,8 +707,7 @@ static void test_unsupported_kind_is_refused(void **state)
 	struct executor *ex = command_executor_new(&loop);
 	assert_non_null(ex);
 	struct fixture *f = command("true");
-	f->task.kind = DR_KIND_API;
-	struct exec_attempt a = {.wf = &f->wf, .attempt = 1, .on_done = on_done};
+	struct exec_attempt a = {.wf = &f->wf, .variant = 7, .attempt = 1, .on_done = on_done};
 	assert_int_equal(ex->ops->start(ex, &a), -EINVAL);
 	ex->ops->destroy(ex);
 	uv_run(&loop, UV_RUN_DEFAULT);

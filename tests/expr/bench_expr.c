@@ -8,7 +8,7 @@
 #include "dagrun.h"
 #include "expr/expr.h"
 #include "expr/template.h"
-#include "load/model.h"
+#include "model/model.h"
 
 static double now(void)
 {

@@ -17,7 +17,7 @@
 #include "dagrun.h"
 #include "expr/expr.h"
 #include "expr/redact.h"
-#include "load/model.h"
+#include "model/model.h"
 
 struct fx {
 	struct expr_engine *e;

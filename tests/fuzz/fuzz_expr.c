@@ -27,7 +27,7 @@
 #include "expr/expr.h"
 #include "expr/redact.h"
 #include "expr/template.h"
-#include "load/model.h"
+#include "model/model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

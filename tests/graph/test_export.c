@@ -28,18 +28,18 @@ static struct dagrun_workflow *sample(const char *extra_cond)
 {
 	struct wfb b;
 	wfb_init(&b, "rel-notes");
-	wfb_task(&b, "build-1.0", DR_KIND_COMMAND, DR_HOOK_NONE);
-	wfb_task(&b, "test.unit", DR_KIND_SCRIPT, DR_HOOK_NONE);
+	wfb_task(&b, "build-1.0", WFB_COMMAND, DR_HOOK_NONE);
+	wfb_task(&b, "test.unit", WFB_SCRIPT, DR_HOOK_NONE);
 	wfb_dep(&b, "build-1.0", DR_DEP_BLOCKING, NULL);
-	wfb_task(&b, "deploy", DR_KIND_API, DR_HOOK_NONE);
+	wfb_task(&b, "deploy", WFB_API, DR_HOOK_NONE);
 	wfb_dep(&b, "test.unit", DR_DEP_NON_BLOCKING, NASTY);
 	wfb_dep(&b, "build-1.0", DR_DEP_BLOCKING, "exitCode == 0");
-	wfb_task(&b, "summarize", DR_KIND_AI, DR_HOOK_NONE);
+	wfb_task(&b, "summarize", WFB_AI, DR_HOOK_NONE);
 	wfb_dep(&b, "deploy", DR_DEP_NON_BLOCKING, extra_cond);
-	wfb_task(&b, "notify", DR_KIND_WEBHOOK, DR_HOOK_SUCCESS);
-	wfb_task(&b, "page", DR_KIND_WEBHOOK, DR_HOOK_FAILURE);
-	wfb_task(&b, "cleanup", DR_KIND_COMMAND, DR_HOOK_EXIT);
-	wfb_task(&b, "report", DR_KIND_AI, DR_HOOK_EXIT);
+	wfb_task(&b, "notify", WFB_WEBHOOK, DR_HOOK_SUCCESS);
+	wfb_task(&b, "page", WFB_WEBHOOK, DR_HOOK_FAILURE);
+	wfb_task(&b, "cleanup", WFB_COMMAND, DR_HOOK_EXIT);
+	wfb_task(&b, "report", WFB_AI, DR_HOOK_EXIT);
 	wfb_dep(&b, "cleanup", DR_DEP_BLOCKING, "status ~= \"skipped\"");
 	struct dagrun_workflow *wf = wfb_finish(&b);
 	wf->tasks[2].priority = -3;
@@ -354,7 +354,7 @@ static void large_graph_streams_in_every_format(void **state)
 	wfb_init(&b, "big");
 	for (unsigned i = 0; i < N; i++) {
 		snprintf(id, sizeof(id), "task-%u", i);
-		wfb_task(&b, id, DR_KIND_COMMAND, DR_HOOK_NONE);
+		wfb_task(&b, id, WFB_COMMAND, DR_HOOK_NONE);
 		if (i) {
 			snprintf(on, sizeof(on), "task-%u", i / 2);
 			wfb_dep(&b, on, DR_DEP_BLOCKING, i % 7 ? NULL : "status == \"ok\"");

@@ -100,7 +100,7 @@ static struct dagrun_workflow *random_dag(struct rng *r, uint32_t n, uint32_t pc
 	wfb_init(&b, "random");
 	for (uint32_t t = 0; t < n; t++) {
 		snprintf(id, sizeof(id), "t%u", t);
-		wfb_task(&b, id, DR_KIND_COMMAND, DR_HOOK_NONE);
+		wfb_task(&b, id, WFB_COMMAND, DR_HOOK_NONE);
 		for (uint32_t u = 0; u < n; u++) {
 			if (rank[u] < rank[t] && rnd(r, 100) < pct) {
 				snprintf(on, sizeof(on), "t%u", u);
@@ -260,11 +260,11 @@ static void hook_tasks_are_ordered_with_the_rest(void **state)
 	(void)state;
 	struct wfb b;
 	wfb_init(&b, "hooks");
-	wfb_task(&b, "main", DR_KIND_COMMAND, DR_HOOK_NONE);
-	wfb_task(&b, "ok2", DR_KIND_WEBHOOK, DR_HOOK_SUCCESS);
+	wfb_task(&b, "main", WFB_COMMAND, DR_HOOK_NONE);
+	wfb_task(&b, "ok2", WFB_WEBHOOK, DR_HOOK_SUCCESS);
 	wfb_dep(&b, "ok1", DR_DEP_BLOCKING, NULL);
-	wfb_task(&b, "ok1", DR_KIND_COMMAND, DR_HOOK_SUCCESS);
-	wfb_task(&b, "bye", DR_KIND_AI, DR_HOOK_EXIT);
+	wfb_task(&b, "ok1", WFB_COMMAND, DR_HOOK_SUCCESS);
+	wfb_task(&b, "bye", WFB_AI, DR_HOOK_EXIT);
 	struct dagrun_workflow *wf = wfb_finish(&b);
 	assert_int_equal(wf->n_main, 1);
 	assert_int_equal(graph_build(wf, NULL), 0);
@@ -441,7 +441,7 @@ static struct dagrun_workflow *big_chain(int cyclic)
 	wfb_init(&b, "chain");
 	for (uint32_t i = 0; i < BIG; i++) {
 		snprintf(id, sizeof(id), "t%u", i);
-		wfb_task(&b, id, DR_KIND_COMMAND, DR_HOOK_NONE);
+		wfb_task(&b, id, WFB_COMMAND, DR_HOOK_NONE);
 		if (i + 1 < BIG || cyclic) {
 			snprintf(on, sizeof(on), "t%u", (i + 1) % BIG);
 			wfb_dep(&b, on, DR_DEP_BLOCKING, NULL);

@@ -1,6 +1,8 @@
 /* wfbuild.c: hand-built workflows for tests; see wfbuild.h. */
 #include "wfbuild.h"
 
+#include "kinds/kind.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +28,20 @@ void wfb_init(struct wfb *b, const char *name)
 		b->wf->name.s = arena_strdup(&b->wf->arena, name);
 		b->wf->name.len = (uint32_t)strlen(name);
 	}
+	static const char *const names[] = {"command", "script", "api", "webhook", "ai"};
+	unsigned n;
+	const struct kind *const *k = kinds_table(&n);
+	const struct dr_kind **v = arena_alloc(&b->wf->arena, n * sizeof(*v));
+	for (unsigned i = 0; i < n; i++) {
+		v[i] = &k[i]->load.model;
+		if (i < 5 && strcmp(v[i]->name, names[i]))
+			abort();   /* enum wfb_kind is out of date */
+	}
+	b->wf->kinds = v;
+	b->wf->n_kinds = n;
 }
 
-uint32_t wfb_task(struct wfb *b, const char *id, enum dr_kind kind, int hook)
+uint32_t wfb_task(struct wfb *b, const char *id, enum wfb_kind kind, int hook)
 {
 	struct dagrun_workflow *wf = b->wf;
 	uint32_t sym = intern_add(&wf->ids, id, strlen(id), NULL);
@@ -127,7 +140,7 @@ struct dagrun_workflow *wfb_parse(const char *spec)
 		char *deps = strchr(tok, ':');
 		if (deps)
 			*deps++ = '\0';
-		wfb_task(&b, tok, DR_KIND_COMMAND, DR_HOOK_NONE);
+		wfb_task(&b, tok, WFB_COMMAND, DR_HOOK_NONE);
 		char *save2 = NULL;
 		for (char *d = deps ? strtok_r(deps, ",", &save2) : NULL; d;
 		     d = strtok_r(NULL, ",", &save2)) {

@@ -10,7 +10,11 @@
 #ifndef DAGRUN_TEST_WFBUILD_H
 #define DAGRUN_TEST_WFBUILD_H
 
-#include "load/model.h"
+#include "model/model.h"
+
+/* Task kinds, as indexes of kinds/table.c's table, which wfb_init() gives
+ * the workflow (and checks the order of). */
+enum wfb_kind { WFB_COMMAND, WFB_SCRIPT, WFB_API, WFB_WEBHOOK, WFB_AI };
 
 struct wfb {
 	struct dagrun_workflow *wf;
@@ -22,7 +26,7 @@ struct wfb {
 void wfb_init(struct wfb *b, const char *name);
 
 /* Adds a task (hook: enum dr_hook) and returns its index. */
-uint32_t wfb_task(struct wfb *b, const char *id, enum dr_kind kind, int hook);
+uint32_t wfb_task(struct wfb *b, const char *id, enum wfb_kind kind, int hook);
 
 /* Adds a dependency of the last task on the task with id `on`, which may be
  * declared later. cond: a condition text or NULL. */

@@ -190,8 +190,8 @@ static void fixture_free(struct fixture *f)
 /* Task i becomes an api task on url (owned by the fixture). */
 static struct dr_api *api_task(struct fixture *f, int i, const char *method, char *url)
 {
-	f->tasks[i].kind = DR_KIND_API;
-	f->tasks[i].spec.api = &f->api[i];
+	f->tasks[i].kind = HTTP_VARIANT_API;     /* the fixture's kind: the variant */
+	f->tasks[i].spec = &f->api[i];
 	f->urls[i] = url;
 	f->api[i].url = text(url);
 	f->api[i].method = text(method);
@@ -200,8 +200,8 @@ static struct dr_api *api_task(struct fixture *f, int i, const char *method, cha
 
 static struct dr_webhook *webhook_task(struct fixture *f, int i, char *url)
 {
-	f->tasks[i].kind = DR_KIND_WEBHOOK;
-	f->tasks[i].spec.webhook = &f->hook[i];
+	f->tasks[i].kind = HTTP_VARIANT_WEBHOOK;
+	f->tasks[i].spec = &f->hook[i];
 	f->urls[i] = url;
 	f->hook[i].url = text(url);
 	return &f->hook[i];
@@ -210,7 +210,7 @@ static struct dr_webhook *webhook_task(struct fixture *f, int i, char *url)
 static void set_header(struct fixture *f, int task, int k, const char *name, const char *value)
 {
 	f->hdr[task][k] = (struct dr_kv){text(name), text(value)};
-	struct dr_kvlist *l = f->tasks[task].kind == DR_KIND_API ? &f->api[task].headers
+	struct dr_kvlist *l = f->tasks[task].kind == HTTP_VARIANT_API ? &f->api[task].headers
 								 : &f->hook[task].headers;
 	l->v = f->hdr[task];
 	if (l->n < (uint32_t)k + 1)
@@ -317,17 +317,22 @@ static void on_done(struct exec_attempt *a, struct exec_result *r)
 	o->done = true;
 	o->ok = r->ok;
 	o->cls = r->error_class;
-	o->status = r->http_status;
+	const struct dagrun_ext_http *h = r->ext ?
+		(const void *)dagrun_ext_find(r->ext->pub, DAGRUN_EXT_HTTP) : NULL;
+	o->status = h ? h->status : 0;
 	o->timed_out = r->timed_out;
 	o->cancelled = r->cancelled;
 	o->error = r->error ? strdup(r->error) : NULL;
 	o->out = strndup(r->out.data ? r->out.data : "", r->out.len);
 	o->out_len = r->out.len;
 	o->out_bytes = r->out_bytes;
-	o->headers = json_incref(r->http_headers);
+	o->headers = json_incref(r->ext ? r->ext->headers : NULL);
 	o->retry_after_ms = r->retry_after_ms;
 	o->duration_ms = r->duration_ms;
-	o->timing = r->http_timing;
+	if (h)
+		o->timing = (struct exec_http_timing){h->queue_us, h->dns_us, h->connect_us,
+						      h->tls_us, h->first_byte_us, h->total_us,
+						      h->redirects};
 	o->warning = r->warning;
 	assert_true(r->ok == (r->error == NULL));
 	assert_true(r->end_ms >= r->start_ms);
@@ -355,8 +360,8 @@ static void job_start(struct ctx *c, struct job *j, struct fixture *f, uint32_t 
 	memset(j, 0, sizeof(*j));
 	j->c = c;
 	j->a = (struct exec_attempt){
-		.wf = &f->wf, .task = task, .attempt = attempt, .run_id = run_id,
-		.on_output = on_output, .on_done = on_done, .render = no_render ? NULL : render,
+		.wf = &f->wf, .task = task, .variant = f->tasks[task].kind, .attempt = attempt,
+		.run_id = run_id, .on_output = on_output, .on_done = on_done, .render = no_render ? NULL : render,
 		.owner = j,
 	};
 	c->pending++;

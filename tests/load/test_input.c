@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "load/model.h"
+#include "model/model.h"
 #include "util/diag.h"
 
 /* ---- an endless writer ---------------------------------------------------------- */

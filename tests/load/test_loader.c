@@ -14,7 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "load/model.h"
+#include "exec/ai.h"
+#include "exec/command.h"
+#include "exec/http.h"
+#include "kinds/kind.h"
+#include "load/load.h"
+#include "load/loader.h"
+#include "model/model.h"
 #include "util/diag.h"
 
 #define L(s) s "\n"
@@ -266,18 +272,18 @@ static void command_and_script_tasks_keep_their_text(void **state)
 	(void)state;
 	struct dagrun_workflow *wf = load_ok(full_yaml);
 	const struct dr_task *t = task(wf, "build");
-	assert_int_equal(t->kind, DR_KIND_COMMAND);
-	assert_text(t->spec.command->str, "make -j4", 24, 14);
-	assert_null(t->spec.command->argv);
+	assert_string_equal(wf->kinds[t->kind]->name, "command");
+	assert_text(((const struct dr_command *)t->spec)->str, "make -j4", 24, 14);
+	assert_null(((const struct dr_command *)t->spec)->argv);
 	t = task(wf, "list");
-	assert_null(t->spec.command->str.s);
-	assert_int_equal(t->spec.command->argc, 3);
-	assert_text(t->spec.command->argv[0], "git", 26, 15);
-	assert_text(t->spec.command->argv[2], "--oneline", 26, 26);
+	assert_null(((const struct dr_command *)t->spec)->str.s);
+	assert_int_equal(((const struct dr_command *)t->spec)->argc, 3);
+	assert_text(((const struct dr_command *)t->spec)->argv[0], "git", 26, 15);
+	assert_text(((const struct dr_command *)t->spec)->argv[2], "--oneline", 26, 26);
 	t = task(wf, "transform");
-	assert_int_equal(t->kind, DR_KIND_SCRIPT);
-	assert_string_equal(t->spec.script->body.s, "print(1)\n");
-	assert_text(t->spec.script->interpreter, "python3", 43, 18);
+	assert_string_equal(wf->kinds[t->kind]->name, "script");
+	assert_string_equal(((const struct dr_script *)t->spec)->body.s, "print(1)\n");
+	assert_text(((const struct dr_script *)t->spec)->interpreter, "python3", 43, 18);
 	dagrun_workflow_free(wf);
 }
 
@@ -313,8 +319,8 @@ static void api_and_webhook_keys_land_in_the_model(void **state)
 {
 	(void)state;
 	struct dagrun_workflow *wf = load_ok(full_yaml);
-	const struct dr_api *a = task(wf, "fetch")->spec.api;
-	assert_int_equal(task(wf, "fetch")->kind, DR_KIND_API);
+	const struct dr_api *a = ((const struct dr_api *)task(wf, "fetch")->spec);
+	assert_string_equal(wf->kinds[task(wf, "fetch")->kind]->name, "api");
 	assert_text(a->url, "https://api.example.com/items?since={{ variables.n }}", 48, 12);
 	assert_text(a->method, "POST", 49, 15);
 	assert_int_equal(a->headers.n, 1);
@@ -327,8 +333,8 @@ static void api_and_webhook_keys_land_in_the_model(void **state)
 	assert_int_equal(a->connect_timeout_ms, 5000);
 	assert_int_equal(a->max_response_bytes, 1048576);
 	assert_false(a->insecure);
-	const struct dr_webhook *w = task(wf, "notify")->spec.webhook;
-	assert_int_equal(task(wf, "notify")->kind, DR_KIND_WEBHOOK);
+	const struct dr_webhook *w = ((const struct dr_webhook *)task(wf, "notify")->spec);
+	assert_string_equal(wf->kinds[task(wf, "notify")->kind]->name, "webhook");
 	assert_text(w->url, "https://hooks.example.com/dagrun", 58, 12);
 	assert_text(w->event, "release.published", 59, 14);
 	assert_string_equal(member(w->payload, "version")->text.s, "{{ variables.version }}");
@@ -342,8 +348,8 @@ static void ai_keys_land_in_the_model_and_type_is_inferred(void **state)
 	(void)state;
 	struct dagrun_workflow *wf = load_ok(full_yaml);
 	const struct dr_task *t = task(wf, "summarize");
-	assert_int_equal(t->kind, DR_KIND_AI);
-	const struct dr_ai *a = t->spec.ai;
+	assert_string_equal(wf->kinds[t->kind]->name, "ai");
+	const struct dr_ai *a = ((const struct dr_ai *)t->spec);
 	assert_text(a->model, "gpt-4o-mini", 64, 12);
 	assert_text(a->system, "You write notes.", 65, 13);
 	assert_text(a->prompt, "Write notes for {{ variables.version }}.", 66, 13);
@@ -356,7 +362,7 @@ static void ai_keys_land_in_the_model_and_type_is_inferred(void **state)
 	assert_text(a->base_url, "http://127.0.0.1:8080/v1", 72, 14);
 	assert_text(a->api_key_env, "MY_KEY", 73, 16);
 	assert_int_equal(a->max_context_bytes, 1000);
-	a = task(wf, "bye")->spec.ai;
+	a = ((const struct dr_ai *)task(wf, "bye")->spec);
 	assert_text(a->prompt_file, "prompts/bye.md", 89, 17);
 	assert_int_equal(a->max_context_bytes, 64 * 1024);
 	assert_false(a->has_temperature);
@@ -484,7 +490,7 @@ static void anchors_without_aliases_and_tags_are_fine(void **state)
 		L("tasks: [{id: a, command: !!str true}]"));
 	assert_int_equal(member(wf->variables, "a")->kind, DR_VAL_STRING);
 	assert_int_equal(member(wf->variables, "b")->kind, DR_VAL_INT);
-	assert_string_equal(task(wf, "a")->spec.command->str.s, "true");
+	assert_string_equal(((const struct dr_command *)task(wf, "a")->spec)->str.s, "true");
 	dagrun_workflow_free(wf);
 }
 
@@ -496,8 +502,8 @@ static void only_api_webhook_and_ai_tasks_still_load(void **state)
 		L("  - { id: b, webhook: { url: \"http://h/\" }, dependencies: [a] }")
 		L("  - { id: c, type: ai, model: m, prompt: p, dependencies: [b] }"));
 	assert_int_equal(wf->n_tasks, 3);
-	assert_null(task(wf, "a")->spec.api->method.s);
-	assert_null(task(wf, "a")->spec.api->expect);
+	assert_null(((const struct dr_api *)task(wf, "a")->spec)->method.s);
+	assert_null(((const struct dr_api *)task(wf, "a")->spec)->expect);
 	dagrun_workflow_free(wf);
 }
 
@@ -523,7 +529,7 @@ static void insecure_api_loads_with_a_warning(void **state)
 	assert_int_equal(dagrun_diags_get(d, 0)->severity, DAGRUN_WARNING);
 	assert_int_equal(dagrun_diags_get(d, 0)->line, 3);
 	assert_int_equal(dagrun_diags_get(d, 0)->column, 49);
-	assert_true(wf->tasks[0].spec.api->insecure);
+	assert_true(((const struct dr_api *)wf->tasks[0].spec)->insecure);
 	dagrun_workflow_free(wf);
 	dagrun_diags_free(d);
 }
@@ -615,7 +621,7 @@ static void missing_required_keys_are_reported(void **state)
 	expect_err(L("name: t"), 1, 1, "missing required key 'tasks' in workflow");
 	expect_err(HEAD L("  - command: x"), 3, 5, "missing required key 'id' in task");
 	expect_err(HEAD L("  - id: a"), 3, 9,
-		   "task 'a' has nothing to run: add 'command', 'script', 'api', 'webhook' or 'prompt'");
+		   "task 'a' has nothing to run: add 'command', 'script', 'api', 'webhook', 'prompt' or 'workflow'");
 	expect_err(HEAD L("  - id: a") L("    prompt: hi"), 3, 9, "missing required key 'model' in ai task 'a'");
 	expect_err(HEAD L("  - {id: a, type: ai, model: m}"), 3, 10,
 		   "missing required key 'prompt' (or 'promptFile') in ai task 'a'");
@@ -644,7 +650,7 @@ static void a_misspelled_required_key_is_reported_once(void **state)
 	/* Without a hint the missing key is still reported. */
 	assert_int_equal(expect_err(HEAD L("  - {id: a, run: x}"), 3, 10,
 				    "task 'a' has nothing to run: add 'command', 'script', "
-				    "'api', 'webhook' or 'prompt'"), 2);
+				    "'api', 'webhook', 'prompt' or 'workflow'"), 2);
 }
 
 static void a_syntax_error_is_reported_first(void **state)
@@ -1120,11 +1126,11 @@ static void a_nul_in_a_value_sent_as_json_is_kept(void **state)
 	const struct dr_value *v = wf->variables;
 	assert_int_equal(v->items[0].text.len, 3);
 	assert_memory_equal(v->items[0].text.s, "a\0b", 3);
-	const struct dr_value *body = task(wf, "a")->spec.api->body;
+	const struct dr_value *body = ((const struct dr_api *)task(wf, "a")->spec)->body;
 	assert_int_equal(body->items[0].text.len, 3);
 	assert_memory_equal(body->items[0].text.s, "v\0w", 3);
-	assert_int_equal(task(wf, "b")->spec.webhook->payload->items[0].text.len, 2);
-	const struct dr_ai *ai = task(wf, "c")->spec.ai;
+	assert_int_equal(((const struct dr_webhook *)task(wf, "b")->spec)->payload->items[0].text.len, 2);
+	const struct dr_ai *ai = ((const struct dr_ai *)task(wf, "c")->spec);
 	assert_int_equal(ai->model.len, 2);
 	assert_int_equal(ai->system.len, 2);
 	assert_int_equal(ai->prompt.len, 3);
@@ -1133,9 +1139,116 @@ static void a_nul_in_a_value_sent_as_json_is_kept(void **state)
 	dagrun_workflow_free(wf);
 }
 
+/* ---- kinds are handed down: a kind the loader never heard of ------------------- */
+
+struct echo_spec {
+	struct dr_text text;
+	int64_t times;
+};
+
+static void echo_key(struct loader *ld, void *obj)
+{
+	read_nonempty(ld, &((struct echo_spec *)obj)->text);
+}
+
+static void echo_times(struct loader *ld, void *obj)
+{
+	read_int(ld, 1, 9, &((struct echo_spec *)obj)->times);
+}
+
+static void echo_init(void *spec)
+{
+	((struct echo_spec *)spec)->times = 1;
+}
+
+static int echo_each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn fn, void *ud)
+{
+	const struct echo_spec *e = wf->tasks[t].spec;
+	return fn(ud, t, &e->text, DR_USE_PLAIN);
+}
+
+static int count_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_use use)
+{
+	(void)t;
+	(void)x;
+	(void)use;
+	++*(int *)ud;
+	return 0;
+}
+
+static const struct keydef echo_keys[] = {KEY("echo", echo_key), KEY("times", echo_times)};
+
+static const struct load_kind echo_kind = {
+	.model = {"echo", 0, echo_each_text, NULL, NULL},
+	.keys = echo_keys, .n_keys = 2, .n_select = 1, .only_in = "with 'echo'",
+	.spec_size = sizeof(struct echo_spec), .spec_init = echo_init,
+};
+
+static int load_with_kinds(const char *yaml, struct dagrun_workflow **wf, dagrun_diags *d)
+{
+	unsigned n;
+	const struct kind *const *all = kinds_table(&n);
+	const struct load_kind *v[] = {&all[0]->load, &echo_kind};   /* command, echo */
+	struct load_opts o = {v, 2};
+	return load_buffer("t.yaml", yaml, strlen(yaml), &o, wf, NULL, d);
+}
+
+static void a_kind_handed_down_is_read_checked_and_walked(void **state)
+{
+	(void)state;
+	dagrun_diags *d = dagrun_diags_new(0);
+	struct dagrun_workflow *wf = NULL;
+	assert_int_equal(load_with_kinds(HEAD L("  - {id: a, echo: hi, times: 3}")
+					 L("  - {id: b, command: \"true\", dependencies: [a]}"), &wf, d), 0);
+	assert_int_equal(wf->n_kinds, 2);
+	const struct dr_task *a = &wf->tasks[0];
+	assert_string_equal(wf->kinds[a->kind]->name, "echo");
+	assert_string_equal(dr_kind_name(wf, 0), "echo");
+	const struct echo_spec *e = a->spec;
+	assert_text(e->text, "hi", 3, 19);
+	assert_int_equal(e->times, 3);
+	int texts = 0;
+	assert_int_equal(dr_task_each_text(wf, 0, count_text, &texts), 0);
+	assert_int_equal(texts, 1);
+	assert_string_equal(dr_kind_name(wf, 1), "command");
+	assert_null(wf->graph);            /* the loader builds none */
+	dr_workflow_free(wf);
+	/* its keys are the task's keys: conflicts, misplaced keys, suggestions */
+	dagrun_diags_clear(d);
+	wf = (void *)1;
+	assert_int_equal(load_with_kinds(HEAD L("  - {id: a, echo: hi, command: x}")
+					 L("  - {id: b, times: 2, command: y}")
+					 L("  - {id: c, ecko: hi}")
+					 L("  - {id: e, script: s}"), &wf, d), -EINVAL);
+	assert_ptr_equal(wf, (void *)1);
+	const char *want[][2] = {
+		{"3:23", "task 'a' has both 'echo' and 'command'"},
+		{"4:13", "'times' is only valid with 'echo'"},
+		{"5:13", "unknown key 'ecko' in task; did you mean 'echo'?"},
+		{"6:13", "unknown key 'script' in task"},
+		{"6:10", "task 'e' has nothing to run: add 'command' or 'echo'"},
+	};
+	for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+		bool found = false;
+		for (size_t i = 0; i < dagrun_diags_count(d) && !found; i++) {
+			const dagrun_diag *g = dagrun_diags_get(d, i);
+			char at[32];
+			snprintf(at, sizeof(at), "%u:%u", g->line, g->column);
+			found = !strcmp(at, want[w][0]) && !strcmp(g->message, want[w][1]);
+		}
+		if (!found) {
+			print_diags(d);
+			fail_msg("no error %s: %s", want[w][0], want[w][1]);
+		}
+	}
+	assert_int_equal(dagrun_diags_errors(d), 5);
+	dagrun_diags_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(a_kind_handed_down_is_read_checked_and_walked),
 		cmocka_unit_test(top_level_keys_land_in_the_model),
 		cmocka_unit_test(tasks_are_ordered_main_then_hooks),
 		cmocka_unit_test(command_and_script_tasks_keep_their_text),

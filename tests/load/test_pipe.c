@@ -17,7 +17,8 @@
 #include <unistd.h>
 
 #include "graph/graph.h"
-#include "load/model.h"
+#include "exec/command.h"
+#include "model/model.h"
 #include "load/pipe.h"
 #include "util/diag.h"
 
@@ -177,19 +178,20 @@ static void same_task(const struct dagrun_workflow *a, const struct dagrun_workf
 	assert_int_equal(x->kind, y->kind);
 	assert_int_equal(x->hook, y->hook);
 	same_opts(x->opts, y->opts);
-	switch (x->kind) {
-	case DR_KIND_COMMAND:
-		same_text(&x->spec.command->str, &y->spec.command->str);
-		assert_int_equal(x->spec.command->argc, y->spec.command->argc);
-		for (uint32_t k = 0; k < x->spec.command->argc; k++)
-			same_text(&x->spec.command->argv[k], &y->spec.command->argv[k]);
-		break;
-	case DR_KIND_SCRIPT:
-		same_text(&x->spec.script->body, &y->spec.script->body);
-		same_text(&x->spec.script->interpreter, &y->spec.script->interpreter);
-		break;
-	default:
-		fail_msg("unexpected kind %u", x->kind);
+	const char *kind = a->kinds[x->kind]->name;
+	if (!strcmp(kind, "command")) {
+		const struct dr_command *cx = x->spec, *cy = y->spec;
+		same_text(&cx->str, &cy->str);
+		assert_int_equal(cx->argc, cy->argc);
+		for (uint32_t k = 0; k < cx->argc; k++)
+			same_text(&cx->argv[k], &cy->argv[k]);
+	} else if (!strcmp(kind, "script")) {
+		const struct dr_script *sx = x->spec, *sy = y->spec;
+		same_text(&sx->body, &sy->body);
+		same_text(&sx->interpreter, &sy->interpreter);
+		assert_int_equal(sx->posix_shell, sy->posix_shell);
+	} else {
+		fail_msg("unexpected kind %s", kind);
 	}
 }
 

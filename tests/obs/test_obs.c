@@ -425,7 +425,6 @@ static dagrun_event event(int type, const char *task, uint32_t index)
 	ev.task_index = index;
 	ev.attempt = task ? 1 : 0;
 	ev.exit_code = -1;
-	ev.prompt_tokens = ev.completion_tokens = -1;
 	return ev;
 }
 
@@ -582,6 +581,89 @@ static void jsonlog_keeps_valid_text_and_exact_bytes(void **state)
 	free(text);
 }
 
+/* An ATTEMPT_END of an ai task: its extensions (HTTP, then AI, then a type
+ * no encoder knows) become the same top-level fields as before they were
+ * extensions: httpStatus, timings, model, usage, finishReason,
+ * promptSha256, promptBytes, contextCutBytes. */
+static void jsonlog_writes_extensions_as_top_level_fields(void **state)
+{
+	(void)state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	dagrun_jsonlog *l = dagrun_jsonlog_new(f, DAGRUN_DEBUG);
+	assert_non_null(l);
+	dagrun_ext unknown = {99, NULL};
+	dagrun_ext_ai ai = {{DAGRUN_EXT_AI, &unknown}, "gpt-x", 12, 34, "stop", "ab12", 333, 44};
+	dagrun_ext_http http = {{DAGRUN_EXT_HTTP, &ai.base}, 200, 5, 10, 20, 30, 40, 50, 1};
+	dagrun_event ev = event(DAGRUN_EV_ATTEMPT_END, "summarize", 3);
+	ev.status = DAGRUN_COMPLETED;
+	ev.ext = &http.base;
+	dagrun_jsonlog_event(l, &ev);
+	dagrun_event sub = event(DAGRUN_EV_ATTEMPT_END, "child.step", 7);
+	sub.status = DAGRUN_COMPLETED;
+	sub.depth = 1;
+	dagrun_jsonlog_event(l, &sub);
+	dagrun_jsonlog_free(l);
+	fclose(f);
+	const char *p = text;
+	json_t *j = next_json(&p);
+	assert_int_equal(json_integer_value(json_object_get(j, "httpStatus")), 200);
+	json_t *t = json_object_get(j, "timings");
+	assert_int_equal(json_integer_value(json_object_get(t, "dnsUs")), 10);
+	assert_int_equal(json_integer_value(json_object_get(t, "connectUs")), 20);
+	assert_int_equal(json_integer_value(json_object_get(t, "tlsUs")), 30);
+	assert_int_equal(json_integer_value(json_object_get(t, "firstByteUs")), 40);
+	assert_int_equal(json_integer_value(json_object_get(t, "totalUs")), 50);
+	assert_string_equal(json_string_value(json_object_get(j, "model")), "gpt-x");
+	json_t *u = json_object_get(j, "usage");
+	assert_int_equal(json_integer_value(json_object_get(u, "promptTokens")), 12);
+	assert_int_equal(json_integer_value(json_object_get(u, "completionTokens")), 34);
+	assert_string_equal(json_string_value(json_object_get(j, "finishReason")), "stop");
+	assert_string_equal(json_string_value(json_object_get(j, "promptSha256")), "ab12");
+	assert_int_equal(json_integer_value(json_object_get(j, "promptBytes")), 333);
+	assert_int_equal(json_integer_value(json_object_get(j, "contextCutBytes")), 44);
+	assert_null(json_object_get(j, "depth"));
+	json_decref(j);
+	j = next_json(&p);
+	assert_string_equal(json_string_value(json_object_get(j, "task")), "child.step");
+	assert_int_equal(json_integer_value(json_object_get(j, "depth")), 1);
+	assert_null(json_object_get(j, "httpStatus"));
+	json_decref(j);
+	free(text);
+}
+
+/* The console's summary sums an AI extension's tokens per model. */
+static void console_sums_tokens_from_the_ai_extension(void **state)
+{
+	(void)state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	dagrun_console *c = dagrun_console_new(f, 0);
+	assert_non_null(c);
+	dagrun_event ev = event(DAGRUN_EV_RUN_START, NULL, 0);
+	ev.count = 2;
+	dagrun_console_event(c, &ev);
+	for (int i = 0; i < 2; i++) {
+		dagrun_ext_ai ai = {{DAGRUN_EXT_AI, NULL}, "gpt-x", 10 + i, 100, "stop", NULL, 0, 0};
+		dagrun_ext_http http = {{DAGRUN_EXT_HTTP, &ai.base}, 200, 0, 0, 0, 0, 0, 0, 0};
+		ev = event(DAGRUN_EV_ATTEMPT_END, i ? "b" : "a", (uint32_t)i);
+		ev.status = DAGRUN_COMPLETED;
+		ev.ext = &http.base;
+		dagrun_console_event(c, &ev);
+	}
+	ev = event(DAGRUN_EV_RUN_END, NULL, 0);
+	ev.status = DAGRUN_COMPLETED;
+	dagrun_console_event(c, &ev);
+	dagrun_console_free(c);
+	fclose(f);
+	assert_non_null(strstr(text, "gpt-x"));
+	assert_non_null(strstr(text, "21"));    /* prompt tokens: 10 + 11 */
+	assert_non_null(strstr(text, "200"));   /* completion tokens: 100 + 100 */
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -596,6 +678,8 @@ int main(void)
 		cmocka_unit_test(utf8_helpers_cut_between_characters_and_clean),
 		cmocka_unit_test(console_escapes_ids_output_errors_and_tails),
 		cmocka_unit_test(jsonlog_keeps_valid_text_and_exact_bytes),
+		cmocka_unit_test(jsonlog_writes_extensions_as_top_level_fields),
+		cmocka_unit_test(console_sums_tokens_from_the_ai_extension),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,7 @@
 
 #include "exec/fake.h"
 #include "graph/graph.h"
-#include "load/model.h"
+#include "model/model.h"
 #include "sched/backoff.h"
 #include "sched/sched.h"
 #include "util/buf.h"
@@ -156,8 +156,8 @@ static int run(const struct dagrun_workflow *wf, struct gate *g, const struct se
 	uv_timer_init(&loop, &g->timer);
 	g->timer.data = g;
 	struct executor *fx = fake_executor_new(&loop, decide, g);
-	struct executor *ex[DR_KIND_COUNT];
-	for (int k = 0; k < DR_KIND_COUNT; k++)
+	struct executor *ex[DR_MAX_KINDS];
+	for (int k = 0; k < DR_MAX_KINDS; k++)
 		ex[k] = fx;
 	struct sched s;
 	assert_int_equal(sched_init(&s, wf, &loop, ex, su->jobs ? su->jobs : 4, "test", 42), 0);

@@ -13,7 +13,7 @@
 
 #include "exec/fake.h"
 #include "graph/graph.h"
-#include "load/model.h"
+#include "model/model.h"
 #include "sched/backoff.h"
 #include "sched/flow.h"
 #include "sched/sched.h"
@@ -184,11 +184,12 @@ static void run(struct trace *tr, uint32_t max_parallel)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	struct executor *fx = fake_executor_new(&loop, decide, tr);
-	struct executor *ex[DR_KIND_COUNT];
-	for (int k = 0; k < DR_KIND_COUNT; k++)
+	struct executor *ex[DR_MAX_KINDS];
+	for (int k = 0; k < DR_MAX_KINDS; k++)
 		ex[k] = fx;
-	if (tr->no_api_executor)
-		ex[DR_KIND_API] = NULL;
+	for (uint32_t k = 0; k < tr->wf->n_kinds && tr->no_api_executor; k++)
+		if (!strcmp(tr->wf->kinds[k]->name, "api"))
+			ex[k] = NULL;
 	struct sched s;
 	assert_int_equal(sched_init(&s, tr->wf, &loop, ex, max_parallel, "test", 42), 0);
 	struct flow *f = NULL;

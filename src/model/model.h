@@ -12,7 +12,9 @@
  *    a hook task depends only on tasks of hook lists;
  *  - task options are fully resolved: defaults are already applied, and a
  *    task that sets no option shares wf->default_opts (never freed alone);
- *  - wf->graph is built (see graph.h).
+ *  - wf->graph is built (see graph.h) by the step above the loader
+ *    (workflow/load.c), which also checks the expressions.
+ * The model depends on util/ only: every module above may read it.
  * Sizes: a plain command task with three dependencies costs about 200 bytes.
  */
 #ifndef DAGRUN_MODEL_H
@@ -62,11 +64,6 @@ struct dr_kv {
 struct dr_kvlist {
 	struct dr_kv *v;
 	uint32_t n;
-};
-
-enum dr_kind {
-	DR_KIND_COMMAND, DR_KIND_SCRIPT, DR_KIND_API, DR_KIND_WEBHOOK, DR_KIND_AI,
-	DR_KIND_COUNT
 };
 
 enum dr_dep_type { DR_DEP_BLOCKING = 0, DR_DEP_NON_BLOCKING = 1 };
@@ -122,66 +119,17 @@ struct dr_task_opts {
 	struct dr_retry retry;
 };
 
-/* command and script */
-struct dr_command {
-	struct dr_text str;            /* the string form; .s NULL for argv */
-	struct dr_text *argv;          /* the list form */
-	uint32_t argc;
-};
-
-struct dr_script {
-	struct dr_text body;
-	struct dr_text interpreter;    /* .s NULL: default "/bin/sh -e" */
-};
-
-struct dr_api {
-	struct dr_text url, method;    /* method .s NULL: GET */
-	struct dr_kvlist headers;
-	const struct dr_value *body;   /* NULL when none */
-	uint16_t *expect;              /* NULL: any 2xx */
-	uint32_t n_expect;
-	uint64_t connect_timeout_ms;   /* 0: default */
-	uint64_t max_response_bytes;   /* 0: default */
-	bool insecure;                 /* TLS verification off (warned) */
-};
-
-struct dr_webhook {
-	struct dr_text url, event, secret;
-	struct dr_kvlist headers;
-	const struct dr_value *payload; /* NULL: a run summary */
-};
-
-enum dr_response_format { DR_RESP_TEXT = 0, DR_RESP_JSON = 1 };
-
-#define DR_PROMPT_FILE_MAX ((size_t)1 << 20)   /* a promptFile: 1 MiB */
-
-struct dr_ai {
-	struct dr_text model, system, prompt, prompt_file, base_url, api_key_env;
-	const struct dr_value *context; /* a map, or NULL */
-	double temperature;
-	bool has_temperature;
-	uint32_t max_tokens;            /* 0: not sent */
-	uint8_t response_format;
-	bool stream;
-	uint64_t max_context_bytes;     /* default 64 KiB */
-};
-
 struct dr_task {
 	uint32_t sym;                 /* interned id; text: wf_task_id() */
 	uint32_t line, col;           /* the task's `id:` value */
 	uint32_t dep_first, dep_count;
 	int32_t priority;
-	uint8_t kind;                 /* enum dr_kind */
+	uint8_t kind;                 /* index into wf->kinds */
 	uint8_t hook;                 /* 0 main, 1 onSuccess, 2 onFailure, 3 onExit */
 	const struct dr_task_opts *opts;
-	union {
-		const struct dr_command *command;
-		const struct dr_script *script;
-		const struct dr_api *api;
-		const struct dr_webhook *webhook;
-		const struct dr_ai *ai;
-		const void *any;
-	} spec;
+	const void *spec;             /* the kind's own struct (its executor's
+				       * header declares it), or NULL after
+				       * errors only */
 };
 
 enum dr_hook { DR_HOOK_NONE = 0, DR_HOOK_SUCCESS, DR_HOOK_FAILURE, DR_HOOK_EXIT };
@@ -193,6 +141,17 @@ struct dr_pool {
 };
 
 struct graph;   /* graph/graph.h */
+struct dr_kind;
+
+#define DR_MAX_KINDS 16                     /* task kinds in a table */
+
+/* Something the workflow owns besides its arena (a sub-workflow it runs),
+ * freed with it, last registered first. */
+struct dr_owned {
+	struct dr_owned *next;
+	void (*free)(void *p);
+	void *p;
+};
 
 struct dagrun_workflow {
 	struct arena arena;
@@ -219,6 +178,15 @@ struct dagrun_workflow {
 
 	struct dr_task_opts default_opts;
 	struct graph *graph;
+
+	/* The task kinds, handed down to the loader by the step above it (the
+	 * table of kinds/table.c): tasks[t].kind indexes them. In the arena. */
+	const struct dr_kind *const *kinds;
+	uint32_t n_kinds;
+	struct dr_kvlist outputs;    /* `outputs`: name -> template, what the
+				      * workflow gives back when another runs
+				      * it as a sub-workflow */
+	struct dr_owned *owned;
 };
 
 static inline const char *wf_task_id(const struct dagrun_workflow *wf, uint32_t t)
@@ -237,39 +205,83 @@ enum dr_text_use {
 	DR_USE_NOTEMPLATE,/* a non-shell script body: templates are an error */
 };
 
-/* Calls fn for every string of task t that may hold templates (its own
- * strings only: not `when` or dependency conditions, which are bare
- * expressions). Stops and returns fn's value when it is non-zero. */
+/* Receives one string of task t that may hold templates, and how it is
+ * used; a non-zero return stops the walk. */
 typedef int (*dr_text_fn)(void *ud, uint32_t t, const struct dr_text *text,
 			  enum dr_text_use use);
+
+/* What the model knows of a task kind: the part of its descriptor that
+ * walks its own struct (tasks[t].spec). The loader's part (load/loader.h:
+ * struct load_kind) and the rest (kinds/kind.h: struct kind) embed it;
+ * kinds/table.c lists every kind. */
+/* What a kind feeds a task's fingerprint (sched/fingerprint.c: resume and
+ * rerun tell a changed task) besides the strings each_text visits. */
+struct dr_mix {
+	void (*bytes)(struct dr_mix *m, const void *p, size_t n);
+	void (*text)(struct dr_mix *m, const struct dr_text *x);
+	void (*value)(struct dr_mix *m, const struct dr_value *v);  /* v may be NULL */
+};
+
+struct dr_kind {
+	const char *name;     /* its name: its selecting key ("command", "api",
+			       * "workflow"...), or the `type` naming it ("ai") */
+	uint8_t variant;      /* which of the kinds its executor serves it is
+			       * (an executor may serve several: exec_attempt) */
+	/* Calls fn for each of task t's own strings that may hold templates
+	 * (spec: never NULL when called). Returns fn's first non-zero value,
+	 * or 0. NULL: the kind has none. */
+	int (*each_text)(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn fn,
+			 void *ud);
+	/* Calls fn with the name of each environment variable whose value is
+	 * a secret of task t (an API key), to be masked like secrets.NAME.
+	 * Returns fn's first non-zero value, or 0. NULL: none. */
+	int (*each_secret_env)(const struct dagrun_workflow *wf, uint32_t t,
+			       int (*fn)(void *ud, const char *name), void *ud);
+	/* Calls fn with each workflow task t runs as a sub-workflow (whose
+	 * secrets are the run's too). As above. NULL: none. */
+	int (*each_child)(const struct dagrun_workflow *wf, uint32_t t,
+			  int (*fn)(void *ud, const struct dagrun_workflow *child), void *ud);
+	/* Feeds m the settings of spec (never NULL) that are not such
+	 * strings: numbers, flags, maps (headers, a body). NULL: none. */
+	void (*mix)(const void *spec, struct dr_mix *m);
+};
+
+static inline const struct dr_kind *wf_task_kind(const struct dagrun_workflow *wf, uint32_t t)
+{
+	return wf->kinds[wf->tasks[t].kind];
+}
+
+/* Calls fn for every string of task t that may hold templates: its kind's
+ * (dr_kind.each_text), then its env values and workdir (not `when` or
+ * dependency conditions, which are bare expressions). Stops and returns
+ * fn's value when it is non-zero. */
 int dr_task_each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn fn,
 		      void *ud);
+
+/* Helpers of the each_text hooks: one string (nothing when x or x->s is
+ * NULL), the values of a map of strings, the string leaves of a generic
+ * value (DR_USE_PLAIN). Each returns fn's first non-zero value, or 0. */
+int dr_each_text(uint32_t t, const struct dr_text *x, enum dr_text_use use, dr_text_fn fn,
+		 void *ud);
+int dr_each_kv(uint32_t t, const struct dr_kvlist *kv, enum dr_text_use use, dr_text_fn fn,
+	       void *ud);
+int dr_each_value(uint32_t t, const struct dr_value *v, dr_text_fn fn, void *ud);
+
+/* Has wf free p with free_fn when wf is freed (after wf->graph, before the
+ * rest). Returns 0 or -ENOMEM (p is then not owned). */
+int dr_workflow_own(struct dagrun_workflow *wf, void (*free_fn)(void *), void *p);
 
 /* The line and column of byte `off` of x (UINT32_MAX or past the end: of
  * its start). A block scalar's text starts at its indentation on the line
  * below the indicator, and all its lines share that indentation. */
 void dr_text_position(const struct dr_text *x, uint32_t off, unsigned *line, unsigned *col);
 
-/* Reads the promptFile of ai (which must have one), relative to the
- * workflow's folder: the one reader of validation and run, so both accept
- * and refuse the same files with the same words. It never blocks (a FIFO
- * is refused at once) and reads only a regular file of at most
- * DR_PROMPT_FILE_MAX bytes (util/file.h). Returns 0 with *path (the file
- * as opened: the FILE of template positions in it), *data (NUL-terminated)
- * and *len, all the caller's to free; -ENOMEM; or another -errno with
- * *err, a malloc'd "promptFile 'NAME': WHY" (NULL on OOM) that both report
- * at the promptFile key. */
-int dr_prompt_file_read(const struct dagrun_workflow *wf, const struct dr_ai *ai,
-			char **path, char **data, size_t *len, char **err);
+/* Frees what the model owns (not wf->graph, which must be freed before).
+ * Accepts NULL. */
+void dr_workflow_free(struct dagrun_workflow *wf);
 
-/* Checks every template and expression of wf statically (they compile;
- * tasks.X names an upstream task; variables.X a declared variable; no
- * unknown names), adding errors to diags. Returns 0, -EINVAL or -ENOMEM.
- * It must not read wf->graph: the loader runs it in a second thread while
- * graph_build() builds the graph. */
-int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *diags);
-
-const char *dr_kind_name(enum dr_kind k);
+/* The name of task t's kind ("?" when wf has no kinds: a hand-built model). */
+const char *dr_kind_name(const struct dagrun_workflow *wf, uint32_t t);
 const char *dr_class_name(enum dr_error_class c);
 
 #endif

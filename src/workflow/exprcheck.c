@@ -18,8 +18,8 @@
  * rows plus their own bits, one bit per referenced task, 64 referenced
  * tasks per word, over the window of tasks between the first referenced
  * one and the last reader. The diagnostics are then emitted in the order a
- * single pass finds them. Nothing reads wf->graph: the loader runs this in
- * a thread while graph_build() builds it.
+ * single pass finds them. Nothing reads wf->graph: load.c runs this in a
+ * thread while graph_build() builds it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -30,11 +30,17 @@
 #include "expr/check.h"
 #include "expr/expr.h"
 #include "expr/template.h"
-#include "load/model.h"
-#include "load/suggest.h"
+#include "model/model.h"
+#include "util/suggest.h"
+#include "kinds/kind.h"
 #include "util/diag.h"
+#include "workflow/workflow.h"
 
 #define BITS_MEMORY ((size_t)32 << 20)   /* bytes of bit rows at most */
+
+/* The reader of the workflow's `outputs`, evaluated once the run is over:
+ * it may read any main task. (UINT32_MAX: the workflow's env.) */
+#define T_OUTPUTS (UINT32_MAX - 1)
 
 /* A diagnostic found by the first pass, or a question for the second. */
 struct finding {
@@ -57,7 +63,11 @@ struct name_set {
 };
 
 struct checker {
+	struct kind_checker kc;          /* first: what a kind's check() sees */
 	const struct dagrun_workflow *wf;
+	/* by kind: its check() (kinds/kind.h), or NULL */
+	int (*kind_check[DR_MAX_KINDS])(struct kind_checker *c,
+					const struct dagrun_workflow *wf, uint32_t t);
 	struct dagrun_diags *diags;
 	struct expr_engine *ex;
 	struct finding *found;
@@ -245,6 +255,10 @@ static void check_name(struct checker *c, uint32_t t, const struct dr_text *x,
 			error_at(c, x, off, "the workflow's env cannot read tasks.%s: it applies to "
 				 "every task; set it in the env of the tasks that depend on '%s'",
 				 nm->name, nm->name);
+		} else if (t == T_OUTPUTS) {
+			if (wf->tasks[x_task].hook != DR_HOOK_NONE)
+				error_at(c, x, off, "`outputs` can read main tasks only; '%s' is a "
+					 "hook task, which may not run", nm->name);
 		} else if (x_task == t) {
 			error_at(c, x, off, "task '%s' cannot read its own result", nm->name);
 		} else {
@@ -314,16 +328,6 @@ static void check_template(struct checker *c, uint32_t t, const struct dr_text *
 	tpl_free(&tp);
 }
 
-/* A string used as written: a template in it would reach the program as
- * braces. */
-static void check_verbatim(struct checker *c, const struct dr_text *x, const char *key)
-{
-	const char *open = x && x->s ? memmem(x->s, x->len, "{{", 2) : NULL;
-	if (open)
-		error_at(c, x, (uint32_t)(open - x->s), "'%s' is used as written, it is not a "
-			 "template; pass values through 'env' instead", key);
-}
-
 static int on_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_use use)
 {
 	struct checker *c = ud;
@@ -332,32 +336,24 @@ static int on_text(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_u
 	return c->err || full(c);
 }
 
-/* An AI task's promptFile must be a readable regular file (the run's
- * reader: dr_prompt_file_read), reported at the key as the run reports it,
- * and its templates pass the same checks, reported at their place in that
- * file. */
-static void check_prompt_file(struct checker *c, uint32_t t, const struct dr_ai *ai)
+/* ---- what a kind's check() may call ------------------------------------------ */
+
+static void kc_error(struct kind_checker *kc, const struct dr_text *x, uint32_t off,
+		     const char *msg)
 {
-	const struct dr_text *pf = &ai->prompt_file;
-	if (!pf->s)
-		return;
-	char *path = NULL, *text = NULL, *err = NULL;
-	size_t n = 0;
-	int r = dr_prompt_file_read(c->wf, ai, &path, &text, &n, &err);
-	if (r == -ENOMEM) {
-		c->err = r;
-	} else if (r < 0) {
-		error_at(c, pf, UINT32_MAX, "%s", err);
-	} else {
-		struct dr_text x = {text, (uint32_t)n, 1, 1};
-		c->file = path;
-		check_template(c, t, &x, false);
-		c->file = c->wf->path;
-		c->pos.x = NULL;    /* x is gone: forget its position */
-	}
-	free(err);
-	free(text);
-	free(path);
+	error_at((struct checker *)kc, x, off, "%s", msg);
+}
+
+/* A template read from another file (a promptFile): positions count in
+ * that file, which its diagnostics name. */
+static void kc_template_in(struct kind_checker *kc, uint32_t t, const struct dr_text *x,
+			   const char *path)
+{
+	struct checker *c = (struct checker *)kc;
+	c->file = path;
+	check_template(c, t, x, false);
+	c->file = c->wf->path;
+	c->pos.x = NULL;    /* x is gone: forget its position */
 }
 
 static void check_task(struct checker *c, uint32_t t)
@@ -366,10 +362,9 @@ static void check_task(struct checker *c, uint32_t t)
 	const struct dr_task *k = &wf->tasks[t];
 	if (dr_task_each_text(wf, t, on_text, c))
 		return;
-	if (k->kind == DR_KIND_SCRIPT)
-		check_verbatim(c, &k->spec.script->interpreter, "interpreter");
-	if (k->kind == DR_KIND_AI)   /* (apiKeyEnv: the loader wants a name) */
-		check_prompt_file(c, t, k->spec.ai);
+	int r = c->kind_check[k->kind] && k->spec ? c->kind_check[k->kind](&c->kc, wf, t) : 0;
+	if (r < 0)
+		c->err = r;
 	const struct dr_text *w = k->opts->when;
 	if (w && w->s && !full(c) && !c->err)
 		check_expr(c, t, w, 0, w->len, 0);
@@ -583,12 +578,14 @@ static void emit(struct checker *c)
 	c->errors = errors;
 }
 
-/* See model.h. */
+/* See workflow.h. */
 int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *diags)
 {
-	struct checker c = {.wf = wf, .diags = diags, .marked_for = UINT32_MAX,
-			    .file = wf->path};
+	struct checker c = {.kc = {kc_error, kc_template_in}, .wf = wf, .diags = diags,
+			    .marked_for = UINT32_MAX, .file = wf->path};
 	c.room = diags ? (diags->n < diags->max ? diags->max - diags->n : 0) : 0;
+	for (uint32_t k = 0; k < wf->n_kinds && k < DR_MAX_KINDS; k++)
+		c.kind_check[k] = kind_of(wf->kinds[k])->check;
 	c.direct = calloc(wf->n_tasks + 1, sizeof(*c.direct));
 	if (!c.direct || set_variables(&c) < 0) {
 		c.err = -ENOMEM;
@@ -596,6 +593,8 @@ int dr_check_expressions(const struct dagrun_workflow *wf, struct dagrun_diags *
 	}
 	for (uint32_t i = 0; i < wf->env.n && !c.err && !full(&c); i++)
 		check_template(&c, UINT32_MAX, &wf->env.v[i].value, false);
+	for (uint32_t i = 0; i < wf->outputs.n && !c.err && !full(&c); i++)
+		check_template(&c, T_OUTPUTS, &wf->outputs.v[i].value, false);
 	for (uint32_t t = 0; t < wf->n_tasks && !c.err && !full(&c); t++)
 		check_task(&c, t);
 	if (!c.err)

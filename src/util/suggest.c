@@ -3,7 +3,7 @@
  * Invariant: distances are computed on at most SUGGEST_MAX_LEN bytes with
  * three rows on the stack, so a hint costs no allocation.
  */
-#include "load/suggest.h"
+#include "util/suggest.h"
 
 #include <string.h>
 

@@ -1,7 +1,8 @@
 /* engine.c: the public run API: a scheduler, its executors and its loop.
  *
- * The engine owns one libuv loop, the executors for the kinds this build
- * runs, an async handle through which dagrun_engine_interrupt() reaches the
+ * The engine owns one libuv loop, the executors of the workflow's task
+ * kinds (made from the kinds' table, kinds/kind.h: the engine names no
+ * kind), an async handle through which dagrun_engine_interrupt() reaches the
  * loop from any thread or signal handler, and a private temporary
  * directory for the attempts' $DAGRUN_OUTPUT files. Invariant:
  * dagrun_engine_run() returns only after every handle but the async one is
@@ -31,13 +32,11 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 
-#include "exec/command.h"
+#include "engine/tmpdir.h"
 #include "exec/fake.h"
-#include "exec/ai.h"
-#include "exec/http.h"
 #include "graph/graph.h"
+#include "kinds/kind.h"
 #include "sched/flow.h"
 #include "sched/record.h"
 #include "sched/resume.h"
@@ -58,8 +57,16 @@ struct dagrun_engine {
 	const struct dagrun_workflow *wf;
 	uv_loop_t loop;
 	struct sched s;
-	struct executor *exec[DR_KIND_COUNT];
-	struct executor *owned[3];    /* distinct executors, destroyed in order */
+	struct executor *exec[DR_MAX_KINDS];  /* by task kind (wf->kinds) */
+	/* The distinct executors, in the order they were made (one that
+	 * borrows from another, ai from http, comes after it), destroyed last
+	 * first; def NULL: the fake. */
+	struct {
+		const struct exec_def *def;
+		struct executor *ex;
+	} owned[DR_MAX_KINDS];
+	unsigned n_owned;
+	struct kind_env env;          /* what the executors are made with */
 	struct flow *flow;
 	uv_async_t wake;              /* from dagrun_engine_interrupt(); unref'd */
 	atomic_int irq;               /* IRQ_* requests not yet handled */
@@ -116,21 +123,21 @@ static int make_run_id(dagrun_engine *e, dagrun_diags *d)
 static int check_kinds(dagrun_engine *e, dagrun_diags *d)
 {
 	const struct dagrun_workflow *wf = e->wf;
-	uint32_t first[DR_KIND_COUNT], count[DR_KIND_COUNT] = {0};
+	uint32_t first[DR_MAX_KINDS], count[DR_MAX_KINDS] = {0};
 	for (uint32_t t = 0; t < wf->n_tasks; t++) {
 		unsigned k = wf->tasks[t].kind;
-		if (k < DR_KIND_COUNT && !e->exec[k] && !count[k]++)
+		if (k < DR_MAX_KINDS && !e->exec[k] && !count[k]++)
 			first[k] = t;
 	}
 	int r = 0;
-	for (unsigned k = 0; k < DR_KIND_COUNT; k++) {
+	for (unsigned k = 0; k < DR_MAX_KINDS; k++) {
 		if (!count[k])
 			continue;
 		const struct dr_task *t = &wf->tasks[first[k]];
 		diag_add(d, DAGRUN_ERROR, wf->path, t->line, t->col,
 			 "task '%s'%s: this build of dagrun cannot run `%s` tasks",
 			 wf_task_id(wf, first[k]), count[k] > 1 ? " (and others)" : "",
-			 dr_kind_name((enum dr_kind)k));
+			 dr_kind_name(wf, first[k]));
 		r = -ENOTSUP;
 	}
 	return r;
@@ -186,36 +193,75 @@ static char *run_summary(void *ud, const struct exec_attempt *a)
 	return text;
 }
 
+/* kind_env.executor: the executor of def, made on first use. */
+static int env_executor(struct kind_env *env, const struct exec_def *def, struct executor **out)
+{
+	dagrun_engine *e = env->engine;
+	for (unsigned i = 0; i < e->n_owned; i++)
+		if (e->owned[i].def == def) {
+			*out = e->owned[i].ex;
+			return 0;
+		}
+	if (e->n_owned == DR_MAX_KINDS)
+		return -ENOMEM;
+	struct executor *ex = NULL;
+	int r = def->make(env, &ex);
+	if (r < 0)
+		return r;
+	e->owned[e->n_owned].def = def;
+	e->owned[e->n_owned++].ex = ex;
+	*out = ex;
+	return 0;
+}
+
+/* kind_env.executor_of: the executor of kind k (a sub-workflow's tasks
+ * run on the engine's executors). */
+static struct executor *env_executor_of(struct kind_env *env, const struct dr_kind *k)
+{
+	dagrun_engine *e = env->engine;
+	if (e->opts.fake)
+		return e->owned[0].ex;
+	for (uint32_t i = 0; i < e->wf->n_kinds; i++)
+		if (e->wf->kinds[i] == k)
+			return e->exec[i];
+	return NULL;
+}
+
+/* The executor of every kind of the workflow (the fake for all, in a fake
+ * run), each distinct one made once. */
 static int make_executors(dagrun_engine *e)
 {
+	const struct dagrun_workflow *wf = e->wf;
+	e->env = (struct kind_env){
+		.loop = &e->loop, .wf = wf, .run_id = e->run_id, .summary = run_summary,
+		.summary_ud = e, .executor = env_executor, .executor_of = env_executor_of,
+		.engine = e,
+	};
 	if (e->opts.fake) {
 		struct executor *f = fake_executor_new(&e->loop, NULL, NULL);
 		if (!f)
 			return -ENOMEM;
-		e->owned[0] = f;
-		for (int k = 0; k < DR_KIND_COUNT; k++)
+		e->owned[e->n_owned++].ex = f;
+		for (int k = 0; k < DR_MAX_KINDS; k++)
 			e->exec[k] = f;
 		return 0;
 	}
-	struct executor *c = command_executor_new(&e->loop);
-	if (!c)
-		return -ENOMEM;
-	e->owned[0] = c;
-	e->exec[DR_KIND_COMMAND] = c;
-	e->exec[DR_KIND_SCRIPT] = c;
-	struct executor *h = http_executor_new(&e->loop, NULL);
-	if (!h)
-		return -ENOMEM;
-	e->owned[2] = h;   /* last: the AI executor borrows its client */
-	e->exec[DR_KIND_API] = h;
-	e->exec[DR_KIND_WEBHOOK] = h;
-	http_executor_set_summary(h, run_summary, e);
-	struct executor *ai = ai_executor_new(&e->loop, http_executor_client(h));
-	if (!ai)
-		return -ENOMEM;
-	e->owned[1] = ai;
-	e->exec[DR_KIND_AI] = ai;
+	for (uint32_t k = 0; k < wf->n_kinds && k < DR_MAX_KINDS; k++) {
+		const struct exec_def *def = kind_of(wf->kinds[k])->exec;
+		int r = def ? env_executor(&e->env, def, &e->exec[k]) : 0;
+		if (r < 0)
+			return r;
+	}
 	return 0;
+}
+
+/* Destroys the executors, last made first. */
+static void destroy_executors(dagrun_engine *e)
+{
+	while (e->n_owned) {
+		struct executor *ex = e->owned[--e->n_owned].ex;
+		ex->ops->destroy(ex);
+	}
 }
 
 static void on_wake(uv_async_t *h);
@@ -245,6 +291,7 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 		goto fail_loop;
 	unsigned par = e->opts.max_parallel ? e->opts.max_parallel
 		       : wf->max_parallel ? wf->max_parallel : cpu_count();
+	e->env.max_parallel = par;
 	if ((r = sched_init(&e->s, wf, &e->loop, e->exec, par, e->run_id,
 			    (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32))) < 0)
 		goto fail_loop;
@@ -252,13 +299,12 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	if (!e->opts.fake && (r = flow_new(&e->flow, wf, &fo, diags)) < 0)
 		goto fail_loop;
 	e->s.flow = e->flow;
+	e->env.flow = e->flow;
 	*out = e;
 	return 0;
 fail_loop:
 	sched_free(&e->s);
-	for (int i = 0; i < 3; i++)
-		if (e->owned[i])
-			e->owned[i]->ops->destroy(e->owned[i]);
+	destroy_executors(e);
 	uv_close((uv_handle_t *)&e->wake, NULL);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&e->loop);
@@ -372,99 +418,22 @@ static void on_prepare(uv_prepare_t *h)
 	uv_prepare_stop(h);
 	uv_close((uv_handle_t *)h, NULL);
 	signals_stop(e);
-	for (int i = 0; i < 3; i++)
-		if (e->owned[i]) {
-			e->owned[i]->ops->destroy(e->owned[i]);
-			e->owned[i] = NULL;
-		}
+	destroy_executors(e);
 }
 
 static int make_tmpdir(dagrun_engine *e)
 {
-	const char *base = getenv("TMPDIR");
-	if (!base || !*base)
-		base = "/tmp";
-	if (snprintf(e->tmpdir, sizeof(e->tmpdir), "%.40s/dagrun-XXXXXX", base) >= (int)sizeof(e->tmpdir))
-		return -ENAMETOOLONG;
-	if (!mkdtemp(e->tmpdir))
-		return -errno;
+	int r = tmpdir_make(e->tmpdir, sizeof(e->tmpdir));
+	if (r < 0)
+		return r;
 	e->s.tmpdir = e->tmpdir;
+	e->env.tmpdir = e->tmpdir;
 	return 0;
 }
 
-#define TMPDIR_DEPTH_MAX 32   /* levels of a tree a task left that we remove;
-				* the warning below says 32 */
-
-static int empty_dir(int fd, int depth);
-
-/* Removes the directory name in parent (depth levels below the top) and
- * what it holds. It is opened relative to its parent without following a
- * symbolic link (O_NOFOLLOW | O_DIRECTORY: a link a task put there, even in
- * place of a directory, is never followed) and made writable (a task may
- * have made it read-only). Returns 0 or -errno (-E2BIG: too deep, a code
- * none of the calls here returns). */
-static int remove_subdir(int parent, const char *name, int depth)
-{
-	if (depth >= TMPDIR_DEPTH_MAX)
-		return -E2BIG;
-	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	(void)fchmod(fd, S_IRWXU);
-	int r = empty_dir(fd, depth + 1);
-	if (r == 0 && unlinkat(parent, name, AT_REMOVEDIR) < 0)
-		r = -errno;
-	return r;
-}
-
-/* Removes every entry of the directory open as fd (closed here): unlinked
- * (a link itself, never its target), or, when unlink says EISDIR, removed
- * as a directory. Returns 0, or the first -errno (what failed is left, the
- * rest removed). */
-static int empty_dir(int fd, int depth)
-{
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	int r = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		const char *n = de->d_name;
-		if (n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2])))
-			continue;
-		int e = unlinkat(dirfd(d), n, 0) == 0 ? 0 : -errno;
-		if (e == -EISDIR)
-			e = remove_subdir(dirfd(d), n, depth);
-		if (e < 0 && !r)
-			r = e;
-	}
-	closedir(d);
-	return r;
-}
-
-/* Removes the run's temporary directory and whatever tasks left in it
- * ($DAGRUN_OUTPUT made a directory, a tree, links). The directory itself
- * is opened without following a link too: a task that replaced it by a
- * link to elsewhere gets its link removed, not the target emptied.
- * Returns 0 or the first -errno (the directory is then left). */
 static int remove_tmpdir(dagrun_engine *e)
 {
-	if (!e->tmpdir[0])
-		return 0;
-	int r = 0, fd = open(e->tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		r = errno == ENOENT ? 0 : unlink(e->tmpdir) == 0 ? 0 : -errno;
-	} else {
-		r = empty_dir(fd, 0);
-		if (rmdir(e->tmpdir) < 0 && !r)
-			r = -errno;
-	}
-	if (r == 0)
-		e->tmpdir[0] = '\0';
-	return r;
+	return tmpdir_remove(e->tmpdir);
 }
 
 static int start_recording(dagrun_engine *e);
@@ -474,9 +443,8 @@ int dagrun_engine_run(dagrun_engine *e)
 	if (e->ran)
 		return -EALREADY;
 	e->ran = true;
-	int r;
+	int r = 0;
 	unsigned flags = e->opts.process_flags;
-	struct executor *cmd = e->opts.fake ? NULL : e->exec[DR_KIND_COMMAND];
 	if (flags & ~(unsigned)(DAGRUN_PROC_SUBREAPER | DAGRUN_PROC_SIGNALS))
 		return -EINVAL;
 	/* A run that cannot be recorded does not start. */
@@ -485,11 +453,15 @@ int dagrun_engine_run(dagrun_engine *e)
 	if (!e->opts.fake && (r = make_tmpdir(e)) < 0)
 		return r;
 	/* Before any task: the tasks die with us, even if we are SIGKILLed;
-	 * and, on request, what escapes their groups is ours to reap and kill. */
-	if (cmd && e->rec)
-		command_executor_hold(cmd, record_lock_fd(e->rec));
-	if (cmd && (((flags & DAGRUN_PROC_SUBREAPER) && (r = command_executor_adopt(cmd)) < 0) ||
-		    (r = command_executor_guard(cmd, e->run_id)) < 0)) {
+	 * and, on request, what escapes their groups is ours to reap and kill
+	 * (the executor of processes does both: executor_ops.begin). */
+	int hold = e->rec ? record_lock_fd(e->rec) : -1;
+	for (unsigned i = 0; i < e->n_owned && !e->opts.fake && r == 0; i++) {
+		struct executor *ex = e->owned[i].ex;
+		if (ex->ops->begin)
+			r = ex->ops->begin(ex, e->run_id, flags, hold);
+	}
+	if (r < 0) {
 		remove_tmpdir(e);
 		return r;
 	}
@@ -656,9 +628,7 @@ void dagrun_engine_free(dagrun_engine *e)
 {
 	if (!e)
 		return;
-	for (int i = 0; i < 3; i++)
-		if (e->owned[i])
-			e->owned[i]->ops->destroy(e->owned[i]);
+	destroy_executors(e);
 	uv_close((uv_handle_t *)&e->wake, NULL);
 	record_detach(e->rec);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
