@@ -365,7 +365,11 @@ int dagrun_engine_interrupt(dagrun_engine *e, int hard);
 
 /* The dry run: writes, one id per line, the order in which tasks would
  * start with one worker and every task succeeding (then `# onSuccess` and
- * `# onExit` with theirs); runs nothing. Returns 0 or -errno. */
+ * `# onExit` with theirs); runs nothing. With a state directory, the order
+ * is fed by history; a store that cannot be read for it (older, locked,
+ * corrupt: it is opened read-only, never changed) makes a first line
+ * `# history not used (...): REASON` and the plan goes on without it.
+ * Returns 0 or -errno. */
 int dagrun_engine_plan(dagrun_engine *e, FILE *out);
 
 /* Why the last dagrun_engine_run() or dagrun_engine_plan() of e failed

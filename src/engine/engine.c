@@ -584,11 +584,12 @@ int dagrun_engine_plan(dagrun_engine *e, FILE *out)
 	int r = 0;
 	if (e->opts.state_dir) {
 		char *err = NULL;
-		if ((r = record_plan_weights(e->opts.state_dir, wf, &e->s, &err)) < 0) {
-			free(e->errmsg);
-			e->errmsg = err;
-			return r;
-		}
+		/* A plan is read-only: a store it cannot read (an older schema
+		 * it may not upgrade, a locked or corrupt file) costs it the
+		 * history-fed order, not the plan; it says so. */
+		if (record_plan_weights(e->opts.state_dir, wf, &e->s, &err) < 0)
+			fprintf(out, "# history not used (order by declared weights): %s\n",
+				err ? err : "the state store cannot be read");
 		free(err);
 	}
 	uint32_t *waiting = malloc((wf->n_tasks + 1) * sizeof(*waiting));

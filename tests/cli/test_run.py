@@ -305,6 +305,29 @@ class RunTest(harness.TempDirTest):
         self.assertEqual(r.stdout.split(), ["c", "a", "b"])
         self.assertFalse(os.path.exists(self.log))
 
+    def test_dry_run_plans_without_history_when_the_store_cannot_be_read(self):
+        # A dry run opens the state store read-only for history; one it
+        # cannot read (here not a database at all) costs it the history,
+        # said in a comment line, not the plan; the file is left untouched.
+        wf = self.write("""\
+            name: dryhist
+            tasks:
+              - {id: a, command: "true"}
+              - {id: b, command: "true", dependencies: [a]}
+            """)
+        state = os.path.join(os.path.dirname(wf), "foreign-state")
+        os.makedirs(state, exist_ok=True)
+        db = os.path.join(state, "state.db")
+        with open(db, "wb") as f:
+            f.write(b"not a database" * 100)
+        r = self.run_wf(wf, "--dry-run", "--state", state)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertTrue(lines[0].startswith("# history not used"), r.stdout)
+        self.assertEqual(lines[1:], ["a", "b"])
+        with open(db, "rb") as f:
+            self.assertEqual(f.read(), b"not a database" * 100)
+
     def test_json_log_has_one_object_per_event_with_the_fields(self):
         wf = self.write("""\
             name: json
