@@ -35,6 +35,8 @@
 #define FLUSH_WAIT_MS 2000       /* at stop: for the pending records */
 #define SWEEP_WAIT_MS 5000       /* at stop: for the watchdog's sweep */
 #define SCAN_PASSES 50           /* /proc sweeps while they still find some */
+#define EXEC_WAIT_MS 2000        /* more sweeps while a process is mid-execve */
+#define PF_KTHREAD 0x00200000    /* stat flags: a kernel thread (linux/sched.h) */
 
 struct rec {
 	int32_t op;
@@ -174,25 +176,38 @@ static void kill_groups(struct set *s)
 	}
 }
 
-/* Whether the environment of process `name` (a /proc entry) holds the
- * entry needle[0..len) (NAME=VALUE and its NUL), matched at entry starts. */
-static bool env_has(int procfd, const char *name, const char *needle, size_t len)
+enum env { ENV_OTHER, ENV_MARKED, ENV_EMPTY, ENV_PENDING };
+
+/* path = "<name>/<leaf>" (name: a /proc entry, at most 20 characters). */
+static void proc_path(char path[48], const char *name, const char *leaf)
 {
-	char path[48], buf[4096];
-	size_t n = 0;
+	size_t n = 0, k = 0;
 	while (name[n] && n < 20) {
 		path[n] = name[n];
 		n++;
 	}
-	memcpy(path + n, "/environ", sizeof("/environ"));
+	path[n++] = '/';
+	while (leaf[k] && k < 20)
+		path[n++] = leaf[k++];
+	path[n] = '\0';
+}
+
+/* What the environment of process `name` (a /proc entry) reads as: holds
+ * the entry needle[0..len) (NAME=VALUE and its NUL, matched at entry
+ * starts), reads nothing at all, or else (unreadable, another value). */
+static enum env env_of(int procfd, const char *name, const char *needle, size_t len)
+{
+	char path[48], buf[4096];
+	proc_path(path, name, "environ");
 	int fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
+		return ENV_OTHER;
 	size_t at = 0;          /* bytes of needle matched in this entry */
 	bool in = true;         /* this entry still matches so far */
-	bool found = false;
+	bool found = false, any = false;
 	ssize_t got;
 	while (!found && (got = read(fd, buf, sizeof(buf))) > 0) {
+		any = true;
 		for (ssize_t i = 0; i < got && !found; i++) {
 			char c = buf[i];
 			if (in && c == needle[at]) {
@@ -208,19 +223,90 @@ static bool env_has(int procfd, const char *name, const char *needle, size_t len
 		}
 	}
 	close(fd);
-	return found;
+	return found ? ENV_MARKED : any ? ENV_OTHER : ENV_EMPTY;
 }
+
+/* Reads the stat file at path (relative to dirfd) into field[3..51], the
+ * numeric fields by their number in proc(5), and *state (field 3).
+ * Returns false if it cannot be read or is cut short. */
+static bool read_stat(int dirfd, const char *path, unsigned long field[52], char *state)
+{
+	char buf[1024];
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	char *p = NULL;
+	for (char *q = buf; *q; q++)
+		if (*q == ')')
+			p = q;   /* comm may hold ')': the last one ends it */
+	if (!p || p[1] != ' ' || !p[2])
+		return false;
+	*state = p[2];
+	int f = 2;
+	for (p++; *p && f < 51;) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		f++;
+		unsigned long v = 0;
+		for (; *p >= '0' && *p <= '9'; p++)
+			v = v * 10 + (unsigned long)(*p - '0');
+		while (*p && *p != ' ')
+			p++;
+		field[f] = v;
+	}
+	return f == 51;
+}
+
+/* env_of(), except that a process caught inside execve() is ENV_PENDING:
+ * from the moment execve() lets go of the old memory until the ELF loader
+ * sets the new environment's bounds, environ reads empty (the time for
+ * the loader to map the program and its interpreter: under load,
+ * milliseconds; a parent's posix_spawn() has returned by then). It is
+ * told apart from what has no environment for good (a kernel thread, a
+ * zombie, an emptied environment) by env_end, stat field 51, still 0. */
+static enum env examine(int procfd, const char *name, const char *needle, size_t len)
+{
+	for (int tries = 0; tries < 2; tries++) {
+		enum env e = env_of(procfd, name, needle, len);
+		if (e != ENV_EMPTY)
+			return e;
+		char path[48], state = 0;
+		unsigned long field[52] = {0};
+		proc_path(path, name, "stat");
+		if (!read_stat(procfd, path, field, &state) || state == 'Z' || state == 'X' ||
+		    (field[9] & PF_KTHREAD))
+			return ENV_OTHER;   /* gone, dead or a kernel thread */
+		if (!field[51])
+			return ENV_PENDING;
+		/* The bounds are set: execve() has just ended (read again), or
+		 * the environment is empty. */
+	}
+	return ENV_OTHER;
+}
+
+struct pass {
+	int killed;     /* processes signalled */
+	int pending;    /* processes inside execve(): look again */
+};
 
 /* One sweep of /proc: SIGKILLs every process but us carrying the marker.
  * Through a pidfd taken before reading the environment, so a pid reused
- * meanwhile is never signalled. Returns how many were signalled. */
-static int sweep(const char *needle, size_t len)
+ * meanwhile is never signalled. Returns how many were signalled, and how
+ * many could not be judged yet. */
+static struct pass sweep(const char *needle, size_t len)
 {
+	struct pass r = {0, 0};
 	int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (procfd < 0)
-		return 0;
+		return r;
 	pid_t self = getpid(), parent = getppid();   /* not the engine either */
-	int killed = 0;
 	char buf[8192];
 	long n;
 	while ((n = syscall(SYS_getdents64, procfd, buf, sizeof(buf))) > 0) {
@@ -236,19 +322,43 @@ static int sweep(const char *needle, size_t len)
 			int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 			if (pidfd < 0 && errno != ENOSYS)
 				continue;   /* gone already */
-			if (env_has(procfd, d->d_name, needle, len)) {
+			enum env e = examine(procfd, d->d_name, needle, len);
+			if (e == ENV_MARKED) {
 				if (pidfd >= 0)
 					syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
 				else
 					kill(pid, SIGKILL);
-				killed++;
+				r.killed++;
+			} else if (e == ENV_PENDING) {
+				r.pending++;
 			}
 			if (pidfd >= 0)
 				close(pidfd);
 		}
 	}
 	close(procfd);
-	return killed;
+	return r;
+}
+
+/* Sweeps, 10 ms apart, while a sweep signals some (at most SCAN_PASSES
+ * such sweeps) or finds a process inside execve() (for at most
+ * EXEC_WAIT_MS): a process that a sweep could not judge is judged by a
+ * later one. Returns how many processes were signalled. */
+static int sweep_all(const char *needle, size_t len)
+{
+	uint64_t deadline = clock_mono_ms() + EXEC_WAIT_MS;
+	int total = 0;
+	for (int kills = 0;;) {
+		struct pass p = sweep(needle, len);
+		total += p.killed;
+		kills += p.killed > 0;
+		if (!(p.killed && kills < SCAN_PASSES) &&
+		    !(p.pending && clock_mono_ms() < deadline))
+			break;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return total;
 }
 
 /* Zeroes our own initial environment block, where /proc/self/environ reads
@@ -256,38 +366,11 @@ static int sweep(const char *needle, size_t len)
  * started this one (a nested dagrun) never kills it before it has swept. */
 static void scrub_environment(void)
 {
-	char buf[1024];
-	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	char *p = NULL;
-	for (char *q = buf; *q; q++)
-		if (*q == ')')
-			p = q;   /* comm may hold ')': the last one ends it */
-	if (!p)
-		return;
-	/* Fields after comm start at 3 (state); env_start, env_end are 50, 51. */
 	unsigned long field[52] = {0};
-	int f = 2;
-	for (p++; *p && f < 51;) {
-		while (*p == ' ')
-			p++;
-		if (!*p)
-			break;
-		f++;
-		unsigned long v = 0;
-		for (; *p >= '0' && *p <= '9'; p++)
-			v = v * 10 + (unsigned long)(*p - '0');
-		while (*p && *p != ' ')
-			p++;
-		field[f] = v;
-	}
-	if (f == 51 && field[50] && field[51] > field[50])
+	char state;
+	/* env_start, env_end: fields 50, 51. */
+	if (read_stat(AT_FDCWD, "/proc/self/stat", field, &state) && field[50] &&
+	    field[51] > field[50])
 		for (volatile char *c = (char *)field[50]; c < (char *)field[51]; c++)
 			*c = '\0';
 }
@@ -386,12 +469,8 @@ static __attribute__((noreturn)) void watchdog_main(int rfd, int hold, const cha
 		have -= i;
 	}
 	kill_groups(&set);
-	if (len) {
-		for (int pass = 0; pass < SCAN_PASSES && sweep(needle, len) > 0; pass++) {
-			struct timespec ts = {0, 10 * 1000 * 1000};
-			nanosleep(&ts, NULL);
-		}
-	}
+	if (len)
+		sweep_all(needle, len);
 	_exit(0);
 }
 
@@ -611,17 +690,7 @@ static void stop(struct watchdog *w, bool cancel)
 
 int watchdog_sweep(const char *marker)
 {
-	size_t len = strlen(marker) + 1;   /* with its NUL */
-	int total = 0;
-	for (int pass = 0; pass < SCAN_PASSES; pass++) {
-		int n = sweep(marker, len);
-		if (!n)
-			break;
-		total += n;
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	return total;
+	return sweep_all(marker, strlen(marker) + 1);   /* with its NUL */
 }
 
 void watchdog_stop(struct watchdog *w)

@@ -6,7 +6,8 @@
  * SIGKILL, or closed it at the normal end) it SIGKILLs every group still
  * announced, then every process whose environment carries the marker
  * (NAME=VALUE, e.g. DAGRUN_RUN_ID=<id>), which catches descendants that
- * left their group (setsid), and exits. Invariants:
+ * left their group (setsid), and exits. A process met inside execve()
+ * (environment not readable yet) is looked at again, never passed over. Invariants:
  *  - writing never blocks and never raises SIGPIPE: the write end is
  *    non-blocking with a large pipe buffer, what does not fit waits in a
  *    pending buffer flushed when the pipe is writable (a poll handle on the
@@ -47,9 +48,11 @@ int watchdog_start(uv_loop_t *loop, const char *marker, int hold_fd,
 
 /* In this process: SIGKILLs every process but this one and its parent
  * whose environment holds the entry `marker` (NAME=VALUE), the watchdog's
- * own sweep, repeated while a pass finds some (at most 50 passes, 10 ms
- * apart). For finding what a run that died left behind (resume). Returns
- * how many processes were signalled. */
+ * own sweep, repeated 10 ms apart while a pass finds some (at most 50
+ * such passes) or a process inside execve(), whose environment cannot be
+ * read yet (for at most 2 s). Blocks meanwhile. For finding what a run
+ * that died left behind (resume). Returns how many processes were
+ * signalled (one that takes a moment to die may count twice). */
 int watchdog_sweep(const char *marker);
 
 /* Makes room, before starting a process group, for announcing it now and

@@ -1108,15 +1108,22 @@ struct held {
 	pid_t pid;
 };
 
-/* A `sleep 300` in its own group, on an unguarded runner: only the
- * watchdog under test knows of it. envp may be NULL. */
-static void start_held(struct held *h, char **envp)
+/* Starts a `sleep 300` in its own group on h's runner (set up already),
+ * an unguarded one: only the watchdog under test knows of it. envp may be
+ * NULL. posix_spawn() returns while the child is still inside execve(),
+ * its new environment not yet readable in /proc. */
+static void spawn_held(struct held *h, char **envp)
 {
-	setup_run(&h->x);
 	struct proc_opts o = opts_for(&h->x, (char *[]){"sleep", "300", NULL});
 	o.envp = envp;
 	start(&h->x, &o);
 	h->pid = proc_pid(h->x.p);
+}
+
+static void start_held(struct held *h, char **envp)
+{
+	setup_run(&h->x);
+	spawn_held(h, envp);
 }
 
 /* Ends a held sleep: by the watchdog (killed) or by us; returns how it died. */
@@ -1187,6 +1194,10 @@ static void test_pending_records_reach_the_watchdog_in_order(void **state)
 	check_pending_order(false);
 }
 
+/* The watchdog, ready before the processes start, sweeps as soon as they
+ * have: it meets them inside execve() (environ reads empty) or after, and
+ * takes the marked one either way. Rounds, as each catches a different
+ * moment. */
 static void test_watchdog_sweeps_marked_processes_it_was_not_told_of(void **state)
 {
 	(void)state;
@@ -1194,15 +1205,36 @@ static void test_watchdog_sweeps_marked_processes_it_was_not_told_of(void **stat
 	snprintf(entry, sizeof(entry), "H9_SWEEP=%d-%ld", (int)getpid(), (long)time(NULL));
 	char *marked_env[] = {"PATH=/usr/bin:/bin", entry, NULL};
 	char *plain_env[] = {"PATH=/usr/bin:/bin", "H9_SWEEP=other", NULL};
-	struct held a, b;
-	start_held(&a, marked_env);
-	start_held(&b, plain_env);
-	struct watchdog *w;
-	assert_int_equal(watchdog_start(a.x.loop, entry, -1, &w), 0);
-	watchdog_stop(w);
-	await_held(&a, 30000);
-	assert_int_equal(end_held(&a), SIGKILL);
-	assert_int_equal(end_held(&b), -1);   /* another marker: left alone */
+	for (int round = 0; round < 10; round++) {
+		struct held a, b;
+		setup_run(&a.x);
+		setup_run(&b.x);
+		struct watchdog *w;
+		assert_int_equal(watchdog_start(a.x.loop, entry, -1, &w), 0);
+		spawn_held(&b, plain_env);
+		spawn_held(&a, marked_env);
+		watchdog_stop(w);
+		await_held(&a, 30000);
+		assert_int_equal(end_held(&a), SIGKILL);
+		assert_int_equal(end_held(&b), -1);   /* another marker: left alone */
+	}
+}
+
+/* The same in this process (resume's sweep): a sweep right after the
+ * spawn meets the process inside execve() and waits for its environment. */
+static void test_sweep_judges_a_process_caught_inside_execve(void **state)
+{
+	(void)state;
+	char entry[64];
+	snprintf(entry, sizeof(entry), "H9_EXEC=%d-%ld", (int)getpid(), (long)time(NULL));
+	char *marked_env[] = {"PATH=/usr/bin:/bin", entry, NULL};
+	for (int round = 0; round < 10; round++) {
+		struct held a;
+		start_held(&a, marked_env);
+		assert_true(watchdog_sweep(entry) >= 1);   /* a dying process may count twice */
+		await_held(&a, 30000);
+		assert_int_equal(end_held(&a), SIGKILL);
+	}
 }
 
 static void test_cancelled_watchdog_kills_nothing(void **state)
@@ -1286,6 +1318,7 @@ int main(void)
 		cmocka_unit_test(test_runner_without_pidfd_polls_for_exits_and_its_watchdog),
 		cmocka_unit_test(test_pending_records_reach_the_watchdog_in_order),
 		cmocka_unit_test(test_watchdog_sweeps_marked_processes_it_was_not_told_of),
+		cmocka_unit_test(test_sweep_judges_a_process_caught_inside_execve),
 		cmocka_unit_test(test_cancelled_watchdog_kills_nothing),
 		cmocka_unit_test(test_spawn_failures_return_errno_and_no_callback),
 		cmocka_unit_test(test_path_comes_from_the_child_environment),
