@@ -6,6 +6,8 @@
  * are.
  */
 #include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -128,18 +130,6 @@ void hist_fmt_time(uint64_t ms, char *buf, size_t n)
 	struct tm tm;
 	if (!ms || !localtime_r(&sec, &tm) || !strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm))
 		snprintf(buf, n, "-");
-}
-
-void hist_fmt_bytes(uint64_t n, char *buf, size_t size)
-{
-	if (n < 1024)
-		snprintf(buf, size, "%llu B", (unsigned long long)n);
-	else if (n < (1u << 20))
-		snprintf(buf, size, "%.1f KiB", (double)n / 1024);
-	else if (n < (1u << 30))
-		snprintf(buf, size, "%.1f MiB", (double)n / (1 << 20));
-	else
-		snprintf(buf, size, "%.1f GiB", (double)n / (1 << 30));
 }
 
 void hist_fmt_signal(int sig, char *buf, size_t n)
@@ -400,4 +390,20 @@ void hist_table_free(struct hist_table *t)
 		free(t->cell[i]);
 	free(t->cell);
 	memset(t, 0, sizeof(*t));
+}
+
+int hist_operands(const char *cmd, int argc, char **argv, const char *usage,
+		  const struct hist_common *c, const char **workflow)
+{
+	if (argc - optind > 1) {
+		fputs(usage, stderr);
+		return -1;
+	}
+	if (optind < argc)
+		*workflow = argv[optind];
+	if (c->state && !*c->state) {
+		fprintf(stderr, "dagrun %s: --state takes a directory\n", cmd);
+		return -1;
+	}
+	return 0;
 }

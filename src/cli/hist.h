@@ -30,6 +30,12 @@ struct hist_common {
  * a usage message naming cmd. */
 int hist_parse_format(const char *cmd, const char *arg, struct hist_common *c);
 
+/* After getopt: at most one operand, the WORKFLOW (*workflow, left alone
+ * when absent), and a --state that is not empty. Prints usage or the
+ * error for cmd and returns -1 when not, else 0. */
+int hist_operands(const char *cmd, int argc, char **argv, const char *usage,
+		  const struct hist_common *c, const char **workflow);
+
 /* Opens the store of dir (read-only unless write). Returns 0 and *out;
  * -ENOENT when nothing was recorded in dir (the state directory or its
  * database does not exist; nothing printed, nothing created); any other
@@ -63,8 +69,6 @@ void hist_fmt_ms(uint64_t ms, char *buf, size_t n);
 /* A wall-clock time (ms since the epoch) in local time,
  * "2025-03-01 14:03:22"; "-" for 0. */
 void hist_fmt_time(uint64_t ms, char *buf, size_t n);
-/* A size: "512 B", "1.5 KiB", "3.0 MiB". */
-void hist_fmt_bytes(uint64_t n, char *buf, size_t size);
 /* A signal number as "SIGTERM" (or "signal N"). */
 void hist_fmt_signal(int sig, char *buf, size_t n);
 

@@ -287,14 +287,14 @@ static void note_end(struct logs *l, size_t i)
 		header(l, i);
 		if (!l->bol)
 			put(l, "\n", 1);
-		hist_fmt_bytes(s->cut, sz, sizeof(sz));
+		text_fmt_bytes(s->cut, sz, sizeof(sz));
 		printf("[dagrun: %s more of this stream was written but not kept: over the "
 		       "log's cap]\n", sz);
 		l->bol = true;
 	}
 	if (s->logged > s->off) {
 		struct buf b = BUF_INIT;
-		hist_fmt_bytes(s->logged - s->off, sz, sizeof(sz));
+		text_fmt_bytes(s->logged - s->off, sz, sizeof(sz));
 		if (!hist_esc(&b, task_id(l, s->task)))
 			fprintf(stderr, "dagrun logs: %s, attempt %u, %s: %s of its log %s\n",
 				b.data ? b.data : "", s->attempt, stream_name[s->stream], sz,

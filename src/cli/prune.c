@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "cli/hist.h"
 #include "load/duration.h"
+#include "util/text.h"
 
 static const char usage[] =
 	"usage: dagrun prune [OPTIONS] [WORKFLOW]\n"
@@ -102,17 +103,7 @@ static int parse_args(int argc, char **argv, struct prune_args *a)
 		default: fputs(usage, stderr); return -1;
 		}
 	}
-	if (argc - optind > 1) {
-		fputs(usage, stderr);
-		return -1;
-	}
-	if (optind < argc)
-		a->workflow = argv[optind];
-	if (a->c.state && !*a->c.state) {
-		fprintf(stderr, "dagrun prune: --state takes a directory\n");
-		return -1;
-	}
-	return 0;
+	return hist_operands("prune", argc, argv, usage, &a->c, &a->workflow);
 }
 
 static int by_id(const void *x, const void *y)
@@ -158,7 +149,7 @@ static int print_text(const struct prune_args *a, const struct store_prune_resul
 	}
 	int e = hist_table_print(&t, f);
 	hist_table_free(&t);
-	hist_fmt_bytes(res->log_bytes, sz, sizeof(sz));
+	text_fmt_bytes(res->log_bytes, sz, sizeof(sz));
 	if (a->dry_run)
 		fprintf(f, "would remove %u run%s (%s of logs); nothing removed (--dry-run)\n",
 			res->runs, res->runs == 1 ? "" : "s", sz);

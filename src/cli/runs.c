@@ -100,17 +100,7 @@ static int runs_parse(int argc, char **argv, struct runs_args *a)
 		default: fputs(runs_usage, stderr); return -1;
 		}
 	}
-	if (argc - optind > 1) {
-		fputs(runs_usage, stderr);
-		return -1;
-	}
-	if (optind < argc)
-		a->workflow = argv[optind];
-	if (a->c.state && !*a->c.state) {
-		fprintf(stderr, "dagrun runs: --state takes a directory\n");
-		return -1;
-	}
-	return 0;
+	return hist_operands("runs", argc, argv, runs_usage, &a->c, &a->workflow);
 }
 
 /* Duration of a run for the table: to its end, or so far while it runs. */

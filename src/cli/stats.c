@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "cli/hist.h"
 #include "load/duration.h"
+#include "util/text.h"
 
 static const char usage[] =
 	"usage: dagrun stats [OPTIONS] [WORKFLOW]\n"
@@ -86,17 +87,7 @@ static int parse_args(int argc, char **argv, struct stats_args *a)
 		default: fputs(usage, stderr); return -1;
 		}
 	}
-	if (argc - optind > 1) {
-		fputs(usage, stderr);
-		return -1;
-	}
-	if (optind < argc)
-		a->workflow = argv[optind];
-	if (a->c.state && !*a->c.state) {
-		fprintf(stderr, "dagrun stats: --state takes a directory\n");
-		return -1;
-	}
-	return 0;
+	return hist_operands("stats", argc, argv, usage, &a->c, &a->workflow);
 }
 
 /* ---- the numbers ------------------------------------------------------------- */
@@ -239,7 +230,7 @@ static int text_tasks(const struct wf_view *v, FILE *f)
 		ms_or_dash(b, sizeof(b), s->attempts, s->attempts ? s->cpu_ms / s->attempts : 0);
 		hist_table_add_raw(&t, b);
 		if (s->max_rss_kb > 0)
-			hist_fmt_bytes((uint64_t)s->max_rss_kb * 1024, b, sizeof(b));
+			text_fmt_bytes((uint64_t)s->max_rss_kb * 1024, b, sizeof(b));
 		else
 			snprintf(b, sizeof(b), "-");
 		hist_table_add_raw(&t, b);

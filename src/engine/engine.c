@@ -326,16 +326,7 @@ int dagrun_engine_observe(dagrun_engine *e, dagrun_observer_fn fn, void *ud)
 
 static void log_event(dagrun_engine *e, int level, const char *msg)
 {
-	dagrun_event ev;
-	memset(&ev, 0, sizeof(ev));
-	ev.type = DAGRUN_EV_LOG;
-	ev.level = level;
-	ev.ts_ms = clock_wall_ms();
-	ev.run_id = e->run_id;
-	ev.task_index = SCHED_NONE;
-	ev.exit_code = -1;
-	ev.message = msg;
-	sched_emit(&e->s, &ev);
+	sched_log(&e->s, SCHED_NONE, level, msg);
 }
 
 static void on_signal(uv_signal_t *h, int signo)

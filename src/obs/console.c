@@ -28,23 +28,11 @@
 #include "obs/console_int.h"
 #include "util/text.h"
 
-void console_fmt_bytes(uint64_t n, char *buf, size_t size)
-{
-	if (n < 1024)
-		snprintf(buf, size, "%llu B", (unsigned long long)n);
-	else if (n < (1u << 20))
-		snprintf(buf, size, "%.1f KiB", (double)n / 1024);
-	else if (n < (1u << 30))
-		snprintf(buf, size, "%.1f MiB", (double)n / (1 << 20));
-	else
-		snprintf(buf, size, "%.1f GiB", (double)n / (1 << 30));
-}
-
 static int drop_notice(void *ud, uint64_t lines, uint64_t bytes, struct buf *out)
 {
 	const dagrun_console *c = ud;
 	char sz[32];
-	console_fmt_bytes(bytes, sz, sizeof(sz));
+	text_fmt_bytes(bytes, sz, sizeof(sz));
 	return buf_printf(out, "%s[dagrun: %llu line%s (%s) of output dropped: the reader is too slow]\n",
 			  (c->flags & DAGRUN_CONSOLE_LIVE) ? "\r\033[K" : "",
 			  (unsigned long long)lines, lines == 1 ? "" : "s", sz);

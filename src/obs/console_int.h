@@ -113,9 +113,6 @@ void console_clear_line(dagrun_console *c);
 /* LIVE: draws the live line anew (erasing the one shown). */
 void console_draw_line(dagrun_console *c);
 
-/* n bytes as "12 B", "1.5 KiB", ... into buf (size bytes). */
-void console_fmt_bytes(uint64_t n, char *buf, size_t size);
-
 /* ms as "12ms", "1.5s" or "2m05s" into buf (n bytes). */
 void console_fmt_ms(uint64_t ms, char *buf, size_t n);
 

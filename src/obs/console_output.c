@@ -116,9 +116,9 @@ void console_print_cut(dagrun_console *c, const dagrun_event *ev)
 		if (!dropped)
 			continue;
 		char kept[32], total[32], gone[32];
-		console_fmt_bytes(all > dropped ? all - dropped : 0, kept, sizeof(kept));
-		console_fmt_bytes(all, total, sizeof(total));
-		console_fmt_bytes(dropped, gone, sizeof(gone));
+		text_fmt_bytes(all > dropped ? all - dropped : 0, kept, sizeof(kept));
+		text_fmt_bytes(all, total, sizeof(total));
+		text_fmt_bytes(dropped, gone, sizeof(gone));
 		console_put(c, "%s%s kept its first %s of %s (%s dropped)", sep,
 			    s ? "stderr" : "stdout", kept, total, gone);
 		sep = ", ";

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "obs/console_int.h"
+#include "util/text.h"
 
 /* ---- what the summary remembers --------------------------------------------- */
 
@@ -140,7 +141,7 @@ static void print_dropped(dagrun_console *c)
 	if (!bytes)
 		return;
 	char sz[32];
-	console_fmt_bytes(bytes, sz, sizeof(sz));
+	text_fmt_bytes(bytes, sz, sizeof(sz));
 	console_put(c, "%sdropped%s %llu line%s (%s) of this display: the reader was too slow\n",
 		    console_col(c, YELLOW), console_col(c, RESET), (unsigned long long)lines,
 		    lines == 1 ? "" : "s", sz);

@@ -90,16 +90,8 @@ static void stop(struct record *r, int code)
 		     "continues it once the state store works again", m ? m : strerror(-code),
 		     r->run_id) < 0)
 		line = NULL;
-	dagrun_event ev;
-	memset(&ev, 0, sizeof(ev));
-	ev.type = DAGRUN_EV_LOG;
-	ev.level = DAGRUN_ERR;
-	ev.ts_ms = clock_wall_ms();
-	ev.run_id = r->run_id;
-	ev.task_index = SCHED_NONE;
-	ev.exit_code = -1;
-	ev.message = line ? line : "cannot record the run: stopping its tasks";
-	sched_emit(r->s, &ev);
+	sched_log(r->s, SCHED_NONE, DAGRUN_ERR,
+		  line ? line : "cannot record the run: stopping its tasks");
 	free(line);
 	pthread_mutex_lock(&r->mu);
 	if (!r->msg) {
@@ -375,16 +367,7 @@ static void warn_cut(struct record *r)
 		     "files (past --log-cap, or written faster than the disk took them); each "
 		     "attempt's record says how many of its own", (unsigned long long)st.log_cut_bytes) < 0)
 		return;
-	dagrun_event ev;
-	memset(&ev, 0, sizeof(ev));
-	ev.type = DAGRUN_EV_LOG;
-	ev.level = DAGRUN_WARN;
-	ev.ts_ms = clock_wall_ms();
-	ev.run_id = r->run_id;
-	ev.task_index = SCHED_NONE;
-	ev.exit_code = -1;
-	ev.message = m;
-	sched_emit(r->s, &ev);
+	sched_log(r->s, SCHED_NONE, DAGRUN_WARN, m);
 	free(m);
 }
 

@@ -194,6 +194,10 @@ void sched_fail(struct sched *s, int err);
 uint32_t sched_attempt_no(const struct sched *s, uint32_t t);
 
 void sched_emit(struct sched *s, dagrun_event *ev);
+
+/* Emits a LOG event of level (DAGRUN_WARN, ...) saying msg, about task t
+ * or the run (SCHED_NONE). */
+void sched_log(struct sched *s, uint32_t t, int level, const char *msg);
 void sched_free(struct sched *s);
 
 #endif

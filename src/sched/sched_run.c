@@ -185,10 +185,14 @@ void sched_fail(struct sched *s, int err)
  * short to mask), as a log event. */
 static void flow_warned(void *ud, uint32_t t, const char *msg)
 {
-	struct sched *s = ud;
+	sched_log(ud, t, DAGRUN_WARN, msg);
+}
+
+void sched_log(struct sched *s, uint32_t t, int level, const char *msg)
+{
 	dagrun_event ev;
 	sched_ev_init(s, &ev, DAGRUN_EV_LOG, t);
-	ev.level = DAGRUN_WARN;
+	ev.level = level;
 	ev.message = msg;
 	sched_emit(s, &ev);
 }

@@ -5,6 +5,7 @@
 #include "util/text.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* The length of the UTF-8 sequence at p (1 to 4) with its code point in
  * *cp, 0 when p[0] starts no valid sequence, or -1 when the n bytes are a
@@ -149,4 +150,16 @@ int text_base64(struct buf *out, const char *s, size_t n)
 		r = buf_add(out, q, sizeof(q));
 	}
 	return r;
+}
+
+void text_fmt_bytes(uint64_t n, char *buf, size_t size)
+{
+	if (n < 1024)
+		snprintf(buf, size, "%llu B", (unsigned long long)n);
+	else if (n < (1u << 20))
+		snprintf(buf, size, "%.1f KiB", (double)n / 1024);
+	else if (n < (1u << 30))
+		snprintf(buf, size, "%.1f MiB", (double)n / (1 << 20));
+	else
+		snprintf(buf, size, "%.1f GiB", (double)n / (1 << 30));
 }

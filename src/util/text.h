@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/buf.h"
 
@@ -39,5 +40,9 @@ int text_utf8_clean(struct buf *out, const char *p, size_t n);
 /* Appends p[0 .. n) to out in base64 (RFC 4648, with padding). Returns 0 or
  * what buf_add returns. */
 int text_base64(struct buf *out, const char *p, size_t n);
+
+/* n bytes for people: "512 B", "1.5 KiB", "2.0 MiB", "1.1 GiB" (into buf of
+ * size bytes, cut to fit). */
+void text_fmt_bytes(uint64_t n, char *buf, size_t size);
 
 #endif
