@@ -372,13 +372,13 @@ static void replay_result(struct io_exec *x, struct rep_job *j, struct exec_resu
 	}
 	if (!e)
 		return;
-	e->io.results = e->results = str(t, "results") ? strdup(str(t, "results")) : NULL;
-	json_t *res = e->results ? json_loads(e->results, 0, NULL) : NULL;
+	const json_t *res = json_object_get(t, "results");
+	if (json_is_object(res))
+		e->io.results = e->results = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
 	if (json_is_object(json_object_get(res, "outputs")))
 		put_outputs(e, json_object_get(res, "outputs"));
 	if (json_is_object(json_object_get(res, "headers")))
 		e->base.headers = json_incref(json_object_get(res, "headers"));
-	json_decref(res);
 	const dagrun_ext *chain = NULL;
 	if (json_is_integer(json_object_get(t, "httpStatus"))) {
 		e->http.base.type = DAGRUN_EXT_HTTP;
