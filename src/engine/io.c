@@ -84,6 +84,7 @@ struct rec_att {
 	struct exec_attempt *out;        /* the scheduler's */
 	struct io_exec *x;
 	char *inputs, *ierr;
+	uint64_t out_seen;               /* stdout bytes that went to the log */
 	struct rec_att *next;            /* on x->dead */
 };
 
@@ -123,6 +124,8 @@ static void reap(struct io_exec *x)
 static void fwd_output(struct exec_attempt *a, enum exec_stream s, const char *p, size_t n)
 {
 	struct rec_att *ra = (struct rec_att *)a;
+	if (s == EXEC_STDOUT)
+		ra->out_seen += n;
 	if (ra->out->on_output)
 		ra->out->on_output(ra->out, s, p, n);
 }
@@ -165,12 +168,19 @@ static json_t *outputs_json(const struct expr_outputs *o)
 }
 
 /* What the attempt gave that is in no other record (outputs, response
- * headers), masked; malloc'd JSON or NULL when nothing. */
-static char *results_json(const struct exec_attempt *a, const struct exec_result *r)
+ * headers; the result's output when it did not go to the log as stdout:
+ * an AI reply not streamed), masked; malloc'd JSON or NULL when nothing. */
+static char *results_json(const struct exec_attempt *a, const struct exec_result *r,
+			  uint64_t out_seen)
 {
 	json_t *o = json_object();
 	if (!o)
 		return NULL;
+	if (r->out.len && !out_seen) {
+		json_t *s = json_stringn(r->out.data, r->out.len);
+		if (s)
+			json_object_set_new(o, "output", s);
+	}
 	struct expr_outputs file;
 	memset(&file, 0, sizeof(file));
 	const struct expr_outputs *outs = r->ext ? r->ext->outputs : NULL;
@@ -197,7 +207,7 @@ static void rec_done(struct exec_attempt *a, struct exec_result *r)
 	ra->inputs = ra->ierr = NULL;
 	r->ext = e ? &e->base : NULL;
 	if (e)
-		e->io.results = e->results = results_json(a, r);
+		e->io.results = e->results = results_json(a, r, ra->out_seen);
 	ra->out->priv = NULL;
 	ra->out->on_done(ra->out, r);
 	/* the inner executor may still read its attempt: freed next turn */
@@ -373,6 +383,12 @@ static void replay_result(struct io_exec *x, struct rep_job *j, struct exec_resu
 	if (!e)
 		return;
 	const json_t *res = json_object_get(t, "results");
+	const json_t *ro = json_object_get(res, "output");
+	if (json_is_string(ro)) {
+		buf_reset(&r->out);
+		buf_add(&r->out, json_string_value(ro), json_string_length(ro));
+		r->out_bytes = json_string_length(ro);
+	}
 	if (json_is_object(res))
 		e->io.results = e->results = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
 	if (json_is_object(json_object_get(res, "outputs")))
