@@ -138,11 +138,13 @@ static dagrun_workflow *load_def(const struct store_definition *d)
 			       d->definition_len, 0, &st);
 }
 
-static json_t *deps_json(const dagrun_workflow *wf, const char *id)
+static json_t *deps_json(const dagrun_workflow *wf, uint32_t index, const char *id)
 {
 	if (!wf)
 		return NULL;
-	for (uint32_t t = 0; t < wf->n_tasks; t++) {
+	/* the store's index order is the definition's: a scan only if not */
+	bool at = index < wf->n_tasks && !strcmp(wf_task_id(wf, index), id);
+	for (uint32_t t = at ? index : 0; t < wf->n_tasks; t++) {
 		if (strcmp(wf_task_id(wf, t), id))
 			continue;
 		json_t *a = json_array();
@@ -208,7 +210,7 @@ int cli_export_doc(const char *cmd, const char *state, const char *ref, json_t *
 	size_t k = 0;
 	for (size_t i = 0; i < n_tasks; i++) {
 		const struct store_task_info *t = &tasks[i];
-		json_t *tj = json_object(), *aj = json_array(), *deps = deps_json(wf, t->id);
+		json_t *tj = json_object(), *aj = json_array(), *deps = deps_json(wf, t->index, t->id);
 		if (!tj || !aj)
 			goto oom;
 		json_object_set_new(tj, "id", hist_json_str(t->id));

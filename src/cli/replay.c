@@ -82,16 +82,18 @@ static void observe(void *ud, const dagrun_event *ev)
 
 /* ---- the recording ------------------------------------------------------------- */
 
-static const json_t *rec_task(const json_t *doc, const char *id)
+/* The recorded tasks by id (a JSON object; the caller's to json_decref). */
+static json_t *rec_tasks(const json_t *doc)
 {
+	json_t *m = json_object();
 	const json_t *tasks = json_object_get(doc, "tasks");
-	for (size_t i = 0; i < json_array_size(tasks); i++) {
-		const json_t *t = json_array_get(tasks, i);
+	for (size_t i = 0; m && i < json_array_size(tasks); i++) {
+		json_t *t = json_array_get(tasks, i);
 		const char *tid = json_string_value(json_object_get(t, "id"));
-		if (tid && !strcmp(tid, id))
-			return t;
+		if (tid)
+			json_object_set(m, tid, t);
 	}
-	return NULL;
+	return m;
 }
 
 static const json_t *rec_attempt(const json_t *t, uint32_t n)
@@ -467,11 +469,12 @@ int cli_replay(int argc, char **argv)
 	}
 	/* the report: the workflow's tasks, then those only recorded */
 	size_t same = 0, diverged = 0;
-	json_t *list = json_array();
+	json_t *list = json_array(), *by_id = rec_tasks(doc), *now_ids = json_object();
 	for (uint32_t t = 0; t < wf->n_tasks; t++) {
 		const char *id = wf_task_id(wf, t);
 		struct verdict v = {.detail = BUF_INIT};
-		judge(&v, wf, t, rec_task(doc, id), &rp.seen[t]);
+		judge(&v, wf, t, json_object_get(by_id, id), &rp.seen[t]);
+		json_object_set_new(now_ids, id, json_true());
 		if (!strcmp(v.kind, "same"))
 			same++;
 		else
@@ -486,10 +489,7 @@ int cli_replay(int argc, char **argv)
 	const json_t *tasks = json_object_get(doc, "tasks");
 	for (size_t i = 0; i < json_array_size(tasks); i++) {
 		const char *id = json_string_value(json_object_get(json_array_get(tasks, i), "id"));
-		bool found = false;
-		for (uint32_t t = 0; id && t < wf->n_tasks && !found; t++)
-			found = !strcmp(wf_task_id(wf, t), id);
-		if (!id || found)
+		if (!id || json_object_get(now_ids, id))
 			continue;
 		struct verdict v = {.kind = "removed", .detail = BUF_INIT};
 		buf_adds(&v.detail, "removed (recorded, not in the workflow)");
@@ -513,6 +513,8 @@ int cli_replay(int argc, char **argv)
 		printf("replay: %zu same, %zu diverge%s\n", same, diverged, diverged == 1 ? "s" : "");
 	}
 	json_decref(list);
+	json_decref(by_id);
+	json_decref(now_ids);
 	status = diverged ? EXIT_TASK_FAILED : EXIT_OK;
 out:
 	dagrun_engine_free(e);
