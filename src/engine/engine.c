@@ -260,12 +260,13 @@ static int make_replayers(dagrun_engine *e, dagrun_diags *d)
 	return r;
 }
 
-/* A recorded run: each kind's executor behind a recorder (io.c). */
+/* A recorded run: each kind's executor behind a recorder (io.c); also
+ * those without inputs (a sub-workflow), whose results replay needs. */
 static int make_recorders(dagrun_engine *e)
 {
 	int r = 0;
 	for (uint32_t k = 0; k < e->wf->n_kinds && k < DR_MAX_KINDS && r == 0; k++)
-		if (e->exec[k] && kind_of(e->wf->kinds[k])->inputs &&
+		if (e->exec[k] &&
 		    (r = own(e, io_recorder_new(&e->loop, kind_of(e->wf->kinds[k]),
 						e->exec[k]))) == 0)
 			e->exec[k] = e->owned[e->n_owned - 1].ex;

@@ -156,10 +156,8 @@ static json_t *outputs_json(const struct expr_outputs *o)
 		return NULL;
 	json_t *j = json_object();
 	for (size_t i = 0; j && i < o->n; i++) {
-		json_t *v = json_stringn(o->v[i].value, o->v[i].value_len);
-		if (!v)   /* not UTF-8: as U+FFFD-free bytes is not possible; skip */
-			continue;
-		if (json_object_set_new(j, o->v[i].key, v) < 0) {
+		json_t *v = kinds_json_string(o->v[i].value, o->v[i].value_len);
+		if (!v || json_object_set_new(j, o->v[i].key, v) < 0) {
 			json_decref(j);
 			return NULL;
 		}
@@ -177,7 +175,7 @@ static char *results_json(const struct exec_attempt *a, const struct exec_result
 	if (!o)
 		return NULL;
 	if (r->out.len && !out_seen) {
-		json_t *s = json_stringn(r->out.data, r->out.len);
+		json_t *s = kinds_json_string(r->out.data, r->out.len);
 		if (s)
 			json_object_set_new(o, "output", s);
 	}

@@ -16,8 +16,7 @@
 #include "kinds/kind.h"
 #include "util/buf.h"
 
-/* s[0 .. n) as a JSON string, a byte that is not UTF-8 as U+FFFD. */
-static json_t *lossy_string(const char *s, size_t n)
+json_t *kinds_json_string(const char *s, size_t n)
 {
 	json_t *j = json_stringn(s, n);
 	if (j)
@@ -50,7 +49,7 @@ int kind_inputs_text(struct exec_attempt *a, json_t *o, const char *key,
 	struct buf b = BUF_INIT;
 	int r = exec_render(a, t, mode, &b, err);
 	if (r == 0)
-		r = set(o, key, lossy_string(b.data ? b.data : "", b.len));
+		r = set(o, key, kinds_json_string(b.data ? b.data : "", b.len));
 	else if (r != -ENOMEM)
 		r = -EINVAL;
 	buf_free(&b);

@@ -177,6 +177,10 @@ int kind_inputs_process(struct exec_attempt *a, json_t *o, char **err);
  * records none. Returns 0, -ENOMEM, or -EINVAL with *err (malloc'd). */
 int kinds_inputs(const struct kind *k, struct exec_attempt *a, char **out, char **err);
 
+/* s[0 .. n) as a JSON string, each byte of an invalid UTF-8 text that is
+ * not ASCII as U+FFFD (lossy, but nothing is left out). NULL on OOM. */
+json_t *kinds_json_string(const char *s, size_t n);
+
 /* Masks, in place, every string of j (not the keys) holding a secret of
  * red (NULL: none). Returns 0 or -ENOMEM. */
 int kinds_mask_json(const struct redactor *red, json_t *j);

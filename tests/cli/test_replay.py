@@ -191,6 +191,38 @@ class ReplayTest(harness.TempDirTest):
         self.assertEqual(ai["results"]["output"], "echo: Summarise version 1.2: hello")
         self.assertEqual(tasks["publish"]["dependencies"], ["summarise"])
 
+    def test_a_sub_workflow_is_replayed_from_its_recorded_outputs(self):
+        self.write("""\
+            name: child
+            tasks:
+              - id: inner
+                command: "touch MARK; echo v=42 >> $DAGRUN_OUTPUT"
+            outputs: { v: "{{ tasks.inner.outputs.v }}" }
+            """, name="child.yaml",
+                   replace={"MARK": os.path.join(self.dir, "child.marker")})
+        os.mkdir(os.path.join(self.dir, "w"))
+        parent = self.write("""\
+            name: parent
+            tasks:
+              - id: sub
+                workflow: ../child.yaml
+              - id: after
+                dependencies: [sub]
+                command: ["echo", "got {{ tasks.sub.outputs.v }}"]
+            """, name="w/parent.yaml")
+        st = os.path.join(self.dir, "sub-state")
+        r = harness.dagrun("run", parent, "--state", st, env_full=self.env(),
+                           cwd=os.path.join(self.dir, "w"), timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        os.unlink(os.path.join(self.dir, "child.marker"))
+        r = harness.dagrun("replay", "last", "--format", "json", "--state", st,
+                           env_full=self.env(), cwd=os.path.join(self.dir, "w"), timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
+        doc = json.loads(r.stdout)
+        self.assertEqual({t["id"]: t["verdict"] for t in doc["tasks"]},
+                         {"sub": "same", "after": "same"})
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "child.marker")))
+
     def test_usage_errors_exit_2(self):
         r = harness.dagrun("replay", env_full=self.env(), timeout=60)
         self.assertEqual(r.returncode, 2)
