@@ -406,6 +406,31 @@ static void mask_secrets(const char *text)
 	}
 }
 
+/* The recorded variables as --var overrides ("NAME=VALUE", malloc'd,
+ * NULL-terminated) for the names wf declares whose recorded value is a
+ * string (--var sets strings; any other value is the declared default):
+ * the run's values, overrides included, are the replay's. NULL on OOM. */
+static char **recorded_vars(const json_t *doc, const dagrun_workflow *wf)
+{
+	const json_t *vars = json_object_get(doc, "variables");
+	const struct dr_value *decl = wf->variables;
+	uint32_t n = decl && decl->kind == DR_VAL_MAP ? decl->count : 0;
+	char **v = calloc(n + 1, sizeof(*v));
+	size_t k = 0;
+	for (uint32_t i = 0; v && i < n; i++) {
+		char name[256];
+		const struct dr_text *key = &decl->keys[i];
+		if (!key->s || key->len >= sizeof(name))
+			continue;
+		memcpy(name, key->s, key->len);
+		name[key->len] = '\0';
+		const char *val = json_string_value(json_object_get(vars, name));
+		if (val && asprintf(&v[k], "%s=%s", name, val) >= 0)
+			k++;
+	}
+	return v;
+}
+
 int cli_replay(int argc, char **argv)
 {
 	struct replay_args a = {0};
@@ -422,6 +447,7 @@ int cli_replay(int argc, char **argv)
 	char *text = NULL;
 	struct replay rp = {0};
 	dagrun_engine *e = NULL;
+	char **vars = NULL;
 	status = EXIT_USAGE;
 	if (a.with) {
 		size_t len = 0;
@@ -438,10 +464,12 @@ int cli_replay(int argc, char **argv)
 	status = EXIT_INTERNAL;
 	char *rec = json_dumps(doc, JSON_COMPACT);
 	dagrun_diags *diags = dagrun_diags_new(100);
-	dagrun_run_opts o = {.replay = rec, .replay_len = rec ? strlen(rec) : 0, .max_parallel = 64};
+	vars = recorded_vars(doc, wf);
+	dagrun_run_opts o = {.replay = rec, .replay_len = rec ? strlen(rec) : 0, .max_parallel = 64,
+			     .vars = (const char *const *)vars};
 	rp.wf = wf;
 	rp.seen = calloc(wf->n_tasks ? wf->n_tasks : 1, sizeof(*rp.seen));
-	if (!rec || !diags || !rp.seen) {
+	if (!rec || !diags || !rp.seen || !vars) {
 		fprintf(stderr, "dagrun replay: out of memory\n");
 		free(rec);
 		dagrun_diags_free(diags);
@@ -523,6 +551,9 @@ out:
 		free(rp.seen[t].inputs_error);
 	}
 	free(rp.seen);
+	for (size_t i = 0; vars && vars[i]; i++)
+		free(vars[i]);
+	free(vars);
 	dagrun_workflow_free(wf);
 	free(text);
 	json_decref(doc);

@@ -223,6 +223,26 @@ class ReplayTest(harness.TempDirTest):
                          {"sub": "same", "after": "same"})
         self.assertFalse(os.path.exists(os.path.join(self.dir, "child.marker")))
 
+    def test_variables_given_with_var_are_those_of_the_replay(self):
+        wf = self.write("""\
+            name: vars
+            variables: { greeting: hi, n: 3 }
+            tasks:
+              - id: say
+                command: "echo {{ variables.greeting }} {{ variables.n }}"
+            """, name="vars.yaml")
+        st = os.path.join(self.dir, "vars-state")
+        r = harness.dagrun("run", wf, "--var", "greeting=hello", "--state", st,
+                           env_full=self.env(), cwd=self.dir, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        r, doc = self.replay("last", state=st)
+        self.assertEqual(r.returncode, 0, doc)
+        # an edit of the default does not matter: the run overrode it
+        edited = harness.write(self.dir, harness.read(wf).replace("greeting: hi", "greeting: hey"),
+                               name="vars2.yaml", dedent=False)
+        r, doc = self.replay("last", "--with", edited, state=st)
+        self.assertEqual(r.returncode, 0, doc)
+
     def test_usage_errors_exit_2(self):
         r = harness.dagrun("replay", env_full=self.env(), timeout=60)
         self.assertEqual(r.returncode, 2)
