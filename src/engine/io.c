@@ -42,10 +42,11 @@ struct io_ext {
 static void io_ext_free(struct exec_ext *x)
 {
 	struct io_ext *e = (struct io_ext *)x;
-	if (e->inner && e->inner->free)
-		e->inner->free(e->inner);
+	/* headers of our own (a replay's), not the inner extension's */
 	if (e->base.headers && (!e->inner || e->base.headers != e->inner->headers))
 		json_decref(e->base.headers);
+	if (e->inner && e->inner->free)
+		e->inner->free(e->inner);
 	expr_outputs_free(&e->outs);
 	free(e->inputs);
 	free(e->results);
