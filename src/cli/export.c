@@ -52,7 +52,6 @@ static int put_log(json_t *o, const char *key, const char *path, size_t cap)
 	if (more)
 		n = cap;
 	data[n] = '\0';
-	struct buf b = BUF_INIT;
 	int r = 0;
 	/* hist_json_str makes valid UTF-8 of it; the bytes stay the log's */
 	json_t *s = json_stringn(data, n);
@@ -64,7 +63,6 @@ static int put_log(json_t *o, const char *key, const char *path, size_t cap)
 	snprintf(tk, sizeof(tk), "%sTruncated", key);
 	if (r == 0 && more && json_object_set_new(o, tk, json_true()) < 0)
 		r = -ENOMEM;
-	buf_free(&b);
 	free(data);
 	return r;
 }
@@ -192,8 +190,10 @@ int cli_export_doc(const char *cmd, const char *state, const char *ref, json_t *
 	o = json_object();
 	arr = json_array();
 	json_t *run = json_object();
-	if (!o || !arr || !run)
+	if (!o || !arr || !run) {
+		json_decref(run);
 		goto oom;
+	}
 	json_object_set_new(o, "dagrunExport", json_integer(1));
 	json_object_set_new(run, "id", hist_json_str(ri.run_id));
 	json_object_set_new(run, "attempt", json_integer(ri.run_attempt));
@@ -211,8 +211,12 @@ int cli_export_doc(const char *cmd, const char *state, const char *ref, json_t *
 	for (size_t i = 0; i < n_tasks; i++) {
 		const struct store_task_info *t = &tasks[i];
 		json_t *tj = json_object(), *aj = json_array(), *deps = deps_json(wf, t->index, t->id);
-		if (!tj || !aj)
+		if (!tj || !aj) {
+			json_decref(tj);
+			json_decref(aj);
+			json_decref(deps);
 			goto oom;
+		}
 		json_object_set_new(tj, "id", hist_json_str(t->id));
 		json_object_set_new(tj, "status", json_string(store_task_status_name(t->status)));
 		if (t->error)
@@ -223,8 +227,11 @@ int cli_export_doc(const char *cmd, const char *state, const char *ref, json_t *
 			;
 		for (; k < n_atts && atts[k].task == t->index; k++) {
 			json_t *a = attempt_json(s, &atts[k], &mem);
-			if (!a || json_array_append_new(aj, a) < 0)
+			if (!a || json_array_append_new(aj, a) < 0) {
+				json_decref(tj);
+				json_decref(aj);
 				goto oom;
+			}
 		}
 		json_object_set_new(tj, "attempts", aj);
 		if (json_array_append_new(arr, tj) < 0)

@@ -296,10 +296,14 @@ static void judge(struct verdict *v, const dagrun_workflow *wf, uint32_t t, cons
 
 /* ---- output ------------------------------------------------------------------------ */
 
-static void print_text(FILE *f, const char *id, const struct verdict *v)
+#define ID_WIDTH_MAX 40   /* ids longer than this are not padded to */
+
+static void print_text(FILE *f, const char *id, size_t width, const struct verdict *v)
 {
 	struct buf b = BUF_INIT;
 	hist_esc(&b, id);
+	while (b.len < width)
+		buf_addc(&b, ' ');
 	buf_adds(&b, "  ");
 	if (!strcmp(v->kind, "same"))
 		buf_adds(&b, "same");
@@ -496,8 +500,18 @@ int cli_replay(int argc, char **argv)
 		goto out;
 	}
 	/* the report: the workflow's tasks, then those only recorded */
-	size_t same = 0, diverged = 0;
+	size_t same = 0, diverged = 0, width = 0;
 	json_t *list = json_array(), *by_id = rec_tasks(doc), *now_ids = json_object();
+	const char *wid;
+	json_t *wv;
+	for (uint32_t t = 0; t < wf->n_tasks; t++)
+		if (strlen(wf_task_id(wf, t)) > width)
+			width = strlen(wf_task_id(wf, t));
+	json_object_foreach(by_id, wid, wv)
+		if (strlen(wid) > width)
+			width = strlen(wid);
+	if (width > ID_WIDTH_MAX)
+		width = ID_WIDTH_MAX;
 	for (uint32_t t = 0; t < wf->n_tasks; t++) {
 		const char *id = wf_task_id(wf, t);
 		struct verdict v = {.detail = BUF_INIT};
@@ -510,7 +524,7 @@ int cli_replay(int argc, char **argv)
 		if (a.json)
 			json_array_append_new(list, verdict_json(id, &v));
 		else
-			print_text(stdout, id, &v);
+			print_text(stdout, id, width, &v);
 		buf_free(&v.detail);
 		json_decref(v.diff);
 	}
@@ -525,7 +539,7 @@ int cli_replay(int argc, char **argv)
 		if (a.json)
 			json_array_append_new(list, verdict_json(id, &v));
 		else
-			print_text(stdout, id, &v);
+			print_text(stdout, id, width, &v);
 		buf_free(&v.detail);
 	}
 	if (a.json) {
