@@ -41,7 +41,8 @@ static const char usage[] =
 	"      --state DIR     the state directory (default: $DAGRUN_STATE, else .dagrun)\n"
 	"\n"
 	"Exit status: 0 nothing diverges, 1 something does, 2 usage error, invalid\n"
-	"workflow or no such run, 3 the store or the file cannot be read.\n";
+	"workflow, no such run or a file that is not an export, 3 the store cannot\n"
+	"be read.\n";
 
 #define DIFF_MAX 5        /* fields shown per task */
 #define VALUE_MAX 60      /* characters of a value shown */
