@@ -389,8 +389,9 @@ static int recording(const struct replay_args *a, json_t **doc)
 
 /* Secrets are recorded masked: in a replay each secret the workflow reads
  * is its mask, so a template holding one renders as it was recorded. */
-static void mask_secrets(const char *text)
+static void mask_secrets(const char *data, size_t len)
 {
+	char *text = data ? strndup(data, len) : NULL;   /* NUL-terminated */
 	for (const char *p = text; p && (p = strstr(p, "secrets")); p += 7) {
 		const char *q = p + 7;
 		if (*q == '.')
@@ -409,6 +410,7 @@ static void mask_secrets(const char *text)
 		name[n] = '\0';
 		setenv(name, "***", 0);
 	}
+	free(text);
 }
 
 /* The recorded variables as --var overrides ("NAME=VALUE", malloc'd,
@@ -457,10 +459,10 @@ int cli_replay(int argc, char **argv)
 	if (a.with) {
 		size_t len = 0;
 		wf = cli_load_snapshot(a.with, 0, &status, &text, &len);
-		mask_secrets(text);
+		mask_secrets(text, len);
 	} else if (def) {
 		wf = cli_load_buffer(path ? path : "workflow.yaml", def, strlen(def), 0, &status);
-		mask_secrets(def);
+		mask_secrets(def, strlen(def));
 	} else {
 		fprintf(stderr, "dagrun replay: the run recorded no definition: give --with FILE\n");
 	}
