@@ -195,6 +195,8 @@ enum dagrun_ext_type {
 	DAGRUN_EXT_HTTP = 1,     /* dagrun_ext_http: api, webhook and ai tasks */
 	DAGRUN_EXT_AI = 2,       /* dagrun_ext_ai: ai tasks */
 	DAGRUN_EXT_WORKFLOW = 3, /* dagrun_ext_workflow: workflow tasks (sub-runs) */
+	DAGRUN_EXT_IO = 4,       /* dagrun_ext_io: a recorded or replayed run's
+				  * tasks (every kind with canonical inputs) */
 };
 
 typedef struct dagrun_ext {
@@ -237,6 +239,20 @@ typedef struct dagrun_ext_workflow {
 	uint64_t tasks;          /* main tasks of the child */
 	uint64_t completed, failed, skipped, cancelled;
 } dagrun_ext_workflow;
+
+/* What replay needs of an attempt (README "Replay"), on the ATTEMPT_END of
+ * a run that is recorded (run_opts.state_dir) or replayed
+ * (run_opts.replay). inputs: the attempt's canonical inputs, one JSON
+ * object ({"kind": ..., the rendered command, request or prompt}, keys
+ * sorted, compact), or NULL when they could not be rendered; results: a
+ * JSON object of what the attempt gave that the event does not carry
+ * (outputs, response headers), or NULL. Both masked. */
+typedef struct dagrun_ext_io {
+	dagrun_ext base;         /* DAGRUN_EXT_IO */
+	const char *inputs;
+	const char *results;
+	const char *inputs_error;/* why inputs is NULL, or NULL */
+} dagrun_ext_io;
 
 typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);
 
@@ -325,6 +341,15 @@ typedef struct dagrun_run_opts {
 				  * and rerun run); NULL: wf's file is read
 				  * when the run starts */
 	size_t definition_len;
+	/* Replay (README "Replay"): a recorded run, as the JSON document
+	 * `dagrun export` writes. Every task then runs on the replay
+	 * executor: its inputs are rendered as for a real attempt (and carried
+	 * by DAGRUN_EXT_IO), its result is the recorded one; no process is
+	 * started, no request sent, nothing is recorded (state_dir must be
+	 * NULL). A task with no recording fails with class "permanent" and
+	 * the message "no recording". NULL: a real run. */
+	const char *replay;
+	size_t replay_len;
 } dagrun_run_opts;
 
 /* A new engine for wf (which must outlive it). No process-wide effect: no

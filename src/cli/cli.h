@@ -22,6 +22,16 @@ int cli_rerun(int argc, char **argv);
 int cli_report(int argc, char **argv);
 int cli_trace(int argc, char **argv);
 int cli_stats(int argc, char **argv);
+int cli_export(int argc, char **argv);
+int cli_replay(int argc, char **argv);
+
+/* The recorded run ref (of the state directory state, NULL: the default)
+ * as the document `dagrun export` writes (docs/export.md), into *doc (the
+ * caller json_decref's it). Messages say "dagrun CMD: ...". Returns the
+ * exit status: EXIT_OK; EXIT_USAGE (nothing recorded, no such run);
+ * EXIT_INTERNAL (the store failed, out of memory). */
+#include <jansson.h>
+int cli_export_doc(const char *cmd, const char *state, const char *ref, json_t **doc);
 
 /* Writes the Chrome trace of recorded run ref (of the state directory
  * state, NULL: the default) to path (NULL or "-": standard output), as

@@ -26,6 +26,9 @@ static const char usage[] =
 	"  report RUN      write a run's HTML report (one self-contained file)\n"
 	"  trace RUN       write a run as a Chrome trace (Perfetto, chrome://tracing)\n"
 	"  graph RUN       a recorded run's graph coloured by status (dot, svg)\n"
+	"  export RUN      write a recorded run as one JSON document (secrets masked)\n"
+	"  replay RUN      evaluate the workflow again over a recorded run (or an\n"
+	"                  export), no side effect: what would diverge\n"
 	"  stats           durations, failure rates and resources over past runs\n"
 	"  prune           remove old runs and their logs\n"
 	"\n"
@@ -69,6 +72,10 @@ int main(int argc, char **argv)
 		return cli_report(argc - 1, argv + 1);
 	if (!strcmp(cmd, "trace"))
 		return cli_trace(argc - 1, argv + 1);
+	if (!strcmp(cmd, "export"))
+		return cli_export(argc - 1, argv + 1);
+	if (!strcmp(cmd, "replay"))
+		return cli_replay(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cli_stats(argc - 1, argv + 1);
 	fprintf(stderr, "dagrun: unknown command '%s'\n%s", cmd, usage);

@@ -37,6 +37,7 @@
 #include "exec/fake.h"
 #include "graph/graph.h"
 #include "kinds/kind.h"
+#include "engine/io.h"
 #include "sched/flow.h"
 #include "sched/record.h"
 #include "sched/resume.h"
@@ -64,7 +65,7 @@ struct dagrun_engine {
 	struct {
 		const struct exec_def *def;
 		struct executor *ex;
-	} owned[DR_MAX_KINDS];
+	} owned[2 * DR_MAX_KINDS];    /* the kinds' and their recorders */
 	unsigned n_owned;
 	struct kind_env env;          /* what the executors are made with */
 	struct flow *flow;
@@ -202,7 +203,7 @@ static int env_executor(struct kind_env *env, const struct exec_def *def, struct
 			*out = e->owned[i].ex;
 			return 0;
 		}
-	if (e->n_owned == DR_MAX_KINDS)
+	if (e->n_owned == 2 * DR_MAX_KINDS)
 		return -ENOMEM;
 	struct executor *ex = NULL;
 	int r = def->make(env, &ex);
@@ -227,9 +228,54 @@ static struct executor *env_executor_of(struct kind_env *env, const struct dr_ki
 	return NULL;
 }
 
+/* Adds ex (made, or NULL: out of memory) to what the engine destroys. */
+static int own(dagrun_engine *e, struct executor *ex)
+{
+	if (!ex)
+		return -ENOMEM;
+	if (e->n_owned == 2 * DR_MAX_KINDS) {
+		ex->ops->destroy(ex);
+		return -ENOMEM;
+	}
+	e->owned[e->n_owned].def = NULL;
+	e->owned[e->n_owned++].ex = ex;
+	return 0;
+}
+
+/* A replay: the replayer for every kind (io.c). */
+static int make_replayers(dagrun_engine *e, dagrun_diags *d)
+{
+	json_t *doc = NULL;
+	char *err = NULL;
+	int r = io_replay_doc(e->opts.replay, e->opts.replay_len, &doc, &err);
+	if (r < 0) {
+		diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "%s", err ? err : strerror(-r));
+		free(err);
+		return r;
+	}
+	for (uint32_t k = 0; k < e->wf->n_kinds && k < DR_MAX_KINDS && r == 0; k++)
+		if ((r = own(e, io_replayer_new(&e->loop, kind_of(e->wf->kinds[k]), doc))) == 0)
+			e->exec[k] = e->owned[e->n_owned - 1].ex;
+	json_decref(doc);
+	return r;
+}
+
+/* A recorded run: each kind's executor behind a recorder (io.c); also
+ * those without inputs (a sub-workflow), whose results replay needs. */
+static int make_recorders(dagrun_engine *e)
+{
+	int r = 0;
+	for (uint32_t k = 0; k < e->wf->n_kinds && k < DR_MAX_KINDS && r == 0; k++)
+		if (e->exec[k] &&
+		    (r = own(e, io_recorder_new(&e->loop, kind_of(e->wf->kinds[k]),
+						e->exec[k]))) == 0)
+			e->exec[k] = e->owned[e->n_owned - 1].ex;
+	return r;
+}
+
 /* The executor of every kind of the workflow (the fake for all, in a fake
  * run), each distinct one made once. */
-static int make_executors(dagrun_engine *e)
+static int make_executors(dagrun_engine *e, dagrun_diags *d)
 {
 	const struct dagrun_workflow *wf = e->wf;
 	e->env = (struct kind_env){
@@ -246,13 +292,15 @@ static int make_executors(dagrun_engine *e)
 			e->exec[k] = f;
 		return 0;
 	}
+	if (e->opts.replay)
+		return make_replayers(e, d);
 	for (uint32_t k = 0; k < wf->n_kinds && k < DR_MAX_KINDS; k++) {
 		const struct exec_def *def = kind_of(wf->kinds[k])->exec;
 		int r = def ? env_executor(&e->env, def, &e->exec[k]) : 0;
 		if (r < 0)
 			return r;
 	}
-	return 0;
+	return e->opts.state_dir ? make_recorders(e) : 0;
 }
 
 /* Destroys the executors, last made first. */
@@ -287,7 +335,12 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	}
 	e->wake.data = e;
 	uv_unref((uv_handle_t *)&e->wake);
-	if ((r = make_executors(e)) < 0 || (r = check_kinds(e, diags)) < 0)
+	if (e->opts.replay && e->opts.state_dir) {
+		diag_add(diags, DAGRUN_ERROR, NULL, 0, 0, "a replay records nothing: no state directory");
+		r = -EINVAL;
+		goto fail_loop;
+	}
+	if ((r = make_executors(e, diags)) < 0 || (r = check_kinds(e, diags)) < 0)
 		goto fail_loop;
 	unsigned par = e->opts.max_parallel ? e->opts.max_parallel
 		       : wf->max_parallel ? wf->max_parallel : cpu_count();

@@ -73,6 +73,15 @@ struct dr_ai {
 #define AI_FILTER_WARNING "the reply was cut by the content filter " \
 			  "(finish_reason: content_filter)"
 
+/* The canonical inputs of ai attempt a (kinds/kind.h, kind.inputs): model,
+ * system and user messages as the executor builds them (the context
+ * rendered, cut at maxContextBytes, appended unless a template reads it;
+ * a promptFile read and rendered), the context's values, temperature,
+ * maxTokens, responseFormat, stream; into o, unmasked (the caller masks).
+ * Never the base URL nor the key. Reads a promptFile as the executor does
+ * on a task's first attempt. Returns 0, -ENOMEM, or -EINVAL with *err. */
+int ai_inputs(struct exec_attempt *a, json_t *o, char **err);
+
 /* The executor of ai tasks on loop. Its results carry an extension:
  * DAGRUN_EXT_HTTP (once a response came) then DAGRUN_EXT_AI, their strings
  * masked (the key, the attempt's redactor). client: the http client to send

@@ -503,3 +503,93 @@ out:
 	buf_free(&user);
 	return r == -EIO ? -ENOMEM : r;
 }
+
+/* ---- canonical inputs (kind.inputs) -------------------------------------------- */
+
+static int put_str(json_t *o, const char *k, const struct buf *b)
+{
+	json_t *v = json_stringn(b->data ? b->data : "", b->len);
+	return v && json_object_set_new(o, k, v) == 0 ? 0 : -ENOMEM;
+}
+
+static int put_params(json_t *o, const struct dr_ai *ai, const struct rctx *cx)
+{
+	json_t *c = cx->n ? json_object() : NULL;
+	for (size_t i = 0; c && i < cx->n; i++)
+		if (json_object_set_new(c, cx->kv[i].key,
+					json_stringn(cx->kv[i].value, cx->kv[i].value_len)) < 0) {
+			json_decref(c);
+			return -ENOMEM;
+		}
+	if ((cx->n && (!c || json_object_set_new(o, "context", c) < 0)) ||
+	    (ai->has_temperature &&
+	     json_object_set_new(o, "temperature", json_real(ai->temperature)) < 0) ||
+	    (ai->max_tokens &&
+	     json_object_set_new(o, "maxTokens", json_integer(ai->max_tokens)) < 0) ||
+	    (ai->response_format == DR_RESP_JSON &&
+	     json_object_set_new(o, "responseFormat", json_string("json")) < 0) ||
+	    (ai->stream && json_object_set_new(o, "stream", json_true()) < 0))
+		return -ENOMEM;
+	return 0;
+}
+
+int ai_inputs(struct exec_attempt *a, json_t *o, char **err)
+{
+	const struct dr_ai *ai = a->wf->tasks[a->task].spec;
+	struct ax_attempt st;
+	memset(&st, 0, sizeof(st));
+	st.a = a;
+	st.res.exit_code = -1;
+	struct buf model = BUF_INIT, sys = BUF_INIT, user = BUF_INIT, sent = BUF_INIT;
+	struct rctx cx = {0};
+	char *path = NULL, *data = NULL;
+	size_t len = 0;
+	struct dr_text file;
+	const struct dr_text *prompt = &ai->prompt;
+	int r;
+	*err = NULL;
+	if ((r = render(&st, &ai->model, EXEC_RENDER_PLAIN, &model, "model")) < 0 ||
+	    (r = render_context(&st, ai, &cx)) < 0)
+		goto out;
+	if (!ai->prompt.s && ai->prompt_file.s) {
+		if ((r = ai_prompt_file_read(a->wf, ai, &path, &data, &len, err)) < 0) {
+			r = r == -ENOMEM ? r : -EINVAL;
+			goto out;
+		}
+		file = (struct dr_text){data, (uint32_t)len, 1, 1};
+		prompt = &file;
+	}
+	a->context = cx.kv;
+	a->n_context = cx.n;
+	if (ai->system.s)
+		r = render(&st, &ai->system, EXEC_RENDER_PLAIN, &sys, "system");
+	if (r == 0 && prompt->s)
+		r = render_in(&st, prompt, EXEC_RENDER_PLAIN, &user, path ? "promptFile" : "prompt",
+			      path);
+	a->context = NULL;
+	a->n_context = 0;
+	if (r == 0 && cx.n && !uses_context(&ai->system) && !uses_context(prompt))
+		r = append_context(&user, &cx);
+	if (r == 0)
+		r = ai_utf8_clean(&sent, user.data ? user.data : "", user.len);
+	if (r == 0)
+		r = put_str(o, "model", &model);
+	if (r == 0 && ai->system.s)
+		r = put_str(o, "system", &sys);
+	if (r == 0)
+		r = put_str(o, "prompt", &sent);
+	if (r == 0)
+		r = put_params(o, ai, &cx);
+out:
+	if (r == -EINVAL && !*err)
+		*err = strdup(st.res.error ? st.res.error : "invalid input");
+	exec_result_free(&st.res);
+	rctx_free(&cx);
+	free(path);
+	free(data);
+	buf_free(&model);
+	buf_free(&sys);
+	buf_free(&user);
+	buf_free(&sent);
+	return r;
+}

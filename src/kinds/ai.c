@@ -245,6 +245,12 @@ static const struct keydef keys[K_COUNT] = {
 	[K_MAX_CONTEXT_BYTES] = KEY("maxContextBytes", k_max_context),
 };
 
+/* Canonical inputs: what the executor builds (exec/ai_request.c). */
+static int inputs(struct exec_attempt *a, json_t *o, char **err)
+{
+	return ai_inputs(a, o, err);
+}
+
 const struct kind kind_ai = {
 	.load = {
 		.model = {"ai", 0, each_text, each_secret_env, NULL, mix},
@@ -256,4 +262,5 @@ const struct kind kind_ai = {
 	.exec = &exec_ai,
 	.ext = {&ext_ai, &kind_ext_http},
 	.check = check_exprs,
+	.inputs = inputs,
 };

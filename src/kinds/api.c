@@ -172,6 +172,24 @@ static int http_json(const struct dagrun_ext *x, json_t *o)
 
 const struct ext_def kind_ext_http = {DAGRUN_EXT_HTTP, http_json};
 
+/* Canonical inputs: the request as sent (method, URL, headers, body). */
+static int inputs(struct exec_attempt *a, json_t *o, char **err)
+{
+	const struct dr_api *p = a->wf->tasks[a->task].spec;
+	int r;
+	if (p->method.s)
+		r = kind_inputs_text(a, o, "method", &p->method, EXEC_RENDER_HEADER, err);
+	else
+		r = json_object_set_new(o, "method", json_string("GET")) < 0 ? -ENOMEM : 0;
+	if (r == 0)
+		r = kind_inputs_text(a, o, "url", &p->url, EXEC_RENDER_URL, err);
+	if (r == 0)
+		r = kind_inputs_kvs(a, o, "headers", &p->headers, EXEC_RENDER_HEADER, err);
+	if (r == 0)
+		r = kind_inputs_value(a, o, "body", p->body, err);
+	return r;
+}
+
 static const struct keydef keys[] = {KEY("api", k_api)};
 
 const struct kind kind_api = {
@@ -182,4 +200,5 @@ const struct kind kind_api = {
 	},
 	.exec = &kind_exec_http,
 	.ext = {&kind_ext_http},
+	.inputs = inputs,
 };

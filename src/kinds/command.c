@@ -63,6 +63,30 @@ static int each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn fn
 	return r;
 }
 
+/* Canonical inputs: the string or the argv, as rendered; the workdir and
+ * environment the workflow sets. */
+static int inputs(struct exec_attempt *a, json_t *o, char **err)
+{
+	const struct dr_command *c = a->wf->tasks[a->task].spec;
+	int r;
+	if (c->str.s) {
+		r = kind_inputs_text(a, o, "command", &c->str, EXEC_RENDER_SHELL, err);
+	} else {
+		json_t *argv = json_array(), *tmp = json_object();
+		r = argv && tmp ? 0 : -ENOMEM;
+		for (uint32_t i = 0; i < c->argc && r == 0; i++)
+			if ((r = kind_inputs_text(a, tmp, "a", &c->argv[i], EXEC_RENDER_ARGV, err)) == 0 &&
+			    json_array_append(argv, json_object_get(tmp, "a")) < 0)
+				r = -ENOMEM;
+		json_decref(tmp);
+		if (r == 0 && json_object_set_new(o, "argv", argv) < 0)
+			r = -ENOMEM;
+		else if (r < 0)
+			json_decref(argv);
+	}
+	return r < 0 ? r : kind_inputs_process(a, o, err);
+}
+
 /* The executor of processes, for command and script tasks. */
 static int make_process(struct kind_env *env, struct executor **out)
 {
@@ -80,4 +104,5 @@ const struct kind kind_command = {
 		.spec_size = sizeof(struct dr_command),
 	},
 	.exec = &kind_exec_process,
+	.inputs = inputs,
 };

@@ -119,6 +119,14 @@ struct kind {
 	 * with each_text): an interpreter used as written, a prompt file.
 	 * Returns 0 or -ENOMEM. NULL: none. */
 	int (*check)(struct kind_checker *c, const struct dagrun_workflow *wf, uint32_t t);
+	/* The attempt a's inputs as its executor renders them (README
+	 * "Replay"): adds them to the object o (which holds "kind" already),
+	 * through the kind_inputs_* helpers below; kinds_inputs() masks and
+	 * serialises. The one definition of what a task of this kind is given:
+	 * what the store records, what replay compares, what a cache key is
+	 * made of. Returns 0, -ENOMEM, or -EINVAL with *err (malloc'd: a
+	 * template that fails). NULL: the kind records no inputs. */
+	int (*inputs)(struct exec_attempt *a, json_t *o, char **err);
 };
 
 /* ---- the table (table.c) --------------------------------------------------- */
@@ -139,6 +147,43 @@ const struct ext_def *kinds_ext(int type);
 /* Adds the fields of every extension of the chain x that has an encoder
  * to o. Returns 0 or -ENOMEM. */
 int kinds_ext_json(const struct dagrun_ext *x, json_t *o);
+
+/* ---- canonical inputs (inputs.c) --------------------------------------------- */
+
+/* Sets o[key] to text t rendered for a (mode: enum exec_render_mode), as
+ * a JSON string (a byte that is not UTF-8 as U+FFFD); nothing when t is
+ * absent. Returns as kind.inputs. */
+int kind_inputs_text(struct exec_attempt *a, json_t *o, const char *key,
+		     const struct dr_text *t, int mode, char **err);
+
+/* Sets o[key] to the object of l's values rendered (mode), by name;
+ * nothing when l is empty. Returns as kind.inputs. */
+int kind_inputs_kvs(struct exec_attempt *a, json_t *o, const char *key,
+		    const struct dr_kvlist *l, int mode, char **err);
+
+/* Sets o[key] to v as JSON, its strings rendered (exec_value_json);
+ * nothing when v is NULL. Returns as kind.inputs. */
+int kind_inputs_value(struct exec_attempt *a, json_t *o, const char *key,
+		      const struct dr_value *v, char **err);
+
+/* Sets o's "workdir" (when the task sets one) and "env" (the workflow's
+ * env, then the task's over it): what the workflow gives a process. */
+int kind_inputs_process(struct exec_attempt *a, json_t *o, char **err);
+
+/* The canonical inputs of attempt a of a task of kind k: one JSON object
+ * ({"kind": NAME, ...} and what k->inputs adds), every string holding a
+ * secret of a->redactor masked, keys sorted, compact: two attempts given
+ * the same inputs give the same bytes. *out is malloc'd, or NULL when k
+ * records none. Returns 0, -ENOMEM, or -EINVAL with *err (malloc'd). */
+int kinds_inputs(const struct kind *k, struct exec_attempt *a, char **out, char **err);
+
+/* s[0 .. n) as a JSON string, each byte of an invalid UTF-8 text that is
+ * not ASCII as U+FFFD (lossy, but nothing is left out). NULL on OOM. */
+json_t *kinds_json_string(const char *s, size_t n);
+
+/* Masks, in place, every string of j (not the keys) holding a secret of
+ * red (NULL: none). Returns 0 or -ENOMEM. */
+int kinds_mask_json(const struct redactor *red, json_t *j);
 
 /* The executors shared by several kinds (defined with the first kind that
  * uses them). */

@@ -67,6 +67,24 @@ static int check_exprs(struct kind_checker *c, const struct dagrun_workflow *wf,
 	return 0;
 }
 
+/* Canonical inputs: the body (rendered when its interpreter is a POSIX
+ * shell, else as written) and the interpreter; workdir and environment. */
+static int inputs(struct exec_attempt *a, json_t *o, char **err)
+{
+	const struct dr_script *s = a->wf->tasks[a->task].spec;
+	int r;
+	if (s->posix_shell)
+		r = kind_inputs_text(a, o, "script", &s->body, EXEC_RENDER_SHELL, err);
+	else
+		r = json_object_set_new(o, "script", json_stringn(s->body.s ? s->body.s : "",
+								   s->body.len)) < 0 ? -ENOMEM : 0;
+	if (r == 0)
+		r = json_object_set_new(o, "interpreter",
+					s->interpreter.s ? json_stringn(s->interpreter.s, s->interpreter.len)
+							 : json_string("/bin/sh -e")) < 0 ? -ENOMEM : 0;
+	return r < 0 ? r : kind_inputs_process(a, o, err);
+}
+
 static const struct keydef keys[] = {
 	[K_SCRIPT] = KEY("script", k_script),
 	[K_INTERPRETER] = KEY("interpreter", k_interpreter),
@@ -82,4 +100,5 @@ const struct kind kind_script = {
 	},
 	.exec = &kind_exec_process,
 	.check = check_exprs,
+	.inputs = inputs,
 };

@@ -70,6 +70,22 @@ static int each_text(const struct dagrun_workflow *wf, uint32_t t, dr_text_fn fn
 	return dr_each_value(t, w->payload, fn, ud);
 }
 
+/* Canonical inputs: URL, event, headers, payload (none: the run's
+ * summary, made when sent). The signing secret is not an input: it is a
+ * secret, and the signature follows from the rest. */
+static int inputs(struct exec_attempt *a, json_t *o, char **err)
+{
+	const struct dr_webhook *w = a->wf->tasks[a->task].spec;
+	int r = kind_inputs_text(a, o, "url", &w->url, EXEC_RENDER_URL, err);
+	if (r == 0)
+		r = kind_inputs_text(a, o, "event", &w->event, EXEC_RENDER_HEADER, err);
+	if (r == 0)
+		r = kind_inputs_kvs(a, o, "headers", &w->headers, EXEC_RENDER_HEADER, err);
+	if (r == 0)
+		r = kind_inputs_value(a, o, "payload", w->payload, err);
+	return r;
+}
+
 static const struct keydef keys[] = {KEY("webhook", k_webhook)};
 
 const struct kind kind_webhook = {
@@ -80,4 +96,5 @@ const struct kind kind_webhook = {
 	},
 	.exec = &kind_exec_http,
 	.ext = {&kind_ext_http},
+	.inputs = inputs,
 };

@@ -195,6 +195,12 @@ static void stash_end(struct record *r, const dagrun_event *ev)
 		e->prompt_bytes = ai->prompt_bytes;
 		e->context_cut_bytes = ai->context_cut_bytes;
 	}
+	/* what replay needs (the recorder's, engine/io.c; masked) */
+	const dagrun_ext_io *io = (const void *)dagrun_ext_find(ev->ext, DAGRUN_EXT_IO);
+	if (io) {
+		e->inputs_json = stash_str(r, io->inputs);
+		e->io_results_json = stash_str(r, io->results);
+	}
 	e->out_bytes = ev->out_bytes;
 	e->err_bytes = ev->err_bytes;
 	e->out_dropped = ev->out_dropped;
@@ -221,6 +227,8 @@ static void flush_end(struct record *r, const dagrun_event *status)
 	e.model = unstash(r, e.model);
 	e.finish_reason = unstash(r, e.finish_reason);
 	e.prompt_sha256 = unstash(r, e.prompt_sha256);
+	e.inputs_json = unstash(r, e.inputs_json);
+	e.io_results_json = unstash(r, e.io_results_json);
 	buf_reset(&r->result);
 	if (status && final_status(status->status) &&
 	    flow_result_json(r->f, e.task, &r->result) == 0 && r->result.len) {

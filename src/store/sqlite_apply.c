@@ -14,7 +14,7 @@
 
 #include "store/sqlite_int.h"
 
-enum { ST_INSERT, ST_START, ST_END, ST_RESULT, ST_EXT, ST_CHUNK, ST_NOTE, ST_UNNOTE,
+enum { ST_INSERT, ST_START, ST_END, ST_RESULT, ST_IO, ST_EXT, ST_CHUNK, ST_NOTE, ST_UNNOTE,
        ST_COUNTS, ST_RUN_END, ST_BEAT, ST_RELEASE, ST_N };
 
 #define ATT_INSERT \
@@ -48,6 +48,8 @@ static const char *const sql[ST_N] = {
 	" err_log_cut=excluded.err_log_cut",
 	[ST_RESULT] =
 	"INSERT OR REPLACE INTO results(run,task,attempt,value) VALUES(?1,?2,?3,?4)",
+	[ST_IO] =
+	"INSERT OR REPLACE INTO attempt_io(run,task,attempt,inputs,results) VALUES(?1,?2,?3,?4,?5)",
 	[ST_EXT] =
 	"INSERT OR REPLACE INTO attempt_ext(run,task,attempt,http_status,"
 	"http_queue_us,http_dns_us,http_connect_us,http_tls_us,http_first_byte_us,"
@@ -192,6 +194,13 @@ static int put_end(struct sq_store *st, const struct sq_op *op)
 		s = st->stmt[ST_RESULT];
 		bind_key(s, run, e->task, e->attempt);
 		sqlite3_bind_text(s, 4, e->result_json, (int)e->result_len, SQLITE_STATIC);
+		rc = run_stmt(s);
+	}
+	if (rc == SQLITE_OK && (e->inputs_json || e->io_results_json)) {
+		s = st->stmt[ST_IO];
+		bind_key(s, run, e->task, e->attempt);
+		bind_text(s, 4, e->inputs_json);
+		bind_text(s, 5, e->io_results_json);
 		rc = run_stmt(s);
 	}
 	if (rc == SQLITE_OK && has_ext(e))

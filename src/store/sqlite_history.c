@@ -24,10 +24,11 @@
 	" x.http_status, x.http_queue_us, x.http_dns_us, x.http_connect_us, x.http_tls_us," \
 	" x.http_first_byte_us, x.http_total_us, x.http_redirects, x.model, x.finish_reason," \
 	" x.prompt_sha256, x.prompt_tokens, x.completion_tokens, x.prompt_bytes," \
-	" x.context_cut_bytes, r.value, a.ready_ms" \
+	" x.context_cut_bytes, r.value, a.ready_ms, io.inputs, io.results" \
 	" FROM attempts a LEFT JOIN attempt_ext x ON x.run=a.run AND x.task=a.task AND" \
 	" x.attempt=a.attempt LEFT JOIN results r ON r.run=a.run AND r.task=a.task AND" \
-	" r.attempt=a.attempt"
+	" r.attempt=a.attempt LEFT JOIN attempt_io io ON io.run=a.run AND io.task=a.task AND" \
+	" io.attempt=a.attempt"
 
 struct vec {
 	struct store_attempt_info *v;
@@ -85,6 +86,8 @@ static int read_attempt(sqlite3_stmt *q, uint64_t run, struct arena *mem,
 		uint64_t wait = u64(q, 40);
 		a->ready_ms = wait < a->start_ms ? a->start_ms - wait : 0;
 	}
+	a->inputs_json = sq_col_text(mem, q, 41);
+	a->io_results_json = sq_col_text(mem, q, 42);
 	return 0;
 }
 

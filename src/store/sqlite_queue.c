@@ -181,7 +181,7 @@ int sq_attempt_end(struct store *s, uint64_t key, const struct store_attempt_end
 		return r;
 	size_t rl = a->result_json ? a->result_len + 1 : 0;
 	size_t extra = slen(a->error) + slen(a->model) + slen(a->finish_reason) +
-		       slen(a->prompt_sha256) + rl;
+		       slen(a->prompt_sha256) + slen(a->inputs_json) + slen(a->io_results_json) + rl;
 	struct sq_rec *q = reserve(st, REC_SIZE(end) + extra);
 	if (!q)
 		return lost(st);
@@ -196,6 +196,10 @@ int sq_attempt_end(struct store *s, uint64_t key, const struct store_attempt_end
 			       slen(a->finish_reason) ? slen(a->finish_reason) - 1 : 0);
 	e->prompt_sha256 = put(&tail, a->prompt_sha256,
 			       slen(a->prompt_sha256) ? slen(a->prompt_sha256) - 1 : 0);
+	e->inputs_json = put(&tail, a->inputs_json,
+			     slen(a->inputs_json) ? slen(a->inputs_json) - 1 : 0);
+	e->io_results_json = put(&tail, a->io_results_json,
+				 slen(a->io_results_json) ? slen(a->io_results_json) - 1 : 0);
 	e->result_json = put(&tail, a->result_json, a->result_len);
 	leave(st, q);
 	return 0;

@@ -99,6 +99,18 @@ static const char *const steps[SQ_SCHEMA_VERSION] = {
 	 * recorded before, or by an engine that does not say). Added last,
 	 * so existing rows are not rewritten. */
 	"ALTER TABLE attempts ADD COLUMN ready_ms INTEGER;",
+
+	/* v4: what replay needs of an attempt (README "Replay"): its rendered
+	 * inputs as one canonical JSON document, and the results that are in
+	 * no other column nor in the log files (outputs, response headers),
+	 * masked. A table of its own, keyed as attempts: a command task's row
+	 * is its inputs alone (tens of bytes), and runs recorded before have
+	 * none (replay says so). */
+	"CREATE TABLE attempt_io("
+	" run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+	" task INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+	" inputs TEXT, results TEXT,"
+	" PRIMARY KEY(run, task, attempt)) WITHOUT ROWID;",
 };
 
 /* One integer from a PRAGMA or a SELECT. */

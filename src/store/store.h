@@ -209,6 +209,13 @@ struct store_attempt_end {
 	 * templates; NULL: none. */
 	const char *result_json;
 	size_t result_len;
+	/* What replay needs (README "Replay"), masked; NULL: none. inputs:
+	 * the attempt's rendered inputs, one canonical JSON object (the
+	 * kind's inputs hook); io_results: what the attempt gave that is in
+	 * no other field nor in the log files (outputs, response headers), a
+	 * JSON object. */
+	const char *inputs_json;
+	const char *io_results_json;
 };
 
 struct store_task_status_rec {
@@ -298,6 +305,8 @@ struct store_attempt_info {
 				    * queue's cap), not in the files */
 	bool ended;                /* an end was recorded */
 	const char *result_json;   /* or NULL */
+	const char *inputs_json;   /* as recorded (store_attempt_end), or NULL */
+	const char *io_results_json;
 };
 
 struct store_log_files {

@@ -169,6 +169,8 @@ static void upgraded(int version)
 	assert_int_equal(n, 1);
 	assert_int_equal(v[0].duration_ms, 2000);
 	assert_int_equal(v[0].ready_ms, 0);   /* not known */
+	assert_null(v[0].inputs_json);        /* recorded before inputs were */
+	assert_null(v[0].io_results_json);
 	/* the old run counts in the statistics */
 	struct store_stats_filter f = {0};
 	struct store_task_stats *ts;
@@ -183,6 +185,17 @@ static void upgraded(int version)
 	assert_int_equal(t_sync(s), 0);
 	assert_int_equal(s->ops->attempts(s, key, 0, &mem, &v, &n, &err), 0);
 	assert_int_equal(v[0].ready_ms, 8000);
+	/* and what replay needs (schema version 4) */
+	struct store_attempt_end e = {.task = 0, .attempt = 1, .flags = STORE_ATTEMPT_OK,
+				      .start_ms = 9000, .end_ms = 9100, .exit_code = 0,
+				      .prompt_tokens = -1, .completion_tokens = -1,
+				      .inputs_json = "{\"command\":\"true\",\"kind\":\"command\"}",
+				      .io_results_json = "{\"outputs\":{\"k\":\"v\"}}"};
+	assert_int_equal(store_attempt_end(s, key, &e), 0);
+	assert_int_equal(t_sync(s), 0);
+	assert_int_equal(s->ops->attempts(s, key, 0, &mem, &v, &n, &err), 0);
+	assert_string_equal(v[0].inputs_json, e.inputs_json);
+	assert_string_equal(v[0].io_results_json, e.io_results_json);
 	assert_int_equal(store_close(s), 0);
 	/* and read-only opens work again */
 	s = NULL;
@@ -205,6 +218,12 @@ static void a_version_2_store_is_upgraded_to_ready_times(void **state)
 {
 	(void)state;
 	upgraded(2);
+}
+
+static void a_version_3_store_is_upgraded_to_recorded_inputs(void **state)
+{
+	(void)state;
+	upgraded(3);
 }
 
 /* ---- workflow statistics ------------------------------------------------------------- */
@@ -477,6 +496,7 @@ int main(void)
 		cmocka_unit_test(ready_times_are_kept_with_the_start),
 		cmocka_unit_test(a_version_1_store_is_upgraded_to_ready_times),
 		cmocka_unit_test(a_version_2_store_is_upgraded_to_ready_times),
+		cmocka_unit_test(a_version_3_store_is_upgraded_to_recorded_inputs),
 		cmocka_unit_test(workflow_stats_count_statuses_apart_and_rank_wall_times),
 		cmocka_unit_test(task_stats_match_ids_across_runs_with_nearest_rank_percentiles),
 		cmocka_unit_test(task_stats_of_runs_before_one_take_the_newest),
