@@ -30,6 +30,17 @@ import time
 import unittest
 
 DAGRUN = os.path.abspath(os.environ.get("DAGRUN", "build/src/cli/dagrun"))
+
+# Runs record into a state directory of this test process, never into the
+# current directory's .dagrun/ (a store left there by an earlier build would
+# change what a dry run prints): set before any dagrun starts, inherited by
+# every child. Tests of the default location remove it from their env.
+if not os.environ.get("DAGRUN_STATE"):
+    import atexit
+    import shutil
+    _state = tempfile.mkdtemp(prefix="dagrun-test-state-")
+    os.environ["DAGRUN_STATE"] = _state
+    atexit.register(shutil.rmtree, _state, True)
 SRC = os.environ.get("SRCDIR", os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                             "..", ".."))
 HTTP_SERVER = os.path.join(SRC, "tests", "http", "server.py")
