@@ -8,7 +8,8 @@
  *
  * The topological order is Kahn's algorithm taking, among the ready tasks,
  * the first declared one: topo[] is the declaration order whenever that
- * order is already valid. The ready set is a 64-ary tree of bitmaps, whose
+ * order is already valid (checked while counting the edges: then Kahn's
+ * algorithm is skipped). The ready set is a 64-ary tree of bitmaps, whose
  * depth is at most 4 for DAGRUN_MAX_TASKS (6 for 2^32), so taking its
  * smallest element costs a constant number of count-trailing-zeros.
  */
@@ -73,10 +74,18 @@ static struct graph *alloc_graph(uint32_t n, uint32_t n_edges)
 
 /* ---- CSR adjacency ------------------------------------------------------ */
 
-/* Checks that every task's dependency range and targets are in bounds (the
- * loader guarantees it; a violation is reported as an internal error) and
- * that the edges fit in uint32. Ranges and sizes are checked before any
- * dependency is read. */
+static void internal_error(const struct dagrun_workflow *wf, uint32_t t,
+			   struct dagrun_diags *diags)
+{
+	diag_add(diags, DAGRUN_ERROR, wf->path, wf->tasks[t].line, wf->tasks[t].col,
+		 "internal error: dependencies of task '%s' out of range",
+		 wf_task_id(wf, t));
+}
+
+/* Checks that every task's dependency range is in bounds (the loader
+ * guarantees it; a violation is reported as an internal error) and that
+ * the edges fit in uint32. Reads the tasks only: targets are checked by
+ * count_csr(). */
 static int count_edges(const struct dagrun_workflow *wf, uint32_t *n_edges,
 		       struct dagrun_diags *diags)
 {
@@ -91,31 +100,43 @@ static int count_edges(const struct dagrun_workflow *wf, uint32_t *n_edges,
 		if (end > (uint64_t)UINT32_MAX + 1 || sum > UINT32_MAX)
 			return -E2BIG;  /* out_dep and n_edges hold uint32 */
 	}
-	for (t = 0; t < wf->n_tasks; t++) {
-		const struct dr_dep *deps = deps_of(wf, t);
-		for (uint32_t i = 0; i < wf->tasks[t].dep_count; i++)
-			if (deps[i].target >= wf->n_tasks)
-				goto bad;
-	}
 	*n_edges = (uint32_t)sum;
 	return 0;
 bad:
-	diag_add(diags, DAGRUN_ERROR, wf->path, wf->tasks[t].line, wf->tasks[t].col,
-		 "internal error: dependencies of task '%s' out of range",
-		 wf_task_id(wf, t));
+	internal_error(wf, t, diags);
 	return -EINVAL;
 }
 
-/* Fills out_off, out_task, out_dep and indeg. Each task's dependents come
- * out in declaration order. Uses topo[] as the fill cursors. */
-static void fill_csr(const struct dagrun_workflow *wf, struct graph *g)
+/* One pass over the dependencies: checks every target is a task (else
+ * the internal error, -EINVAL), fills indeg and counts each task's
+ * dependents into out_off[t + 1]. Returns 1 when every task depends only
+ * on tasks declared before it (the declaration order is then the
+ * topological order), else 0. */
+static int count_csr(const struct dagrun_workflow *wf, struct graph *g,
+		     struct dagrun_diags *diags)
 {
+	int forward = 1;
 	for (uint32_t t = 0; t < g->n; t++) {
 		const struct dr_dep *deps = deps_of(wf, t);
 		g->indeg[t] = wf->tasks[t].dep_count;
-		for (uint32_t i = 0; i < g->indeg[t]; i++)
-			g->out_off[deps[i].target + 1]++;
+		for (uint32_t i = 0; i < g->indeg[t]; i++) {
+			uint32_t target = deps[i].target;
+			if (target >= g->n) {
+				internal_error(wf, t, diags);
+				return -EINVAL;
+			}
+			forward &= target < t;
+			g->out_off[target + 1]++;
+		}
 	}
+	return forward;
+}
+
+/* Fills out_off, out_task and out_dep from the counts of count_csr().
+ * Each task's dependents come out in declaration order. Uses topo[] as
+ * the fill cursors. */
+static void fill_csr(const struct dagrun_workflow *wf, struct graph *g)
+{
 	for (uint32_t t = 0; t < g->n; t++) {
 		g->out_off[t + 1] += g->out_off[t];
 		g->topo[t] = g->out_off[t];
@@ -459,10 +480,21 @@ int graph_build(struct dagrun_workflow *wf, struct dagrun_diags *diags)
 	g = alloc_graph(wf->n_tasks, n_edges);
 	if (!g)
 		goto out;
-	fill_csr(wf, g);
-	r = toposort(g, &placed);
+	r = count_csr(wf, g, diags);
 	if (r < 0)
 		goto out;
+	fill_csr(wf, g);
+	if (r == 1) {
+		/* What Kahn's algorithm below would give: the first declared
+		 * ready task is always the next one. */
+		for (uint32_t t = 0; t < g->n; t++)
+			g->topo[t] = t;
+		placed = g->n;
+	} else {
+		r = toposort(g, &placed);
+		if (r < 0)
+			goto out;
+	}
 	if (placed < g->n) {
 		r = report_cycles(wf, g, diags);
 		r = r < 0 ? r : -EINVAL;

@@ -47,6 +47,16 @@ static uint32_t idc_hash(const char *s, size_t n)
 	return (h ^ (h >> 15)) & ((1u << IDC_BITS) - 1);
 }
 
+/* memcmp(a, b, n) == 0 for the few bytes of a cached id, inline: a call
+ * to memcmp() per id read costs more than the comparison. */
+static inline bool same(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
 /* intern_slow() behind the cache of recent ids. */
 static uint32_t intern_id(struct loader *ld, const char *s, size_t n)
 {
@@ -57,7 +67,7 @@ static uint32_t intern_id(struct loader *ld, const char *s, size_t n)
 		return INTERN_NONE;
 	}
 	struct idc_entry *e = &ld->idc[idc_hash(s, n)];
-	if (e->len == n && !memcmp(e->s, s, n))
+	if (e->len == n && same(e->s, s, n))
 		return e->sym;
 	uint32_t sym = intern_slow(ld, s, n);
 	if (sym != INTERN_NONE) {

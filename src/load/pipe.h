@@ -80,11 +80,12 @@ static inline void pipe_expand(const struct pipe_cursor *c, const struct pipe_ev
 		*ev = c->full[e->off];
 		return;
 	}
+	/* The mark built once and stored twice: copying start_mark to
+	 * end_mark would read back what was just stored, field by field. */
+	yaml_mark_t m = {e->index, e->line, e->column};
 	ev->type = (yaml_event_type_t)e->type;
-	ev->start_mark.index = e->index;
-	ev->start_mark.line = e->line;
-	ev->start_mark.column = e->column;
-	ev->end_mark = ev->start_mark;
+	ev->start_mark = m;
+	ev->end_mark = m;
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT:
 		ev->data.scalar.anchor = ev->data.scalar.tag = NULL;
