@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/engine_int.h"
 #include "engine/tmpdir.h"
 #include "exec/fake.h"
 #include "graph/graph.h"
@@ -46,47 +47,6 @@
 #include "util/runid.h"
 #include "util/clock.h"
 
-#define RUN_ID_MAX 64
-
-/* Bits of dagrun_engine.irq: what dagrun_engine_interrupt() asked for. */
-#define IRQ_SOFT 1
-#define IRQ_HARD 2
-
-static const int handled_signals[3] = {SIGINT, SIGTERM, SIGHUP};
-
-struct dagrun_engine {
-	const struct dagrun_workflow *wf;
-	uv_loop_t loop;
-	struct sched s;
-	struct executor *exec[DR_MAX_KINDS];  /* by task kind (wf->kinds) */
-	/* The distinct executors, in the order they were made (one that
-	 * borrows from another, ai from http, comes after it), destroyed last
-	 * first; def NULL: the fake. */
-	struct {
-		const struct exec_def *def;
-		struct executor *ex;
-	} owned[2 * DR_MAX_KINDS];    /* the kinds' and their recorders */
-	unsigned n_owned;
-	struct kind_env env;          /* what the executors are made with */
-	struct flow *flow;
-	uv_async_t wake;              /* from dagrun_engine_interrupt(); unref'd */
-	atomic_int irq;               /* IRQ_* requests not yet handled */
-	bool running;                 /* the run's loop runs: act on requests */
-	/* DAGRUN_PROC_SIGNALS: SIGINT, SIGTERM, SIGHUP (a SIGTERM), and the
-	 * dispositions they had before. */
-	uv_signal_t sig[3];
-	struct sigaction sig_before[3];
-	bool signals;
-	int signals_seen;
-	char run_id[RUN_ID_MAX + 1];
-	char tmpdir[64];
-	dagrun_run_opts opts;
-	uint64_t started_ms;
-	bool ran;
-	struct record *rec;           /* the state store, while a run records */
-	const struct cont_opts *cont; /* resume or rerun, or NULL */
-	char *errmsg;                 /* dagrun_engine_error() */
-};
 
 static unsigned cpu_count(void)
 {
@@ -119,199 +79,6 @@ static int make_run_id(dagrun_engine *e, dagrun_diags *d)
 	return 0;
 }
 
-/* Every kind the workflow uses has an executor in this build; else one
- * error per missing kind (naming its first task) and -ENOTSUP. */
-static int check_kinds(dagrun_engine *e, dagrun_diags *d)
-{
-	const struct dagrun_workflow *wf = e->wf;
-	uint32_t first[DR_MAX_KINDS], count[DR_MAX_KINDS] = {0};
-	for (uint32_t t = 0; t < wf->n_tasks; t++) {
-		unsigned k = wf->tasks[t].kind;
-		if (k < DR_MAX_KINDS && !e->exec[k] && !count[k]++)
-			first[k] = t;
-	}
-	int r = 0;
-	for (unsigned k = 0; k < DR_MAX_KINDS; k++) {
-		if (!count[k])
-			continue;
-		const struct dr_task *t = &wf->tasks[first[k]];
-		diag_add(d, DAGRUN_ERROR, wf->path, t->line, t->col,
-			 "task '%s'%s: this build of dagrun cannot run `%s` tasks",
-			 wf_task_id(wf, first[k]), count[k] > 1 ? " (and others)" : "",
-			 dr_kind_name(wf, first[k]));
-		r = -ENOTSUP;
-	}
-	return r;
-}
-
-#define SUMMARY_TASKS_MAX 1000
-
-/* The default webhook payload: the run and its tasks so far (at most
- * SUMMARY_TASKS_MAX of them, then "truncated": true). malloc'd JSON. */
-static char *run_summary(void *ud, const struct exec_attempt *a)
-{
-	dagrun_engine *e = ud;
-	const struct dagrun_workflow *wf = e->wf;
-	const struct sched *s = &e->s;
-	json_t *o = json_object(), *tasks = json_array(), *counts = json_object();
-	if (!o || !tasks || !counts) {
-		json_decref(o);
-		json_decref(tasks);
-		json_decref(counts);
-		return NULL;
-	}
-	json_object_set_new(o, "run", json_string(e->run_id));
-	json_object_set_new(o, "workflow", json_string(dagrun_workflow_name(wf)));
-	json_object_set_new(o, "task", json_string(wf_task_id(wf, a->task)));
-	json_object_set_new(o, "status", json_string(
-		s->phase == DR_HOOK_NONE ? "running" : s->main_failed ? "failed" : "completed"));
-	size_t listed = 0;
-	for (uint32_t t = 0; t < wf->n_tasks; t++) {
-		const struct tstate *st = &s->ts[t];
-		if (st->status == DAGRUN_PENDING && !st->attempts)
-			continue;
-		if (listed++ == SUMMARY_TASKS_MAX) {
-			json_object_set_new(o, "truncated", json_true());
-			break;
-		}
-		json_t *k = json_object();
-		json_object_set_new(k, "id", json_string(wf_task_id(wf, t)));
-		json_object_set_new(k, "status", json_string(dagrun_status_name(st->status)));
-		json_object_set_new(k, "attempts", json_integer(st->attempts));
-		if (st->error_class)
-			json_object_set_new(k, "errorClass",
-					    json_string(dagrun_class_name(st->error_class)));
-		json_array_append_new(tasks, k);
-	}
-	for (int i = DAGRUN_COMPLETED; i <= DAGRUN_CANCELLED; i++)
-		if (i != DAGRUN_RETRYING)
-			json_object_set_new(counts, dagrun_status_name(i),
-					    json_integer((json_int_t)s->counts[i]));
-	json_object_set_new(o, "counts", counts);
-	json_object_set_new(o, "tasks", tasks);
-	char *text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return text;
-}
-
-/* kind_env.executor: the executor of def, made on first use. */
-static int env_executor(struct kind_env *env, const struct exec_def *def, struct executor **out)
-{
-	dagrun_engine *e = env->engine;
-	for (unsigned i = 0; i < e->n_owned; i++)
-		if (e->owned[i].def == def) {
-			*out = e->owned[i].ex;
-			return 0;
-		}
-	if (e->n_owned == 2 * DR_MAX_KINDS)
-		return -ENOMEM;
-	struct executor *ex = NULL;
-	int r = def->make(env, &ex);
-	if (r < 0)
-		return r;
-	e->owned[e->n_owned].def = def;
-	e->owned[e->n_owned++].ex = ex;
-	*out = ex;
-	return 0;
-}
-
-/* kind_env.executor_of: the executor of kind k (a sub-workflow's tasks
- * run on the engine's executors). */
-static struct executor *env_executor_of(struct kind_env *env, const struct dr_kind *k)
-{
-	dagrun_engine *e = env->engine;
-	if (e->opts.fake)
-		return e->owned[0].ex;
-	for (uint32_t i = 0; i < e->wf->n_kinds; i++)
-		if (e->wf->kinds[i] == k)
-			return e->exec[i];
-	return NULL;
-}
-
-/* Adds ex (made, or NULL: out of memory) to what the engine destroys. */
-static int own(dagrun_engine *e, struct executor *ex)
-{
-	if (!ex)
-		return -ENOMEM;
-	if (e->n_owned == 2 * DR_MAX_KINDS) {
-		ex->ops->destroy(ex);
-		return -ENOMEM;
-	}
-	e->owned[e->n_owned].def = NULL;
-	e->owned[e->n_owned++].ex = ex;
-	return 0;
-}
-
-/* A replay: the replayer for every kind (io.c). */
-static int make_replayers(dagrun_engine *e, dagrun_diags *d)
-{
-	json_t *doc = NULL;
-	char *err = NULL;
-	int r = io_replay_doc(e->opts.replay, e->opts.replay_len, &doc, &err);
-	if (r < 0) {
-		diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "%s", err ? err : strerror(-r));
-		free(err);
-		return r;
-	}
-	for (uint32_t k = 0; k < e->wf->n_kinds && k < DR_MAX_KINDS && r == 0; k++)
-		if ((r = own(e, io_replayer_new(&e->loop, kind_of(e->wf->kinds[k]), doc))) == 0)
-			e->exec[k] = e->owned[e->n_owned - 1].ex;
-	json_decref(doc);
-	return r;
-}
-
-/* A recorded run: each kind's executor behind a recorder (io.c); also
- * those without inputs (a sub-workflow), whose results replay needs. */
-static int make_recorders(dagrun_engine *e)
-{
-	int r = 0;
-	for (uint32_t k = 0; k < e->wf->n_kinds && k < DR_MAX_KINDS && r == 0; k++)
-		if (e->exec[k] &&
-		    (r = own(e, io_recorder_new(&e->loop, kind_of(e->wf->kinds[k]),
-						e->exec[k]))) == 0)
-			e->exec[k] = e->owned[e->n_owned - 1].ex;
-	return r;
-}
-
-/* The executor of every kind of the workflow (the fake for all, in a fake
- * run), each distinct one made once. */
-static int make_executors(dagrun_engine *e, dagrun_diags *d)
-{
-	const struct dagrun_workflow *wf = e->wf;
-	e->env = (struct kind_env){
-		.loop = &e->loop, .wf = wf, .run_id = e->run_id, .summary = run_summary,
-		.summary_ud = e, .executor = env_executor, .executor_of = env_executor_of,
-		.engine = e,
-	};
-	if (e->opts.fake) {
-		struct executor *f = fake_executor_new(&e->loop, NULL, NULL);
-		if (!f)
-			return -ENOMEM;
-		e->owned[e->n_owned++].ex = f;
-		for (int k = 0; k < DR_MAX_KINDS; k++)
-			e->exec[k] = f;
-		return 0;
-	}
-	if (e->opts.replay)
-		return make_replayers(e, d);
-	for (uint32_t k = 0; k < wf->n_kinds && k < DR_MAX_KINDS; k++) {
-		const struct exec_def *def = kind_of(wf->kinds[k])->exec;
-		int r = def ? env_executor(&e->env, def, &e->exec[k]) : 0;
-		if (r < 0)
-			return r;
-	}
-	return e->opts.state_dir ? make_recorders(e) : 0;
-}
-
-/* Destroys the executors, last made first. */
-static void destroy_executors(dagrun_engine *e)
-{
-	while (e->n_owned) {
-		struct executor *ex = e->owned[--e->n_owned].ex;
-		ex->ops->destroy(ex);
-	}
-}
-
 static void on_wake(uv_async_t *h);
 
 int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
@@ -340,7 +107,7 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 		r = -EINVAL;
 		goto fail_loop;
 	}
-	if ((r = make_executors(e, diags)) < 0 || (r = check_kinds(e, diags)) < 0)
+	if ((r = engine_make_executors(e, diags)) < 0 || (r = engine_check_kinds(e, diags)) < 0)
 		goto fail_loop;
 	unsigned par = e->opts.max_parallel ? e->opts.max_parallel
 		       : wf->max_parallel ? wf->max_parallel : cpu_count();
@@ -357,7 +124,7 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	return 0;
 fail_loop:
 	sched_free(&e->s);
-	destroy_executors(e);
+	engine_destroy_executors(e);
 	uv_close((uv_handle_t *)&e->wake, NULL);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&e->loop);
@@ -462,7 +229,7 @@ static void on_prepare(uv_prepare_t *h)
 	uv_prepare_stop(h);
 	uv_close((uv_handle_t *)h, NULL);
 	signals_stop(e);
-	destroy_executors(e);
+	engine_destroy_executors(e);
 }
 
 static int make_tmpdir(dagrun_engine *e)
@@ -673,7 +440,7 @@ void dagrun_engine_free(dagrun_engine *e)
 {
 	if (!e)
 		return;
-	destroy_executors(e);
+	engine_destroy_executors(e);
 	uv_close((uv_handle_t *)&e->wake, NULL);
 	record_detach(e->rec);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
