@@ -24,6 +24,7 @@
 #include <microhttpd.h>
 
 #include "serve/serve_int.h"
+#include "util/clock.h"
 
 struct sub {
 	struct sub *next;
@@ -39,13 +40,6 @@ struct sub {
 };
 
 static const char *const type_names[] = {"run", "task", "attempt", "log", "schedule", "server"};
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int hub_init(struct hub *h)
 {
@@ -234,7 +228,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		if (c->pending)
 			break;
-		uint64_t now = mono_ms();
+		uint64_t now = clock_mono_ms();
 		if (now - c->last_send_ms >= SERVE_HEARTBEAT_MS) {
 			c->pending = strdup(": keep-alive\n\n");
 			c->pending_len = c->pending ? strlen(c->pending) : 0;
@@ -247,7 +241,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 	pthread_mutex_unlock(&h->mu);
 	if (!c->pending)
 		return MHD_CONTENT_READER_END_WITH_ERROR;   /* out of memory */
-	c->last_send_ms = mono_ms();
+	c->last_send_ms = clock_mono_ms();
 	return (ssize_t)take_pending(c, buf, max);
 }
 
@@ -283,7 +277,7 @@ void api_events(struct serve *s, struct req *rq)
 	c->s = s;
 	snprintf(c->run, sizeof(c->run), "%s", run ? run : "");
 	req_peer(rq, c->peer, sizeof(c->peer));
-	c->last_send_ms = mono_ms();
+	c->last_send_ms = clock_mono_ms();
 	pthread_mutex_lock(&h->mu);
 	uint64_t since = last ? strtoull(last, NULL, 10) : 0;
 	bool reset = false;

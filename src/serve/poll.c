@@ -311,12 +311,18 @@ static void adopt(struct store *st, struct prun *p)
 	arena_free(&mem);
 }
 
+static void publish_run(struct serve *s, struct prun *p, const struct store_run_info *r)
+{
+	struct store_run_info rr = *r;
+	serve_run_settle(&rr);
+	hub_publish(s, EV_RUN, p->id, serve_json_run(&rr));
+}
+
 static void run_pass(struct poller *pl, struct store *st, const struct store_run_info *r,
 		     uint64_t now)
 {
 	struct serve *s = pl->s;
 	struct prun *p = find(pl, r->key);
-	bool fresh = !p;
 	if (!p) {
 		if (r->status != STORE_RUN_RUNNING && r->end_ms && r->end_ms < pl->t0_ms)
 			return;   /* history: nothing to follow */
@@ -326,20 +332,20 @@ static void run_pass(struct poller *pl, struct store *st, const struct store_run
 			adopt(st, p);
 	}
 	p->seen_ms = now;
-	if (r->status != p->status) {
-		struct store_run_info rr = *r;
-		serve_run_settle(&rr);
-		json_t *o = serve_json_run(&rr);
-		hub_publish(s, EV_RUN, p->id, o);
-		if (!fresh || r->status != STORE_RUN_RUNNING)
-			p->ended_pass = false;
-		p->status = r->status;
-	}
-	if (r->status == STORE_RUN_RUNNING || !p->ended_pass) {
+	bool changed = r->status != p->status;
+	/* A run that starts is announced before its tasks; one that ends,
+	 * after their last changes: a client that stops reading at the run's
+	 * end has seen every task's final status. */
+	if (changed && r->status == STORE_RUN_RUNNING)
+		publish_run(s, p, r);
+	if (r->status == STORE_RUN_RUNNING || !p->ended_pass || changed) {
 		tasks_pass(s, st, p, r->status == STORE_RUN_INTERRUPTED);
 		if (r->status != STORE_RUN_RUNNING)
 			p->ended_pass = true;
 	}
+	if (changed && r->status != STORE_RUN_RUNNING)
+		publish_run(s, p, r);
+	p->status = r->status;
 }
 
 static void tick(struct poller *pl)

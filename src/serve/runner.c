@@ -30,6 +30,7 @@
 
 #include "serve/serve_int.h"
 #include "util/clock.h"
+#include "util/pstat.h"
 #include "util/runid.h"
 #include "util/text.h"
 
@@ -388,25 +389,6 @@ void runner_free(struct serve *s)
 	}
 }
 
-/* /proc/PID/stat field 22, the start time in clock ticks since boot. */
-static uint64_t pid_start(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	for (int field = 2; p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	return p ? strtoull(p + 1, NULL, 10) : 0;
-}
-
 int runner_signal_owner(struct serve *s, const struct store_run_info *ri, int sig)
 {
 	const struct store_lease *l = &ri->lease;
@@ -419,7 +401,7 @@ int runner_signal_owner(struct serve *s, const struct store_run_info *ri, int si
 		return -ESRCH;
 	/* The pid is held by the pidfd: check it is still the owner. */
 	int r = 0;
-	if (pid_start((pid_t)l->pid) != l->pid_start)
+	if (pstat_start_time(l->pid, NULL) != l->pid_start)
 		r = -ESRCH;
 	else if (syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0)
 		r = -errno;
