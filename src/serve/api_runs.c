@@ -256,21 +256,35 @@ void api_log(struct serve *s, struct req *rq, const char *id, const char *task)
 
 /* ---- actions ------------------------------------------------------------------------ */
 
+/* Whether the store shows what the child was started to do: the run
+ * recorded (run), its next run attempt (rerun), taken out of the
+ * interrupted state (resume: running, or already ended). */
+static bool recorded(struct serve *s, const struct start_req *rq, const char *id,
+		     struct arena *mem, struct store_run_info *ri)
+{
+	char *err = NULL;
+	struct store *st = readers_get(s, &err);
+	int r = st ? st->ops->find_run(st, id, NULL, mem, ri, &err) : -EIO;
+	readers_put(s, st);
+	free(err);
+	return r == 0 && (rq->kind == CHILD_RUN ||
+			  (rq->kind == CHILD_RERUN && ri->run_attempt > rq->prev_attempt) ||
+			  (rq->kind == CHILD_RESUME && ri->status != STORE_RUN_INTERRUPTED));
+}
+
+/* Waits (on this request's thread only) until the child has recorded what
+ * it was started for, or has exited without. The exit is read before the
+ * store, so a child that records and exits between two looks is seen
+ * recorded. */
 static json_t *wait_for(struct serve *s, const struct start_req *rq, const char *id, pid_t pid,
 			unsigned *status)
 {
 	for (unsigned waited = 0; waited < SERVE_START_WAIT_MS; waited += 50) {
 		struct arena mem = ARENA_INIT;
 		struct store_run_info ri;
-		char *err = NULL;
-		struct store *st = readers_get(s, &err);
-		int r = st ? st->ops->find_run(st, id, NULL, &mem, &ri, &err) : -EIO;
-		readers_put(s, st);
-		free(err);
-		bool there = r == 0 && (rq->kind == CHILD_RUN ||
-					(rq->kind == CHILD_RERUN && ri.run_attempt > rq->prev_attempt) ||
-					(rq->kind == CHILD_RESUME && ri.lease.pid == pid));
-		if (there) {
+		int ws;
+		bool exited = runner_exited(s, pid, &ws);
+		if (recorded(s, rq, id, &mem, &ri)) {
 			serve_run_settle(&ri);
 			json_t *o = json_pack("{s:s, s:i, s:s, s:o}", "id", id, "runAttempt",
 					      (int)ri.run_attempt, "status",
@@ -280,8 +294,7 @@ static json_t *wait_for(struct serve *s, const struct start_req *rq, const char 
 			return o;
 		}
 		arena_free(&mem);
-		int ws;
-		if (runner_exited(s, pid, &ws)) {
+		if (exited) {
 			struct child c;
 			char *tail = runner_find(s, id, &c) ? runner_log_tail(c.log, 2048) : NULL;
 			int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);

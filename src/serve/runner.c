@@ -110,9 +110,22 @@ static int add_vars(struct argv *a, json_t *vars, char **why)
 /* The rerun options as the CLI takes them. */
 static int add_rerun(struct argv *a, json_t *o, char **why)
 {
+	static const char *const known[] = {"failed", "from", "only", "downstream", "definition",
+					    "variables"};
 	json_t *v;
+	const char *k;
 	if (!o)
 		return 0;
+	/* An option not known, or of the wrong type, is refused, never
+	 * ignored: a rerun must do what was asked or nothing. */
+	json_object_foreach(o, k, v) {
+		size_t i = 0;
+		while (i < sizeof(known) / sizeof(*known) && strcmp(k, known[i]))
+			i++;
+		if (i == sizeof(known) / sizeof(*known) ||
+		    ((!strcmp(k, "failed") || !strcmp(k, "downstream")) && !json_is_boolean(v)))
+			goto bad;
+	}
 	if (json_is_true(json_object_get(o, "failed")))
 		arg(a, "--failed");
 	if ((v = json_object_get(o, "from"))) {

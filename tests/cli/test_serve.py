@@ -49,6 +49,21 @@ tasks:
     command: echo "the key is {{ secrets.API_KEY }}"
 """
 
+GATE = """\
+name: gate
+tasks:
+  - id: first
+    command: echo first
+  - id: gated
+    dependencies: [first]
+    command: "test -f {{ variables.marker }} && echo through"
+  - id: waits
+    dependencies: [first]
+    command: "while [ ! -f {{ variables.marker }} ]; do sleep 0.2; done; echo waited"
+variables:
+  marker: /nonexistent
+"""
+
 BROKEN = """\
 name: broken
 tasks:
@@ -133,7 +148,7 @@ class ServeTest(unittest.TestCase):
         self.root = tempfile.mkdtemp(prefix="dagrun-serve-")
         wf = os.path.join(self.root, "wf")
         os.mkdir(wf)
-        for name, text in (("hello", HELLO), ("slow", SLOW), ("secretive", SECRETIVE),
+        for name, text in (("gate", GATE), ("hello", HELLO), ("slow", SLOW), ("secretive", SECRETIVE),
                            ("broken", BROKEN)):
             with open(os.path.join(wf, name + ".yaml"), "w") as f:
                 f.write(text)
@@ -171,7 +186,7 @@ class ServeTest(unittest.TestCase):
         st, o = s.json("GET", "/api/workflows")
         self.assertEqual(st, 200)
         by = {w["name"]: w for w in o["workflows"]}
-        self.assertEqual(sorted(by), ["broken", "hello", "secretive", "slow"])
+        self.assertEqual(sorted(by), ["broken", "gate", "hello", "secretive", "slow"])
         self.assertTrue(by["hello"]["valid"])
         self.assertFalse(by["broken"]["valid"])
         self.assertIsNone(by["hello"]["lastRun"])
@@ -226,6 +241,51 @@ class ServeTest(unittest.TestCase):
         r = subprocess.run([DAGRUN, "runs", "--state", s.state, "--format", "json"],
                            capture_output=True, text=True, timeout=TIMEOUT)
         self.assertIn(rid, r.stdout)
+
+    def test_rerun_failed_and_resume_interrupted(self):
+        s = self.serve()
+        marker = os.path.join(self.root, "marker")
+        rid = self.start(s, "gate", {"variables": {"marker": marker}})
+        # gated fails at once; waits waits for the marker: cancel the run
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            st, o = s.json("GET", "/api/runs/" + rid)
+            t = {x["id"]: x["status"] for x in o["tasks"]}
+            if t.get("gated") == "failed" and t.get("waits") == "running":
+                break
+            time.sleep(0.2)
+        self.assertEqual(t, {"first": "completed", "gated": "failed", "waits": "running"})
+        st, o = s.json("POST", "/api/runs/%s/rerun" % rid, {"failed": True})
+        self.assertEqual(st, 409, o)   # still running
+        st, o = s.json("POST", "/api/runs/%s/cancel" % rid)
+        self.assertEqual(st, 202, o)
+        s.wait_run(rid, ("interrupted",))
+        st, o = s.json("POST", "/api/runs/%s/rerun" % rid, {"bogus": True})
+        self.assertEqual(st, 400, o)
+        with open(marker, "w"):
+            pass
+        st, o = s.json("POST", "/api/runs/%s/resume" % rid)
+        self.assertIn(st, (201, 202), o)
+        o = s.wait_run(rid, ("completed", "failed"))
+        t = {x["id"]: x["status"] for x in o["tasks"]}
+        # resume keeps the failed task failed and runs what was interrupted
+        self.assertEqual(t, {"first": "completed", "gated": "failed", "waits": "completed"})
+        self.assertEqual(o["run"]["status"], "failed")
+        st, o = s.json("POST", "/api/runs/%s/resume" % rid)
+        self.assertEqual(st, 409, o)
+        st, o = s.json("POST", "/api/runs/%s/rerun" % rid, {"failed": True})
+        self.assertEqual(st, 201, o)
+        self.assertEqual(o["runAttempt"], 2)
+        o = s.wait_run(rid, ("completed", "failed"))
+        self.assertEqual(o["run"]["runAttempt"], 2)
+        self.assertEqual(o["run"]["status"], "completed")
+        st, data, _ = s.request("GET", "/api/runs/%s/tasks/gated/log" % rid)
+        self.assertEqual(data, b"through\n")
+        st, data, _ = s.request("GET", "/api/runs/%s/tasks/first/log" % rid)
+        self.assertEqual(data, b"first\n")   # kept from run attempt 1
+        st, o = s.json("GET", "/api/stats?workflow=gate")
+        self.assertEqual(st, 200, o)
+        self.assertEqual(o["workflow"], "gate")
 
     def test_start_refused_says_why(self):
         s = self.serve()
