@@ -179,6 +179,18 @@ void api_report(struct serve *s, struct req *rq, const char *id)
 		render(rq, doc, true);
 }
 
+/* A decimal number, whole: 0 or -EINVAL. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (!*s || *s == '-' || *end || errno)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 /* ---- logs ----------------------------------------------------------------------- */
 
 void api_log(struct serve *s, struct req *rq, const char *id, const char *task)
@@ -189,8 +201,9 @@ void api_log(struct serve *s, struct req *rq, const char *id, const char *task)
 		     !strcmp(ss, "stderr") ? STORE_STDERR : 0;
 	if (!stream)
 		return reply_error(rq, 400, "stream is stdout or stderr");
-	uint64_t off = os ? strtoull(os, NULL, 10) : 0;
-	uint32_t want = as ? (uint32_t)strtoul(as, NULL, 10) : 0;
+	uint64_t off = 0, want = 0;
+	if ((os && parse_u64(os, &off) < 0) || (as && (parse_u64(as, &want) < 0 || want > UINT32_MAX)))
+		return reply_error(rq, 400, "offset and attempt are numbers");
 	struct arena mem = ARENA_INIT;
 	struct store_run_info ri;
 	struct store *st = find_run(s, rq, id, &mem, &ri);
@@ -222,7 +235,7 @@ void api_log(struct serve *s, struct req *rq, const char *id, const char *task)
 	if (r == 0 && !x) {
 		readers_put(s, st);
 		arena_free(&mem);
-		return reply_error(rq, 404, "task '%s' has no attempt %u", task, want);
+		return reply_error(rq, 404, "task '%s' has no attempt %u", task, (unsigned)want);
 	}
 	if (r == 0)
 		r = st->ops->log_files(st, x->run, x->stored_task, x->attempt, &mem, &lf, &err);

@@ -224,6 +224,11 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(data, b"to-stderr\n")
         st, o = s.json("GET", "/api/runs/%s/tasks/zz/log" % rid)
         self.assertEqual(st, 404)
+        for bad in ("offset=abc", "offset=-1", "attempt=x", "attempt=", "stream=both"):
+            st, o = s.json("GET", "/api/runs/%s/tasks/a/log?%s" % (rid, bad))
+            self.assertEqual(st, 400, bad)
+        st, o = s.json("GET", "/api/runs/%s/tasks/a/log?attempt=2" % rid)
+        self.assertEqual(st, 404)
         st, data, h = s.request("GET", "/api/runs/%s/report" % rid)
         self.assertEqual(st, 200)
         self.assertTrue(h["Content-Type"].startswith("text/html"))
