@@ -222,9 +222,11 @@ void api_log(struct serve *s, struct req *rq, const char *id, const char *task)
 		if (t[i].id && !strcmp(t[i].id, task))
 			k = i;
 	if (r == 0 && k == nt) {
+		/* ri's strings live in mem: the reply is made first */
+		reply_error(rq, 404, "run %s has no task '%s'", ri.run_id, task);
 		readers_put(s, st);
 		arena_free(&mem);
-		return reply_error(rq, 404, "run %s has no task '%s'", ri.run_id, task);
+		return;
 	}
 	if (r == 0)
 		r = st->ops->attempts(st, ri.key, t[k].index, &mem, &a, &na, &err);
@@ -233,9 +235,13 @@ void api_log(struct serve *s, struct req *rq, const char *id, const char *task)
 		if (!want || a[i].attempt == want)
 			x = &a[i];
 	if (r == 0 && !x) {
+		if (want)
+			reply_error(rq, 404, "task '%s' has no attempt %u", task, (unsigned)want);
+		else
+			reply_error(rq, 404, "task '%s' has not started", task);
 		readers_put(s, st);
 		arena_free(&mem);
-		return reply_error(rq, 404, "task '%s' has no attempt %u", task, (unsigned)want);
+		return;
 	}
 	if (r == 0)
 		r = st->ops->log_files(st, x->run, x->stored_task, x->attempt, &mem, &lf, &err);

@@ -145,8 +145,10 @@ void api_start(struct serve *s, struct req *rq, const char *name)
 	json_t *v;
 	json_object_foreach(body, k, v) {
 		if (strcmp(k, "variables")) {
+			/* k lives in body: the reply is made before body goes */
+			reply_error(rq, 400, "unknown field '%s' (a run takes \"variables\")", k);
 			json_decref(body);
-			return reply_error(rq, 400, "unknown field '%s' (a run takes \"variables\")", k);
+			return;
 		}
 	}
 	struct wfent *e = catalog_get(s, name);

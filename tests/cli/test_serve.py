@@ -160,13 +160,19 @@ class ServeTest(unittest.TestCase):
         self.pids = []
 
     def tearDown(self):
-        for s in self.servers:
-            s.close()
         for pid in self.pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        # every server stops cleanly: exit 0, nothing from a sanitizer
+        for s in self.servers:
+            rc = s.stop()
+            log = s.errors()
+            s.close()
+            self.assertEqual(rc, 0, log[-3000:])
+            self.assertNotIn("Sanitizer", log)
+            self.assertNotIn("runtime error", log)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def serve(self, *args, **kw):
