@@ -17,8 +17,9 @@ static const char usage[] =
 	"                    [--secrets-file F]\n"
 	"\n"
 	"Serves the workflows of DIR (*.yaml, *.yml) and the runs of the state directory:\n"
-	"a REST API under /api/ (docs/api.md), Server-Sent Events at /api/events and\n"
-	"Prometheus metrics at /metrics. Each run is a `dagrun run` process of its own.\n"
+	"a REST API under /api/ (docs/api.md), Server-Sent Events at /api/events,\n"
+	"Prometheus metrics at /metrics, and the workflows' schedules. Each run is a\n"
+	"`dagrun run` process of its own.\n"
 	"\n"
 	"      --listen HOST:PORT   address to listen on (default 127.0.0.1:8080; [::1]:8080;\n"
 	"                           port 0: any free port, printed)\n"
@@ -131,11 +132,14 @@ int cli_serve(int argc, char **argv)
 		return EXIT_INTERNAL;
 	}
 	exe[n] = 0;
+	/* Test hooks: the store's poll period, and a schedules' clock that runs
+	 * N times faster (so a five-field schedule fires within seconds). */
 	const char *poll = getenv("DAGRUN_SERVE_POLL_MS");
+	const char *speed = getenv("DAGRUN_SERVE_TEST_CLOCK");
 	struct serve_opts o = {
 		.host = host, .port = port, .dir = dir, .state = cli_state_dir(state),
 		.token = token, .secrets_file = secrets, .exe = ex && *ex ? ex : exe,
-		.log = stderr, .ready = stdout,
+		.log = stderr, .ready = stdout, .clock_speed = speed ? strtod(speed, NULL) : 0,
 		.poll_ms = poll ? (unsigned)strtoul(poll, NULL, 10) : 0,
 	};
 	if (secrets) {

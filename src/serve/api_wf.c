@@ -12,6 +12,28 @@
 #include "report/report.h"
 #include "serve/serve_int.h"
 
+static json_t *time_json(uint64_t ms)
+{
+	return json_pack("{s:o, s:I}", "at", serve_json_time(ms), "ms", (json_int_t)ms);
+}
+
+/* The schedule and its next five times, or null. */
+static json_t *schedule_json(struct serve *s, const struct wfent *e)
+{
+	const struct dr_schedule *sv = e->wf ? e->wf->schedule : NULL;
+	if (!sv || !sv->cron.s)
+		return json_null();
+	static const char *const ov[] = {"skip", "queue", "allow"};
+	uint64_t next[5];
+	size_t n = e->cron ? sched_next_times(e, sched_now_ms(s), next, 5) : 0;
+	json_t *times = json_array();
+	for (size_t i = 0; times && i < n; i++)
+		json_array_append_new(times, time_json(next[i]));
+	return json_pack("{s:o, s:o, s:s, s:b, s:o}", "cron", jstr(sv->cron.s), "timezone",
+			 sv->timezone.s ? jstr(sv->timezone.s) : json_string("local"), "overlap",
+			 ov[sv->overlap], "catchup", sv->catchup, "next", times);
+}
+
 /* The newest runs of a workflow: the last one, and the durations of up to
  * 20 for the sparkline. */
 static void add_recent(struct store *st, json_t *o, const char *name)
@@ -39,7 +61,7 @@ static void add_recent(struct store *st, json_t *o, const char *name)
 	arena_free(&mem);
 }
 
-static json_t *summary(struct store *st, const struct wfent *e)
+static json_t *summary(struct serve *s, struct store *st, const struct wfent *e)
 {
 	json_t *o = json_pack("{s:o, s:o, s:b, s:i}", "name", jstr(e->name), "file",
 			      jstr(e->file), "valid", e->wf && !e->dup, "errors",
@@ -50,6 +72,7 @@ static json_t *summary(struct store *st, const struct wfent *e)
 		json_object_set_new(o, "description", jstr(e->wf->description.s));
 		json_object_set_new(o, "tasks", json_integer(e->wf->n_tasks));
 	}
+	json_object_set_new(o, "schedule", schedule_json(s, e));
 	add_recent(st, o, e->name);
 	return o;
 }
@@ -64,7 +87,7 @@ void api_workflows(struct serve *s, struct req *rq)
 	struct store *st = readers_get(s, &err);
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, summary(st, v[i]));
+		json_array_append_new(a, summary(s, st, v[i]));
 	readers_put(s, st);
 	free(err);
 	catalog_put_all(s, v, n);
@@ -92,7 +115,7 @@ void api_workflow(struct serve *s, struct req *rq, const char *name)
 		return reply_error(rq, 404, "no workflow named '%s' in the server's folder", name);
 	char *err = NULL;
 	struct store *st = readers_get(s, &err);
-	json_t *o = summary(st, e);
+	json_t *o = summary(s, st, e);
 	readers_put(s, st);
 	free(err);
 	json_object_set(o, "errors", e->errors ? e->errors : json_array());

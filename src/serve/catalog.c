@@ -16,6 +16,7 @@
 
 #include "model/model.h"
 #include "serve/serve_int.h"
+#include "util/cron.h"
 #include "util/clock.h"
 
 static void ent_free(struct wfent *e)
@@ -24,6 +25,8 @@ static void ent_free(struct wfent *e)
 		return;
 	dagrun_workflow_free(e->wf);
 	json_decref(e->errors);
+	cron_free(e->cron);
+	tz_free(e->tz);
 	free(e->path);
 	free(e->file);
 	free(e->name);
@@ -58,6 +61,23 @@ static void add_error(struct wfent *e, const char *msg)
 						   "severity", "error", "message", jstr(msg)));
 }
 
+/* The schedule of a valid workflow: the loader checked it, so a failure
+ * here is out of memory (or a zone file removed since). */
+static void load_schedule(struct wfent *e)
+{
+	const struct dr_schedule *sv = e->wf->schedule;
+	if (!sv || !sv->cron.s)
+		return;
+	char *err = NULL;
+	if (cron_parse(sv->cron.s, &e->cron, &err, NULL) < 0 ||
+	    tz_load(sv->timezone.s, &e->tz, &err) < 0) {
+		add_error(e, err ? err : "cannot read the schedule");
+		cron_free(e->cron);
+		e->cron = NULL;
+	}
+	free(err);
+}
+
 static struct wfent *load(const char *dir, const char *file, const struct stat *sb)
 {
 	struct wfent *e = calloc(1, sizeof(*e));
@@ -78,6 +98,7 @@ static struct wfent *load(const char *dir, const char *file, const struct stat *
 		add_error(e, strerror(-r));
 	if (e->wf) {
 		e->name = strdup(dagrun_workflow_name(e->wf));
+		load_schedule(e);
 	} else {
 		size_t n = strlen(file);
 		const char *dot = strrchr(file, '.');

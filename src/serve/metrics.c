@@ -143,6 +143,30 @@ static void per_wf(struct buf *b, const struct met_wf *w, const char *name, cons
 	buf_printf(b, "\"%s}", extra ? extra : "");
 }
 
+static void schedule_gauges(struct serve *s, struct buf *b)
+{
+	json_t *lag = NULL, *queued = NULL;
+	sched_snapshot(s, &lag, &queued);
+	const char *k;
+	json_t *v;
+	head(b, "dagrun_schedule_lag_seconds", "gauge",
+	     "How late the last scheduled run of a workflow started after its time.");
+	json_object_foreach(lag, k, v) {
+		buf_adds(b, "dagrun_schedule_lag_seconds{workflow=\"");
+		label(b, k);
+		buf_printf(b, "\"} %.3f\n", json_number_value(v));
+	}
+	head(b, "dagrun_schedule_queued_runs", "gauge",
+	     "Scheduled runs waiting for the previous run to end (overlap: queue).");
+	json_object_foreach(queued, k, v) {
+		buf_adds(b, "dagrun_schedule_queued_runs{workflow=\"");
+		label(b, k);
+		buf_printf(b, "\"} %lld\n", (long long)json_integer_value(v));
+	}
+	json_decref(lag);
+	json_decref(queued);
+}
+
 char *met_render(struct serve *s, size_t *len)
 {
 	struct buf b = BUF_INIT;
@@ -195,6 +219,7 @@ char *met_render(struct serve *s, size_t *len)
 		buf_printf(&b, "dagrun_serve_requests_total{code=\"%s\"} %llu\n", cls[i],
 			   (unsigned long long)m->requests[i]);
 	pthread_mutex_unlock(&s->met.mu);
+	schedule_gauges(s, &b);
 	pthread_mutex_lock(&s->hub.mu);
 	uint32_t subs = s->hub.n_subs;
 	uint64_t dropped = s->hub.dropped, published = s->hub.published;

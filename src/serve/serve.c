@@ -1,8 +1,8 @@
 /* serve.c: serve_main(): set up, start the threads, wait for a signal,
  * stop in order. Also the server's log.
  *
- * Stopping: the listening socket closes first (no new request, so no new
- * run), the SSE streams are ended, the HTTP threads
+ * Stopping: the listening socket closes first (no new request), then the
+ * scheduler (no new run), the SSE streams are ended, the HTTP threads
  * joined, the poller joined. Runs started by the server are NOT stopped:
  * they are processes of their own, in sessions of their own, recording into
  * the store; the log names each one left running, and a server started
@@ -115,6 +115,12 @@ static void init_locks(struct serve *s)
 	pthread_cond_init(&s->rd.cv, NULL);
 	pthread_mutex_init(&s->run.mu, NULL);
 	pthread_mutex_init(&s->met.mu, NULL);
+	pthread_mutex_init(&s->sch.mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->sch.cv, &ca);
+	pthread_condattr_destroy(&ca);
 }
 
 static void free_all(struct serve *s)
@@ -124,6 +130,9 @@ static void free_all(struct serve *s)
 	runner_free(s);
 	met_free(s);
 	hub_free(&s->hub);
+	json_decref(s->sch.last);
+	json_decref(s->sch.lag);
+	json_decref(s->sch.queued);
 	free(s->dir);
 	free(s->state);
 	free(s->exe);
@@ -145,8 +154,8 @@ int serve_main(const struct serve_opts *o)
 	s->poll_ms = o->poll_ms ? o->poll_ms : 100;
 	int r = 0;
 	struct MHD_Daemon *d = NULL;
-	pthread_t poller;
-	bool poller_on = false;
+	pthread_t poller, sched;
+	bool poller_on = false, sched_on = false;
 	char *why = NULL;
 	struct sockaddr_storage ss;
 
@@ -191,6 +200,8 @@ int serve_main(const struct serve_opts *o)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	s->sch.speed = o->clock_speed > 0 ? o->clock_speed : 1;
+	s->sch.real0_ms = s->sch.clock0_ms = clock_wall_ms();
 	if ((r = -pthread_create(&poller, NULL, poll_thread, s)) < 0)
 		goto out;
 	poller_on = true;
@@ -199,6 +210,9 @@ int serve_main(const struct serve_opts *o)
 		r = -EADDRINUSE;
 		goto out;
 	}
+	if ((r = -pthread_create(&sched, NULL, sched_thread, s)) < 0)
+		goto out;
+	sched_on = true;
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	unsigned port = di ? di->port : o->port;
 	bool v6 = ss.ss_family == AF_INET6;
@@ -214,6 +228,13 @@ int serve_main(const struct serve_opts *o)
 out:
 	if (d)
 		MHD_quiesce_daemon(d);
+	if (sched_on) {
+		pthread_mutex_lock(&s->sch.mu);
+		s->sch.stop = true;
+		pthread_cond_broadcast(&s->sch.cv);
+		pthread_mutex_unlock(&s->sch.mu);
+		pthread_join(sched, NULL);
+	}
 	hub_close(&s->hub);
 	if (d)
 		MHD_stop_daemon(d);

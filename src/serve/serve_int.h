@@ -1,8 +1,8 @@
 /* serve_int.h: what the files of the server share (see serve.h).
  *
  * Threads: libmicrohttpd's (one per connection, at most SERVE_MAX_CONN),
- * the poller (poll.c: reads the store, publishes events, reaps children)
- * and the main thread (waits for a signal).
+ * the poller (poll.c: reads the store, publishes events, reaps children),
+ * the scheduler (schedule.c) and the main thread (waits for a signal).
  * Shared state and its lock:
  *  - the catalog of workflows (catalog.c): cat.mu; entries are reference
  *    counted, so a handler keeps one while it renders without the lock;
@@ -33,6 +33,8 @@
 struct MHD_Connection;
 struct MHD_Response;
 struct serve;
+struct cron;
+struct tz;
 
 /* ---- limits -------------------------------------------------------------- */
 
@@ -45,6 +47,8 @@ struct serve;
 #define SERVE_HEARTBEAT_MS 15000      /* SSE comment line when idle */
 #define SERVE_LOG_CHUNK (64u << 10)   /* log bytes read per attempt and poll */
 #define SERVE_START_WAIT_MS 10000     /* POST .../runs waits for the record */
+#define SERVE_QUEUE_MAX 10            /* overlap: queue, runs waiting per workflow */
+#define SERVE_CATCHUP_MAX 100         /* catchup: missed times run at most */
 
 /* ---- the log ------------------------------------------------------------- */
 
@@ -61,6 +65,8 @@ struct wfent {
 	char *name;                /* the workflow's name, else FILE without .yaml */
 	dagrun_workflow *wf;       /* NULL: invalid */
 	json_t *errors;            /* [{line, column, severity, message}] */
+	struct cron *cron;         /* its schedule, or NULL */
+	struct tz *tz;             /* the schedule's zone */
 	bool dup;                  /* another file declares the same name */
 	dev_t dev;
 	ino_t ino;
@@ -206,6 +212,28 @@ int runner_signal_owner(struct serve *s, const struct store_run_info *ri, int si
  * run (or the child failed). Fills *status and returns the JSON answer. */
 json_t *runner_start_and_wait(struct serve *s, const struct start_req *rq, unsigned *status);
 
+/* ---- schedules (schedule.c) ----------------------------------------------- */
+
+struct sched_state {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	json_t *last;              /* {"workflow": last fired time (ms)} (persisted) */
+	json_t *lag;               /* {"workflow": seconds} of the last fire */
+	json_t *queued;            /* {"workflow": n} waiting (overlap: queue) */
+	uint64_t real0_ms, clock0_ms;
+	double speed;
+};
+
+/* The schedules' clock: ms since the epoch (sped up in tests). */
+uint64_t sched_now_ms(struct serve *s);
+/* The scheduler thread: fires the workflows' schedules until sch.stop. */
+void *sched_thread(void *arg);
+/* The next n fire times (ms) of e after from_ms; returns how many. */
+size_t sched_next_times(const struct wfent *e, uint64_t from_ms, uint64_t *out, size_t n);
+/* Copies for /metrics: lag and queue lengths by workflow (new references). */
+void sched_snapshot(struct serve *s, json_t **lag, json_t **queued);
+
 /* ---- metrics (metrics.c) ------------------------------------------------------- */
 
 #define MET_BUCKETS 12
@@ -331,6 +359,7 @@ struct serve {
 	struct readers rd;
 	struct hub hub;
 	struct runner run;
+	struct sched_state sch;
 	struct metrics met;
 	atomic_bool stop;
 	unsigned poll_ms;

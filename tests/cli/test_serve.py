@@ -88,15 +88,16 @@ def pid_alive(pid):
 class Server:
     """A `dagrun serve` process on 127.0.0.1, any free port."""
 
-    def __init__(self, root, *args, listen="127.0.0.1:0", state=None):
+    def __init__(self, root, *args, listen="127.0.0.1:0", state=None, env=None, wf="wf"):
         self.root = root
         self.state = state or os.path.join(root, "state")
         self.log = open(os.path.join(root, "serve.%d.log" % time.monotonic_ns()), "w+")
         self.log_closed = False
         self.p = subprocess.Popen(
-            [DAGRUN, "serve", "--listen", listen, "--dir", os.path.join(root, "wf"),
+            [DAGRUN, "serve", "--listen", listen, "--dir", os.path.join(root, wf),
              "--state", self.state, *args],
-            stdout=subprocess.PIPE, stderr=self.log, text=True)
+            stdout=subprocess.PIPE, stderr=self.log, text=True,
+            env=dict(os.environ, **(env or {})))
         line = self.p.stdout.readline()
         if not line.startswith("http://"):
             self.stop()
@@ -164,6 +165,16 @@ class ServeTest(unittest.TestCase):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
+                pass
+        # no run outlives the test: cancel what is still going
+        for s in self.servers:
+            if s.p.poll() is not None:
+                continue
+            try:
+                st, o = s.json("GET", "/api/runs?status=running")
+                for r in o.get("runs", []) if st == 200 else []:
+                    s.json("POST", "/api/runs/%s/cancel" % r["id"])
+            except (OSError, ValueError):
                 pass
         # every server stops cleanly: exit 0, nothing from a sanitizer
         for s in self.servers:
@@ -429,6 +440,80 @@ class ServeTest(unittest.TestCase):
         r = subprocess.run([promtool, "check", "metrics"], input=data, capture_output=True,
                            timeout=TIMEOUT)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    # ---- schedules -----------------------------------------------------
+
+    def test_schedule_fires_on_a_sped_up_clock_and_overlap_skip_skips(self):
+        wf = os.path.join(self.root, "sched")
+        os.mkdir(wf)
+        with open(os.path.join(wf, "tick.yaml"), "w") as f:
+            f.write('name: tick\nschedule: "* * * * *"\ntimezone: Europe/Berlin\n'
+                    'tasks:\n  - id: t\n    command: echo tick\n')
+        # every minute, and each run takes 8 s (8 minutes of the test clock)
+        with open(os.path.join(wf, "long.yaml"), "w") as f:
+            f.write('name: long\nschedule: "*/1 * * * *"\noverlap: skip\n'
+                    'tasks:\n  - id: t\n    command: sleep 8\n')
+        with open(os.path.join(wf, "bad.yaml"), "w") as f:
+            f.write('name: bad\nschedule: "61 * * * *"\ntasks:\n  - id: t\n'
+                    '    command: "true"\n')
+        # the schedules' clock runs 60 times faster: a minute is a second
+        s = self.serve(wf="sched", env={"DAGRUN_SERVE_TEST_CLOCK": "60"})
+        st, o = s.json("GET", "/api/workflows/tick")
+        sch = o["schedule"]
+        self.assertEqual((sch["cron"], sch["timezone"], sch["overlap"], sch["catchup"]),
+                         ("* * * * *", "Europe/Berlin", "skip", False))
+        self.assertEqual(len(sch["next"]), 5)
+        self.assertEqual([t["ms"] % 60000 for t in sch["next"]], [0] * 5)
+        self.assertEqual(sch["next"][1]["ms"] - sch["next"][0]["ms"], 60000)
+        st, o = s.json("GET", "/api/workflows/bad")
+        self.assertFalse(o["valid"])
+        self.assertIn("invalid schedule", o["errors"][0]["message"])
+        self.assertEqual((o["errors"][0]["line"], o["errors"][0]["column"]), (2, 12))
+        deadline = time.monotonic() + TIMEOUT
+        runs = []
+        while time.monotonic() < deadline:
+            st, o = s.json("GET", "/api/runs?workflow=tick&status=completed")
+            runs = o["runs"]
+            if len(runs) >= 3:
+                break
+            time.sleep(0.5)
+        self.assertGreaterEqual(len(runs), 3, s.errors())
+        # long: one run at a time; the times due meanwhile are skipped
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and "overlap: skip" not in s.errors():
+            time.sleep(0.5)
+        self.assertIn("schedule of long: the run due at", s.errors())
+        st, o = s.json("GET", "/api/runs?workflow=long&status=running")
+        self.assertLessEqual(len(o["runs"]), 1)
+        st, data, _ = s.request("GET", "/metrics")
+        self.assertIn(b'dagrun_schedule_lag_seconds{workflow="tick"}', data)
+        for r in s.json("GET", "/api/runs?workflow=long&status=running")[1]["runs"]:
+            s.json("POST", "/api/runs/%s/cancel" % r["id"])
+
+    def test_validate_checks_the_schedule_keys(self):
+        bad = os.path.join(self.root, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write('name: bad\ntimezone: Mars/Base\noverlap: sometimes\ncatchup: 3\n'
+                    'tasks:\n  - id: t\n    command: "true"\n')
+        r = subprocess.run([DAGRUN, "validate", bad], capture_output=True, text=True,
+                           timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 2)
+        for what in ("bad.yaml:2:1: error: 'timezone' needs 'schedule'",
+                     "bad.yaml:2:11: error: unknown time zone 'Mars/Base'",
+                     "bad.yaml:3:10: error: invalid 'overlap' value 'sometimes'",
+                     "bad.yaml:4:1: error: 'catchup' needs 'schedule'"):
+            self.assertIn(what, r.stderr)
+        good = os.path.join(self.root, "good.yaml")
+        with open(good, "w") as f:
+            f.write('name: good\nschedule: "0 9 * * mon-fri"\ntimezone: America/New_York\n'
+                    'overlap: queue\ncatchup: true\ntasks:\n  - id: t\n    command: "true"\n')
+        r = subprocess.run([DAGRUN, "validate", good], capture_output=True, text=True,
+                           timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # a run ignores the schedule keys
+        r = subprocess.run([DAGRUN, "run", "--no-state", "-q", good], capture_output=True,
+                           text=True, timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     # ---- security ------------------------------------------------------
 

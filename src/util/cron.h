@@ -1,4 +1,5 @@
-/* cron.h: five-field cron expressions and time zones, for schedules.
+/* cron.h: five-field cron expressions and time zones, for the schedules
+ * of `dagrun serve` (checked by the loader, fired by src/serve/schedule.c).
  *
  * A schedule is `MIN HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK` (minute 0-59,
  * hour 0-23, day 1-31, month 1-12 or jan-dec, day of week 0-7 or sun-sat,
@@ -19,8 +20,8 @@
  * Nothing here reads the clock: cron_next takes the time to start from,
  * so the tests (and the server's sped-up test clock) inject it.
  */
-#ifndef DAGRUN_SERVE_CRON_H
-#define DAGRUN_SERVE_CRON_H
+#ifndef DAGRUN_UTIL_CRON_H
+#define DAGRUN_UTIL_CRON_H
 
 #include <stdint.h>
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve/cron.h"
+#include "util/cron.h"
 #include "util/buf.h"
 #include "util/file.h"
 

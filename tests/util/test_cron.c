@@ -1,4 +1,4 @@
-/* test_cron.c: five-field cron expressions and zones (src/serve/cron.c,
+/* test_cron.c: five-field cron expressions and zones (src/util/cron.c,
  * tz.c) on a table: ranges, steps, lists, names, day-of-month with
  * day-of-week, month ends, leap days, DST changes both ways in a tz
  * database zone and a POSIX TZ string, expressions that never fire, and
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "serve/cron.h"
+#include "util/cron.h"
 
 /* "2026-03-29T01:00:00Z" as seconds since the epoch. */
 static int64_t utc(const char *s)

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "serve/cron.h"
+#include "util/cron.h"
 #include "util/buf.h"
 
 struct cron {
