@@ -423,6 +423,39 @@ class ServeTest(unittest.TestCase):
         st, o = s.json("GET", "/api/events?run=../../x")
         self.assertEqual(st, 400)
 
+    def test_sse_stream_of_one_run_carries_its_log_lines(self):
+        s = self.serve()
+        marker = os.path.join(self.root, "go")
+        rid = self.start(s, "gate", {"variables": {"marker": marker}})
+        host, port = s.url.split("//")[1].rsplit(":", 1)
+        sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+        sock.sendall(("GET /api/events?run=%s HTTP/1.1\r\nHost: x\r\n\r\n" % rid).encode())
+        buf = b""
+        while b"event: hello" not in buf:
+            buf += sock.recv(65536)
+        with open(marker, "w"):
+            pass
+        logs, runs = [], []
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and not any(r["status"] != "running" for r in runs):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n\n" in buf:
+                frame, buf = buf.split(b"\n\n", 1)
+                ev = dict(l.partition(": ")[::2] for l in frame.decode().split("\n"))
+                if ev.get("event") == "log":
+                    logs.append(json.loads(ev["data"]))
+                elif ev.get("event") == "run":
+                    runs.append(json.loads(ev["data"]))
+                elif ev.get("event") in ("task", "attempt"):
+                    self.assertEqual(json.loads(ev["data"])["run"], rid)
+        sock.close()
+        self.assertEqual(runs[-1]["status"], "failed")   # gated failed before the marker
+        self.assertIn(("waits", "stdout", "waited\n"),
+                      [(l["task"], l["stream"], l["text"]) for l in logs])
+
     # ---- metrics -------------------------------------------------------
 
     def test_metrics_pass_promtool(self):
