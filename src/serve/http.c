@@ -348,8 +348,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	free(msg);
 }
 
-struct MHD_Daemon *http_start(struct serve *s, const struct sockaddr *sa, char **why);
-
 struct MHD_Daemon *http_start(struct serve *s, const struct sockaddr *sa, char **why)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |

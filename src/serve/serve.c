@@ -24,7 +24,6 @@
 #include "serve/serve_int.h"
 #include "util/clock.h"
 
-struct MHD_Daemon *http_start(struct serve *s, const struct sockaddr *sa, char **why);
 
 void serve_log(struct serve *s, const char *fmt, ...)
 {

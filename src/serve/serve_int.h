@@ -88,8 +88,11 @@ int catalog_scan(struct serve *s, uint64_t max_age_ms);
 struct wfent *catalog_get(struct serve *s, const char *name);
 /* Every entry, sorted by name (references; free with catalog_put_all). */
 struct wfent **catalog_all(struct serve *s, size_t *n);
+/* Gives back a reference (e may be NULL); the last one frees the entry. */
 void catalog_put(struct serve *s, struct wfent *e);
+/* Gives back every reference of v, and frees v. */
 void catalog_put_all(struct serve *s, struct wfent **v, size_t n);
+/* Drops the table's references (at the stop, no handler left). */
 void catalog_free(struct serve *s);
 
 /* ---- read-only store connections (readers.c) --------------------------------- */
@@ -104,7 +107,9 @@ struct readers {
 /* A read-only connection to the store, waiting for one to be free. NULL
  * with *err (malloc'd) when the store cannot be opened. */
 struct store *readers_get(struct serve *s, char **err);
+/* Gives a connection back to the pool (st may be NULL). */
 void readers_put(struct serve *s, struct store *st);
+/* Closes the idle connections (at the stop, every one given back). */
 void readers_free(struct serve *s);
 
 /* ---- events (events.c) ------------------------------------------------------- */
@@ -136,7 +141,9 @@ struct hub {
 	bool closing;
 };
 
+/* An empty ring. Returns 0 or -ENOMEM. */
 int hub_init(struct hub *h);
+/* Frees the ring (no client left: after the HTTP threads are joined). */
 void hub_free(struct hub *h);
 /* Publishes an event of `type` about run `run` (NULL: none) with data
  * `data` (stolen). Never blocks on a client: a client that the ring would
@@ -202,6 +209,7 @@ uint32_t runner_live(struct serve *s);
 char *runner_log_tail(const char *path, size_t n);
 /* Logs which runs are left running as the server stops. */
 void runner_leave(struct serve *s);
+/* Forgets the children (their processes are left alone: see runner.c). */
 void runner_free(struct serve *s);
 /* Sends SIGTERM to the process driving run ri (from its lease: only on
  * this host, only while that pid is the same process). Returns 0, -ESRCH
@@ -257,10 +265,18 @@ struct metrics {
 void met_attempt(struct serve *s, const char *workflow, uint64_t duration_ms, int error_class);
 /* Sets the running and ready gauges of a workflow (poller; 0 clears). */
 void met_gauges(struct serve *s, const char *workflow, uint32_t running, uint32_t ready);
+/* Counts a request answered with status. */
 void met_request(struct serve *s, unsigned status);
 /* The /metrics text (malloc'd) or NULL. */
 char *met_render(struct serve *s, size_t *len);
+/* Frees the counters. */
 void met_free(struct serve *s);
+
+struct MHD_Daemon;
+struct sockaddr;
+/* Starts libmicrohttpd listening on sa (its own threads). Returns the
+ * daemon, or NULL with *why (malloc'd). */
+struct MHD_Daemon *http_start(struct serve *s, const struct sockaddr *sa, char **why);
 
 /* ---- requests (http.c) and handlers (api_*.c, hooks.c, ui.c) ------------------------ */
 
