@@ -24,11 +24,13 @@ WERROR=${WERROR:-true}
 # against the installed library (tests/install); python3 uses its standard
 # library only. libgraphviz-dev: libgvc and libcgraph, and the link names
 # of the dot layout and core plug-ins the report module links in.
-PKGS_PC="yaml-0.1:libyaml-dev libuv:libuv1-dev jansson:libjansson-dev lua5.4:liblua5.4-dev libcurl:libcurl4-openssl-dev libcrypto:libssl-dev cmocka:libcmocka-dev sqlite3:libsqlite3-dev libgvc:libgraphviz-dev libcgraph:libgraphviz-dev"
+# libmicrohttpd-dev: the HTTP server of `dagrun serve` (README, "The server").
+PKGS_PC="yaml-0.1:libyaml-dev libuv:libuv1-dev jansson:libjansson-dev lua5.4:liblua5.4-dev libcurl:libcurl4-openssl-dev libcrypto:libssl-dev cmocka:libcmocka-dev sqlite3:libsqlite3-dev libgvc:libgraphviz-dev libcgraph:libgraphviz-dev libmicrohttpd:libmicrohttpd-dev"
 PKGS_BIN="meson:meson ninja:ninja-build pkg-config:pkg-config cc:gcc python3:python3 dot:graphviz openssl:openssl curl:curl nm:binutils readelf:binutils"
 # Only for the tests (not for quickstart): the HTML report is checked in
-# headless Chromium (tests/report).
-PKGS_TEST_BIN="chromium:chromium"
+# headless Chromium (tests/report); the server's /metrics with promtool
+# (Debian's prometheus package; tests/cli/test_serve.py).
+PKGS_TEST_BIN="chromium:chromium promtool:prometheus"
 
 deps() {  # deps [test]: what the build needs, and with "test" what the tests need
   local missing=() bins=$PKGS_BIN

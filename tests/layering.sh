@@ -25,7 +25,8 @@ workflow: kinds load graph expr model util
 obs: kinds util
 store: util
 report: store graph model util
-cli: report workflow engine obs kinds sched store exec load graph expr model util
+serve: report store graph model util
+cli: serve report workflow engine obs kinds sched store exec load graph expr model util
 '
 
 declare -A allowed

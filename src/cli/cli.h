@@ -17,6 +17,7 @@ int cli_runs(int argc, char **argv);
 int cli_show(int argc, char **argv);
 int cli_logs(int argc, char **argv);
 int cli_prune(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 int cli_resume(int argc, char **argv);
 int cli_rerun(int argc, char **argv);
 int cli_report(int argc, char **argv);

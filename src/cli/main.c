@@ -31,6 +31,7 @@ static const char usage[] =
 	"                  export), no side effect: what would diverge\n"
 	"  stats           durations, failure rates and resources over past runs\n"
 	"  prune           remove old runs and their logs\n"
+	"  serve           REST API and metrics over the workflows and the store\n"
 	"\n"
 	"`dagrun COMMAND --help` describes a command.\n";
 
@@ -64,6 +65,8 @@ int main(int argc, char **argv)
 		return cli_logs(argc - 1, argv + 1);
 	if (!strcmp(cmd, "prune"))
 		return cli_prune(argc - 1, argv + 1);
+	if (!strcmp(cmd, "serve"))
+		return cli_serve(argc - 1, argv + 1);
 	if (!strcmp(cmd, "resume"))
 		return cli_resume(argc - 1, argv + 1);
 	if (!strcmp(cmd, "rerun"))

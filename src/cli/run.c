@@ -26,6 +26,8 @@ static const char usage[] =
 	"      --var NAME=VALUE     override a workflow variable (repeatable)\n"
 	"      --secrets-file F     KEY=VALUE lines read as secrets.KEY (mode 600)\n"
 	"      --dry-run            print the order tasks would start in (-j 1), run nothing\n"
+	"      --run-id ID          the new run's id (1 to 64 of A-Z a-z 0-9 . _ -, not\n"
+	"                           starting with . or -; default: generated)\n"
 	"      --trace FILE         at the end, write the run as Chrome trace-event JSON\n"
 	"                           (Perfetto, chrome://tracing; `-`: standard output),\n"
 	"                           as `dagrun trace RUN` does: read from the state\n"
@@ -348,6 +350,7 @@ int cli_run(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"dry-run", no_argument, NULL, 'n'},
 		{"trace", required_argument, NULL, 'T'},
+		{"run-id", required_argument, NULL, 'I'},
 		CLI_EXEC_OPTIONS,
 		{0, 0, 0, 0},
 	};
@@ -356,6 +359,7 @@ int cli_run(int argc, char **argv)
 	char *text = NULL;
 	size_t len = 0;
 	dagrun_workflow *wf = NULL;
+	const char *run_id = NULL;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hj:vq", opts, NULL)) != -1) {
 		int h = cli_exec_option(&x, c, optarg, "run");
@@ -367,6 +371,7 @@ int cli_run(int argc, char **argv)
 		case 'h': fputs(usage, stdout); status = EXIT_OK; goto out;
 		case 'n': x.dry_run = 1; break;
 		case 'T': x.trace = optarg; break;
+		case 'I': run_id = optarg; break;
 		default: goto out;
 		}
 	}
@@ -387,7 +392,7 @@ int cli_run(int argc, char **argv)
 				     : cli_load_snapshot(file, color, &status, &text, &len);
 	if (!wf)
 		goto out;
-	status = cli_execute(&x, "run", wf, text, len, NULL, NULL);
+	status = cli_execute(&x, "run", wf, text, len, run_id, NULL);
 out:
 	dagrun_workflow_free(wf);
 	free(text);

@@ -172,7 +172,7 @@ static void w_on_exit(struct loader *ld, void *obj)
 	read_tasks(ld, GROUP_EXIT);
 }
 
-enum { W_NAME, W_TASKS };
+enum { W_NAME, W_TASKS, W_SCHEDULE = 12 };
 
 static const struct keydef top_keys[] = {
 	[W_NAME] = KEY("name", w_name), [W_TASKS] = KEY("tasks", w_tasks),
@@ -181,8 +181,11 @@ static const struct keydef top_keys[] = {
 	KEY("resources", w_resources), KEY("defaults", w_defaults),
 	KEY("onSuccess", w_on_success), KEY("onFailure", w_on_failure),
 	KEY("onExit", w_on_exit), KEY("outputs", w_outputs),
+	/* read by `dagrun serve` only (schedule.c) */
+	[W_SCHEDULE] = KEY("schedule", load_key_schedule), KEY("timezone", load_key_timezone),
+	KEY("overlap", load_key_overlap), KEY("catchup", load_key_catchup),
 };
-static const struct keytab top_tab = {"workflow", top_keys, 12, NULL, NULL};
+static const struct keytab top_tab = {"workflow", top_keys, 16, NULL, NULL};
 
 /* ---- the document ------------------------------------------------------------------------ */
 
@@ -204,6 +207,7 @@ static void read_root(struct loader *ld)
 		load_error(ld, at, "missing required key 'name' in workflow");
 	if (!seen_or_hinted(&seen, W_TASKS))
 		load_error(ld, at, "missing required key 'tasks' in workflow");
+	load_schedule_check(ld, &seen, W_SCHEDULE);
 }
 
 /* Reads the stream: exactly one document holding a mapping. */

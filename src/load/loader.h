@@ -423,6 +423,16 @@ long read_int_list(struct loader *ld, int64_t lo, int64_t hi, size_t max);
 /* An enum: returns the index in names[] or -1 (after an error). */
 int read_enum(struct loader *ld, const char *const *names, unsigned n);
 
+/* The top-level keys `dagrun serve` reads (schedule.c): schedule,
+ * timezone, overlap, catchup; then, after the workflow's map was read
+ * (their bits from `first` on in seen), the check that the last three
+ * come with a schedule. */
+void load_key_schedule(struct loader *ld, void *obj);
+void load_key_timezone(struct loader *ld, void *obj);
+void load_key_overlap(struct loader *ld, void *obj);
+void load_key_catchup(struct loader *ld, void *obj);
+void load_schedule_check(struct loader *ld, const struct map_seen *seen, unsigned first);
+
 /* Reads the current mapping, dispatching each key through tab. Reports
  * unknown keys (with a hint), duplicates and non-string keys. */
 void read_map(struct loader *ld, const struct keytab *tab, void *obj,

@@ -153,6 +153,19 @@ struct dr_owned {
 	void *p;
 };
 
+/* A workflow's schedule: the top-level keys only `dagrun serve` reads
+ * (`schedule`, `timezone`, `overlap`, `catchup`; a run ignores them),
+ * checked by the loader (load/schedule.c: a valid five-field expression,
+ * a zone this machine knows). */
+enum dr_overlap { DR_OVERLAP_SKIP = 0, DR_OVERLAP_QUEUE, DR_OVERLAP_ALLOW };
+
+struct dr_schedule {
+	struct dr_text cron;         /* the expression as written */
+	struct dr_text timezone;     /* .s NULL: the local zone */
+	uint8_t overlap;             /* enum dr_overlap */
+	bool catchup;
+};
+
 struct dagrun_workflow {
 	struct arena arena;
 	struct intern ids;           /* task ids */
@@ -161,6 +174,7 @@ struct dagrun_workflow {
 	char *path;                  /* as given; malloc'd */
 	char *dir;                   /* directory of the file; malloc'd */
 	struct dr_text name, description;
+	const struct dr_schedule *schedule; /* NULL: none */
 	const struct dr_value *variables; /* a map, or NULL */
 	struct dr_kvlist env;
 	uint32_t max_parallel;       /* 0: number of CPUs */
