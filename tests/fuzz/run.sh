@@ -37,9 +37,11 @@ mkdir -p "$corpus"
 clang -std=c11 -D_GNU_SOURCE -fno-strict-aliasing -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -pthread \
 	-I"$src/include" -I"$src/src" \
-	"$here/fuzz_$target.c" "$src"/src/util/*.c "$src"/src/load/*.c "$src"/src/graph/*.c \
+	"$here/fuzz_$target.c" "$src"/src/util/*.c "$src"/src/model/*.c "$src"/src/load/*.c \
+	"$src"/src/graph/*.c "$src"/src/workflow/*.c "$src"/src/kinds/*.c "$src"/src/exec/*.c \
+	"$src"/src/sched/*.c "$src"/src/store/*.c \
 	"$src"/src/expr/*.c \
-	$(pkg-config --cflags --libs yaml-0.1 libuv jansson lua5.4) -lm \
+	$(pkg-config --cflags --libs yaml-0.1 libuv jansson lua5.4 libcurl sqlite3 libcrypto) -lm \
 	-o "$out/fuzz_$target"
 
 cd "$out"
