@@ -1,4 +1,5 @@
-/* rundoc_store.c: the run document of a recorded run (see rundoc.h and the
+/* rundoc_store.c: the run document of a recorded run (its attempts:
+ * rundoc_attempt.c; see rundoc.h and the
  * mapping at the end of docs/run-document.md).
  *
  * Reads, each a query of the store: the run's tasks, all their attempts
@@ -24,54 +25,23 @@
 
 #include "model/model.h"
 #include "report/rundoc.h"
+#include "report/rundoc_int.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/intern.h"
 #include "util/text.h"
 
-#define TIME_MAX ((((uint64_t)1) << 53) - 1)
-#define NONE UINT32_MAX
-
 static const char *const hook_names[] = {NULL, "onSuccess", "onFailure", "onExit"};
 
-struct build {
-	struct store *s;
-	const struct store_run_info *ri;
-	const struct report_rundoc_opts *o;
-	struct arena mem;
-	struct store_task_info *t;
-	size_t nt;
-	struct store_attempt_info *a;
-	size_t na;
-	bool interrupted;
-	/* the recorded definition, loaded again (or NULL) */
-	dagrun_workflow *wf;
-	uint32_t *wf_of;           /* recorded index -> wf task, or NONE */
-	uint32_t *rec_of;          /* wf task -> recorded index, or NONE */
-	/* the ids written, one per recorded task */
-	json_t **id;
-	/* history by recorded index, or NULL */
-	const struct store_task_stats **hist;
-	size_t tail;
-	char *rbuf;                /* tail bytes */
-	uint32_t unread;           /* output files that could not be read */
-	struct buf tmp, warn;
-	char **err;
-};
-
-static int oom(struct build *b)
+int rd_oom(struct build *b)
 {
 	if (b->err && !*b->err)
 		*b->err = strdup("out of memory");
 	return -ENOMEM;
 }
 
-/* A warning line for *warn. */
-static void warn(struct build *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void warn(struct build *b, const char *fmt, ...)
+void rd_warn(struct build *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -84,7 +54,7 @@ static void warn(struct build *b, const char *fmt, ...)
 /* ---- JSON values -------------------------------------------------------------- */
 
 /* s[0 .. n) as a JSON string, invalid UTF-8 made U+FFFD; NULL: null. */
-static json_t *jtextn(struct build *b, const char *s, size_t n)
+json_t *rd_jtextn(struct build *b, const char *s, size_t n)
 {
 	if (!s)
 		return json_null();
@@ -96,28 +66,28 @@ static json_t *jtextn(struct build *b, const char *s, size_t n)
 	return json_stringn_nocheck(b->tmp.data ? b->tmp.data : "", b->tmp.len);
 }
 
-static json_t *jtext(struct build *b, const char *s)
+json_t *rd_jtext(struct build *b, const char *s)
 {
-	return jtextn(b, s, s ? strlen(s) : 0);
+	return rd_jtextn(b, s, s ? strlen(s) : 0);
 }
 
-static json_t *jtime(uint64_t ms)
+json_t *rd_jtime(uint64_t ms)
 {
 	return json_integer((json_int_t)(ms > TIME_MAX ? TIME_MAX : ms));
 }
 
-static json_t *juint(uint64_t v)
+json_t *rd_juint(uint64_t v)
 {
 	return json_integer((json_int_t)(v > INT64_MAX ? INT64_MAX : v));
 }
 
-static json_t *jclass(int c)
+json_t *rd_jclass(int c)
 {
 	return c ? json_string(dagrun_class_name(c)) : json_null();
 }
 
 /* Sets o[key] = v (v stolen); returns non-zero when v is NULL or on OOM. */
-static int set(json_t *o, const char *key, json_t *v)
+int rd_set(json_t *o, const char *key, json_t *v)
 {
 	return json_object_set_new_nocheck(o, key, v) != 0;
 }
@@ -133,18 +103,18 @@ static int make_ids(struct build *b)
 	uint32_t renamed = 0;
 	int r = 0;
 	if (!(b->id = calloc(b->nt ? b->nt : 1, sizeof(*b->id))))
-		return oom(b);
+		return rd_oom(b);
 	for (size_t i = 0; i < b->nt && r == 0; i++) {
-		json_t *v = jtext(b, b->t[i].id ? b->t[i].id : "");
+		json_t *v = rd_jtext(b, b->t[i].id ? b->t[i].id : "");
 		if (!(b->id[i] = v)) {
-			r = oom(b);
+			r = rd_oom(b);
 			break;
 		}
 		int added = 0;
 		if (json_string_length(v) &&
 		    intern_add(&seen, json_string_value(v), json_string_length(v),
 			       &added) == INTERN_NONE)
-			r = oom(b);
+			r = rd_oom(b);
 		if (added || r < 0)
 			continue;
 		renamed++;
@@ -153,16 +123,16 @@ static int make_ids(struct build *b)
 			if (buf_add(&b->tmp, json_string_value(v), json_string_length(v)) < 0 ||
 			    buf_printf(&b->tmp, k ? "#%zu.%u" : "#%zu", i, k) < 0 ||
 			    intern_add(&seen, b->tmp.data, b->tmp.len, &added) == INTERN_NONE)
-				r = oom(b);
+				r = rd_oom(b);
 		}
 		if (r == 0) {
 			json_decref(v);
 			if (!(b->id[i] = json_stringn_nocheck(b->tmp.data, b->tmp.len)))
-				r = oom(b);
+				r = rd_oom(b);
 		}
 	}
 	if (renamed)
-		warn(b, "%u task id%s empty or alike once made valid UTF-8: shown with "
+		rd_warn(b, "%u task id%s empty or alike once made valid UTF-8: shown with "
 		     "'#INDEX' appended", renamed, renamed == 1 ? " is" : "s are");
 	intern_free(&seen);
 	return r;
@@ -198,26 +168,26 @@ static int load_definition(struct build *b)
 		return r;
 	}
 	if (!def.definition || !def.definition_len) {
-		warn(b, "dependencies and kinds not known: no definition was recorded with the run");
+		rd_warn(b, "dependencies and kinds not known: no definition was recorded with the run");
 		return 0;
 	}
 	dagrun_diags *d = dagrun_diags_new(1);
 	if (!d)
-		return oom(b);
+		return rd_oom(b);
 	const char *name = b->ri->path && *b->ri->path ? b->ri->path : "<recorded definition>";
 	r = dagrun_workflow_load_buffer(name, def.definition, def.definition_len, &b->wf, d);
 	if (r == -ENOMEM) {
 		dagrun_diags_free(d);
-		return oom(b);
+		return rd_oom(b);
 	}
 	if (r < 0) {
 		const dagrun_diag *g = first_error(d);
 		if (g)
-			warn(b, "dependencies and kinds not known: the definition recorded with "
+			rd_warn(b, "dependencies and kinds not known: the definition recorded with "
 			     "the run does not load: %s:%u:%u: %s", g->file ? g->file : name,
 			     g->line, g->column, g->message);
 		else
-			warn(b, "dependencies and kinds not known: the definition recorded with "
+			rd_warn(b, "dependencies and kinds not known: the definition recorded with "
 			     "the run does not load: %s", strerror(-r));
 		b->wf = NULL;
 		dagrun_diags_free(d);
@@ -228,7 +198,7 @@ static int load_definition(struct build *b)
 	b->wf_of = malloc((b->nt ? b->nt : 1) * sizeof(*b->wf_of));
 	b->rec_of = malloc((wf->n_tasks ? wf->n_tasks : 1) * sizeof(*b->rec_of));
 	if (!b->wf_of || !b->rec_of)
-		return oom(b);
+		return rd_oom(b);
 	for (uint32_t i = 0; i < wf->n_tasks; i++)
 		b->rec_of[i] = NONE;
 	uint32_t missing = 0;
@@ -243,7 +213,7 @@ static int load_definition(struct build *b)
 			b->rec_of[k] = (uint32_t)i;
 	}
 	if (missing)
-		warn(b, "%u task%s of the run %s not in its recorded definition: shown without "
+		rd_warn(b, "%u task%s of the run %s not in its recorded definition: shown without "
 		     "kind and dependencies", missing, missing == 1 ? "" : "s",
 		     missing == 1 ? "is" : "are");
 	return 0;
@@ -268,11 +238,11 @@ static json_t *dependencies(struct build *b, size_t i, uint32_t *dropped)
 		e |= !o;
 		if (!o)
 			break;
-		e |= set(o, "taskId", json_incref(b->id[to]));
-		e |= set(o, "type", json_string(d->type == DR_DEP_NON_BLOCKING ? "non-blocking" :
+		e |= rd_set(o, "taskId", json_incref(b->id[to]));
+		e |= rd_set(o, "type", json_string(d->type == DR_DEP_NON_BLOCKING ? "non-blocking" :
 						"blocking"));
-		e |= set(o, "condition", d->condition && d->condition->s ?
-			 jtextn(b, d->condition->s, d->condition->len) : json_null());
+		e |= rd_set(o, "condition", d->condition && d->condition->s ?
+			 rd_jtextn(b, d->condition->s, d->condition->len) : json_null());
 		e |= json_array_append_new(deps, o) != 0;
 	}
 	if (e) {
@@ -309,14 +279,14 @@ static int load_history(struct build *b)
 	uint32_t *first = malloc(b->nt * sizeof(*first));
 	if (!first || !(b->hist = calloc(b->nt, sizeof(*b->hist)))) {
 		free(first);
-		return oom(b);
+		return rd_oom(b);
 	}
 	for (size_t i = 0; i < b->nt && r == 0; i++) {
 		const char *id = b->t[i].id ? b->t[i].id : "";
 		int added = 0;
 		uint32_t sym = intern_add(&ids, id, strlen(id), &added);
 		if (sym == INTERN_NONE)
-			r = oom(b);
+			r = rd_oom(b);
 		else if (added)
 			first[sym] = (uint32_t)i;
 	}
@@ -336,215 +306,10 @@ static json_t *history(const struct store_task_stats *h)
 	if (!o)
 		return NULL;
 	int e = 0;
-	e |= set(o, "runs", json_integer(h->ok_attempts));
-	e |= set(o, "p50Ms", juint(h->p50_ms));
-	e |= set(o, "p95Ms", juint(h->p95_ms));
-	e |= set(o, "maxMs", juint(h->max_ms));
-	if (e) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-/* ---- output tails ------------------------------------------------------------- */
-
-/* The last bytes of path (at most b->tail), from the first character that
- * starts in them; *size the file's size. */
-static int read_tail(struct build *b, const char *path, uint64_t *size, const char **out,
-		     size_t *len)
-{
-	struct stat sb;
-	*out = NULL;
-	*len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		close(fd);
-		return -EINVAL;
-	}
-	*size = (uint64_t)sb.st_size;
-	uint64_t from = *size > b->tail ? *size - b->tail : 0;
-	size_t n = (size_t)(*size - from), got = 0;
-	while (got < n) {
-		ssize_t k = pread(fd, b->rbuf + got, n - got, (off_t)(from + got));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		got += (size_t)k;
-	}
-	close(fd);
-	size_t skip = 0;
-	/* cut inside a character: its continuation bytes (at most 3) go */
-	while (from && skip < 3 && skip < got && ((unsigned char)b->rbuf[skip] & 0xc0) == 0x80)
-		skip++;
-	*out = b->rbuf + skip;
-	*len = got - skip;
-	return 0;
-}
-
-static json_t *stream(struct build *b, const struct store_attempt_info *a,
-		      const struct store_log_files *lf, int st)
-{
-	uint64_t counted = st == STORE_STDOUT ? a->out_bytes : a->err_bytes;
-	uint64_t logged = st == STORE_STDOUT ? a->out_logged : a->err_logged;
-	uint64_t cut = st == STORE_STDOUT ? a->out_log_cut : a->err_log_cut;
-	uint64_t size = 0;
-	const char *tail = NULL;
-	size_t len = 0;
-	if (lf && lf->path[st] && read_tail(b, lf->path[st], &size, &tail, &len) < 0) {
-		b->unread++;
-		tail = NULL;
-		len = 0;
-	}
-	uint64_t bytes = a->ended ? counted : size;
-	if (bytes < logged + cut)
-		bytes = logged + cut;
-	if (bytes < size)
-		bytes = size;
-	if (!bytes)
-		return json_null();
-	json_t *o = json_object();
-	if (!o)
-		return NULL;
-	buf_reset(&b->tmp);
-	int e = text_utf8_clean(&b->tmp, tail ? tail : "", len) < 0;
-	if (!e && cut)
-		e = buf_printf(&b->tmp, "%s[dagrun: the log kept the first %llu bytes of this "
-			       "stream; the last %llu were not kept (the log's cap)]\n",
-			       b->tmp.len && b->tmp.data[b->tmp.len - 1] != '\n' ? "\n" : "",
-			       (unsigned long long)logged, (unsigned long long)cut) < 0;
-	if (!e)
-		e |= set(o, "tail", json_stringn_nocheck(b->tmp.data ? b->tmp.data : "",
-							   b->tmp.len));
-	e |= set(o, "bytes", juint(bytes));
-	e |= set(o, "truncated", json_boolean(len < bytes));
-	if (e) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-/* ---- attempts ---------------------------------------------------------------- */
-
-static const char *attempt_status(const struct build *b, const struct store_attempt_info *a)
-{
-	if (!a->ended)
-		return b->interrupted || (a->flags & STORE_ATTEMPT_INTERRUPTED) ? "interrupted" :
-		       "running";
-	if (a->flags & STORE_ATTEMPT_OK)
-		return "completed";
-	if (a->flags & STORE_ATTEMPT_INTERRUPTED)
-		return "interrupted";
-	if (a->flags & STORE_ATTEMPT_CANCELLED)
-		return "cancelled";
-	return "failed";
-}
-
-static int http_ai(json_t *o, struct build *b, const struct store_attempt_info *a)
-{
-	int e = 0;
-	if (a->http_status || a->http_total_us || a->http_queue_us || a->http_redirects) {
-		json_t *h = json_pack("{s:i, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
-				      "status", a->http_status,
-				      "redirects", (json_int_t)a->http_redirects,
-				      "timings",
-				      "queueUs", (json_int_t)a->http_queue_us,
-				      "dnsUs", (json_int_t)a->http_dns_us,
-				      "connectUs", (json_int_t)a->http_connect_us,
-				      "tlsUs", (json_int_t)a->http_tls_us,
-				      "firstByteUs", (json_int_t)a->http_first_byte_us,
-				      "totalUs", (json_int_t)a->http_total_us);
-		e |= set(o, "http", h);
-	}
-	if (a->model) {
-		json_t *ai = json_object(), *usage = json_object();
-		e |= !ai || !usage;
-		if (ai && usage) {
-			e |= set(usage, "promptTokens", a->prompt_tokens >= 0 ?
-				 json_integer(a->prompt_tokens) : json_null());
-			e |= set(usage, "completionTokens", a->completion_tokens >= 0 ?
-				 json_integer(a->completion_tokens) : json_null());
-			e |= set(ai, "model", jtext(b, a->model));
-			e |= set(ai, "finishReason", jtext(b, a->finish_reason));
-			e |= set(ai, "usage", usage);
-			usage = NULL;
-			e |= set(ai, "promptBytes", juint(a->prompt_bytes));
-			e |= set(ai, "contextCutBytes", juint(a->context_cut_bytes));
-			e |= set(o, "ai", ai);
-			ai = NULL;
-		}
-		json_decref(ai);
-		json_decref(usage);
-	}
-	return e;
-}
-
-static int outputs(json_t *o, struct build *b, const struct store_attempt_info *a)
-{
-	bool any = !b->o->no_outputs && (!a->ended || a->out_bytes || a->err_bytes || a->out_logged ||
-		   a->err_logged || a->out_log_cut || a->err_log_cut);
-	if (!any)
-		return 0;
-	struct store_log_files lf;
-	char *qerr = NULL;
-	int r = b->s->ops->log_files(b->s, a->run, a->stored_task, a->attempt, &b->mem, &lf,
-				     &qerr);
-	if (r == -ENOMEM) {
-		free(qerr);
-		return oom(b);
-	}
-	if (r < 0) {
-		b->unread++;
-		free(qerr);
-		return 0;
-	}
-	int e = 0;
-	for (int st = STORE_STDOUT; st <= STORE_STDERR && !e; st++) {
-		json_t *v = stream(b, a, &lf, st);
-		if (!v)
-			return oom(b);
-		if (json_is_null(v))
-			json_decref(v);
-		else
-			e |= set(o, st == STORE_STDOUT ? "stdout" : "stderr", v);
-	}
-	return e ? oom(b) : 0;
-}
-
-static json_t *attempt(struct build *b, const struct store_attempt_info *a)
-{
-	json_t *o = json_object();
-	if (!o)
-		return NULL;
-	bool ended = a->ended;
-	int e = 0;
-	e |= set(o, "attempt", json_integer(a->attempt));
-	e |= set(o, "status", json_string(attempt_status(b, a)));
-	if (a->ready_ms)
-		e |= set(o, "readyMs", jtime(a->ready_ms));
-	e |= set(o, "startMs", jtime(a->start_ms));
-	e |= set(o, "endMs", ended ? jtime(a->end_ms) : json_null());
-	if (ended) {
-		e |= set(o, "durationMs", juint(a->duration_ms));
-		e |= set(o, "exitCode", a->exit_code >= 0 ? json_integer(a->exit_code) :
-			 json_null());
-		e |= set(o, "signal", a->signal ? json_integer(a->signal) : json_null());
-		if (a->flags & STORE_ATTEMPT_TIMED_OUT)
-			e |= set(o, "timedOut", json_true());
-		bool ok = a->flags & STORE_ATTEMPT_OK;
-		e |= set(o, "errorClass", jclass(ok ? 0 : a->error_class));
-		e |= set(o, "error", jtext(b, a->error));
-		e |= set(o, "cpuUserMs", juint(a->cpu_user_ms));
-		e |= set(o, "cpuSysMs", juint(a->cpu_sys_ms));
-		e |= set(o, "maxRssKb", json_integer(a->max_rss_kb > 0 ? a->max_rss_kb : 0));
-		e |= http_ai(o, b, a);
-	}
-	if (!e && outputs(o, b, a) < 0)
-		e = 1;
+	e |= rd_set(o, "runs", json_integer(h->ok_attempts));
+	e |= rd_set(o, "p50Ms", rd_juint(h->p50_ms));
+	e |= rd_set(o, "p95Ms", rd_juint(h->p95_ms));
+	e |= rd_set(o, "maxMs", rd_juint(h->max_ms));
 	if (e) {
 		json_decref(o);
 		return NULL;
@@ -567,23 +332,23 @@ static json_t *task(struct build *b, size_t i, size_t *at, uint32_t *dropped,
 	while (*at < b->na && b->a[*at].task < i)
 		(*at)++;
 	for (; !e && *at < b->na && b->a[*at].task == i; (*at)++)
-		e |= json_array_append_new(atts, attempt(b, &b->a[*at])) != 0;
+		e |= json_array_append_new(atts, rd_attempt(b, &b->a[*at])) != 0;
 	if (!e) {
-		e |= set(o, "id", json_incref(b->id[i]));
+		e |= rd_set(o, "id", json_incref(b->id[i]));
 		if (b->wf && b->wf_of[i] != NONE) {
 			const struct dr_task *k = &b->wf->tasks[b->wf_of[i]];
-			e |= set(o, "kind", json_string(dr_kind_name(b->wf, b->wf_of[i])));
+			e |= rd_set(o, "kind", json_string(dr_kind_name(b->wf, b->wf_of[i])));
 			if (k->hook > DR_HOOK_NONE && k->hook <= DR_HOOK_EXIT)
-				e |= set(o, "hook", json_string(hook_names[k->hook]));
+				e |= rd_set(o, "hook", json_string(hook_names[k->hook]));
 		}
-		e |= set(o, "status", json_string(*status));
-		e |= set(o, "errorClass", jclass(t->error_class));
-		e |= set(o, "error", jtext(b, t->error));
-		e |= set(o, "dependencies", dependencies(b, i, dropped));
-		e |= set(o, "attempts", atts);
+		e |= rd_set(o, "status", json_string(*status));
+		e |= rd_set(o, "errorClass", rd_jclass(t->error_class));
+		e |= rd_set(o, "error", rd_jtext(b, t->error));
+		e |= rd_set(o, "dependencies", dependencies(b, i, dropped));
+		e |= rd_set(o, "attempts", atts);
 		atts = NULL;
 		if (b->hist && b->hist[i])
-			e |= set(o, "history", history(b->hist[i]));
+			e |= rd_set(o, "history", history(b->hist[i]));
 	}
 	json_decref(atts);
 	if (e) {
@@ -602,15 +367,15 @@ static json_t *run_header(struct build *b, json_t *counts)
 		return NULL;
 	}
 	int e = 0;
-	e |= set(o, "id", jtext(b, ri->run_id));
-	e |= set(o, "runAttempt", json_integer(ri->run_attempt ? ri->run_attempt : 1));
-	e |= set(o, "workflow", jtext(b, ri->workflow ? ri->workflow : ""));
-	e |= set(o, "path", jtext(b, ri->path));
-	e |= set(o, "status", json_string(store_run_status_name(ri->status)));
-	e |= set(o, "startMs", jtime(ri->start_ms));
-	e |= set(o, "endMs", ri->end_ms ? jtime(ri->end_ms) : json_null());
-	e |= set(o, "error", jtext(b, ri->error));
-	e |= set(o, "counts", counts);
+	e |= rd_set(o, "id", rd_jtext(b, ri->run_id));
+	e |= rd_set(o, "runAttempt", json_integer(ri->run_attempt ? ri->run_attempt : 1));
+	e |= rd_set(o, "workflow", rd_jtext(b, ri->workflow ? ri->workflow : ""));
+	e |= rd_set(o, "path", rd_jtext(b, ri->path));
+	e |= rd_set(o, "status", json_string(store_run_status_name(ri->status)));
+	e |= rd_set(o, "startMs", rd_jtime(ri->start_ms));
+	e |= rd_set(o, "endMs", ri->end_ms ? rd_jtime(ri->end_ms) : json_null());
+	e |= rd_set(o, "error", rd_jtext(b, ri->error));
+	e |= rd_set(o, "counts", counts);
 	if (e) {
 		json_decref(o);
 		return NULL;
@@ -625,41 +390,41 @@ static int build_doc(struct build *b, json_t **out)
 	uint32_t dropped = 0;
 	size_t at = 0;
 	if (!doc || !tasks || !counts) {
-		r = oom(b);
+		r = rd_oom(b);
 		goto out;
 	}
 	for (size_t i = 0; i < b->nt; i++) {
 		const char *status = NULL;
 		json_t *t = task(b, i, &at, &dropped, &status);
 		if (!t || json_array_append_new(tasks, t) != 0) {
-			r = oom(b);
+			r = rd_oom(b);
 			goto out;
 		}
 		json_t *c = json_object_get(counts, status);
 		if (json_object_set_new(counts, status,
 					json_integer(c ? json_integer_value(c) + 1 : 1)) != 0) {
-			r = oom(b);
+			r = rd_oom(b);
 			goto out;
 		}
 	}
 	if (b->unread)
-		warn(b, "the output of %u attempt stream%s could not be read (log files "
+		rd_warn(b, "the output of %u attempt stream%s could not be read (log files "
 		     "removed?): not shown", b->unread, b->unread == 1 ? "" : "s");
 	if (dropped)
-		warn(b, "%u dependenc%s on tasks the run did not record left out", dropped,
+		rd_warn(b, "%u dependenc%s on tasks the run did not record left out", dropped,
 		     dropped == 1 ? "y" : "ies");
 	char gen[64];
 	snprintf(gen, sizeof(gen), "dagrun %s", dagrun_version());
 	int e = 0;
-	e |= set(doc, "dagrunRunDocument", json_integer(1));
-	e |= set(doc, "generator", json_string(gen));
-	e |= set(doc, "generatedMs", jtime(b->o->now_ms ? b->o->now_ms : clock_wall_ms()));
-	e |= set(doc, "run", run_header(b, counts));
+	e |= rd_set(doc, "dagrunRunDocument", json_integer(1));
+	e |= rd_set(doc, "generator", json_string(gen));
+	e |= rd_set(doc, "generatedMs", rd_jtime(b->o->now_ms ? b->o->now_ms : clock_wall_ms()));
+	e |= rd_set(doc, "run", run_header(b, counts));
 	counts = NULL;
-	e |= set(doc, "tasks", tasks);
+	e |= rd_set(doc, "tasks", tasks);
 	tasks = NULL;
 	if (e) {
-		r = oom(b);
+		r = rd_oom(b);
 		goto out;
 	}
 	*out = doc;
@@ -705,14 +470,14 @@ int report_rundoc_from_store(struct store *s, const struct store_run_info *ri,
 	b.interrupted = ri->status == STORE_RUN_INTERRUPTED;
 	int r = -ENOMEM;
 	if (!(b.rbuf = malloc(b.tail))) {
-		r = oom(&b);
+		r = rd_oom(&b);
 		goto out;
 	}
 	if ((r = query(&b)) < 0 || (r = make_ids(&b)) < 0 || (r = load_definition(&b)) < 0 ||
 	    (r = load_history(&b)) < 0 || (r = build_doc(&b, out)) < 0)
 		goto out;
 	if (warn_out && b.warn.len && !(*warn_out = buf_steal(&b.warn)))
-		r = oom(&b);
+		r = rd_oom(&b);
 out:
 	if (r < 0) {
 		json_decref(*out);
