@@ -429,13 +429,13 @@ class ServeTest(unittest.TestCase):
         rid = self.start(s, "gate", {"variables": {"marker": marker}})
         host, port = s.url.split("//")[1].rsplit(":", 1)
         sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
-        sock.sendall(("GET /api/events?run=%s HTTP/1.1\r\nHost: x\r\n\r\n" % rid).encode())
+        # since=0: the server is new, its ring holds every event of the run,
+        # so gated's failure is seen even if it came before the connection
+        sock.sendall(("GET /api/events?run=%s&since=0 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      % rid).encode())
         buf = b""
-        while b"event: hello" not in buf:
-            buf += sock.recv(65536)
-        with open(marker, "w"):
-            pass
         logs, runs = [], []
+        marked = False
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and not any(r["status"] != "running" for r in runs):
             chunk = sock.recv(65536)
@@ -450,8 +450,18 @@ class ServeTest(unittest.TestCase):
                 elif ev.get("event") == "run":
                     runs.append(json.loads(ev["data"]))
                 elif ev.get("event") in ("task", "attempt"):
-                    self.assertEqual(json.loads(ev["data"])["run"], rid)
+                    d = json.loads(ev["data"])
+                    self.assertEqual(d["run"], rid)
+                    # the marker comes only once gated has failed without it:
+                    # on a slow machine (TSan) "first" may still be running
+                    # when the stream says hello
+                    if (ev["event"] == "task" and d.get("task") == "gated"
+                            and d.get("status") == "failed" and not marked):
+                        with open(marker, "w"):
+                            pass
+                        marked = True
         sock.close()
+        self.assertTrue(marked, "gated never reported failed on the stream")
         self.assertEqual(runs[-1]["status"], "failed")   # gated failed before the marker
         self.assertIn(("waits", "stdout", "waited\n"),
                       [(l["task"], l["stream"], l["text"]) for l in logs])
