@@ -21,7 +21,7 @@
 #define KEEP_MS STORE_MAX_AGE_MS_DEFAULT
 #define HISTORY_TASK_RUNS 2000000u   /* tasks x runs read for history, at most */
 #define HISTORY_RUNS 10u
-#define GATE_GROUP_MS 5              /* a request that is not urgent waits this */
+#define GATE_GROUP_MS 25             /* a request that is not urgent waits this */
 /* Output waiting for the writer, at most: a task that writes faster than
  * the disk takes it costs this much memory, and what arrives beyond is
  * counted as cut from its log (the attempt's *_log_cut), never held. */

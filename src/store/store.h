@@ -121,7 +121,7 @@ enum store_stream { STORE_STDOUT = 1, STORE_STDERR = 2 };
 /* Defaults. */
 #define STORE_LOG_CAP_DEFAULT ((uint64_t)64 << 20)   /* per attempt and stream */
 #define STORE_BATCH_MAX_DEFAULT 4096u                /* records per transaction */
-#define STORE_BATCH_MS_DEFAULT 5u                    /* group commit window */
+#define STORE_BATCH_MS_DEFAULT 25u                   /* group commit window */
 #define STORE_BUSY_MS_DEFAULT 10000u                 /* wait for a locked database */
 #define STORE_HEARTBEAT_MS_DEFAULT 10000u            /* lease renewal period */
 #define STORE_QUEUE_MAX_DEFAULT ((size_t)256 << 20)  /* output bytes waiting */
