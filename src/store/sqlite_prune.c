@@ -152,7 +152,15 @@ int sq_prune_on(struct sq_store *st, sqlite3 *db, const struct store_prune_opts 
 	memset(res, 0, sizeof(*res));
 	if (!o->keep && !o->older_than_ms)
 		return 0;
+	/* The writer's connection checks no foreign key (sq_pragmas): the
+	 * cascades need them, for this transaction (outside one, or the
+	 * pragma does nothing). */
+	bool fk = db == st->wdb && !o->dry_run;
+	if (fk && sq_exec(db, "PRAGMA foreign_keys=ON") != SQLITE_OK)
+		return sq_fail(db, sqlite3_errcode(db), st->path, err, "cannot start pruning");
 	int rc = o->dry_run ? sq_read_begin(st, db) : sq_begin_write(st, db);
+	if (rc != SQLITE_OK && fk)
+		sq_exec(db, "PRAGMA foreign_keys=OFF");
 	if (rc != SQLITE_OK)
 		return sq_fail(db, rc, st->path, err, "cannot start pruning");
 	int r = list_ids(st, db, o, &c, &n, err);
@@ -184,6 +192,8 @@ int sq_prune_on(struct sq_store *st, sqlite3 *db, const struct store_prune_opts 
 		r = sq_fail(db, rc, st->path, err, "cannot commit the pruning");
 	if (!sqlite3_get_autocommit(db))
 		sq_exec(db, r == 0 ? "COMMIT" : "ROLLBACK");
+	if (fk && sq_exec(db, "PRAGMA foreign_keys=OFF") != SQLITE_OK && r == 0)
+		r = sq_fail(db, sqlite3_errcode(db), st->path, err, "cannot end pruning");
 	/* The rows are gone: now their logs. */
 	for (size_t i = 0; i < ndirs; i++) {
 		uint64_t ignored = 0;

@@ -740,6 +740,23 @@ static void prune_keeps_the_newest_drops_the_old_with_their_logs_and_spares_live
 	assert_int_equal(s->ops->list_runs(s, &f, &mem, &v, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(v[0].key, keys[0]);
+	/* The writer's connection checks no foreign key for its records, but
+	 * its prune cascades: no row of a removed run is left behind. */
+	char dbp[600];
+	snprintf(dbp, sizeof(dbp), "%s/state.db", dir);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open_v2(dbp, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *q = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db,
+		"SELECT (SELECT count(*) FROM attempts WHERE run NOT IN (SELECT id FROM runs)) +"
+		" (SELECT count(*) FROM task_status WHERE run NOT IN (SELECT id FROM runs)) +"
+		" (SELECT count(*) FROM run_defs WHERE run NOT IN (SELECT id FROM runs)),"
+		" (SELECT count(*) FROM attempts)", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 0);
+	assert_int_equal(sqlite3_column_int(q, 1), 1);   /* run 0's */
+	sqlite3_finalize(q);
+	sqlite3_close(db);
 	po.workflow = "A";
 	assert_int_equal(s->ops->prune_due(s, &po, &err), 1);
 	po.now_ms = 0;
