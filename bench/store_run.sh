@@ -4,8 +4,11 @@
 #  1. The layered DAG of SMALL tasks (gen_dag.py, -k 3, command `true`) at
 #     -j J: `dagrun run` recording into a fresh state directory, against the
 #     same run with --no-state, alternating, REPS runs of each; the medians
-#     of wall and CPU time (dagrun and its children, /usr/bin/time) and
-#     their ratios (target: wall at most 1.05x).
+#     of wall and CPU time (dagrun and its children) and their ratios
+#     (target: wall at most 1.05x), and dagrun's own CPU time apart (all
+#     its threads, its tasks excluded: bench/selfcpu.py), the figure the
+#     machine's load disturbs least: what the store adds to it, per task
+#     and as a share of the whole --no-state run's CPU.
 #  2. sched_fake (the engine on the fake executor, nothing spawned) on the
 #     layered DAG of FAKE tasks, without and with the store, alternating,
 #     FAKE_REPS each: CPU microseconds per task (engine and store: the
@@ -29,22 +32,35 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 dir=$(gen layered "$SMALL")
 st=$OUT/store-state
-: >"$OUT/logs/store-on.w"; : >"$OUT/logs/store-on.c"
-: >"$OUT/logs/store-off.w"; : >"$OUT/logs/store-off.c"
+for f in on.w on.s on.c off.w off.s off.c; do : >"$OUT/logs/store-$f"; done
+# one run: wall, dagrun's own CPU (all threads), its tasks' CPU (selfcpu.py)
+one() {
+	local name=$1 w s c
+	shift
+	if ! read -r w s c < <(python3 "$ROOT/bench/selfcpu.py" "$@" 2>"$OUT/logs/store-$name.log"); then
+		echo "FAILED: $*" >&2
+		return 1
+	fi
+	echo "$w" >>"$OUT/logs/store-$name.w"
+	echo "$s" >>"$OUT/logs/store-$name.s"
+	awk -v s="$s" -v c="$c" 'BEGIN { printf "%.3f\n", s + c }' >>"$OUT/logs/store-$name.c"
+}
 for i in $(seq "$REPS"); do
 	rm -rf "$st"
-	read -r w _ c < <(tm store-on "$DAGRUN" run -q --no-progress -j "$J" --state "$st" "$dir/workflow.yaml")
-	echo "$w" >>"$OUT/logs/store-on.w"; echo "$c" >>"$OUT/logs/store-on.c"
-	read -r w _ c < <(tm store-off "$DAGRUN" run -q --no-progress -j "$J" --no-state "$dir/workflow.yaml")
-	echo "$w" >>"$OUT/logs/store-off.w"; echo "$c" >>"$OUT/logs/store-off.c"
+	one on "$DAGRUN" run -q --no-progress -j "$J" --state "$st" "$dir/workflow.yaml"
+	one off "$DAGRUN" run -q --no-progress -j "$J" --no-state "$dir/workflow.yaml"
 done
-won=$(median <"$OUT/logs/store-on.w"); woff=$(median <"$OUT/logs/store-off.w")
-con=$(median <"$OUT/logs/store-on.c"); coff=$(median <"$OUT/logs/store-off.c")
+m() { median <"$OUT/logs/store-$1"; }
 echo "layered $SMALL tasks, -j $J, $REPS runs each, medians (load now $(cut -d' ' -f1 /proc/loadavg)):"
-printf '  --no-state   wall %7.2f s  CPU %7.2f s\n' "$woff" "$coff"
-printf '  store        wall %7.2f s  CPU %7.2f s\n' "$won" "$con"
-printf '  ratio        wall %7s    CPU %7s\n' "$(div "$won" "$woff")" "$(div "$con" "$coff")"
+printf '  --no-state   wall %7.2f s  CPU %7.2f s  dagrun alone %6.3f s\n' "$(m off.w)" "$(m off.c)" "$(m off.s)"
+printf '  store        wall %7.2f s  CPU %7.2f s  dagrun alone %6.3f s\n' "$(m on.w)" "$(m on.c)" "$(m on.s)"
+printf '  ratio        wall %7s    CPU %7s\n' "$(div "$(m on.w)" "$(m off.w)")" "$(div "$(m on.c)" "$(m off.c)")"
+printf '  the store in dagrun alone: %s s more, %s us per task, %s of the --no-state CPU\n' \
+	"$(awk -v a="$(m on.s)" -v b="$(m off.s)" 'BEGIN { printf "%.3f", a - b }')" \
+	"$(awk -v a="$(m on.s)" -v b="$(m off.s)" -v n="$SMALL" 'BEGIN { printf "%.1f", (a - b) * 1e6 / n }')" \
+	"$(awk -v a="$(m on.s)" -v b="$(m off.s)" -v c="$(m off.c)" 'BEGIN { printf "%.3f", (a - b) / c }')"
 echo "  every run (store / --no-state): wall $(paste -sd' ' "$OUT/logs/store-on.w") / $(paste -sd' ' "$OUT/logs/store-off.w")"
+echo "  dagrun alone (store / --no-state): $(paste -sd' ' "$OUT/logs/store-on.s") / $(paste -sd' ' "$OUT/logs/store-off.s")"
 
 if [ -n "$FAKE" ]; then
 	fdir=$(gen layered "$FAKE")
