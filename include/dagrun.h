@@ -350,6 +350,14 @@ typedef struct dagrun_run_opts {
 	 * the message "no recording". NULL: a real run. */
 	const char *replay;
 	size_t replay_len;
+	/* With replay: the ids of the tasks that run for real (NULL-terminated;
+	 * each must be a task of wf, else -EINVAL), on their kind's executor,
+	 * with timeouts, signals and secrets as in any run; every other task
+	 * is replayed as above, its templates seeing the live results. The
+	 * run is then recorded as any run is (state_dir required: replayed
+	 * tasks are recorded with their recorded results), marked as a replay
+	 * of the recording's run (store: replay_of). NULL: nothing live. */
+	const char *const *live;
 } dagrun_run_opts;
 
 /* A new engine for wf (which must outlive it). No process-wide effect: no

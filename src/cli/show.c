@@ -244,7 +244,13 @@ static void show_header(const struct store_run_info *ri, FILE *f)
 	int e = 0;
 	e |= buf_adds(&b, "run       ");
 	e |= hist_esc(&b, ri->run_id);
-	e |= buf_printf(&b, " (run attempt %u)\nworkflow  ", ri->run_attempt);
+	e |= buf_printf(&b, " (run attempt %u)", ri->run_attempt);
+	if (ri->replay_of) {
+		e |= buf_adds(&b, "\nreplay of ");
+		e |= hist_esc(&b, ri->replay_of);
+		e |= buf_adds(&b, " (its other tasks' results come from there)");
+	}
+	e |= buf_adds(&b, "\nworkflow  ");
 	e |= hist_esc(&b, ri->workflow);
 	e |= buf_adds(&b, " (");
 	e |= hist_esc(&b, ri->path);

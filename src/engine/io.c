@@ -471,9 +471,11 @@ static const struct executor_ops rep_ops = {
 	.name = "replay", .start = rep_start, .cancel = rep_cancel, .destroy = io_destroy,
 };
 
-int io_replay_doc(const char *text, size_t len, json_t **out, char **err)
+int io_replay_doc(const char *text, size_t len, json_t **out, char **run_id, char **err)
 {
 	*out = NULL;
+	if (run_id)
+		*run_id = NULL;
 	json_error_t je;
 	json_t *doc = json_loadb(text, len, 0, &je);
 	if (!doc) {
@@ -492,8 +494,15 @@ int io_replay_doc(const char *text, size_t len, json_t **out, char **err)
 		if (id && json_is_array(atts) && json_object_set(map, id, (json_t *)atts) < 0)
 			r = -ENOMEM;
 	}
+	const char *rid = str(json_object_get(doc, "run"), "id");
+	if (r == 0 && run_id && rid && !(*run_id = strdup(rid)))
+		r = -ENOMEM;
 	json_decref(doc);
 	if (r < 0) {
+		if (run_id) {
+			free(*run_id);
+			*run_id = NULL;
+		}
 		json_decref(map);
 		if (r == -EINVAL && asprintf(err, "the recording has no \"tasks\" array") < 0)
 			*err = NULL;
