@@ -252,6 +252,8 @@ typedef struct dagrun_ext_io {
 	const char *inputs;
 	const char *results;
 	const char *inputs_error;/* why inputs is NULL, or NULL */
+	int replayed;            /* 1: the attempt did not run, its result is
+				  * the recording's (a replay) */
 } dagrun_ext_io;
 
 typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);

@@ -357,6 +357,8 @@ static void replay_result(struct io_exec *x, struct rep_job *j, struct exec_resu
 	struct io_ext *e = io_ext_new(NULL, j->inputs, j->ierr);
 	j->inputs = j->ierr = NULL;
 	r->ext = e ? &e->base : NULL;
+	if (e)
+		e->io.replayed = 1;
 	if (j->cancelled) {
 		r->cancelled = true;
 		exec_fail(r, DR_CLASS_PERMANENT, "cancelled");

@@ -111,6 +111,8 @@ enum {
 	STORE_ATTEMPT_TIMED_OUT = 2,
 	STORE_ATTEMPT_CANCELLED = 4,
 	STORE_ATTEMPT_INTERRUPTED = 8, /* ended by a crash of its driver */
+	STORE_ATTEMPT_REPLAYED = 16,   /* not run: its result is a recording's
+					* (a replay with live tasks) */
 };
 
 enum store_stream { STORE_STDOUT = 1, STORE_STDERR = 2 };
