@@ -172,6 +172,17 @@ class ReplayLiveTest(harness.TempDirTest):
         att = tasks["summarize"]["attempts"][0]
         self.assertEqual(att["inputs"]["prompt"], "Summarize release 1.2: upstream-42")
         self.assertEqual(att["results"]["output"], "echo: Summarize release 1.2: upstream-42")
+        # `show` tells replayed tasks from the live one
+        r = harness.dagrun("show", new["id"], "--format", "json", "--state", self.state,
+                           env_full=self.env(), timeout=60)
+        shown = {t["id"]: t for t in json.loads(r.stdout)["tasks"]}
+        self.assertTrue(shown["build"]["attempts"][0].get("replayed"))
+        self.assertNotIn("replayed", shown["summarize"]["attempts"][0])
+        # history and stats are the workflow's real runs: not this one
+        r = harness.dagrun("stats", "--format", "json", "--state", self.state,
+                           env_full=self.env(), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["workflows"][0]["runs"], 1)
 
     def test_the_text_report_shows_the_live_task_and_its_output(self):
         r, text = self.replay(self.rec_id, "--with", self.edited(), "--live", "summarize",
@@ -239,6 +250,61 @@ class ReplayLiveTest(harness.TempDirTest):
         self.assertEqual(len(self.ai_requests()), 1)
         self.assertEqual(self.http_count(), 1)
         self.assertEqual(self.runs_log(), 1)
+
+    def sleeper(self, extra=""):
+        """The workflow with publish, edited, a live command that records
+        its pid then sleeps."""
+        text = harness.read(self.wf).replace(
+            '["echo", "published: {{ tasks.summarize.output }}"]',
+            '"echo $$ > pid.txt; sleep 300"' + extra)
+        return harness.write(self.dir, text, name="sleep.yaml", dedent=False)
+
+    def gone(self, pid, within=30):
+        import time
+        t0 = time.time()
+        while time.time() - t0 < within:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def test_a_live_task_obeys_its_timeout(self):
+        wf = self.sleeper("\n    timeout: 2s")
+        r, doc = self.replay(self.rec_id, "--with", wf, "--live", "publish")
+        self.assertEqual(r.returncode, 1)
+        v = {t["id"]: t for t in doc["tasks"]}["publish"]
+        self.assertEqual(v["status"], "failed", v)
+        self.assertIn("live: failed", v["detail"])
+        self.assertEqual(doc["liveFailed"], 1)
+        self.assertTrue(self.gone(int(harness.read(os.path.join(self.dir, "pid.txt")))))
+
+    def test_an_interrupted_live_replay_stops_its_task_and_exits_130(self):
+        import signal
+        import subprocess
+        import time
+        wf = self.sleeper()
+        p = subprocess.Popen([harness.DAGRUN, "replay", self.rec_id, "--with", wf, "--live",
+                              "publish", "--format", "json", "--state", self.state],
+                             env=self.env(), cwd=self.dir, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            pidfile = os.path.join(self.dir, "pid.txt")
+            t0 = time.time()
+            while not (os.path.exists(pidfile) and harness.read(pidfile).strip()):
+                self.assertLess(time.time() - t0, 60, "the live task never started")
+                time.sleep(0.1)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        self.assertEqual(p.returncode, 130, err[-3000:])
+        v = {t["id"]: t for t in json.loads(out)["tasks"]}["publish"]
+        self.assertEqual(v["status"], "cancelled", v)
+        self.assertTrue(self.gone(int(harness.read(pidfile))))
 
 
 if __name__ == "__main__":
