@@ -17,7 +17,10 @@ servers keep running. Then, with an edited prompt:
   - a live replay of an exported file records into the current state
     directory;
   - a live task gets the real secret (--secrets-file), masked in what the
-    report and the store keep.
+    report and the store keep;
+  - a live task obeys its timeout and Ctrl-C (exit 130, its process gone);
+  - a live replay run is not continued (rerun, resume): its replayed tasks
+    would run for real.
 """
 import json
 import os
@@ -248,6 +251,19 @@ class ReplayLiveTest(harness.TempDirTest):
         self.assertNotIn(SECRET, r.stdout + r.stderr)
         # the replayed upstream tasks did not run
         self.assertEqual(len(self.ai_requests()), 1)
+        self.assertEqual(self.http_count(), 1)
+        self.assertEqual(self.runs_log(), 1)
+
+    def test_a_live_replay_run_cannot_be_rerun_or_resumed(self):
+        r, doc = self.replay(self.rec_id, "--with", self.edited(), "--live", "summarize")
+        for cmd in ("rerun", "resume"):
+            r = harness.dagrun(cmd, doc["liveRun"], "--state", self.state, env_full=self.env(),
+                               cwd=self.dir, timeout=120)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("is a live replay of %s: it cannot be continued" % self.rec_id,
+                          r.stderr)
+        # its replayed tasks did not run for real
+        self.assertEqual(len(self.ai_requests()), 2)
         self.assertEqual(self.http_count(), 1)
         self.assertEqual(self.runs_log(), 1)
 
