@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import unittest
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
@@ -265,6 +266,45 @@ class ReplayLiveTest(harness.TempDirTest):
         # its replayed tasks did not run for real
         self.assertEqual(len(self.ai_requests()), 2)
         self.assertEqual(self.http_count(), 1)
+        self.assertEqual(self.runs_log(), 1)
+
+    def test_the_api_marks_a_live_replay_run_and_refuses_to_continue_it(self):
+        import signal
+        import subprocess
+        r, doc = self.replay(self.rec_id, "--with", self.edited(), "--live", "summarize")
+        wfdir = os.path.join(self.dir, "wfdir")
+        os.mkdir(wfdir)
+        log = open(os.path.join(self.dir, "serve.log"), "w+")
+        p = subprocess.Popen([harness.DAGRUN, "serve", "--listen", "127.0.0.1:0", "--dir", wfdir,
+                              "--state", self.state], stdout=subprocess.PIPE, stderr=log,
+                             text=True, env=self.env())
+        try:
+            url = p.stdout.readline().strip().rstrip("/")
+            self.assertTrue(url.startswith("http://"), url)
+
+            def call(method, path):
+                req = urllib.request.Request(url + path, method=method,
+                                             data=b"{}" if method == "POST" else None)
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as f:
+                        return f.status, json.load(f)
+                except urllib.error.HTTPError as e:
+                    return e.code, json.loads(e.read())
+            st, o = call("GET", "/api/runs/" + doc["liveRun"])
+            self.assertEqual(st, 200, o)
+            self.assertEqual(o["run"]["replayOf"], self.rec_id)
+            st, o = call("GET", "/api/runs/" + self.rec_id)
+            self.assertIsNone(o["run"]["replayOf"])
+            for action in ("rerun", "resume"):
+                st, o = call("POST", "/api/runs/%s/%s" % (doc["liveRun"], action))
+                self.assertEqual(st, 409, o)
+                self.assertIn("live replay of " + self.rec_id, json.dumps(o))
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=60)
+            p.stdout.close()
+            log.close()
+        self.assertEqual(len(self.ai_requests()), 2)
         self.assertEqual(self.runs_log(), 1)
 
     def sleeper(self, extra=""):
