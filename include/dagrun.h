@@ -252,6 +252,8 @@ typedef struct dagrun_ext_io {
 	const char *inputs;
 	const char *results;
 	const char *inputs_error;/* why inputs is NULL, or NULL */
+	int replayed;            /* 1: the attempt did not run, its result is
+				  * the recording's (a replay) */
 } dagrun_ext_io;
 
 typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);
@@ -346,10 +348,20 @@ typedef struct dagrun_run_opts {
 	 * executor: its inputs are rendered as for a real attempt (and carried
 	 * by DAGRUN_EXT_IO), its result is the recorded one; no process is
 	 * started, no request sent, nothing is recorded (state_dir must be
-	 * NULL). A task with no recording fails with class "permanent" and
-	 * the message "no recording". NULL: a real run. */
+	 * NULL; but see live below). A task with no recording fails with
+	 * class "permanent" and the message "no recording". NULL: a real run. */
 	const char *replay;
 	size_t replay_len;
+	/* With replay: the ids of the tasks that run for real (NULL-terminated;
+	 * each must be a task of wf, else -EINVAL), on their kind's executor,
+	 * with timeouts, signals and secrets as in any run; every other task
+	 * is replayed as above, its templates seeing the live results. The
+	 * run is then recorded as any run is (state_dir required: replayed
+	 * tasks are recorded with their recorded results, their attempts
+	 * flagged DAGRUN_EXT_IO.replayed), marked as a replay of the
+	 * recording's run (its "run"."id"; store: replay_of). NULL: nothing
+	 * live. */
+	const char *const *live;
 } dagrun_run_opts;
 
 /* A new engine for wf (which must outlive it). No process-wide effect: no

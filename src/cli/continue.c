@@ -165,6 +165,14 @@ static int find(const char *cmd, const struct cli_exec *x, const char *ref,
 			src->run.run_id);
 		return EXIT_INTERNAL;
 	}
+	if (src->run.replay_of) {
+		/* its replayed tasks did not run: continuing it for real would
+		 * run what the replay kept from running */
+		fprintf(stderr, "dagrun %s: run %s is a live replay of %s: it cannot be "
+			"continued (its other tasks would run for real); replay %s again with "
+			"--live\n", cmd, src->run.run_id, src->run.replay_of, src->run.replay_of);
+		return EXIT_USAGE;
+	}
 	return 0;
 }
 

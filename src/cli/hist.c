@@ -208,6 +208,7 @@ json_t *hist_json_run(const struct store_run_info *r)
 	int e = 0;
 	e |= json_object_set_new(o, "id", hist_json_str(r->run_id));
 	e |= json_object_set_new(o, "runAttempt", json_integer(r->run_attempt));
+	e |= json_object_set_new(o, "replayOf", hist_json_str(r->replay_of));
 	e |= json_object_set_new(o, "workflow", hist_json_str(r->workflow));
 	e |= json_object_set_new(o, "path", hist_json_str(r->path));
 	e |= json_object_set_new(o, "status", json_string(store_run_status_name(r->status)));

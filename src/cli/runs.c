@@ -126,7 +126,10 @@ static int runs_text(const struct store_run_info *v, size_t n, FILE *f)
 		hist_table_add_raw(&t, head[i]);
 	for (size_t i = 0; i < n; i++) {
 		const struct store_run_info *r = &v[i];
-		if (r->run_attempt > 1) {
+		if (r->replay_of) {
+			snprintf(id, sizeof(id), "%.64s (replay of %.40s)", r->run_id, r->replay_of);
+			hist_table_add(&t, id);
+		} else if (r->run_attempt > 1) {
 			snprintf(id, sizeof(id), "%.64s #%u", r->run_id, r->run_attempt);
 			hist_table_add(&t, id);
 		} else {

@@ -106,6 +106,8 @@ static json_t *json_attempt(const struct store_attempt_info *a)
 	bool ended = a->ended;
 	e |= json_object_set_new(o, "attempt", json_integer(a->attempt));
 	e |= json_object_set_new(o, "outcome", json_string(outcome(a)));
+	if (a->flags & STORE_ATTEMPT_REPLAYED)
+		e |= json_object_set_new(o, "replayed", json_true());
 	e |= json_object_set_new(o, "start", hist_json_time(a->start_ms));
 	e |= json_object_set_new(o, "startMs", json_integer((json_int_t)a->start_ms));
 	e |= json_object_set_new(o, "end", hist_json_time(ended ? a->end_ms : 0));
@@ -244,7 +246,13 @@ static void show_header(const struct store_run_info *ri, FILE *f)
 	int e = 0;
 	e |= buf_adds(&b, "run       ");
 	e |= hist_esc(&b, ri->run_id);
-	e |= buf_printf(&b, " (run attempt %u)\nworkflow  ", ri->run_attempt);
+	e |= buf_printf(&b, " (run attempt %u)", ri->run_attempt);
+	if (ri->replay_of) {
+		e |= buf_adds(&b, "\nreplay of ");
+		e |= hist_esc(&b, ri->replay_of);
+		e |= buf_adds(&b, " (its other tasks' results come from there)");
+	}
+	e |= buf_adds(&b, "\nworkflow  ");
 	e |= hist_esc(&b, ri->workflow);
 	e |= buf_adds(&b, " (");
 	e |= hist_esc(&b, ri->path);
@@ -305,7 +313,9 @@ static int show_text(const struct store_run_info *ri, const struct store_task_in
 	for (size_t i = 0; i < nt; i++) {
 		const struct store_task_info *ti = &t[i];
 		hist_table_add(&tab, ti->id);
-		hist_table_add_raw(&tab, store_task_status_name(ti->status));
+		snprintf(dur, sizeof(dur), "%s%s", store_task_status_name(ti->status),
+			 ti->flags & STORE_ATTEMPT_REPLAYED ? " (replayed)" : "");
+		hist_table_add_raw(&tab, dur);
 		snprintf(num, sizeof(num), "%u", ti->attempts);
 		hist_table_add_raw(&tab, num);
 		if (ti->attempts && ti->end_ms)

@@ -102,8 +102,14 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	}
 	e->wake.data = e;
 	uv_unref((uv_handle_t *)&e->wake);
-	if (e->opts.replay && e->opts.state_dir) {
+	if (e->opts.replay && e->opts.state_dir && !e->opts.live) {
 		diag_add(diags, DAGRUN_ERROR, NULL, 0, 0, "a replay records nothing: no state directory");
+		r = -EINVAL;
+		goto fail_loop;
+	}
+	if (e->opts.live && (!e->opts.replay || !e->opts.state_dir)) {
+		diag_add(diags, DAGRUN_ERROR, NULL, 0, 0, "live tasks are for a replay, which "
+			 "then records a run: give both the recording and a state directory");
 		r = -EINVAL;
 		goto fail_loop;
 	}
@@ -129,6 +135,7 @@ fail_loop:
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&e->loop);
 fail_free:
+	free(e->replay_of);
 	free(e);
 	return r;
 }
@@ -359,6 +366,7 @@ static int start_recording(dagrun_engine *e)
 		.dir = e->opts.state_dir, .durable = e->opts.durable != 0,
 		.log_cap = e->opts.log_cap, .definition = e->opts.definition,
 		.definition_len = e->opts.definition_len, .cont = e->cont,
+		.replay_of = e->replay_of,
 	};
 	char *err = NULL;
 	int r = record_start(&e->rec, &ro, e->wf, &e->s, e->flow, e->run_id, &err);
@@ -450,5 +458,6 @@ void dagrun_engine_free(dagrun_engine *e)
 	uv_loop_close(&e->loop);
 	remove_tmpdir(e);
 	free(e->errmsg);
+	free(e->replay_of);
 	free(e);
 }

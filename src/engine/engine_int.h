@@ -13,6 +13,9 @@
 #include "sched/sched.h"
 
 #define RUN_ID_MAX 64
+/* Executors an engine owns: per kind, its own, a recorder, and in a live
+ * replay the replayer and the switch (engine/live.h). */
+#define ENGINE_OWNED_MAX (4 * DR_MAX_KINDS)
 
 /* Bits of dagrun_engine.irq: what dagrun_engine_interrupt() asked for. */
 #define IRQ_SOFT 1
@@ -31,7 +34,7 @@ struct dagrun_engine {
 	struct {
 		const struct exec_def *def;
 		struct executor *ex;
-	} owned[2 * DR_MAX_KINDS];    /* the kinds' and their recorders */
+	} owned[ENGINE_OWNED_MAX];
 	unsigned n_owned;
 	struct kind_env env;          /* what the executors are made with */
 	struct flow *flow;
@@ -51,6 +54,7 @@ struct dagrun_engine {
 	bool ran;
 	struct record *rec;           /* the state store, while a run records */
 	const struct cont_opts *cont; /* resume or rerun, or NULL */
+	char *replay_of;              /* a live replay: the run replayed */
 	char *errmsg;                 /* dagrun_engine_error() */
 };
 

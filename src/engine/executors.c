@@ -1,7 +1,8 @@
 /* executors.c: the engine's executors, made from the kinds' table
  * (kinds/kind.h: the engine names no kind): one per kind the workflow
  * uses, each distinct one made once, behind a recorder when the run is
- * recorded, the replayer for every kind in a replay, the fake for all in a
+ * recorded, the replayer for every kind in a replay (with live tasks: the
+ * kind's own, recorded, for those, behind a switch), the fake for all in a
  * fake run; and the default webhook payload they are given.
  */
 #include <errno.h>
@@ -12,6 +13,7 @@
 
 #include "engine/engine_int.h"
 #include "engine/io.h"
+#include "engine/live.h"
 #include "exec/fake.h"
 #include "util/diag.h"
 
@@ -99,7 +101,7 @@ static int env_executor(struct kind_env *env, const struct exec_def *def, struct
 			*out = e->owned[i].ex;
 			return 0;
 		}
-	if (e->n_owned == 2 * DR_MAX_KINDS)
+	if (e->n_owned == ENGINE_OWNED_MAX)
 		return -ENOMEM;
 	struct executor *ex = NULL;
 	int r = def->make(env, &ex);
@@ -129,7 +131,7 @@ static int own(dagrun_engine *e, struct executor *ex)
 {
 	if (!ex)
 		return -ENOMEM;
-	if (e->n_owned == 2 * DR_MAX_KINDS) {
+	if (e->n_owned == ENGINE_OWNED_MAX) {
 		ex->ops->destroy(ex);
 		return -ENOMEM;
 	}
@@ -138,20 +140,79 @@ static int own(dagrun_engine *e, struct executor *ex)
 	return 0;
 }
 
-/* A replay: the replayer for every kind (io.c). */
+/* The tasks named by e->opts.live, as n_tasks bytes (*out, malloc'd):
+ * -EINVAL (said in d) for an id that is no task of the workflow. */
+static int live_tasks(dagrun_engine *e, dagrun_diags *d, uint8_t **out)
+{
+	const struct dagrun_workflow *wf = e->wf;
+	uint8_t *live = calloc(wf->n_tasks ? wf->n_tasks : 1, 1);
+	if (!live)
+		return -ENOMEM;
+	int r = 0;
+	for (const char *const *id = e->opts.live; *id; id++) {
+		uint32_t sym = intern_find(&wf->ids, *id, strlen(*id));
+		uint32_t t = sym == INTERN_NONE ? UINT32_MAX : wf->sym_task[sym];
+		if (t == UINT32_MAX) {
+			diag_add(d, DAGRUN_ERROR, wf->path, 0, 0, "live task '%s': no such task",
+				 *id);
+			r = -EINVAL;
+			continue;
+		}
+		live[t] = 1;
+	}
+	if (r < 0) {
+		free(live);
+		return r;
+	}
+	*out = live;
+	return 0;
+}
+
+/* The live tasks' executor of kind index k: the kind's own behind a
+ * recorder, and the replayer rep, behind the switch (live.c). */
+static int make_live(dagrun_engine *e, uint32_t k, const uint8_t *live, struct executor *rep)
+{
+	const struct exec_def *def = kind_of(e->wf->kinds[k])->exec;
+	struct executor *real = NULL;
+	int r = def ? env_executor(&e->env, def, &real) : 0;
+	if (r < 0 || !real) {
+		e->exec[k] = rep;   /* a kind with nothing to run: replayed */
+		return r;
+	}
+	if ((r = own(e, io_recorder_new(&e->loop, kind_of(e->wf->kinds[k]), real))) < 0)
+		return r;
+	real = e->owned[e->n_owned - 1].ex;
+	if ((r = own(e, live_executor_new(e->wf, live, real, rep))) == 0)
+		e->exec[k] = e->owned[e->n_owned - 1].ex;
+	return r;
+}
+
+/* A replay: the replayer for every kind (io.c); with live tasks, the
+ * switch between it and the kind's own executor (live.c). */
 static int make_replayers(dagrun_engine *e, dagrun_diags *d)
 {
 	json_t *doc = NULL;
 	char *err = NULL;
-	int r = io_replay_doc(e->opts.replay, e->opts.replay_len, &doc, &err);
+	uint8_t *live = NULL;
+	int r = io_replay_doc(e->opts.replay, e->opts.replay_len, &doc,
+			      e->opts.live ? &e->replay_of : NULL, &err);
 	if (r < 0) {
 		diag_add(d, DAGRUN_ERROR, NULL, 0, 0, "%s", err ? err : strerror(-r));
 		free(err);
 		return r;
 	}
-	for (uint32_t k = 0; k < e->wf->n_kinds && k < DR_MAX_KINDS && r == 0; k++)
-		if ((r = own(e, io_replayer_new(&e->loop, kind_of(e->wf->kinds[k]), doc))) == 0)
-			e->exec[k] = e->owned[e->n_owned - 1].ex;
+	if (e->opts.live && (r = live_tasks(e, d, &live)) < 0) {
+		json_decref(doc);
+		return r;
+	}
+	for (uint32_t k = 0; k < e->wf->n_kinds && k < DR_MAX_KINDS && r == 0; k++) {
+		if ((r = own(e, io_replayer_new(&e->loop, kind_of(e->wf->kinds[k]), doc))) < 0)
+			break;
+		e->exec[k] = e->owned[e->n_owned - 1].ex;
+		if (live)
+			r = make_live(e, k, live, e->exec[k]);
+	}
+	free(live);
 	json_decref(doc);
 	return r;
 }

@@ -357,6 +357,8 @@ static void replay_result(struct io_exec *x, struct rep_job *j, struct exec_resu
 	struct io_ext *e = io_ext_new(NULL, j->inputs, j->ierr);
 	j->inputs = j->ierr = NULL;
 	r->ext = e ? &e->base : NULL;
+	if (e)
+		e->io.replayed = 1;
 	if (j->cancelled) {
 		r->cancelled = true;
 		exec_fail(r, DR_CLASS_PERMANENT, "cancelled");
@@ -471,9 +473,11 @@ static const struct executor_ops rep_ops = {
 	.name = "replay", .start = rep_start, .cancel = rep_cancel, .destroy = io_destroy,
 };
 
-int io_replay_doc(const char *text, size_t len, json_t **out, char **err)
+int io_replay_doc(const char *text, size_t len, json_t **out, char **run_id, char **err)
 {
 	*out = NULL;
+	if (run_id)
+		*run_id = NULL;
 	json_error_t je;
 	json_t *doc = json_loadb(text, len, 0, &je);
 	if (!doc) {
@@ -492,8 +496,15 @@ int io_replay_doc(const char *text, size_t len, json_t **out, char **err)
 		if (id && json_is_array(atts) && json_object_set(map, id, (json_t *)atts) < 0)
 			r = -ENOMEM;
 	}
+	const char *rid = str(json_object_get(doc, "run"), "id");
+	if (r == 0 && run_id && rid && !(*run_id = strdup(rid)))
+		r = -ENOMEM;
 	json_decref(doc);
 	if (r < 0) {
+		if (run_id) {
+			free(*run_id);
+			*run_id = NULL;
+		}
 		json_decref(map);
 		if (r == -EINVAL && asprintf(err, "the recording has no \"tasks\" array") < 0)
 			*err = NULL;

@@ -18,9 +18,11 @@ struct kind;
 struct executor *io_recorder_new(uv_loop_t *loop, const struct kind *k, struct executor *inner);
 
 /* Parses the recording (the document `dagrun export` writes) into *out, a
- * map of task id to its attempts (the caller's to json_decref). Returns 0,
- * -ENOMEM, or -EINVAL with *err (malloc'd). */
-int io_replay_doc(const char *text, size_t len, json_t **out, char **err);
+ * map of task id to its attempts (the caller's to json_decref), and, when
+ * run_id is not NULL, the id of the run recorded into *run_id (malloc'd;
+ * NULL when the document names none). Returns 0, -ENOMEM, or -EINVAL with
+ * *err (malloc'd). */
+int io_replay_doc(const char *text, size_t len, json_t **out, char **run_id, char **err);
 
 /* An executor for the tasks of kind k that ends each attempt with its
  * recorded result (doc: from io_replay_doc, referenced), from the loop,

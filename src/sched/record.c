@@ -200,6 +200,8 @@ static void stash_end(struct record *r, const dagrun_event *ev)
 	if (io) {
 		e->inputs_json = stash_str(r, io->inputs);
 		e->io_results_json = stash_str(r, io->results);
+		if (io->replayed)
+			e->flags |= STORE_ATTEMPT_REPLAYED;
 	}
 	e->out_bytes = ev->out_bytes;
 	e->err_bytes = ev->err_bytes;

@@ -42,6 +42,7 @@ struct record_opts {
 	const char *definition;      /* the workflow's text; NULL: read wf->path */
 	size_t definition_len;
 	const struct cont_opts *cont;/* resume or rerun (resume.h), or NULL */
+	const char *replay_of;       /* a replay's live run: the run replayed */
 };
 
 /* Opens the store in o->dir and records the run into it: the lock, then

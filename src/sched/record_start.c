@@ -160,7 +160,7 @@ static int begin_run(struct record *r, const struct record_opts *o, uint32_t run
 		.path = realpath(wf->path, path) ? path : wf->path,
 		.definition = text, .definition_len = len,
 		.vars_json = vars.data, .task_ids = ids, .n_tasks = wf->n_tasks,
-		.start_ms = clock_wall_ms(),
+		.start_ms = clock_wall_ms(), .replay_of = o->replay_of,
 	};
 	rc = r->st->ops->begin(r->st, &b, &r->key, NULL, err);
 out:

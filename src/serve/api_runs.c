@@ -378,6 +378,11 @@ void api_action(struct serve *s, struct req *rq, const char *id, const char *act
 		goto out;
 	}
 	bool rerun = !strcmp(action, "rerun");
+	if (ri.replay_of) {
+		reply_error(rq, 409, "run %s is a live replay of %s: it cannot be continued "
+			    "(its other tasks would run for real)", ri.run_id, ri.replay_of);
+		goto out;
+	}
 	if (!rerun && ri.status != STORE_RUN_INTERRUPTED) {
 		reply_error(rq, 409, "run %s is %s: only an interrupted run is resumed", ri.run_id,
 			    status);

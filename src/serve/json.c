@@ -71,6 +71,7 @@ json_t *serve_json_run(const struct store_run_info *r)
 		goto out;
 	e |= set(o, "id", jstr(r->run_id));
 	e |= set(o, "runAttempt", json_integer(r->run_attempt));
+	e |= set(o, "replayOf", r->replay_of ? jstr(r->replay_of) : json_null());
 	e |= set(o, "workflow", jstr(r->workflow));
 	e |= set(o, "status", json_string(store_run_status_name(r->status)));
 	e |= set(o, "start", serve_json_time(r->start_ms));

@@ -348,7 +348,8 @@ int sq_history(struct store *s, const char *workflow, const char *const *ids, ui
 		return r;
 	}
 	if ((r = sq_q_prep(st, "SELECT r.id, r.n_tasks, d.task_ids FROM runs r JOIN run_defs d "
-			   "ON d.run = r.id WHERE r.workflow=?1 ORDER BY r.id DESC LIMIT ?2",
+			   "ON d.run = r.id WHERE r.workflow=?1 AND r.replay_of IS NULL "
+			   "ORDER BY r.id DESC LIMIT ?2",
 			   &q, err)) < 0 ||
 	    (r = sq_q_prep(st, "SELECT task, duration_ms FROM attempts WHERE run=?1 AND "
 			   "flags & 1", &a, err)) < 0)

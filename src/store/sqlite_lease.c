@@ -125,8 +125,8 @@ static int insert_run(struct sq_store *st, const struct store_run_begin *b, cons
 	sqlite3_stmt *q = NULL;
 	int rc = sqlite3_prepare_v2(st->qdb,
 		"INSERT INTO runs(run_id, run_attempt, workflow, path, status, start_ms, "
-		"n_tasks, c_pending, owner_host, owner_pid, owner_start, beat_ms) "
-		"VALUES(?1,?2,?3,?4,0,?5,?6,?6,?7,?8,?9,?10)", -1, &q, NULL);
+		"n_tasks, c_pending, owner_host, owner_pid, owner_start, beat_ms, replay_of) "
+		"VALUES(?1,?2,?3,?4,0,?5,?6,?6,?7,?8,?9,?10,?11)", -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
 	sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
@@ -139,6 +139,8 @@ static int insert_run(struct sq_store *st, const struct store_run_begin *b, cons
 	sqlite3_bind_int64(q, 8, st->pid);
 	sqlite3_bind_int64(q, 9, (int64_t)st->pid_start);
 	sqlite3_bind_int64(q, 10, (int64_t)clock_wall_ms());
+	if (b->replay_of)
+		sqlite3_bind_text(q, 11, b->replay_of, -1, SQLITE_STATIC);
 	rc = sqlite3_step(q);
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)

@@ -19,7 +19,8 @@
 #define RUN_COLS \
 	"id, run_id, run_attempt, workflow, path, status, start_ms, end_ms, n_tasks," \
 	" c_pending, c_running, c_completed, c_failed, c_retrying, c_skipped," \
-	" c_cancelled, c_interrupted, error, owner_host, owner_pid, owner_start, beat_ms"
+	" c_cancelled, c_interrupted, error, owner_host, owner_pid, owner_start, beat_ms," \
+	" replay_of"
 
 #define MAX_CHAIN 100          /* reruns followed back from a kept task */
 
@@ -48,6 +49,7 @@ static int read_run(struct sq_store *st, sqlite3_stmt *q, struct arena *mem,
 	r->lease.pid = sqlite3_column_int64(q, 19);
 	r->lease.pid_start = (uint64_t)sqlite3_column_int64(q, 20);
 	r->lease.beat_ms = (uint64_t)sqlite3_column_int64(q, 21);
+	r->replay_of = sq_col_text(mem, q, 22);
 	r->lease.alive = sq_lease_alive(st, r->lease.host, r->lease.pid, r->lease.pid_start,
 					r->lease.beat_ms, clock_wall_ms());
 	if (r->status == STORE_RUN_RUNNING && !r->lease.alive)

@@ -111,6 +111,11 @@ static const char *const steps[SQ_SCHEMA_VERSION] = {
 	" task INTEGER NOT NULL, attempt INTEGER NOT NULL,"
 	" inputs TEXT, results TEXT,"
 	" PRIMARY KEY(run, task, attempt)) WITHOUT ROWID;",
+
+	/* v5: a run made by `dagrun replay RUN --live TASK` (README "Replay"):
+	 * the id of the run replayed; NULL for every other run. Added last,
+	 * so existing rows are not rewritten. */
+	"ALTER TABLE runs ADD COLUMN replay_of TEXT;",
 };
 
 /* One integer from a PRAGMA or a SELECT. */

@@ -33,6 +33,7 @@
 #define SEL_SQL \
 	"sel AS (SELECT id, workflow, status, start_ms, end_ms, owner_host, owner_pid," \
 	" owner_start, beat_ms FROM runs WHERE (?1 IS NULL OR workflow = ?1)" \
+	" AND replay_of IS NULL" \
 	" AND start_ms >= ?2 AND (?3 = 0 OR id < ?3) ORDER BY id DESC LIMIT ?4)"
 
 /* Nearest-rank percentiles of column v over partition rows ranked rn of k. */

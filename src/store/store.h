@@ -111,6 +111,8 @@ enum {
 	STORE_ATTEMPT_TIMED_OUT = 2,
 	STORE_ATTEMPT_CANCELLED = 4,
 	STORE_ATTEMPT_INTERRUPTED = 8, /* ended by a crash of its driver */
+	STORE_ATTEMPT_REPLAYED = 16,   /* not run: its result is a recording's
+					* (a replay with live tasks) */
 };
 
 enum store_stream { STORE_STDOUT = 1, STORE_STDERR = 2 };
@@ -164,6 +166,9 @@ struct store_run_begin {
 	const char *const *task_ids; /* n_tasks ids, in the engine's index order */
 	uint32_t n_tasks;
 	uint64_t start_ms;
+	const char *replay_of;     /* a replay with live tasks (README
+				    * "Replay"): the id of the run replayed;
+				    * NULL: any other run */
 };
 
 struct store_attempt_start {
@@ -252,6 +257,7 @@ struct store_run_info {
 	uint32_t counts[STORE_TASK_NSTATUS]; /* tasks by status, as committed */
 	const char *error;         /* why the run ended, or NULL */
 	struct store_lease lease;
+	const char *replay_of;     /* as begun (store_run_begin), or NULL */
 };
 
 struct store_run_filter {

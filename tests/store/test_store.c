@@ -674,6 +674,48 @@ static void history_gives_the_median_of_successful_attempts_by_task_id(void **st
 	free(dir);
 }
 
+/* A run of `dagrun replay --live` (replay_of set): read back as begun, and
+ * left out of history (its replayed attempts did not run). */
+static void a_live_replay_run_is_marked_and_left_out_of_history(void **state)
+{
+	(void)state;
+	char *tmp = t_tmpdir(), *dir = t_statedir(tmp), *err = NULL;
+	struct store *s = t_open(dir, NULL);
+	const char *ids[] = {"a"};
+	struct store_run_begin b = {.run_attempt = 1, .workflow = "wf", .path = "p",
+				    .task_ids = ids, .n_tasks = 1};
+	uint64_t k1, k2;
+	char id1[STORE_RUN_ID_SIZE];
+	assert_int_equal(s->ops->begin(s, &b, &k1, id1, &err), 0);
+	t_attempt(s, k1, 0, 1, true, 10);
+	b.replay_of = id1;
+	assert_int_equal(s->ops->begin(s, &b, &k2, NULL, &err), 0);
+	t_attempt(s, k2, 0, 1, true, 1000);
+	assert_int_equal(t_sync(s), 0);
+	struct arena mem = ARENA_INIT;
+	struct store_run_info ri;
+	assert_int_equal(s->ops->get_run(s, k2, &mem, &ri, &err), 0);
+	assert_string_equal(ri.replay_of, id1);
+	assert_int_equal(s->ops->get_run(s, k1, &mem, &ri, &err), 0);
+	assert_null(ri.replay_of);
+	struct store_run_filter f = {.status = -1};
+	struct store_run_info *v;
+	size_t n;
+	assert_int_equal(s->ops->list_runs(s, &f, &mem, &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].replay_of, id1);
+	assert_null(v[1].replay_of);
+	uint64_t med;
+	assert_int_equal(s->ops->history(s, "wf", ids, 1, 10, &med, &err), 0);
+	assert_int_equal(med, 10);
+	assert_null(err);
+	arena_free(&mem);
+	assert_int_equal(store_close(s), 0);
+	t_rmrf(tmp);
+	free(tmp);
+	free(dir);
+}
+
 /* ---- retention ------------------------------------------------------------------------ */
 
 static bool exists(const char *path)
@@ -783,6 +825,7 @@ int main(void)
 		cmocka_unit_test(runs_are_found_by_last_id_or_unique_prefix_newest_first),
 		cmocka_unit_test(a_rerun_keeps_tasks_and_their_results_from_the_earlier_attempt),
 		cmocka_unit_test(history_gives_the_median_of_successful_attempts_by_task_id),
+		cmocka_unit_test(a_live_replay_run_is_marked_and_left_out_of_history),
 		cmocka_unit_test(prune_keeps_the_newest_drops_the_old_with_their_logs_and_spares_live_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
