@@ -106,6 +106,10 @@ class Browser:
                                  flatten=True)["sessionId"]
         self.call("Page.enable")
         self.call("Runtime.enable")
+        # what the page's Content-Security-Policy blocked, if anything
+        self.call("Page.addScriptToEvaluateOnNewDocument", source=(
+            "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+            "function (e) { window.__csp.push(e.violatedDirective + ' ' + e.blockedURI); });"))
 
     def _read_msg(self, deadline):
         while b"\0" not in self.buf:
@@ -149,17 +153,28 @@ class Browser:
         return r["result"].get("value")
 
     def goto(self, url):
+        """Opens url and waits for the UI's script to have run."""
         self.call("Page.navigate", url=url)
+        # (the fragment may change at once: #/workflow/NAME?start=1 does)
+        self.wait("location.href.split('#')[0] === %s && document.body && "
+                  "document.body.getAttribute('data-ui') === 'ready'" %
+                  json.dumps(url.split("#")[0]), "the page " + url)
 
     def wait(self, expr, what, timeout=TIMEOUT):
+        """Evaluates expr until it is true (an exception: not yet)."""
         deadline = time.monotonic() + timeout
+        err = None
         while time.monotonic() < deadline:
-            v = self.eval(expr)
-            if v:
-                return v
+            try:
+                v = self.eval(expr)
+                if v:
+                    return v
+            except AssertionError as e:
+                err = e
             time.sleep(0.25)
-        raise AssertionError("the page never showed %s; console: %s; page: %s" % (
-            what, self.console[-10:], (self.eval("document.body.innerText") or "")[:2000]))
+        raise AssertionError("the page never showed %s; last error: %s; console: %s; page: %s" % (
+            what, err, self.console[-10:],
+            (self.eval("document.body ? document.body.innerText : ''") or "")[:2000]))
 
     def screenshot(self, path):
         data = self.call("Page.captureScreenshot", format="png")["data"]
@@ -266,6 +281,10 @@ class ServeUiTest(unittest.TestCase):
         self.assertIsNone(b.eval("document.getElementById('injected-log') && 1"))
         self.assertTrue(b.eval("document.getElementById('logs').textContent"
                                ".indexOf('<b id=injected-log>bold?</b>') >= 0"))
+        # nothing was blocked by the policy, no error shown
+        self.assertEqual(b.eval("window.__csp"), [])
+        self.assertTrue(b.eval("document.getElementById('error').hidden"),
+                        b.eval("document.getElementById('error').textContent"))
         png = os.path.join(self.root, "run.png")
         b.screenshot(png)
         with open(png, "rb") as f:
@@ -290,6 +309,7 @@ class ServeUiTest(unittest.TestCase):
         self.assertIsNone(b.eval("document.getElementById('injected-desc') && 1"))
         self.assertIn("says <i id=injected-desc>hello</i> & waits",
                       b.eval("document.getElementById('workflows').textContent"))
+        self.assertEqual(b.eval("window.__csp"), [])
 
     def test_token_is_asked_for_and_sent_in_a_header(self):
         tf = os.path.join(self.root, "token")
