@@ -26,7 +26,7 @@
   var el = R.el, add = R.add, clear = R.clear, badge = R.badge, fmtDur = R.fmtDur,
     fmtTime = R.fmtTime;
   var SVG = 'http:' + '/' + '/www.w3.org/2000/svg';
-  var TOKEN_KEY = 'dagrun-token', LOG_MAX = 5000, REFRESH_MIN_MS = 800;
+  var TOKEN_KEY = 'dagrun-token', LOG_MAX = 5000, LOG_BATCH_MS = 100, REFRESH_MIN_MS = 800;
 
   var token = '';
   try { token = sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { token = ''; }
@@ -150,9 +150,9 @@
       return self.read(r.body.getReader());
     }).catch(function (err) {
       if (self.closed) return;
-      if (err instanceof ApiError && err.status !== 503 && err.status < 500) {
-        showError(err);
-        return;
+      if (err instanceof ApiError && err.status < 500) {
+        showError(err);       /* a request the server refuses: not again */
+        self.closed = true;
       }
     }).then(function () {
       if (self.closed) return;
@@ -405,7 +405,8 @@
     getJSON('/api/workflows/' + enc(name), {signal: sig}).then(function (w) {
       self.draw(w, query.start === '1');
     }).catch(showError);
-    loadSvg('/api/workflows/' + enc(name) + '/graph.svg', this.graph, sig);
+    /* (not when the page is only passing through to start a run) */
+    if (query.start !== '1') loadSvg('/api/workflows/' + enc(name) + '/graph.svg', this.graph, sig);
     this.loadRuns = throttle(function () {
       return getJSON('/api/runs?limit=20&workflow=' + enc(name), {signal: sig}).then(function (j) {
         clear(self.runs);
@@ -602,6 +603,7 @@
       this.refresh();
     } else if (type === 'log') {
       this.addLog(data);
+      this.refresh();         /* the running attempts' bars grow */
     }
   };
 
@@ -733,20 +735,37 @@
     }
   };
 
+  /* Log lines are queued and added in batches (LOG_BATCH_MS apart): one
+     layout per batch, not one per line, whatever the run prints. */
   RunView.prototype.addLog = function (e) {
+    var self = this;
+    this.logQueue = this.logQueue || [];
+    this.logQueue.push(e);
+    if (!this.logTimer) this.logTimer = setTimeout(function () { self.flushLogs(); }, LOG_BATCH_MS);
+  };
+
+  RunView.prototype.flushLogs = function () {
+    var q = this.logQueue, f = this.logFilter.value, frag = document.createDocumentFragment();
+    this.logQueue = [];
+    this.logTimer = null;
+    if (this.closed) return;
     var stick = this.logs.scrollTop + this.logs.clientHeight >= this.logs.scrollHeight - 4;
-    var lines = String(e.text || '').split('\n');
-    if (lines.length && lines[lines.length - 1] === '') lines.pop();
-    var f = this.logFilter.value, self = this;
-    lines.forEach(function (l) {
-      var div = el('div', 'log-line' + (e.stream === 'stderr' ? ' stderr' : ''));
-      div.setAttribute('data-task', e.task);
-      add(div, el('span', 'log-task', e.task + (e.attempt > 1 ? '#' + e.attempt : '')));
-      div.appendChild(document.createTextNode(l));
-      if (f && e.task !== f) div.hidden = true;
-      self.logs.appendChild(div);
-      self.nLogs++;
+    var n = 0;
+    q.forEach(function (e) {
+      var lines = String(e.text || '').split('\n');
+      if (lines.length && lines[lines.length - 1] === '') lines.pop();
+      lines.forEach(function (l) {
+        var div = el('div', 'log-line' + (e.stream === 'stderr' ? ' stderr' : ''));
+        div.setAttribute('data-task', e.task);
+        add(div, el('span', 'log-task', e.task + (e.attempt > 1 ? '#' + e.attempt : '')));
+        div.appendChild(document.createTextNode(l));
+        if (f && e.task !== f) div.hidden = true;
+        frag.appendChild(div);
+        n++;
+      });
     });
+    this.logs.appendChild(frag);
+    this.nLogs += n;
     while (this.nLogs > LOG_MAX && this.logs.firstChild) {
       this.logs.removeChild(this.logs.firstChild);
       this.nLogs--;
