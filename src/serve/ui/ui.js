@@ -894,7 +894,6 @@
       L = this.logs[a.attempt] = {out: add(box, el('pre', 'log')), off: 0, ended: false, busy: false};
       L.out.setAttribute('data-attempt', a.attempt);
     }
-    L.wantEnd = a.endMs !== null && a.endMs !== undefined;
     this.follow(a.attempt);
   };
 
