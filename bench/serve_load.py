@@ -293,6 +293,14 @@ def main():
             except subprocess.TimeoutExpired:
                 srv.kill()
         log.close()
+        # a sanitizer build (--dagrun build-asan/...) reports on stderr
+        bad = [l for l in open(log.name) if "Sanitizer" in l or "runtime error" in l]
+        if bad:
+            print("  the server's log has sanitizer reports: %s" % bad[0].strip())
+            ok = False
+        if srv.returncode != 0:
+            print("  the server exited with status %s" % srv.returncode)
+            ok = False
         if ok:
             shutil.rmtree(root, ignore_errors=True)
         else:
