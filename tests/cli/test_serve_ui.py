@@ -57,6 +57,23 @@ tasks:
 """
 TASKS = ["a", "b", "c", "d"]
 
+FLAKY = """\
+name: flaky
+tasks:
+  - id: first
+    command: echo first
+  - id: gated
+    dependencies: [first]
+    command: "test -f '%s' && echo through"
+"""
+
+SLOW = """\
+name: slow
+tasks:
+  - id: wait
+    command: sleep 120
+"""
+
 
 def chromium():
     for name in ("chromium", "chromium-browser"):
@@ -216,13 +233,21 @@ class ServeUiTest(unittest.TestCase):
                           "build.sh installs it): the web UI is not checked in a browser")
         self.root = tempfile.mkdtemp(prefix="dagrun-serve-ui-")
         os.mkdir(os.path.join(self.root, "wf"))
-        with open(os.path.join(self.root, "wf", "hello.yaml"), "w") as f:
-            f.write(HELLO)
+        self.marker = os.path.join(self.root, "marker")
+        for name, text in (("hello", HELLO), ("flaky", FLAKY % self.marker), ("slow", SLOW)):
+            with open(os.path.join(self.root, "wf", name + ".yaml"), "w") as f:
+                f.write(text)
         self.servers, self.browsers = [], []
 
     def tearDown(self):
         for b in self.browsers:
             b.close()
+        # no run outlives the test: cancel what is still going
+        for s in self.servers:
+            if s.p.poll() is None:
+                st, o = s.json("GET", "/api/runs?status=running")
+                for r in o.get("runs", []) if st == 200 else []:
+                    s.json("POST", "/api/runs/%s/cancel" % r["id"])
         for s in self.servers:
             rc = s.stop()
             log = s.errors()
@@ -309,6 +334,43 @@ class ServeUiTest(unittest.TestCase):
         self.assertIsNone(b.eval("document.getElementById('injected-desc') && 1"))
         self.assertIn("says <i id=injected-desc>hello</i> & waits",
                       b.eval("document.getElementById('workflows').textContent"))
+        self.assertEqual(b.eval("window.__csp"), [])
+
+    def test_rerun_failed_and_cancel_buttons(self):
+        s = self.serve()
+        b = self.browser()
+        b.goto(s.url + "/#/workflow/flaky?start=1")
+        b.wait("/^#\\/run\\//.test(location.hash)", "the run's page after Start")
+        b.wait("(document.getElementById('run-status-live') || {}).textContent === 'failed' && "
+               "document.querySelector('.live-task[data-task=\"gated\"][data-live=\"true\"]"
+               "[data-status=\"failed\"]') !== null", "the task failed through the stream")
+        self.assertFalse(b.eval("document.getElementById('rerun-failed').disabled"))
+        self.assertTrue(b.eval("document.getElementById('cancel').disabled"))
+        rid = b.eval("decodeURIComponent(location.hash.split('/')[2])")
+        open(self.marker, "w").close()
+        b.eval("document.getElementById('rerun-failed').click(); 1")
+        b.wait("(document.getElementById('run-status-live') || {}).textContent === 'completed' && "
+               "document.querySelector('.live-task[data-task=\"gated\"]')"
+               ".getAttribute('data-status') === 'completed'", "the rerun completed")
+        st, o = s.json("GET", "/api/runs/" + rid)
+        self.assertEqual((o["run"]["status"], o["run"]["runAttempt"]), ("completed", 2))
+        # cancel: a run of a task that sleeps, stopped from its page
+        b.goto(s.url + "/#/workflow/slow?start=1")
+        b.wait("/^#\\/run\\//.test(location.hash) && document.querySelector("
+               "'.live-task[data-task=\"wait\"][data-status=\"running\"]') !== null && "
+               "!document.getElementById('cancel').disabled", "the slow task running")
+        b.eval("document.getElementById('cancel').click(); 1")
+        b.wait("['interrupted', 'cancelled'].indexOf((document.getElementById("
+               "'run-status-live') || {}).textContent) >= 0", "the run stopped")
+        rid = b.eval("decodeURIComponent(location.hash.split('/')[2])")
+        deadline = time.monotonic() + TIMEOUT
+        while True:   # its dagrun exits once the run is recorded stopped
+            st, o = s.json("GET", "/api/runs/" + rid)
+            self.assertIn(o["run"]["status"], ("interrupted", "cancelled"))
+            if not (o["run"]["owner"] and o["run"]["owner"]["alive"]):
+                break
+            self.assertLess(time.monotonic(), deadline, o["run"])
+            time.sleep(0.2)
         self.assertEqual(b.eval("window.__csp"), [])
 
     def test_token_is_asked_for_and_sent_in_a_header(self):
