@@ -634,6 +634,11 @@
 
   /* ---- the page ---- */
 
+  /* ids: the element ids of the parts (summary, failures, timeline,
+     graph, details: defaults those names; a missing element is left out),
+     and for a page that owns its URL (the server's UI): noHash (neither
+     read nor write location.hash), select (the task index to select
+     first, -1 none) and onSelect(i, from). */
   function render(doc, ids) {
     ids = ids || {};
     function part(name) { return document.getElementById(ids[name] || name); }
@@ -645,15 +650,16 @@
       timeline.setSelected(i, from !== 'timeline' && from !== 'load');
       graph.setSelected(i, from !== 'graph' && from !== 'load');
       if (details) renderDetails(details, m, i, select);
+      if (ids.onSelect) ids.onSelect(i, from);
       try {
-        if (from !== 'load') history.replaceState(null, '', '#task=' + encodeURIComponent(str(m.tasks[i], 'id')));
+        if (from !== 'load' && !ids.noHash) history.replaceState(null, '', '#task=' + encodeURIComponent(str(m.tasks[i], 'id')));
       } catch (err) { /* a file: URL may refuse it; the selection stands */ }
     }
     if (part('summary')) renderSummary(part('summary'), m);
     if (part('failures')) renderFailures(part('failures'), m, select);
     timeline = new Timeline(part('timeline'), m, select);
     graph = new Graph(part('graph'), select);
-    var want = /^#task=(.*)$/.exec(location.hash || ''), start = -1;
+    var want = ids.noHash ? null : /^#task=(.*)$/.exec(location.hash || ''), start = -1;
     if (want) {
       try { start = m.byId.get(decodeURIComponent(want[1])); } catch (err) { start = -1; }
     }
@@ -662,12 +668,15 @@
       for (var i = 0; i < m.tasks.length && start < 0; i++)
         if (str(m.tasks[i], 'status') === 'failed') start = i;
     }
+    if (ids.select !== undefined) start = ids.select;
     if (start >= 0) select(start, 'load');
     document.body.setAttribute('data-rendered', 'true');
-    return {model: m, select: select};
+    return {model: m, select: select, timeline: timeline};
   }
 
-  window.DagrunReport = {render: render, Model: Model, fmtDur: fmtDur};
+  /* The server's UI (src/serve/ui/ui.js) draws with the same helpers. */
+  window.DagrunReport = {render: render, Model: Model, fmtDur: fmtDur, fmtTime: fmtTime,
+    el: el, add: add, clear: clear, badge: badge, stClass: stClass, STATUSES: STATUSES};
   var data = document.getElementById('dagrun-data');
   if (data) render(JSON.parse(data.textContent));
 })();

@@ -6,8 +6,9 @@
  *    sets none gets a 500), with no-store caching, nosniff and no referrer.
  *  - A body is never held beyond its cap (64 KiB for the API, 1 MiB for a
  *    hook): past it the request is answered 413 at once.
- *  - With a token, everything but /metrics needs `Authorization: Bearer
- *    TOKEN`, compared in constant time. No cookie is ever read or set.
+ *  - With a token, everything but /metrics and the UI's files (ui.c)
+ *    needs `Authorization: Bearer TOKEN`, compared in constant time.
+ *    No cookie is ever read or set.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "serve/serve_int.h"
+#include "serve/ui.h"
 #include "util/clock.h"
 
 const char *req_arg(struct req *rq, const char *name)
@@ -174,10 +176,12 @@ static bool method(const struct req *rq, const char *m)
 	return !strcmp(rq->method, m);
 }
 
-/* Which paths need no token: /metrics (counts, no names but workflows'). */
+/* Which paths need no token: /metrics (counts, no names but workflows'),
+ * and the web UI's files (fixed bytes, no data: the page asks for the
+ * token, then sends it with each API request). */
 static bool public_path(const struct req *rq)
 {
-	return rq->nseg == 1 && is(rq, 0, "metrics");
+	return (rq->nseg == 1 && is(rq, 0, "metrics")) || ui_path(rq);
 }
 
 static void route_api(struct serve *s, struct req *rq)
@@ -223,6 +227,8 @@ static void route(struct serve *s, struct req *rq)
 		return route_api(s, rq);
 	if (rq->nseg == 1 && is(rq, 0, "metrics") && (method(rq, "GET") || method(rq, "HEAD")))
 		return api_metrics(s, rq);
+	if (ui_path(rq))
+		return ui_serve(s, rq);
 	reply_error(rq, 404, "not found: %s", rq->path);
 }
 
