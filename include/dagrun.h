@@ -350,7 +350,13 @@ typedef struct dagrun_run_opts {
 	 * the message "no recording". NULL: a real run. */
 	const char *replay;
 	size_t replay_len;
+	/* `trigger.body` of the run's expressions: JSON text (the body of the
+	 * incoming webhook that started it, README "Incoming webhooks"), at
+	 * most DAGRUN_TRIGGER_MAX bytes, recorded with the run; NULL: null. */
+	const char *trigger_json;
 } dagrun_run_opts;
+
+#define DAGRUN_TRIGGER_MAX (1u << 20)
 
 /* A new engine for wf (which must outlive it). No process-wide effect: no
  * process is started, no handler installed. Returns 0, -ENOMEM, -EINVAL

@@ -454,7 +454,7 @@ int cli_replay(int argc, char **argv)
 	char *text = NULL;
 	struct replay rp = {0};
 	dagrun_engine *e = NULL;
-	char **vars = NULL;
+	char **vars = NULL, *tbody = NULL;
 	status = EXIT_USAGE;
 	if (a.with) {
 		size_t len = 0;
@@ -472,8 +472,11 @@ int cli_replay(int argc, char **argv)
 	char *rec = json_dumps(doc, JSON_COMPACT);
 	dagrun_diags *diags = dagrun_diags_new(100);
 	vars = recorded_vars(doc, wf);
+	/* The run's trigger.body, so that its inputs render as they did. */
+	const json_t *tb = json_object_get(json_object_get(doc, "trigger"), "body");
+	tbody = tb && !json_is_null(tb) ? json_dumps(tb, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	dagrun_run_opts o = {.replay = rec, .replay_len = rec ? strlen(rec) : 0, .max_parallel = 64,
-			     .vars = (const char *const *)vars};
+			     .vars = (const char *const *)vars, .trigger_json = tbody};
 	rp.wf = wf;
 	rp.seen = calloc(wf->n_tasks ? wf->n_tasks : 1, sizeof(*rp.seen));
 	if (!rec || !diags || !rp.seen || !vars) {
@@ -571,6 +574,7 @@ out:
 	for (size_t i = 0; vars && vars[i]; i++)
 		free(vars[i]);
 	free(vars);
+	free(tbody);
 	dagrun_workflow_free(wf);
 	free(text);
 	json_decref(doc);

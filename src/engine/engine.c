@@ -115,7 +115,8 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	if ((r = sched_init(&e->s, wf, &e->loop, e->exec, par, e->run_id,
 			    (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32))) < 0)
 		goto fail_loop;
-	struct flow_opts fo = {e->opts.vars, e->opts.secrets_file, e->run_id};
+	struct flow_opts fo = {e->opts.vars, e->opts.secrets_file, e->run_id,
+				e->opts.trigger_json};
 	if (!e->opts.fake && (r = flow_new(&e->flow, wf, &fo, diags)) < 0)
 		goto fail_loop;
 	e->s.flow = e->flow;

@@ -159,7 +159,7 @@ static int begin_run(struct record *r, const struct record_opts *o, uint32_t run
 		.workflow = dagrun_workflow_name(wf),
 		.path = realpath(wf->path, path) ? path : wf->path,
 		.definition = text, .definition_len = len,
-		.vars_json = vars.data, .task_ids = ids, .n_tasks = wf->n_tasks,
+		.vars_json = vars.data, .trigger_json = flow_trigger_json(r->f), .task_ids = ids, .n_tasks = wf->n_tasks,
 		.start_ms = clock_wall_ms(),
 	};
 	rc = r->st->ops->begin(r->st, &b, &r->key, NULL, err);

@@ -111,6 +111,12 @@ static const char *const steps[SQ_SCHEMA_VERSION] = {
 	" task INTEGER NOT NULL, attempt INTEGER NOT NULL,"
 	" inputs TEXT, results TEXT,"
 	" PRIMARY KEY(run, task, attempt)) WITHOUT ROWID;",
+
+	/* v5: the JSON body of the incoming webhook that started the run
+	 * (`trigger.body` in its expressions; README "Incoming webhooks"),
+	 * kept with the definition so that resume, rerun, replay and export
+	 * see the same body; NULL: started otherwise. */
+	"ALTER TABLE run_defs ADD COLUMN trigger TEXT;",
 };
 
 /* One integer from a PRAGMA or a SELECT. */
