@@ -298,13 +298,16 @@ enum dagrun_process_flags {
 	 * disposition are put back as they were (the latter unless another
 	 * libuv user holds SIGCHLD by then). */
 	DAGRUN_PROC_SUBREAPER = 1,
-	/* While dagrun_engine_run() runs, SIGINT, SIGTERM and SIGHUP are
-	 * handled by the engine (libuv handlers replace the host's): the first
-	 * stops the run as a soft dagrun_engine_interrupt() does, a second
-	 * SIGINT, SIGTERM or SIGHUP kills every task at once; the run returns
-	 * 128 + the first signal's number (SIGHUP stops it as SIGTERM does, but
-	 * returns 129). The dispositions found are put back when the run ends
-	 * (a signal then has its effect from before the run). */
+	/* While dagrun_engine_run() runs, SIGINT, SIGTERM, SIGHUP and SIGUSR1
+	 * are handled by the engine (libuv handlers replace the host's): the
+	 * first stops the run as a soft dagrun_engine_interrupt() does, a
+	 * second one kills every task at once; the run returns 128 + the first
+	 * signal's number (SIGHUP stops it as SIGTERM does, but returns 129).
+	 * SIGUSR1 is a cancel: the run stops the same way but is recorded
+	 * `cancelled` (over: rerun, not resume, continues it) where the others
+	 * leave it `interrupted` (resumable); `dagrun serve` cancels with it.
+	 * The dispositions found are put back when the run ends (a signal then
+	 * has its effect from before the run). */
 	DAGRUN_PROC_SIGNALS = 2,
 };
 

@@ -6,8 +6,9 @@
  *    sets none gets a 500), with no-store caching, nosniff and no referrer.
  *  - A body is never held beyond its cap (64 KiB for the API, 1 MiB for a
  *    hook): past it the request is answered 413 at once.
- *  - With a token, everything but /metrics needs `Authorization: Bearer
- *    TOKEN`, compared in constant time. No cookie is ever read or set.
+ *  - With a token, everything but /metrics and POST /hooks/NAME (signed
+ *    instead: hooks.c) needs `Authorization: Bearer TOKEN`, compared in
+ *    constant time. No cookie is ever read or set.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -174,10 +175,17 @@ static bool method(const struct req *rq, const char *m)
 	return !strcmp(rq->method, m);
 }
 
-/* Which paths need no token: /metrics (counts, no names but workflows'). */
+/* A hook: POST /hooks/NAME (hooks.c). */
+static bool hook_path(const struct req *rq)
+{
+	return rq->nseg == 2 && is(rq, 0, "hooks") && method(rq, "POST");
+}
+
+/* Which paths need no token: /metrics (counts, no names but workflows'),
+ * and hooks, whose signature is their authentication (hooks.c). */
 static bool public_path(const struct req *rq)
 {
-	return rq->nseg == 1 && is(rq, 0, "metrics");
+	return (rq->nseg == 1 && is(rq, 0, "metrics")) || hook_path(rq);
 }
 
 static void route_api(struct serve *s, struct req *rq)
@@ -223,6 +231,8 @@ static void route(struct serve *s, struct req *rq)
 		return route_api(s, rq);
 	if (rq->nseg == 1 && is(rq, 0, "metrics") && (method(rq, "GET") || method(rq, "HEAD")))
 		return api_metrics(s, rq);
+	if (hook_path(rq))
+		return api_hook(s, rq, rq->seg[1]);
 	reply_error(rq, 404, "not found: %s", rq->path);
 }
 
@@ -280,7 +290,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		rq->method = meth;
 		rq->t0_ms = clock_mono_ms();
 		bool ok = split(rq, url);
-		rq->body_cap = SERVE_MAX_BODY;
+		rq->body_cap = ok && hook_path(rq) ? SERVE_MAX_HOOK_BODY : SERVE_MAX_BODY;
 		const char *cl = req_header(rq, "Content-Length");
 		if (!ok) {
 			rq->path[0] = 0;

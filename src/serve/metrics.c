@@ -52,13 +52,17 @@ void met_attempt(struct serve *s, const char *workflow, uint64_t duration_ms, in
 	pthread_mutex_unlock(&s->met.mu);
 }
 
-void met_gauges(struct serve *s, const char *workflow, uint32_t running, uint32_t ready)
+void met_gauges(struct serve *s, const struct met_gauge *g, size_t n)
 {
 	pthread_mutex_lock(&s->met.mu);
-	struct met_wf *w = wf_get(&s->met, workflow);
-	if (w) {
-		w->running = running;
-		w->ready = ready;
+	for (size_t i = 0; i < s->met.n; i++)
+		s->met.v[i].running = s->met.v[i].ready = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct met_wf *w = wf_get(&s->met, g[i].workflow);
+		if (w) {
+			w->running = g[i].running;
+			w->ready = g[i].ready;
+		}
 	}
 	pthread_mutex_unlock(&s->met.mu);
 }
