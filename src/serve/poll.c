@@ -99,15 +99,7 @@ static json_t *task_event(const struct prun *p, const struct store_task_info *t,
 
 static const char *outcome(const struct store_attempt_info *a)
 {
-	if (!a->ended)
-		return a->flags & STORE_ATTEMPT_INTERRUPTED ? "interrupted" : "running";
-	if (a->flags & STORE_ATTEMPT_OK)
-		return "ok";
-	if (a->flags & STORE_ATTEMPT_INTERRUPTED)
-		return "interrupted";
-	if (a->flags & STORE_ATTEMPT_TIMED_OUT)
-		return "timedOut";
-	return a->flags & STORE_ATTEMPT_CANCELLED ? "cancelled" : "failed";
+	return store_attempt_outcome(a, false);
 }
 
 static json_t *attempt_event(const struct prun *p, const char *task,

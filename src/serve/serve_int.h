@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "dagrun.h"
+#include "report/store_json.h"
 #include "serve/serve.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -360,15 +361,24 @@ char *serve_subdir(struct serve *s, const char *sub);
 
 /* ---- JSON of the store's records (json.c) ------------------------------------ */
 
-/* A string as JSON (invalid UTF-8 as U+FFFD); null for NULL. NULL on OOM. */
-json_t *jstr(const char *s);
-/* ms since the epoch as RFC 3339 UTC with milliseconds; null for 0. */
-json_t *serve_json_time(uint64_t ms);
-/* A run whose dagrun died (interrupted) counts its running tasks as
- * interrupted, as `dagrun show` shows them. */
-void serve_run_settle(struct store_run_info *r);
-/* A run, with the field names of `dagrun runs --format json`. NULL on OOM. */
-json_t *serve_json_run(const struct store_run_info *r);
+/* Strings, times and runs as `dagrun runs|show --format json` write them:
+ * report/store_json.h (one implementation for the CLI and the server). */
+static inline json_t *jstr(const char *s)
+{
+	return store_json_str(s);
+}
+static inline json_t *serve_json_time(uint64_t ms)
+{
+	return store_json_time(ms);
+}
+static inline void serve_run_settle(struct store_run_info *r)
+{
+	store_run_settle(r);
+}
+static inline json_t *serve_json_run(const struct store_run_info *r)
+{
+	return store_json_run(r);
+}
 /* One attempt; dead: its run's dagrun died (an unended attempt is
  * interrupted). NULL on OOM. */
 json_t *serve_json_attempt(const struct store_attempt_info *a, bool dead);

@@ -60,17 +60,6 @@ int sign_webhook(const char *secret, size_t secret_len, time_t t, const char *bo
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int sign_webhook_verify(const char *secret, size_t secret_len, const char *header,
 			const char *body, size_t body_len, time_t now, long tolerance_s,
 			long long *skew_s)
@@ -112,7 +101,8 @@ int sign_webhook_verify(const char *secret, size_t secret_len, const char *heade
 			if (hl != 2 * SHA256_LEN)
 				return -EBADMSG;
 			for (size_t i = 0; i < SHA256_LEN; i++) {
-				int a = hexval(h[2 * i]), b = hexval(h[2 * i + 1]);
+				int a = OPENSSL_hexchar2int((unsigned char)h[2 * i]),
+				    b = OPENSSL_hexchar2int((unsigned char)h[2 * i + 1]);
 				if (a < 0 || b < 0)
 					return -EBADMSG;
 				got[i] = (unsigned char)(a << 4 | b);
