@@ -39,7 +39,8 @@ static const char usage[] =
 	"\n"
 	"Exit status: 0 all tasks completed or skipped, 1 a task failed,\n"
 	"2 usage error or invalid workflow, 3 internal or state store error,\n"
-	"129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM).\n";
+	"129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM), 138 cancelled (SIGUSR1: the\n"
+	"run is recorded cancelled, not resumable).\n";
 
 static int parse_level(const char *s)
 {
