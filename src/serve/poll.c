@@ -479,6 +479,7 @@ void *poll_thread(void *arg)
 {
 	struct poller pl = {.s = arg, .t0_ms = clock_wall_ms()};
 	struct serve *s = arg;
+	runner_sweep_triggers(s);
 	while (!atomic_load(&s->stop)) {
 		tick(&pl);
 		struct timespec ts = {(time_t)(s->poll_ms / 1000), (long)(s->poll_ms % 1000) * 1000000};

@@ -18,12 +18,14 @@
  * run, found by its lease in the store (this host,
  * a pid whose start time matches: never a recycled pid) through a pidfd.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -199,6 +201,29 @@ out:
 		path = NULL;
 	}
 	return path;
+}
+
+void runner_sweep_triggers(struct serve *s)
+{
+	char *dir = serve_subdir(s, "triggers");
+	DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *de;
+	time_t now = time(NULL);
+	int n = 0;
+	while (d && (de = readdir(d))) {
+		struct stat sb;
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(sb.st_mode) || now - sb.st_mtime < 60)
+			continue;
+		n += unlinkat(dirfd(d), de->d_name, 0) == 0;
+	}
+	if (d)
+		closedir(d);
+	if (n)
+		serve_log(s, "removed %d trigger bod%s left by a server that stopped before its "
+			  "runs had read them", n, n == 1 ? "y" : "ies");
+	free(dir);
 }
 
 static int spawn(struct serve *s, char **argv, const char *log, pid_t *pid)

@@ -203,6 +203,10 @@ struct start_req {
  * 0 with id (the run id) or a negative errno with *why (malloc'd). */
 int runner_spawn(struct serve *s, const struct start_req *rq, char id[72], pid_t *pid,
 		 char **why);
+/* Removes the trigger bodies (STATE/serve/triggers) over a minute old: a
+ * child reads its own within milliseconds of its start, so those were left
+ * by a server that stopped before its children exited (poller, at start). */
+void runner_sweep_triggers(struct serve *s);
 /* Reaps exited children (WNOHANG); publishes an event for one that ended
  * before its run was recorded. */
 void runner_reap(struct serve *s);

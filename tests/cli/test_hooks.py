@@ -294,12 +294,40 @@ class HooksTest(unittest.TestCase):
         self.assertEqual(st, 404)
         self.assertEqual(self.runs(s), [])
 
+    def test_trigger_bodies_left_behind_are_removed_at_start(self):
+        trig = os.path.join(self.root, "state", "serve", "triggers")
+        os.makedirs(trig)
+        old, new = os.path.join(trig, "old.json"), os.path.join(trig, "new.json")
+        for p in (old, new):
+            with open(p, "w") as f:
+                f.write('{"x": 1}')
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        s = self.serve()
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and os.path.exists(old):
+            time.sleep(0.1)
+        self.assertFalse(os.path.exists(old))
+        self.assertTrue(os.path.exists(new))   # a child may be about to read it
+        self.assertIn("removed 1 trigger body", s.errors())
+
     def test_hook_whose_secret_is_unknown_is_refused_and_logged(self):
         s = self.serve()
         st, o = self.hook(s, "nokey", b'{"x": 1}', sig=sign(b'{"x": 1}'))
         self.assertEqual(st, 503, o)
         self.assertIn("NOT_SET_ANYWHERE_XYZ", s.errors())
         self.assertEqual(self.runs(s), [])
+
+    def test_secret_is_looked_up_as_the_runs_do_environment_first(self):
+        # the runs read secrets.X from their environment first, then the
+        # file: the hooks' check uses the same value
+        s = self.serve(env={"HOOK_KEY": "env-Value-of-the-key-77"})
+        body = b'{"x": "env", "n": 2}'
+        st, o = self.hook(s, "hooked", body)          # signed with the file's
+        self.assertEqual(st, 401, o)
+        st, o = self.hook(s, "hooked", body, sig=sign(body, key="env-Value-of-the-key-77"))
+        self.assertEqual(st, 202, o)
+        s.wait_run(o["id"])
+        self.assertNotIn("env-Value-of-the-key-77", s.errors())
 
     def test_trigger_secret_must_name_a_secret_at_its_line(self):
         path = os.path.join(self.root, "literal.yaml")
@@ -414,6 +442,26 @@ class HooksTest(unittest.TestCase):
         self.assertIn("cancel: SIGUSR1 to pid %d" % pid, s.errors())
 
     # ---- metrics ---------------------------------------------------------
+
+    def test_gauges_add_up_over_the_running_runs_of_a_workflow(self):
+        s = self.serve()
+        rids = []
+        for _ in range(2):
+            st, o = s.json("POST", "/api/workflows/queue/runs", {})
+            self.assertEqual(st, 201, o)
+            rids.append(o["id"])
+        pat = re.compile(r'^dagrun_(running|ready)_tasks\{workflow="queue"\} (\d+)$', re.M)
+        seen = set()
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and (2, 4) not in seen:
+            st, data = self.get(s, "/metrics")
+            g = dict(pat.findall(data.decode()))
+            seen.add((int(g.get("running", -1)), int(g.get("ready", -1))))
+            time.sleep(0.1)
+        # both runs at once: one task running and two waiting in each
+        self.assertIn((2, 4), seen)
+        for rid in rids:
+            s.wait_run(rid)
 
     def test_ready_tasks_gauge_counts_tasks_waiting_for_a_slot(self):
         s = self.serve()
