@@ -4,8 +4,10 @@
  * (a gauge: what the store holds, retention included). Attempts and their
  * durations are counted by the poller as they end, since the server
  * started (counters: a restart resets them, which Prometheus handles).
- * Running and ready tasks are gauges the poller refreshes; schedule lag
- * comes from the scheduler. Label values are escaped as the format says.
+ * Running and ready tasks are gauges the poller refreshes, summed over
+ * each workflow's running runs (ready: main tasks pending whose
+ * dependencies all ended, derived from the store and the run's own
+ * definition: poll.c); schedule lag comes from the scheduler. Label values are escaped as the format says.
  */
 #include <errno.h>
 #include <stdlib.h>
