@@ -484,7 +484,9 @@ class HooksTest(unittest.TestCase):
         self.assertEqual(o["run"]["status"], "completed", o)
         # at some point one ran while two waited for the one slot
         self.assertIn((1, 2), seen)
-        self.assertTrue(all(rd <= 2 and rn <= 1 for rn, rd in seen), seen)
+        # never more than the slot allows, never more than the run's three
+        # (all three may be seen ready in the instant before one starts)
+        self.assertTrue(all(rn <= 1 and rn + rd <= 3 for rn, rd in seen), seen)
         # once the run is over, nothing is ready
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
