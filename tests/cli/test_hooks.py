@@ -408,6 +408,11 @@ class HooksTest(unittest.TestCase):
                      "/api/runs/" + rid):
             st, data = self.get(s, path)
             self.assertEqual(st, 200, path)
+        st, data = self.get(s, "/api/workflows/hooked_slow")
+        self.assertEqual(json.loads(data)["hook"], {"path": "/hooks/hooked_slow",
+                                                    "secret": "HOOK_KEY"})
+        st, data = self.get(s, "/api/workflows/unhooked")
+        self.assertIsNone(json.loads(data)["hook"])
 
     # ---- cancel ----------------------------------------------------------
 
