@@ -143,7 +143,8 @@ typedef struct dagrun_event {
 	int error_class;         /* enum dagrun_error_class */
 	const char *error;       /* message, or NULL */
 	int exit_code;           /* -1 when none */
-	int signal;              /* 0 when none */
+	int signal;              /* 0 when none; RUN_END: the signal that
+				  * stopped the run (SIGUSR1: a cancel) */
 	int timed_out;
 	uint64_t delay_ms;       /* RETRY */
 	uint64_t start_ms, end_ms, duration_ms; /* ATTEMPT_END */

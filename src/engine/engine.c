@@ -353,6 +353,8 @@ int dagrun_engine_run(dagrun_engine *e)
 	}
 	ev.status = outcome == 0 ? DAGRUN_COMPLETED : outcome > 128 ? DAGRUN_CANCELLED
 		    : DAGRUN_FAILED;
+	/* What stopped it (SIGUSR1: a cancel, recorded cancelled). */
+	ev.signal = e->s.interrupted && outcome == 128 + e->s.interrupted ? e->s.interrupted : 0;
 	ev.level = outcome ? DAGRUN_ERR : DAGRUN_INFO;
 	sched_emit(&e->s, &ev);
 	return outcome;

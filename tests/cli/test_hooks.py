@@ -446,6 +446,56 @@ class HooksTest(unittest.TestCase):
         self.assertEqual(st, 409, o)
         self.assertIn("cancel: SIGUSR1 to pid %d" % pid, s.errors())
 
+    def test_sigusr1_cancels_a_cli_run_and_sigterm_interrupts_it(self):
+        state = os.path.join(self.root, "clistate")
+        path = os.path.join(self.root, "wf", "slow.yaml")
+        got = {}
+        for sig, name in ((signal.SIGUSR1, "cancelled"), (signal.SIGTERM, "interrupted")):
+            p = subprocess.Popen([DAGRUN, "run", "--state", state, "--log-format", "json",
+                                  path], stderr=subprocess.PIPE, text=True)
+            try:
+                # the run's first task has started: its dagrun handles signals
+                for line in p.stderr:
+                    if '"attempt.start"' in line:
+                        break
+                p.send_signal(sig)
+                rest = p.stderr.read()
+                rc = p.wait(timeout=TIMEOUT)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stderr.close()
+            end = json.loads(rest.strip().splitlines()[-1])
+            self.assertEqual(end["event"], "run.end", rest)
+            self.assertEqual(end["signal"], int(sig), rest)
+            got[name] = rc
+            r = subprocess.run([DAGRUN, "runs", "--state", state, "--format", "json"],
+                               capture_output=True, text=True, timeout=TIMEOUT)
+            self.assertEqual(json.loads(r.stdout)["runs"][0]["status"], name, r.stdout)
+        self.assertEqual(got, {"cancelled": 138, "interrupted": 143})
+        # the console says which
+        p = subprocess.Popen([DAGRUN, "run", "--state", state, path],
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            for line in p.stderr:
+                if "started" in line:
+                    break
+            p.send_signal(signal.SIGUSR1)
+            rest = p.stderr.read()
+            p.wait(timeout=TIMEOUT)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stderr.close()
+        self.assertIn("cancelled: 0 completed", rest)
+        # a cancelled run is over: resume refuses it
+        r = subprocess.run([DAGRUN, "resume", "--state", state, "last"], capture_output=True,
+                           text=True, timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("already ended (cancelled)", r.stderr)
+
     # ---- metrics ---------------------------------------------------------
 
     def test_gauges_add_up_over_the_running_runs_of_a_workflow(self):
