@@ -143,7 +143,8 @@ typedef struct dagrun_event {
 	int error_class;         /* enum dagrun_error_class */
 	const char *error;       /* message, or NULL */
 	int exit_code;           /* -1 when none */
-	int signal;              /* 0 when none */
+	int signal;              /* 0 when none; RUN_END: the signal that
+				  * stopped the run (SIGUSR1: a cancel) */
 	int timed_out;
 	uint64_t delay_ms;       /* RETRY */
 	uint64_t start_ms, end_ms, duration_ms; /* ATTEMPT_END */
@@ -300,13 +301,16 @@ enum dagrun_process_flags {
 	 * disposition are put back as they were (the latter unless another
 	 * libuv user holds SIGCHLD by then). */
 	DAGRUN_PROC_SUBREAPER = 1,
-	/* While dagrun_engine_run() runs, SIGINT, SIGTERM and SIGHUP are
-	 * handled by the engine (libuv handlers replace the host's): the first
-	 * stops the run as a soft dagrun_engine_interrupt() does, a second
-	 * SIGINT, SIGTERM or SIGHUP kills every task at once; the run returns
-	 * 128 + the first signal's number (SIGHUP stops it as SIGTERM does, but
-	 * returns 129). The dispositions found are put back when the run ends
-	 * (a signal then has its effect from before the run). */
+	/* While dagrun_engine_run() runs, SIGINT, SIGTERM, SIGHUP and SIGUSR1
+	 * are handled by the engine (libuv handlers replace the host's): the
+	 * first stops the run as a soft dagrun_engine_interrupt() does, a
+	 * second one kills every task at once; the run returns 128 + the first
+	 * signal's number (SIGHUP stops it as SIGTERM does, but returns 129).
+	 * SIGUSR1 is a cancel: the run stops the same way but is recorded
+	 * `cancelled` (over: rerun, not resume, continues it) where the others
+	 * leave it `interrupted` (resumable); `dagrun serve` cancels with it.
+	 * The dispositions found are put back when the run ends (a signal then
+	 * has its effect from before the run). */
 	DAGRUN_PROC_SIGNALS = 2,
 };
 
@@ -362,7 +366,13 @@ typedef struct dagrun_run_opts {
 	 * recording's run (its "run"."id"; store: replay_of). NULL: nothing
 	 * live. */
 	const char *const *live;
+	/* `trigger.body` of the run's expressions: JSON text (the body of the
+	 * incoming webhook that started it, README "Incoming webhooks"), at
+	 * most DAGRUN_TRIGGER_MAX bytes, recorded with the run; NULL: null. */
+	const char *trigger_json;
 } dagrun_run_opts;
+
+#define DAGRUN_TRIGGER_MAX (1u << 20)
 
 /* A new engine for wf (which must outlive it). No process-wide effect: no
  * process is started, no handler installed. Returns 0, -ENOMEM, -EINVAL

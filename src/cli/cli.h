@@ -113,6 +113,8 @@ struct cli_exec {
 	int no_state, durable;
 	uint64_t log_cap;        /* 0: the default */
 	const char *trace;       /* run --trace FILE, or NULL */
+	char *trigger_json;      /* trigger.body (run --trigger-file, or the
+				  * recorded one of resume and rerun); malloc'd */
 };
 
 #define CLI_EXEC_INIT {.level = DAGRUN_INFO, .color = "auto"}

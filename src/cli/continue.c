@@ -248,6 +248,11 @@ int cli_resume(int argc, char **argv)
 		goto out;
 	if ((status = recorded_vars(&x, wf, src.def.vars_json, "resume", &vars)))
 		goto out;
+	/* The same trigger.body as the run it continues. */
+	if (src.def.trigger_json && !(x.trigger_json = strdup(src.def.trigger_json))) {
+		status = EXIT_INTERNAL;
+		goto out;
+	}
 	struct cont_opts co = {.mode = CONT_RESUME, .key = run->key};
 	status = cli_execute(&x, "resume", wf, NULL, 0, run->run_id, &co);
 out:
@@ -393,6 +398,11 @@ int cli_rerun(int argc, char **argv)
 	from_v[0] = from;
 	if ((status = recorded_vars(&x, wf, src.def.vars_json, "rerun", &vars)))
 		goto out;
+	/* The same trigger.body as the run it continues. */
+	if (src.def.trigger_json && !(x.trigger_json = strdup(src.def.trigger_json))) {
+		status = EXIT_INTERNAL;
+		goto out;
+	}
 	struct cont_opts co = {
 		.mode = CONT_RERUN, .key = run->key, .run_attempt = run->run_attempt + 1,
 		.select = selects & 2 ? CONT_FROM : selects & 4 ? CONT_ONLY : CONT_FAILED,

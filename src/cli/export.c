@@ -207,6 +207,9 @@ int cli_export_doc(const char *cmd, const char *state, const char *ref, json_t *
 	json_object_set_new(o, "definition", dj ? dj : hist_json_str(def.definition));
 	json_object_set_new(o, "variables", def.vars_json ? recorded_json(def.vars_json)
 							    : json_object());
+	/* trigger.body as the run saw it (null: not started by a webhook). */
+	json_t *tb = def.trigger_json ? json_loads(def.trigger_json, JSON_DECODE_ANY, NULL) : NULL;
+	json_object_set_new(o, "trigger", json_pack("{s:o}", "body", tb ? tb : json_null()));
 	size_t k = 0;
 	for (size_t i = 0; i < n_tasks; i++) {
 		const struct store_task_info *t = &tasks[i];

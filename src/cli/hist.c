@@ -94,14 +94,6 @@ int hist_find(const char *cmd, struct store *s, const char *ref, struct arena *m
 	return r < 0 ? EXIT_INTERNAL : EXIT_OK;
 }
 
-void hist_run_settle(struct store_run_info *r)
-{
-	if (r->status != STORE_RUN_INTERRUPTED)
-		return;
-	r->counts[STORE_TASK_INTERRUPTED] += r->counts[STORE_TASK_RUNNING];
-	r->counts[STORE_TASK_RUNNING] = 0;
-}
-
 uint64_t hist_now_ms(void)
 {
 	struct timespec ts;
@@ -165,86 +157,6 @@ int hist_counts(struct buf *out, const uint32_t counts[STORE_TASK_NSTATUS])
 }
 
 /* ---- JSON -------------------------------------------------------------------- */
-
-json_t *hist_json_str(const char *s)
-{
-	if (!s)
-		return json_null();
-	size_t n = strlen(s);
-	if (text_utf8_valid(s, n))
-		return json_stringn_nocheck(s, n);
-	struct buf b = BUF_INIT;
-	json_t *j = text_utf8_clean(&b, s, n) == 0 ?
-		    json_stringn_nocheck(b.data ? b.data : "", b.len) : NULL;
-	buf_free(&b);
-	return j;
-}
-
-json_t *hist_json_time(uint64_t ms)
-{
-	if (!ms)
-		return json_null();
-	time_t sec = (time_t)(ms / 1000);
-	struct tm tm;
-	char buf[64];
-	if (!gmtime_r(&sec, &tm))
-		return json_null();
-	size_t k = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + k, sizeof(buf) - k, ".%03uZ", (unsigned)(ms % 1000));
-	return json_string(buf);
-}
-
-static json_t *uint_or_null(bool present, uint64_t v)
-{
-	return present ? json_integer((json_int_t)v) : json_null();
-}
-
-json_t *hist_json_run(const struct store_run_info *r)
-{
-	json_t *o = json_object(), *tasks = json_object(), *owner = NULL;
-	if (!o || !tasks)
-		goto fail;
-	bool ended = r->end_ms != 0;
-	int e = 0;
-	e |= json_object_set_new(o, "id", hist_json_str(r->run_id));
-	e |= json_object_set_new(o, "runAttempt", json_integer(r->run_attempt));
-	e |= json_object_set_new(o, "replayOf", hist_json_str(r->replay_of));
-	e |= json_object_set_new(o, "workflow", hist_json_str(r->workflow));
-	e |= json_object_set_new(o, "path", hist_json_str(r->path));
-	e |= json_object_set_new(o, "status", json_string(store_run_status_name(r->status)));
-	e |= json_object_set_new(o, "start", hist_json_time(r->start_ms));
-	e |= json_object_set_new(o, "startMs", json_integer((json_int_t)r->start_ms));
-	e |= json_object_set_new(o, "end", hist_json_time(r->end_ms));
-	e |= json_object_set_new(o, "endMs", uint_or_null(ended, r->end_ms));
-	e |= json_object_set_new(o, "durationMs", uint_or_null(ended && r->end_ms >= r->start_ms,
-								 r->end_ms - r->start_ms));
-	e |= json_object_set_new(tasks, "total", json_integer(r->n_tasks));
-	for (int i = 0; i < STORE_TASK_NSTATUS; i++)
-		e |= json_object_set_new(tasks, store_task_status_name(i),
-					 json_integer(r->counts[i]));
-	e |= json_object_set_new(o, "tasks", tasks);
-	tasks = NULL;
-	e |= json_object_set_new(o, "error", hist_json_str(r->error));
-	if (r->lease.host) {
-		if (!(owner = json_object()))
-			goto fail;
-		e |= json_object_set_new(owner, "host", hist_json_str(r->lease.host));
-		e |= json_object_set_new(owner, "pid", json_integer(r->lease.pid));
-		e |= json_object_set_new(owner, "alive", json_boolean(r->lease.alive));
-		e |= json_object_set_new(owner, "heartbeat", hist_json_time(r->lease.beat_ms));
-		e |= json_object_set_new(o, "owner", owner);
-	} else {
-		e |= json_object_set_new(o, "owner", json_null());
-	}
-	if (e)
-		goto fail_o;
-	return o;
-fail:
-	json_decref(tasks);
-fail_o:
-	json_decref(o);
-	return NULL;
-}
 
 static int to_buf(const char *p, size_t n, void *ud)
 {

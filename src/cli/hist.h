@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "report/store_json.h"
 #include "store/store.h"
 #include "util/arena.h"
 #include "util/buf.h"
@@ -56,10 +57,11 @@ void hist_none(const char *cmd, const char *dir);
 int hist_find(const char *cmd, struct store *s, const char *ref, struct arena *mem,
 	      struct store_run_info *ri);
 
-/* A run whose dagrun died (status interrupted) still has the tasks it was
- * running recorded as running: counts them as interrupted, as `show`
- * shows them (until `resume` records it). */
-void hist_run_settle(struct store_run_info *r);
+/* See store_run_settle (report/store_json.h). */
+static inline void hist_run_settle(struct store_run_info *r)
+{
+	store_run_settle(r);
+}
 
 /* Milliseconds since the epoch, now. */
 uint64_t hist_now_ms(void);
@@ -78,14 +80,22 @@ int hist_counts(struct buf *out, const uint32_t counts[STORE_TASK_NSTATUS]);
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-/* s as a JSON string (invalid UTF-8 bytes as U+FFFD), or null for NULL.
- * NULL only on OOM. */
-json_t *hist_json_str(const char *s);
-/* ms since the epoch as RFC 3339 UTC with milliseconds, or null for 0. */
-json_t *hist_json_time(uint64_t ms);
-/* The run as docs/cli.md describes it (`dagrun runs --format json`). NULL
- * on OOM. */
-json_t *hist_json_run(const struct store_run_info *r);
+/* The store's records as JSON, as the server's API writes them too
+ * (report/store_json.h): a string (invalid UTF-8 as U+FFFD; null for
+ * NULL), a time (RFC 3339 UTC; null for 0), a run (`dagrun runs --format
+ * json`, docs/cli.md). NULL only on OOM. */
+static inline json_t *hist_json_str(const char *s)
+{
+	return store_json_str(s);
+}
+static inline json_t *hist_json_time(uint64_t ms)
+{
+	return store_json_time(ms);
+}
+static inline json_t *hist_json_run(const struct store_run_info *r)
+{
+	return store_json_run(r);
+}
 /* Writes j and a newline to f, and frees j. Returns 0 or -1 (OOM, or f
  * failed). */
 int hist_json_print(json_t *j, FILE *f);

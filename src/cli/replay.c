@@ -692,8 +692,11 @@ static int run_engine(const struct replay_args *a, const json_t *doc, const dagr
 	dagrun_engine *e = NULL;
 	dagrun_console *con = NULL;
 	int status = -EXIT_INTERNAL, r;
+	/* The run's trigger.body, so that its inputs render as they did. */
+	const json_t *tb = json_object_get(json_object_get(doc, "trigger"), "body");
+	char *tbody = tb && !json_is_null(tb) ? json_dumps(tb, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	dagrun_run_opts o = {.replay = rec, .replay_len = rec ? strlen(rec) : 0, .max_parallel = 64,
-			     .vars = (const char *const *)vars};
+			     .vars = (const char *const *)vars, .trigger_json = tbody};
 	if (a->live) {
 		/* a run of our own process, as `dagrun run`'s */
 		o.live = (const char *const *)a->live;
@@ -704,7 +707,7 @@ static int run_engine(const struct replay_args *a, const json_t *doc, const dagr
 		o.definition = text;
 		o.definition_len = len;
 	}
-	if (!rec || !diags) {
+	if (!rec || !diags || (tb && !json_is_null(tb) && !tbody)) {
 		fprintf(stderr, "dagrun replay: out of memory\n");
 		goto out;
 	}
@@ -740,6 +743,7 @@ out:
 	dagrun_console_free(con);
 	dagrun_diags_free(diags);
 	free(rec);
+	free(tbody);
 	return status;
 }
 

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "sched/resume.h"
+#include "util/file.h"
 
 static const char usage[] =
 	"usage: dagrun run [OPTIONS] FILE\n"
@@ -28,6 +29,8 @@ static const char usage[] =
 	"      --dry-run            print the order tasks would start in (-j 1), run nothing\n"
 	"      --run-id ID          the new run's id (1 to 64 of A-Z a-z 0-9 . _ -, not\n"
 	"                           starting with . or -; default: generated)\n"
+	"      --trigger-file F     JSON read as the run's trigger.body (as `dagrun serve`\n"
+	"                           passes the body of a webhook; default: null)\n"
 	"      --trace FILE         at the end, write the run as Chrome trace-event JSON\n"
 	"                           (Perfetto, chrome://tracing; `-`: standard output),\n"
 	"                           as `dagrun trace RUN` does: read from the state\n"
@@ -36,7 +39,8 @@ static const char usage[] =
 	"\n"
 	"Exit status: 0 all tasks completed or skipped, 1 a task failed,\n"
 	"2 usage error or invalid workflow, 3 internal or state store error,\n"
-	"129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM).\n";
+	"129/130/143 interrupted (SIGHUP/SIGINT/SIGTERM), 138 cancelled (SIGUSR1: the\n"
+	"run is recorded cancelled, not resumable).\n";
 
 static int parse_level(const char *s)
 {
@@ -141,6 +145,8 @@ void cli_exec_free(struct cli_exec *x)
 {
 	free(x->vars);
 	x->vars = NULL;
+	free(x->trigger_json);
+	x->trigger_json = NULL;
 }
 
 /* The workflow file's text, for the run's snapshot (at most the loader's
@@ -259,7 +265,8 @@ int cli_execute(struct cli_exec *x, const char *cmd, dagrun_workflow *wf,
 			      .process_flags = DAGRUN_PROC_SUBREAPER | DAGRUN_PROC_SIGNALS,
 			      .state_dir = x->no_state ? NULL : cli_state_dir(x->state),
 			      .durable = x->durable, .log_cap = x->log_cap,
-			      .definition = text, .definition_len = len};
+			      .definition = text, .definition_len = len,
+			      .trigger_json = x->trigger_json};
 	int r = d ? dagrun_engine_new(&e, wf, &ro, d) : -ENOMEM;
 	if (r < 0) {
 		dagrun_diags_print(d, stderr, color);
@@ -344,6 +351,30 @@ out:
 	return status;
 }
 
+/* --trigger-file F: its text, at most DAGRUN_TRIGGER_MAX bytes (the
+ * engine checks it is JSON). The body is passed in a file, never on the
+ * command line, where `ps` would show it. */
+static int read_trigger(const char *path, char **out)
+{
+	char *why = NULL;
+	size_t len = 0;
+	free(*out);
+	*out = NULL;
+	int r = file_read_regular(path, DAGRUN_TRIGGER_MAX, out, &len, &why);
+	if (r < 0) {
+		fprintf(stderr, "dagrun run: --trigger-file %s: %s\n", path, why ? why : strerror(-r));
+		free(why);
+		return r;
+	}
+	if (memchr(*out, 0, len)) {
+		fprintf(stderr, "dagrun run: --trigger-file %s: holds a NUL byte\n", path);
+		free(*out);
+		*out = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int cli_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -351,6 +382,7 @@ int cli_run(int argc, char **argv)
 		{"dry-run", no_argument, NULL, 'n'},
 		{"trace", required_argument, NULL, 'T'},
 		{"run-id", required_argument, NULL, 'I'},
+		{"trigger-file", required_argument, NULL, 'G'},
 		CLI_EXEC_OPTIONS,
 		{0, 0, 0, 0},
 	};
@@ -372,6 +404,10 @@ int cli_run(int argc, char **argv)
 		case 'n': x.dry_run = 1; break;
 		case 'T': x.trace = optarg; break;
 		case 'I': run_id = optarg; break;
+		case 'G':
+			if (read_trigger(optarg, &x.trigger_json) < 0)
+				goto out;
+			break;
 		default: goto out;
 		}
 	}

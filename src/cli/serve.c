@@ -82,6 +82,26 @@ static char *read_token(const char *path)
 	return data;
 }
 
+/* A test hook from the environment: 0 (unset) or a number in (0, max],
+ * said on stderr; -1 after saying why it is refused. */
+static int test_knob(const char *name, double max, double *out)
+{
+	const char *v = getenv(name);
+	char *end = NULL;
+	*out = 0;
+	if (!v || !*v)
+		return 0;
+	double d = strtod(v, &end);
+	if (*end || !(d > 0) || d > max) {
+		fprintf(stderr, "dagrun serve: %s=%s: a number above 0 and at most %g "
+			"(a test hook: docs/api.md)\n", name, v, max);
+		return -1;
+	}
+	fprintf(stderr, "dagrun serve: %s=%g in effect (a test hook: docs/api.md)\n", name, d);
+	*out = d;
+	return 0;
+}
+
 int cli_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -132,15 +152,20 @@ int cli_serve(int argc, char **argv)
 		return EXIT_INTERNAL;
 	}
 	exe[n] = 0;
-	/* Test hooks: the store's poll period, and a schedules' clock that runs
-	 * N times faster (so a five-field schedule fires within seconds). */
-	const char *poll = getenv("DAGRUN_SERVE_POLL_MS");
-	const char *speed = getenv("DAGRUN_SERVE_TEST_CLOCK");
+	/* Test hooks (docs/api.md "Testing hooks of the server"): the store's
+	 * poll period, and a schedules' clock that runs N times faster (so a
+	 * five-field schedule fires within seconds). A value that is not one
+	 * is refused, and one in effect is said: neither acts unseen. */
+	double speed = 0, poll = 0;
+	if (test_knob("DAGRUN_SERVE_TEST_CLOCK", 1e6, &speed) < 0 ||
+	    test_knob("DAGRUN_SERVE_POLL_MS", 60000, &poll) < 0) {
+		free(token);
+		return EXIT_USAGE;
+	}
 	struct serve_opts o = {
 		.host = host, .port = port, .dir = dir, .state = cli_state_dir(state),
 		.token = token, .secrets_file = secrets, .exe = ex && *ex ? ex : exe,
-		.log = stderr, .ready = stdout, .clock_speed = speed ? strtod(speed, NULL) : 0,
-		.poll_ms = poll ? (unsigned)strtoul(poll, NULL, 10) : 0,
+		.log = stderr, .ready = stdout, .clock_speed = speed, .poll_ms = (unsigned)poll,
 	};
 	if (secrets) {
 		char *real = realpath(secrets, NULL);

@@ -79,17 +79,7 @@ static int show_parse(int argc, char **argv, struct hist_common *c, const char *
 /* An attempt's outcome, as docs/cli.md names it. */
 static const char *outcome(const struct store_attempt_info *a)
 {
-	if (!a->ended)
-		return a->flags & STORE_ATTEMPT_INTERRUPTED ? "interrupted" : "running";
-	if (a->flags & STORE_ATTEMPT_OK)
-		return "ok";
-	if (a->flags & STORE_ATTEMPT_INTERRUPTED)
-		return "interrupted";
-	if (a->flags & STORE_ATTEMPT_TIMED_OUT)
-		return "timedOut";
-	if (a->flags & STORE_ATTEMPT_CANCELLED)
-		return "cancelled";
-	return "failed";
+	return store_attempt_outcome(a, false);
 }
 
 static json_t *class_or_null(int c)

@@ -13,8 +13,9 @@
  * The engine is a guest in its process: dagrun_engine_new() has no
  * process-wide effect at all, and a run only the watchdog (one child
  * process) unless the caller asks for more (dagrun_run_opts.process_flags):
- * DAGRUN_PROC_SIGNALS has the run handle SIGINT, SIGTERM and SIGHUP (128 +
- * the signal), the dispositions found being put back at its end;
+ * DAGRUN_PROC_SIGNALS has the run handle SIGINT, SIGTERM, SIGHUP and
+ * SIGUSR1 (a cancel: recorded cancelled) (128 + the signal), the
+ * dispositions found being put back at its end;
  * DAGRUN_PROC_SUBREAPER has the command executor adopt orphans (see
  * exec/proc.h).
  *
@@ -121,7 +122,8 @@ int dagrun_engine_new(dagrun_engine **out, const dagrun_workflow *wf,
 	if ((r = sched_init(&e->s, wf, &e->loop, e->exec, par, e->run_id,
 			    (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32))) < 0)
 		goto fail_loop;
-	struct flow_opts fo = {e->opts.vars, e->opts.secrets_file, e->run_id};
+	struct flow_opts fo = {e->opts.vars, e->opts.secrets_file, e->run_id,
+				e->opts.trigger_json};
 	if (!e->opts.fake && (r = flow_new(&e->flow, wf, &fo, diags)) < 0)
 		goto fail_loop;
 	e->s.flow = e->flow;
@@ -161,8 +163,12 @@ static void on_signal(uv_signal_t *h, int signo)
 	dagrun_engine *e = h->data;
 	e->signals_seen++;
 	bool hard = e->signals_seen > 1;
-	log_event(e, DAGRUN_WARN, hard ? "interrupted again: killing every task now"
-				       : "interrupted: stopping running tasks (again to kill at once)");
+	if (signo == SIGUSR1 && !hard)
+		log_event(e, DAGRUN_WARN, "cancelled: stopping running tasks (again to kill at "
+			  "once); the run is recorded cancelled");
+	else
+		log_event(e, DAGRUN_WARN, hard ? "interrupted again: killing every task now"
+			  : "interrupted: stopping running tasks (again to kill at once)");
 	sched_interrupt(&e->s, signo, hard);
 }
 
@@ -193,13 +199,13 @@ static void signals_stop(dagrun_engine *e);
 
 static int signals_start(dagrun_engine *e)
 {
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < N_HANDLED_SIGNALS; i++) {
 		sigaction(handled_signals[i], NULL, &e->sig_before[i]);
 		uv_signal_init(&e->loop, &e->sig[i]);
 		e->sig[i].data = e;
 	}
 	e->signals = true;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < N_HANDLED_SIGNALS; i++) {
 		int r = uv_signal_start(&e->sig[i], on_signal, handled_signals[i]);
 		if (r < 0) {
 			signals_stop(e);
@@ -217,7 +223,7 @@ static void signals_stop(dagrun_engine *e)
 	if (!e->signals)
 		return;
 	e->signals = false;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < N_HANDLED_SIGNALS; i++) {
 		uv_close((uv_handle_t *)&e->sig[i], NULL);
 		struct sigaction now;
 		if (sigaction(handled_signals[i], NULL, &now) == 0 &&
@@ -354,6 +360,8 @@ int dagrun_engine_run(dagrun_engine *e)
 	}
 	ev.status = outcome == 0 ? DAGRUN_COMPLETED : outcome > 128 ? DAGRUN_CANCELLED
 		    : DAGRUN_FAILED;
+	/* What stopped it (SIGUSR1: a cancel, recorded cancelled). */
+	ev.signal = e->s.interrupted && outcome == 128 + e->s.interrupted ? e->s.interrupted : 0;
 	ev.level = outcome ? DAGRUN_ERR : DAGRUN_INFO;
 	sched_emit(&e->s, &ev);
 	return outcome;

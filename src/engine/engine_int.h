@@ -21,7 +21,10 @@
 #define IRQ_SOFT 1
 #define IRQ_HARD 2
 
-static const int handled_signals[3] = {SIGINT, SIGTERM, SIGHUP};
+/* SIGUSR1 cancels: it stops the run as SIGTERM does, and the run is
+ * recorded cancelled (over), not interrupted (resumable). */
+#define N_HANDLED_SIGNALS 4
+static const int handled_signals[N_HANDLED_SIGNALS] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
 
 struct dagrun_engine {
 	const struct dagrun_workflow *wf;
@@ -41,10 +44,10 @@ struct dagrun_engine {
 	uv_async_t wake;              /* from dagrun_engine_interrupt(); unref'd */
 	atomic_int irq;               /* IRQ_* requests not yet handled */
 	bool running;                 /* the run's loop runs: act on requests */
-	/* DAGRUN_PROC_SIGNALS: SIGINT, SIGTERM, SIGHUP (a SIGTERM), and the
-	 * dispositions they had before. */
-	uv_signal_t sig[3];
-	struct sigaction sig_before[3];
+	/* DAGRUN_PROC_SIGNALS: SIGINT, SIGTERM, SIGHUP (a SIGTERM), SIGUSR1
+	 * (a cancel), and the dispositions they had before. */
+	uv_signal_t sig[N_HANDLED_SIGNALS];
+	struct sigaction sig_before[N_HANDLED_SIGNALS];
 	bool signals;
 	int signals_seen;
 	char run_id[RUN_ID_MAX + 1];

@@ -32,6 +32,7 @@
 
 #include "expr/redact.h"
 #include "util/clock.h"
+#include "util/sign.h"
 #include "util/url.h"
 
 #define DEFAULT_EVENT "dagrun.task"
@@ -377,7 +378,7 @@ static int build_webhook(struct build *b, const struct dr_webhook *w, struct htt
 		goto out;
 	if (w->secret.s) {
 		if ((r = render(b, &w->secret, EXEC_RENDER_PLAIN, &secret, "secret")) < 0 ||
-		    (r = http_signature(secret.data ? secret.data : "", secret.len, time(NULL),
+		    (r = sign_webhook(secret.data ? secret.data : "", secret.len, time(NULL),
 					b->body.data, b->body.len, &sig)) < 0 ||
 		    (r = add_header(b, "X-Dagrun-Signature", sig)) < 0)
 			goto out;

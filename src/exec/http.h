@@ -189,12 +189,6 @@ uint64_t http_retry_after_ms(const json_t *headers, time_t now);
  * NULL parts count as "". out: 37 bytes. Returns 0 or -EIO. */
 int http_derive_id(const char *domain, const char *const *parts, size_t n, char out[37]);
 
-/* The X-Dagrun-Signature value for body at unix time t:
- * "t=<t>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with secret>".
- * Returns 0 and *out (malloc'd), or -ENOMEM / -EIO. */
-int http_signature(const char *secret, size_t secret_len, time_t t,
-		   const char *body, size_t body_len, char **out);
-
 /* Fills r->ok, r->error_class, r->error and r->timed_out from a finished
  * response: transport failures, then the status against expect (n == 0:
  * any 2xx), quoting the body with the secrets of red (may be NULL) masked

@@ -14,7 +14,6 @@
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 /* ---- the result's extension ---------------------------------------------------- */
 
@@ -137,42 +136,6 @@ int http_derive_id(const char *domain, const char *const *parts, size_t n, char 
 	r = 0;
 out:
 	EVP_MD_CTX_free(ctx);
-	return r;
-}
-
-int http_signature(const char *secret, size_t secret_len, time_t t,
-		   const char *body, size_t body_len, char **out)
-{
-	*out = NULL;
-	char ts[32];
-	int tl = snprintf(ts, sizeof(ts), "%lld.", (long long)t);
-	if (secret_len > INT32_MAX)
-		return -EINVAL;
-	char *msg = malloc((size_t)tl + body_len + 1);
-	if (!msg)
-		return -ENOMEM;
-	memcpy(msg, ts, (size_t)tl);
-	if (body_len)
-		memcpy(msg + tl, body, body_len);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	int r = 0;
-	if (!HMAC(EVP_sha256(), secret ? secret : "", (int)secret_len,
-		  (const unsigned char *)msg, (size_t)tl + body_len, md, &mdlen)) {
-		r = -EIO;
-		goto out;
-	}
-	char *s = malloc(64 + 2 * mdlen);
-	if (!s) {
-		r = -ENOMEM;
-		goto out;
-	}
-	int n = snprintf(s, 40, "t=%lld,v1=", (long long)t);
-	for (unsigned i = 0; i < mdlen; i++)
-		n += snprintf(s + n, 3, "%02x", md[i]);
-	*out = s;
-out:
-	free(msg);
 	return r;
 }
 

@@ -13,7 +13,7 @@
 #include "expr/lex.h"
 
 static const char *const known[] = {
-	"variables", "env", "secrets", "run", "context", "tasks", "json",
+	"variables", "env", "secrets", "run", "context", "tasks", "trigger", "json",
 	"tojson", "fromjson", "contains", "startswith", "len", "string",
 	"math", "table", "utf8", "tostring", "tonumber", "type", "pairs",
 	"ipairs", "select", "next", "pcall", "error", "assert", "rawequal",

@@ -89,6 +89,9 @@ typedef const struct expr_result *(*expr_lookup_fn)(void *ud, const char *id);
 struct expr_scope {
 	const char *run_id, *run_name;
 	const struct dr_value *variables;  /* a DR_VAL_MAP, or NULL */
+	const struct json_t *trigger_body; /* trigger.body (the JSON body of
+					    * the webhook that started the run);
+					    * NULL: null */
 	const struct expr_kv *context;     /* an AI task's rendered context */
 	size_t n_context;
 	char *const *environ;              /* env.* and secrets.*; NULL: the

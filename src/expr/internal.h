@@ -27,6 +27,7 @@ enum lz_kind {
 	LZ_VARIABLES, LZ_CONTEXT, LZ_RUN, LZ_ENV, LZ_SECRETS, LZ_TASKS,
 	LZ_LIBRARY,     /* read-only view of string, math, table, utf8 */
 	LZ_ENVIRONMENT, /* an expression's _ENV */
+	LZ_TRIGGER,     /* trigger.body: an incoming webhook's JSON body */
 	LZ_COUNT
 };
 

@@ -31,7 +31,7 @@ static const char *const field_names[F_COUNT] = {
 
 static const char *const kind_names[LZ_COUNT] = {
 	NULL, "array", "task result", "variables", "context", "run", "env",
-	"secrets", "tasks", "library", "environment",
+	"secrets", "tasks", "library", "environment", "trigger",
 };
 
 static int field_code(const char *k, size_t n)
@@ -260,6 +260,18 @@ static int run_index(lua_State *L)
 	return 1;
 }
 
+/* trigger.body: the JSON body of the webhook that started the run, or nil
+ * (a run started otherwise). */
+static int trigger_index(lua_State *L)
+{
+	const struct expr_scope *sc = expr_engine_of(L)->scope;
+	const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
+	if (strcmp(k, "body") || !sc->trigger_body)
+		return 0;
+	conv_push_json(L, (const json_t *)sc->trigger_body, 0);
+	return 1;
+}
+
 /* Looks k up in envp (NULL: environ), charging the scan to the budget. */
 static const char *getenv_in(lua_State *L, char *const *envp, const char *k,
 			     size_t n)
@@ -336,6 +348,13 @@ int lz_materialize(lua_State *L, int idx)
 		return 1;
 	case LZ_CONTEXT:
 		scope_push_kv_table(L, sc->context, sc->n_context, false);
+		return 1;
+	case LZ_TRIGGER:
+		lua_createtable(L, 0, 1);
+		if (sc->trigger_body) {
+			conv_push_json(L, (const json_t *)sc->trigger_body, 0);
+			lua_setfield(L, -2, "body");
+		}
 		return 1;
 	case LZ_RUN:
 		lua_createtable(L, 0, 2);
@@ -435,7 +454,7 @@ static void fill_base_env(lua_State *L, int env, struct expr_engine *e)
 	static const struct { const char *name; int kind; } proxies[] = {
 		{"variables", LZ_VARIABLES}, {"context", LZ_CONTEXT},
 		{"run", LZ_RUN}, {"env", LZ_ENV}, {"secrets", LZ_SECRETS},
-		{"tasks", LZ_TASKS},
+		{"tasks", LZ_TASKS}, {"trigger", LZ_TRIGGER},
 	};
 	for (size_t i = 0; i < sizeof(globals) / sizeof(globals[0]); i++) {
 		lua_getglobal(L, globals[i]);
@@ -474,7 +493,7 @@ int scope_setup(lua_State *L)
 		{LZ_RESULT, result_index}, {LZ_VARIABLES, variables_index},
 		{LZ_CONTEXT, context_index}, {LZ_RUN, run_index},
 		{LZ_ENV, env_var_index}, {LZ_SECRETS, secrets_index},
-		{LZ_TASKS, tasks_index},
+		{LZ_TASKS, tasks_index}, {LZ_TRIGGER, trigger_index},
 	};
 	for (size_t i = 0; i < sizeof(mts) / sizeof(mts[0]); i++)
 		save_metatable(L, e, mts[i].kind, mts[i].index);

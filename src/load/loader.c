@@ -184,8 +184,9 @@ static const struct keydef top_keys[] = {
 	/* read by `dagrun serve` only (schedule.c) */
 	[W_SCHEDULE] = KEY("schedule", load_key_schedule), KEY("timezone", load_key_timezone),
 	KEY("overlap", load_key_overlap), KEY("catchup", load_key_catchup),
+	KEY("trigger", load_key_trigger),
 };
-static const struct keytab top_tab = {"workflow", top_keys, 16, NULL, NULL};
+static const struct keytab top_tab = {"workflow", top_keys, 17, NULL, NULL};
 
 /* ---- the document ------------------------------------------------------------------------ */
 

@@ -431,6 +431,8 @@ void load_key_schedule(struct loader *ld, void *obj);
 void load_key_timezone(struct loader *ld, void *obj);
 void load_key_overlap(struct loader *ld, void *obj);
 void load_key_catchup(struct loader *ld, void *obj);
+/* `trigger: { secret: "{{ secrets.NAME }}" }` (load/schedule.c). */
+void load_key_trigger(struct loader *ld, void *obj);
 void load_schedule_check(struct loader *ld, const struct map_seen *seen, unsigned first);
 
 /* Reads the current mapping, dispatching each key through tab. Reports

@@ -166,6 +166,16 @@ struct dr_schedule {
 	bool catchup;
 };
 
+/* `trigger:` on a workflow: what `POST /hooks/NAME` of `dagrun serve`
+ * needs (a run ignores it). The secret is written `{{ secrets.NAME }}`
+ * and nothing else (load/schedule.c): the server, which evaluates no
+ * expression, looks NAME up as the runs do (environment, then the
+ * secrets file). */
+struct dr_trigger {
+	struct dr_text secret;       /* the template as written */
+	struct dr_text secret_name;  /* NAME, in the arena */
+};
+
 struct dagrun_workflow {
 	struct arena arena;
 	struct intern ids;           /* task ids */
@@ -175,6 +185,7 @@ struct dagrun_workflow {
 	char *dir;                   /* directory of the file; malloc'd */
 	struct dr_text name, description;
 	const struct dr_schedule *schedule; /* NULL: none */
+	const struct dr_trigger *trigger; /* NULL: no incoming webhook */
 	const struct dr_value *variables; /* a map, or NULL */
 	struct dr_kvlist env;
 	uint32_t max_parallel;       /* 0: number of CPUs */

@@ -6,6 +6,7 @@
  * SLOWEST, MODELS (the last one sums the rest), FAILURES_KEPT and
  * CUTS_KEPT entries; past them, the rest is counted ("and N more").
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +156,8 @@ void console_print_summary(dagrun_console *c, const dagrun_event *ev)
 	uint64_t not_run = c->total > c->done ? c->total - c->done : 0;
 	console_put(c, "\n%s%s%s: %zu completed, %zu failed, %zu skipped, %zu cancelled",
 	    console_col(c, BOLD), ev->status == DAGRUN_COMPLETED ? "done" :
-	    ev->status == DAGRUN_CANCELLED ? "interrupted" : "FAILED", console_col(c, RESET),
+	    ev->status != DAGRUN_CANCELLED ? "FAILED" :
+	    ev->signal == SIGUSR1 ? "cancelled" : "interrupted", console_col(c, RESET),
 	    c->counts[DAGRUN_COMPLETED], c->counts[DAGRUN_FAILED],
 	    c->counts[DAGRUN_SKIPPED], c->counts[DAGRUN_CANCELLED]);
 	if (not_run)

@@ -248,6 +248,8 @@ static void add_fields(dagrun_jsonlog *l, json_t *o, const dagrun_event *ev)
 	case DAGRUN_EV_RUN_END: {
 		set_str(o, "status", dagrun_status_name(ev->status));
 		set_uint(o, "durationMs", ev->count);
+		if (ev->signal)   /* SIGUSR1: cancelled (recorded so), else interrupted */
+			json_object_set_new(o, "signal", json_integer(ev->signal));
 		uint64_t lines, bytes;
 		obs_sink_dropped(l->sink, &lines, &bytes);
 		if (bytes) {

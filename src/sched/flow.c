@@ -11,6 +11,7 @@
 #include "expr/redact.h"
 #include "sched/flow_int.h"
 #include "util/buf.h"
+#include "util/diag.h"
 
 /* ---- warnings ------------------------------------------------------------ */
 
@@ -66,6 +67,32 @@ void flow_warn_short(struct flow *f, uint32_t t, const char *who)
 		  who ? who : "a secret read by an expression", REDACT_MIN_LEN);
 }
 
+/* Parses the trigger body (JSON text, capped) into f. Returns 0, -EINVAL
+ * (in diags) or -ENOMEM. */
+static int read_trigger(struct flow *f, const char *text, dagrun_diags *diags)
+{
+	if (!text)
+		return 0;
+	size_t n = strlen(text);
+	json_error_t je;
+	if (n > DAGRUN_TRIGGER_MAX) {
+		diag_add(diags, DAGRUN_ERROR, NULL, 0, 0, "the trigger body is over %u bytes",
+			 DAGRUN_TRIGGER_MAX);
+		return -EINVAL;
+	}
+	if (!(f->trigger = json_loadb(text, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je))) {
+		diag_add(diags, DAGRUN_ERROR, NULL, 0, 0, "the trigger body is not JSON: %s "
+			 "(line %d, column %d)", je.text, je.line, je.column);
+		return -EINVAL;
+	}
+	return (f->trigger_text = strdup(text)) ? 0 : -ENOMEM;
+}
+
+const char *flow_trigger_json(const struct flow *f)
+{
+	return f ? f->trigger_text : NULL;
+}
+
 int flow_new(struct flow **out, const struct dagrun_workflow *wf,
 	     const struct flow_opts *o, dagrun_diags *diags)
 {
@@ -83,7 +110,8 @@ int flow_new(struct flow **out, const struct dagrun_workflow *wf,
 	struct expr_opts eo = {.redactor = f->red};
 	if (expr_new(&f->ex, &eo) < 0)
 		goto fail;
-	if ((r = flow_override_vars(f, o ? o->vars : NULL, diags)) < 0 ||
+	if ((r = read_trigger(f, o ? o->trigger_json : NULL, diags)) < 0 ||
+	    (r = flow_override_vars(f, o ? o->vars : NULL, diags)) < 0 ||
 	    (r = flow_read_secrets(f, o ? o->secrets_file : NULL, diags)) < 0 ||
 	    (r = flow_scan(f)) < 0)
 		goto fail;
@@ -107,6 +135,7 @@ int flow_new_child(struct flow **out, const struct dagrun_workflow *wf, struct f
 	f->red = parent->red;
 	f->env = parent->env;
 	f->run_id = parent->run_id;
+	f->trigger = json_incref(parent->trigger);   /* the run's, in its sub-runs too */
 	f->shorts_warned = redact_short_count(f->red);   /* said by the parent */
 	f->res = calloc(wf->n_tasks + 1, sizeof(*f->res));
 	f->keep = calloc(wf->n_tasks + 1, 1);
@@ -145,6 +174,8 @@ void flow_free(struct flow *f)
 		free(f->pending[i]);
 	free(f->pending);
 	expr_free(f->ex);
+	json_decref(f->trigger);
+	free(f->trigger_text);
 	if (!f->shared)
 		redact_free(f->red);
 	arena_free(&f->arena);

@@ -37,6 +37,7 @@ struct flow_opts {
 	const char *const *vars;     /* "K=V" overrides, NULL-terminated, or NULL */
 	const char *secrets_file;    /* KEY=VALUE lines, or NULL */
 	const char *run_id;
+	const char *trigger_json;    /* trigger.body as JSON text, or NULL */
 };
 
 /* Sets up data flow for wf: checks --var names against `variables`, reads
@@ -117,6 +118,10 @@ int flow_seed(struct flow *f, uint32_t t, const char *json, size_t len);
 /* Appends the run's variables (after --var) as a JSON object, every
  * string masked, to out. Returns 0 or -errno. */
 int flow_vars_json(const struct flow *f, const struct dagrun_workflow *wf, struct buf *out);
+
+/* The run's trigger.body as the JSON text it was given (what the run
+ * records), or NULL: the run was not started by a webhook. */
+const char *flow_trigger_json(const struct flow *f);
 
 /* Evaluates the condition on dependency edge `dep` (its target's result is
  * recorded). *out: whether the dependent may run. Returns 0, or < 0 with

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "expr/expr.h"
 #include "expr/template.h"
 #include "expr/value.h"
@@ -64,6 +66,9 @@ struct flow {
 	struct fres **res;           /* by task */
 	uint8_t *keep;               /* by task: someone reads its result */
 	const char *run_id;
+	json_t *trigger;             /* trigger.body, or NULL (a reference:
+				      * a sub-run holds one to its parent's) */
+	char *trigger_text;          /* its JSON text as given (recorded) */
 	flow_warn_fn warn_fn;
 	void *warn_ud;
 	char **pending;              /* warnings before warn_fn was set */

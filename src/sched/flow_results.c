@@ -31,6 +31,7 @@ void flow_scope(struct flow *f, struct expr_scope *sc, const struct expr_result 
 	sc->run_id = f->run_id;
 	sc->run_name = f->wf->name.s;
 	sc->variables = f->vars ? f->vars : f->wf->variables;
+	sc->trigger_body = f->trigger;
 	sc->environ = f->env;
 	sc->lookup = lookup;
 	sc->lookup_ud = f;

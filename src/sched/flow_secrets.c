@@ -21,6 +21,7 @@
 #include "expr/redact.h"
 #include "sched/flow_int.h"
 #include "util/diag.h"
+#include "util/dotenv.h"
 #include "util/env.h"
 
 extern char **environ;
@@ -256,104 +257,6 @@ int flow_scan(struct flow *f)
 
 /* ---- the secrets file ------------------------------------------------------- */
 
-/* One entry of a secrets file, as dotenv reads it: `[export] KEY=VALUE`,
- * VALUE unquoted (trimmed, " #" starts a comment), '...' (literal but \'
- * and \\) or "..." (\n \r \t \" \\ decoded); quoted values may span lines.
- * Blank and # lines are none. */
-struct entry {
-	const char *key;
-	size_t key_len;
-	struct buf value;
-	unsigned line;     /* where it starts */
-};
-
-static bool blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* Parses the entry at *p (a line start; end: the text's end), advancing *p
- * past it and *no over its lines. Returns 1 (an entry), 0 (a blank or
- * comment line), -ENOMEM, or -EINVAL with *why. */
-static int dotenv_entry(const char **p, const char *end, unsigned *no, struct entry *e,
-			const char **why)
-{
-	const char *s = *p, *eol = memchr(s, '\n', (size_t)(end - s));
-	if (!eol)
-		eol = end;
-	*p = eol < end ? eol + 1 : end;
-	e->line = ++*no;
-	buf_reset(&e->value);
-	while (s < eol && (blank(*s) || *s == '\r'))
-		s++;
-	if (s == eol || *s == '#')
-		return 0;
-	if (eol - s > 7 && !memcmp(s, "export", 6) && blank(s[6]))
-		for (s += 6; s < eol && blank(*s);)
-			s++;
-	const char *k = s;
-	while (s < eol && (isalnum((unsigned char)*s) || *s == '_' || *s == '.' || *s == '-'))
-		s++;
-	e->key = k;
-	e->key_len = (size_t)(s - k);
-	while (s < eol && blank(*s))
-		s++;
-	if (!e->key_len || s == eol || *s != '=') {
-		*why = e->key_len ? "expected KEY=VALUE (a key is letters, digits, _ . -)"
-				  : "expected KEY=VALUE";
-		return -EINVAL;
-	}
-	for (s++; s < eol && blank(*s);)
-		s++;
-	int r = 0;
-	if (s < eol && (*s == '"' || *s == '\'')) {
-		char q = *s++;
-		for (;; s++) {
-			if (s == end) {
-				*why = q == '"' ? "no closing \" for this value" : "no closing ' for this value";
-				return -EINVAL;
-			}
-			if (*s == q)
-				break;
-			if (*s == '\n')
-				++*no;
-			char c = *s;
-			if (c == '\\' && s + 1 < end && s[1]) {
-				static const char from[] = "nrt\"\\", to[] = "\n\r\t\"\\";
-				const char *m = strchr(q == '"' ? from : "'\\", s[1]);
-				if (m) {
-					c = q == '"' ? to[m - from] : s[1];
-					s++;
-				}
-			}
-			if ((r = buf_addc(&e->value, c)) < 0)
-				return r;
-		}
-		const char *rest = s + 1;
-		eol = memchr(rest, '\n', (size_t)(end - rest));
-		if (!eol)
-			eol = end;
-		*p = eol < end ? eol + 1 : end;
-		while (rest < eol && (blank(*rest) || *rest == '\r'))
-			rest++;
-		if (rest < eol && *rest != '#') {
-			*why = "unexpected text after the closing quote";
-			return -EINVAL;
-		}
-		return 1;
-	}
-	const char *v = s, *ve = eol;
-	for (const char *c = v; c < eol; c++)
-		if (*c == '#' && blank(c[-1])) {   /* c[-1]: at worst the '=' */
-			ve = c;
-			break;
-		}
-	while (ve > v && (blank(ve[-1]) || ve[-1] == '\r'))
-		ve--;
-	r = buf_add(&e->value, v, (size_t)(ve - v));
-	return r < 0 ? r : 1;
-}
-
 /* Reads the secrets file (at most SECRETS_FILE_MAX; it may be a pipe). */
 static int slurp(const char *path, struct buf *b, dagrun_diags *d)
 {
@@ -406,7 +309,7 @@ int flow_read_secrets(struct flow *f, const char *path, dagrun_diags *d)
 	if (!path)
 		return 0;
 	struct buf text = BUF_INIT, kv = BUF_INIT;
-	struct entry e = {.value = BUF_INIT};
+	struct dotenv_entry e = {.value = BUF_INIT};
 	char **env = NULL;
 	int r = slurp(path, &text, d);
 	if (r < 0)
@@ -428,7 +331,7 @@ int flow_read_secrets(struct flow *f, const char *path, dagrun_diags *d)
 	const char *p = text.data ? text.data : "", *end = p + text.len, *why = NULL;
 	unsigned no = 0;
 	while (p < end) {
-		int k = dotenv_entry(&p, end, &no, &e, &why);
+		int k = dotenv_next(&p, end, &no, &e, &why);
 		if (k == -ENOMEM) {
 			r = k;
 			goto out;

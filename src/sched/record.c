@@ -389,8 +389,10 @@ int record_finish(struct record *r, int outcome, char **err)
 	flush_end(r, NULL);
 	warn_cut(r);
 	int rc = 0;
-	if (outcome == 0 || outcome == 1)
-		rc = r->st->ops->run_end(r->st, r->key, outcome ? STORE_RUN_FAILED : STORE_RUN_COMPLETED,
+	bool over = outcome == 0 || outcome == 1 || outcome == RECORD_CANCELLED;
+	if (over)
+		rc = r->st->ops->run_end(r->st, r->key, outcome == RECORD_CANCELLED ? STORE_RUN_CANCELLED
+					 : outcome ? STORE_RUN_FAILED : STORE_RUN_COMPLETED,
 					 clock_wall_ms(), NULL);
 	int code = atomic_load(&r->failed);
 	int cl = store_close(r->st);
@@ -406,7 +408,7 @@ int record_finish(struct record *r, int outcome, char **err)
 		return rc;
 	}
 	/* Over: nobody continues it (a rerun takes the lock anew). */
-	if ((outcome == 0 || outcome == 1) && r->lock_path)
+	if (over && r->lock_path)
 		unlink(r->lock_path);
 	return 0;
 }

@@ -23,6 +23,7 @@
 #ifndef DAGRUN_SCHED_RECORD_H
 #define DAGRUN_SCHED_RECORD_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -65,9 +66,11 @@ int record_lock_fd(const struct record *r);
 char *record_summary(const struct record *r);
 
 /* The run's end (after the loop has ended): run_end with the outcome
- * (0 completed, 1 failed; anything else, an interruption or an error,
- * leaves the run resumable), then the store is closed, which commits
- * everything. Returns 0, or the store's error with *err. */
+ * (0 completed, 1 failed, RECORD_CANCELLED cancelled; anything else, an
+ * interruption or an error, leaves the run resumable), then the store is
+ * closed, which commits everything. Returns 0, or the store's error with
+ * *err. */
+#define RECORD_CANCELLED (128 + SIGUSR1)   /* stopped by SIGUSR1: a cancel */
 int record_finish(struct record *r, int outcome, char **err);
 
 /* Closes the loop handles of r (the engine runs its loop afterwards, then

@@ -159,8 +159,8 @@ static int begin_run(struct record *r, const struct record_opts *o, uint32_t run
 		.workflow = dagrun_workflow_name(wf),
 		.path = realpath(wf->path, path) ? path : wf->path,
 		.definition = text, .definition_len = len,
-		.vars_json = vars.data, .task_ids = ids, .n_tasks = wf->n_tasks,
-		.start_ms = clock_wall_ms(), .replay_of = o->replay_of,
+		.vars_json = vars.data, .trigger_json = flow_trigger_json(r->f), .task_ids = ids,
+		.n_tasks = wf->n_tasks, .start_ms = clock_wall_ms(), .replay_of = o->replay_of,
 	};
 	rc = r->st->ops->begin(r->st, &b, &r->key, NULL, err);
 out:

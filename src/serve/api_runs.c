@@ -342,7 +342,13 @@ json_t *runner_start_and_wait(struct serve *s, const struct start_req *rq, unsig
 		free(why);
 		return o;
 	}
-	return wait_for(s, rq, id, pid, status);
+	json_t *o = wait_for(s, rq, id, pid, status);
+	/* A trigger body is read before the run is recorded: once it is (or
+	 * the child is gone), its file has served (else the reaper removes it). */
+	struct child c;
+	if (rq->trigger && *status != 202 && runner_find(s, id, &c) && c.trigger)
+		unlink(c.trigger);
+	return o;
 }
 
 void api_action(struct serve *s, struct req *rq, const char *id, const char *action)
@@ -362,7 +368,9 @@ void api_action(struct serve *s, struct req *rq, const char *id, const char *act
 			reply_error(rq, 409, "run %s is %s, not running", ri.run_id, status);
 			goto out;
 		}
-		int r = runner_signal_owner(s, &ri, SIGTERM);
+		/* SIGUSR1: the run stops as with SIGTERM, and records itself
+		 * cancelled (SIGTERM would leave it interrupted: resumable). */
+		int r = runner_signal_owner(s, &ri, SIGUSR1);
 		if (r == -EREMOTE)
 			reply_error(rq, 409, "run %s is driven on host %s: cancel it there", ri.run_id,
 				    ri.lease.host);
@@ -370,7 +378,7 @@ void api_action(struct serve *s, struct req *rq, const char *id, const char *act
 			reply_error(rq, 409, "run %s: its dagrun cannot be signalled: %s", ri.run_id,
 				    strerror(-r));
 		else {
-			serve_log(s, "cancel: SIGTERM to pid %lld, which drives run %s",
+			serve_log(s, "cancel: SIGUSR1 to pid %lld, which drives run %s",
 				  (long long)ri.lease.pid, ri.run_id);
 			reply_json(rq, 202, json_pack("{s:s, s:s}", "id", ri.run_id, "status",
 						      "cancelling"));

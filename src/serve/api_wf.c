@@ -73,6 +73,10 @@ static json_t *summary(struct serve *s, struct store *st, const struct wfent *e)
 		json_object_set_new(o, "tasks", json_integer(e->wf->n_tasks));
 	}
 	json_object_set_new(o, "schedule", schedule_json(s, e));
+	/* Where its webhook is (hooks.c), or null: never its secret. */
+	json_object_set_new(o, "hook", e->wf && e->wf->trigger ?
+			    json_pack("{s:s+, s:o}", "path", "/hooks/", e->name, "secret",
+				      jstr(e->wf->trigger->secret_name.s)) : json_null());
 	add_recent(st, o, e->name);
 	return o;
 }

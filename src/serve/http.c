@@ -6,9 +6,10 @@
  *    sets none gets a 500), with no-store caching, nosniff and no referrer.
  *  - A body is never held beyond its cap (64 KiB for the API, 1 MiB for a
  *    hook): past it the request is answered 413 at once.
- *  - With a token, everything but /metrics and the UI's files (ui.c)
- *    needs `Authorization: Bearer TOKEN`, compared in constant time.
- *    No cookie is ever read or set.
+ *  - With a token, everything but /metrics, the UI's files (ui.c) and
+ *    POST /hooks/NAME (signed instead: hooks.c) needs `Authorization:
+ *    Bearer TOKEN`, compared in constant time. No cookie is ever read or
+ *    set.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -176,12 +177,19 @@ static bool method(const struct req *rq, const char *m)
 	return !strcmp(rq->method, m);
 }
 
+/* A hook: POST /hooks/NAME (hooks.c). */
+static bool hook_path(const struct req *rq)
+{
+	return rq->nseg == 2 && is(rq, 0, "hooks") && method(rq, "POST");
+}
+
 /* Which paths need no token: /metrics (counts, no names but workflows'),
- * and the web UI's files (fixed bytes, no data: the page asks for the
- * token, then sends it with each API request). */
+ * the web UI's files (fixed bytes, no data: the page asks for the token,
+ * then sends it with each API request), and hooks, whose signature is
+ * their authentication (hooks.c). */
 static bool public_path(const struct req *rq)
 {
-	return (rq->nseg == 1 && is(rq, 0, "metrics")) || ui_path(rq);
+	return (rq->nseg == 1 && is(rq, 0, "metrics")) || ui_path(rq) || hook_path(rq);
 }
 
 static void route_api(struct serve *s, struct req *rq)
@@ -229,6 +237,8 @@ static void route(struct serve *s, struct req *rq)
 		return api_metrics(s, rq);
 	if (ui_path(rq))
 		return ui_serve(s, rq);
+	if (hook_path(rq))
+		return api_hook(s, rq, rq->seg[1]);
 	reply_error(rq, 404, "not found: %s", rq->path);
 }
 
@@ -286,7 +296,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		rq->method = meth;
 		rq->t0_ms = clock_mono_ms();
 		bool ok = split(rq, url);
-		rq->body_cap = SERVE_MAX_BODY;
+		rq->body_cap = ok && hook_path(rq) ? SERVE_MAX_HOOK_BODY : SERVE_MAX_BODY;
 		const char *cl = req_header(rq, "Content-Length");
 		if (!ok) {
 			rq->path[0] = 0;

@@ -1,6 +1,7 @@
-/* json.c: records of the store as the API's JSON (docs/api.md): a run as
- * `dagrun runs --format json` names its fields, a run with its tasks and
- * their attempts, strings and times.
+/* json.c: records of the store as the API's JSON (docs/api.md): a run with
+ * its tasks and their attempts. Strings, times and a run alone are the
+ * report module's (report/store_json.c), as `dagrun runs|show --format
+ * json` writes them.
  *
  * Invariant: every string read from the store goes out valid UTF-8
  * (invalid bytes as U+FFFD), so a task's odd output never breaks a reply;
@@ -9,47 +10,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "serve/serve_int.h"
-#include "util/buf.h"
-#include "util/text.h"
-
-json_t *jstr(const char *s)
-{
-	if (!s)
-		return json_null();
-	size_t n = strlen(s);
-	if (text_utf8_valid(s, n))
-		return json_stringn_nocheck(s, n);
-	struct buf b = BUF_INIT;
-	json_t *j = text_utf8_clean(&b, s, n) == 0 ?
-		    json_stringn_nocheck(b.data ? b.data : "", b.len) : NULL;
-	buf_free(&b);
-	return j;
-}
-
-json_t *serve_json_time(uint64_t ms)
-{
-	if (!ms)
-		return json_null();
-	time_t sec = (time_t)(ms / 1000);
-	struct tm tm;
-	char buf[64];
-	if (!gmtime_r(&sec, &tm))
-		return json_null();
-	size_t k = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + k, sizeof(buf) - k, ".%03uZ", (unsigned)(ms % 1000));
-	return json_string(buf);
-}
-
-void serve_run_settle(struct store_run_info *r)
-{
-	if (r->status != STORE_RUN_INTERRUPTED)
-		return;
-	r->counts[STORE_TASK_INTERRUPTED] += r->counts[STORE_TASK_RUNNING];
-	r->counts[STORE_TASK_RUNNING] = 0;
-}
 
 static json_t *uint_or_null(bool present, uint64_t v)
 {
@@ -62,55 +24,6 @@ static int set(json_t *o, const char *key, json_t *v)
 	return !v || json_object_set_new(o, key, v);
 }
 
-json_t *serve_json_run(const struct store_run_info *r)
-{
-	json_t *o = json_object(), *tasks = json_object();
-	int e = !o || !tasks;
-	bool ended = r->end_ms != 0;
-	if (e)
-		goto out;
-	e |= set(o, "id", jstr(r->run_id));
-	e |= set(o, "runAttempt", json_integer(r->run_attempt));
-	e |= set(o, "replayOf", r->replay_of ? jstr(r->replay_of) : json_null());
-	e |= set(o, "workflow", jstr(r->workflow));
-	e |= set(o, "status", json_string(store_run_status_name(r->status)));
-	e |= set(o, "start", serve_json_time(r->start_ms));
-	e |= set(o, "startMs", json_integer((json_int_t)r->start_ms));
-	e |= set(o, "end", serve_json_time(r->end_ms));
-	e |= set(o, "endMs", uint_or_null(ended, r->end_ms));
-	e |= set(o, "durationMs", uint_or_null(ended && r->end_ms >= r->start_ms,
-						r->end_ms - r->start_ms));
-	e |= set(tasks, "total", json_integer(r->n_tasks));
-	for (int i = 0; i < STORE_TASK_NSTATUS; i++)
-		e |= set(tasks, store_task_status_name(i), json_integer(r->counts[i]));
-	e |= set(o, "tasks", json_incref(tasks));
-	e |= set(o, "error", jstr(r->error));
-	e |= set(o, "owner", !r->lease.host ? json_null() :
-		 json_pack("{s:o, s:I, s:b}", "host", jstr(r->lease.host), "pid",
-			   (json_int_t)r->lease.pid, "alive", r->lease.alive));
-out:
-	json_decref(tasks);
-	if (e) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-/* What became of an attempt, in one word. */
-static const char *outcome(const struct store_attempt_info *a, bool dead)
-{
-	if (!a->ended)
-		return dead || (a->flags & STORE_ATTEMPT_INTERRUPTED) ? "interrupted" : "running";
-	if (a->flags & STORE_ATTEMPT_OK)
-		return "ok";
-	if (a->flags & STORE_ATTEMPT_INTERRUPTED)
-		return "interrupted";
-	if (a->flags & STORE_ATTEMPT_TIMED_OUT)
-		return "timedOut";
-	return a->flags & STORE_ATTEMPT_CANCELLED ? "cancelled" : "failed";
-}
-
 json_t *serve_json_attempt(const struct store_attempt_info *a, bool dead)
 {
 	json_t *o = json_object();
@@ -118,7 +31,7 @@ json_t *serve_json_attempt(const struct store_attempt_info *a, bool dead)
 	if (e)
 		return NULL;
 	e |= set(o, "attempt", json_integer(a->attempt));
-	e |= set(o, "outcome", json_string(outcome(a, dead)));
+	e |= set(o, "outcome", json_string(store_attempt_outcome(a, dead)));
 	e |= set(o, "start", serve_json_time(a->start_ms));
 	e |= set(o, "startMs", json_integer((json_int_t)a->start_ms));
 	e |= set(o, "endMs", uint_or_null(a->ended, a->end_ms));

@@ -4,8 +4,10 @@
  * (a gauge: what the store holds, retention included). Attempts and their
  * durations are counted by the poller as they end, since the server
  * started (counters: a restart resets them, which Prometheus handles).
- * Running and ready tasks are gauges the poller refreshes; schedule lag
- * comes from the scheduler. Label values are escaped as the format says.
+ * Running and ready tasks are gauges the poller refreshes, summed over
+ * each workflow's running runs (ready: main tasks pending whose
+ * dependencies all ended, derived from the store and the run's own
+ * definition: poll.c); schedule lag comes from the scheduler. Label values are escaped as the format says.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -52,13 +54,17 @@ void met_attempt(struct serve *s, const char *workflow, uint64_t duration_ms, in
 	pthread_mutex_unlock(&s->met.mu);
 }
 
-void met_gauges(struct serve *s, const char *workflow, uint32_t running, uint32_t ready)
+void met_gauges(struct serve *s, const struct met_gauge *g, size_t n)
 {
 	pthread_mutex_lock(&s->met.mu);
-	struct met_wf *w = wf_get(&s->met, workflow);
-	if (w) {
-		w->running = running;
-		w->ready = ready;
+	for (size_t i = 0; i < s->met.n; i++)
+		s->met.v[i].running = s->met.v[i].ready = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct met_wf *w = wf_get(&s->met, g[i].workflow);
+		if (w) {
+			w->running = g[i].running;
+			w->ready = g[i].ready;
+		}
 	}
 	pthread_mutex_unlock(&s->met.mu);
 }

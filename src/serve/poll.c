@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "model/model.h"
 #include "serve/serve_int.h"
 #include "util/arena.h"
 #include "util/clock.h"
@@ -50,6 +51,12 @@ struct prun {
 	struct logf *lf;
 	size_t nlf;
 	uint64_t seen_ms;
+	/* For dagrun_ready_tasks: the run's own definition (its snapshot),
+	 * loaded once; NULL when it could not be (then no task counts as
+	 * ready). */
+	dagrun_workflow *wf;
+	bool wf_tried;
+	uint32_t running, ready;   /* the last pass's counts */
 };
 
 struct poller {
@@ -60,6 +67,7 @@ struct poller {
 
 static void prun_free(struct prun *p)
 {
+	dagrun_workflow_free(p->wf);
 	free(p->workflow);
 	free(p->st);
 	free(p->started);
@@ -91,15 +99,7 @@ static json_t *task_event(const struct prun *p, const struct store_task_info *t,
 
 static const char *outcome(const struct store_attempt_info *a)
 {
-	if (!a->ended)
-		return a->flags & STORE_ATTEMPT_INTERRUPTED ? "interrupted" : "running";
-	if (a->flags & STORE_ATTEMPT_OK)
-		return "ok";
-	if (a->flags & STORE_ATTEMPT_INTERRUPTED)
-		return "interrupted";
-	if (a->flags & STORE_ATTEMPT_TIMED_OUT)
-		return "timedOut";
-	return a->flags & STORE_ATTEMPT_CANCELLED ? "cancelled" : "failed";
+	return store_attempt_outcome(a, false);
 }
 
 static json_t *attempt_event(const struct prun *p, const char *task,
@@ -238,6 +238,62 @@ static void attempts_pass(struct serve *s, struct store *st, struct prun *p,
 	}
 }
 
+/* Loads the definition the run recorded, once, when it is small enough to
+ * load within a poll (READY_MAX_TASKS) and its tasks are those recorded. */
+#define READY_MAX_TASKS 100000
+static void load_def(struct store *st, struct prun *p)
+{
+	struct arena mem = ARENA_INIT;
+	struct store_definition def;
+	char *err = NULL;
+	dagrun_diags *d = NULL;
+	p->wf_tried = true;
+	if (p->n > READY_MAX_TASKS || st->ops->definition(st, p->key, &mem, &def, &err) < 0 ||
+	    !def.definition || !(d = dagrun_diags_new(1)) ||
+	    dagrun_workflow_load_buffer(def.path ? def.path : "workflow.yaml", def.definition,
+					def.definition_len, &p->wf, d) < 0)
+		goto out;
+	bool same = p->wf->n_tasks == p->n && def.n_tasks == p->n;
+	for (uint32_t t = 0; same && t < p->n; t++)
+		same = !strcmp(wf_task_id(p->wf, t), def.task_ids[t]);
+	if (!same) {
+		dagrun_workflow_free(p->wf);
+		p->wf = NULL;
+	}
+out:
+	dagrun_diags_free(d);
+	free(err);
+	arena_free(&mem);
+}
+
+static bool ended(int status)
+{
+	return status == STORE_TASK_COMPLETED || status == STORE_TASK_FAILED ||
+	       status == STORE_TASK_SKIPPED || status == STORE_TASK_CANCELLED;
+}
+
+/* Main tasks that wait for a slot or a pool: pending, every dependency
+ * ended (the engine settles a task whose dependencies ended at once:
+ * started, or skipped; one left pending waits for room). Hook tasks are
+ * not counted (they wait for the main tasks, not for room). */
+static uint32_t count_ready(const struct prun *p, const struct store_task_info *t, size_t nt)
+{
+	const struct dagrun_workflow *wf = p->wf;
+	uint32_t ready = 0;
+	for (uint32_t i = 0; wf && i < wf->n_main && i < nt; i++) {
+		if (t[i].status != STORE_TASK_PENDING)
+			continue;
+		const struct dr_task *x = &wf->tasks[i];
+		bool ok = true;
+		for (uint32_t k = 0; ok && k < x->dep_count; k++) {
+			uint32_t d = wf->deps[x->dep_first + k].target;
+			ok = d < nt && ended(t[d].status);
+		}
+		ready += ok;
+	}
+	return ready;
+}
+
 static void tasks_pass(struct serve *s, struct store *st, struct prun *p, bool dead)
 {
 	struct arena mem = ARENA_INIT;
@@ -267,7 +323,10 @@ static void tasks_pass(struct serve *s, struct store *st, struct prun *p, bool d
 	bool logs = hub_wants_logs(&s->hub, p->id);
 	if (changed || logs)
 		attempts_pass(s, st, p, t, nt, logs, &mem);
-	met_gauges(s, p->workflow, p->status == STORE_RUN_RUNNING ? running : 0, 0);
+	if (!dead && !p->wf_tried)
+		load_def(st, p);
+	p->running = dead ? 0 : running;
+	p->ready = dead ? 0 : count_ready(p, t, nt);
 	arena_free(&mem);
 }
 
@@ -348,6 +407,34 @@ static void run_pass(struct poller *pl, struct store *st, const struct store_run
 	p->status = r->status;
 }
 
+/* The running and ready gauges: the sums over the running runs of each
+ * workflow (several runs of one workflow add up), set at once. */
+static void gauges(struct poller *pl)
+{
+	size_t n = 0, cap = 0;
+	struct met_gauge *g = NULL;
+	for (struct prun *p = pl->runs; p; p = p->next) {
+		if (p->status != STORE_RUN_RUNNING)
+			continue;
+		size_t i = 0;
+		while (i < n && strcmp(g[i].workflow, p->workflow))
+			i++;
+		if (i == n) {
+			if (n == cap) {
+				struct met_gauge *x = realloc(g, (cap = cap ? 2 * cap : 8) * sizeof(*g));
+				if (!x)
+					break;
+				g = x;
+			}
+			g[n++] = (struct met_gauge){p->workflow, 0, 0};
+		}
+		g[i].running += p->running;
+		g[i].ready += p->ready;
+	}
+	met_gauges(pl->s, g, n);
+	free(g);
+}
+
 static void tick(struct poller *pl)
 {
 	struct serve *s = pl->s;
@@ -380,18 +467,19 @@ static void tick(struct poller *pl)
 		struct prun *p = *pp;
 		if (now - p->seen_ms > 60000) {
 			*pp = p->next;
-			met_gauges(s, p->workflow, 0, 0);
 			prun_free(p);
 		} else {
 			pp = &p->next;
 		}
 	}
+	gauges(pl);
 }
 
 void *poll_thread(void *arg)
 {
 	struct poller pl = {.s = arg, .t0_ms = clock_wall_ms()};
 	struct serve *s = arg;
+	runner_sweep_triggers(s);
 	while (!atomic_load(&s->stop)) {
 		tick(&pl);
 		struct timespec ts = {(time_t)(s->poll_ms / 1000), (long)(s->poll_ms % 1000) * 1000000};

@@ -13,16 +13,19 @@
  * purpose: it is a whole `dagrun run` with its watchdog, in its own session
  * (a Ctrl-C at the server's terminal does not reach it), recording into the
  * store, and a server started again follows it from there. At its stop the
- * server logs each run it leaves going. Cancel sends SIGTERM to the
- * process that drives the run, found by its lease in the store (this host,
+ * server logs each run it leaves going. Cancel sends SIGUSR1 (a cancel:
+ * the run stops and is recorded cancelled) to the process that drives the
+ * run, found by its lease in the store (this host,
  * a pid whose start time matches: never a recycled pid) through a pidfd.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -162,6 +165,67 @@ bad:
 	return -EINVAL;
 }
 
+/* Writes the trigger body to STATE/serve/triggers/ID.json (0600, a new
+ * file): the child reads it with --trigger-file, so that the body is never
+ * on a command line (`ps` shows those). Returns the path (malloc'd) or
+ * NULL with -errno in *r. */
+static char *write_trigger(struct serve *s, const char *id, const char *body, size_t len,
+			   int *r)
+{
+	char *dir = serve_subdir(s, "triggers");
+	char *path = dir ? buf_strf("%s/%s.json", dir, id) : NULL;
+	int fd = path ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+	*r = 0;
+	if (fd < 0) {
+		*r = path ? -errno : -ENOMEM;
+		goto out;
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, body + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*r = n < 0 ? -errno : -EIO;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (close(fd) < 0 && !*r)
+		*r = -errno;
+	if (*r < 0)
+		unlink(path);
+out:
+	free(dir);
+	if (*r < 0) {
+		free(path);
+		path = NULL;
+	}
+	return path;
+}
+
+void runner_sweep_triggers(struct serve *s)
+{
+	char *dir = serve_subdir(s, "triggers");
+	DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *de;
+	time_t now = time(NULL);
+	int n = 0;
+	while (d && (de = readdir(d))) {
+		struct stat sb;
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(sb.st_mode) || now - sb.st_mtime < 60)
+			continue;
+		n += unlinkat(dirfd(d), de->d_name, 0) == 0;
+	}
+	if (d)
+		closedir(d);
+	if (n)
+		serve_log(s, "removed %d trigger bod%s left by a server that stopped before its "
+			  "runs had read them", n, n == 1 ? "y" : "ies");
+	free(dir);
+}
+
 static int spawn(struct serve *s, char **argv, const char *log, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
@@ -194,7 +258,7 @@ int runner_spawn(struct serve *s, const struct start_req *rq, char id[72], pid_t
 		 char **why)
 {
 	struct argv a = {0};
-	char *dir = NULL, *log = NULL;
+	char *dir = NULL, *log = NULL, *trig = NULL;
 	int r = 0;
 	*why = NULL;
 	if (rq->kind == CHILD_RUN) {
@@ -219,6 +283,14 @@ int runner_spawn(struct serve *s, const struct start_req *rq, char id[72], pid_t
 	if ((r = add_vars(&a, rq->vars, why)) < 0 ||
 	    (rq->kind == CHILD_RERUN && (r = add_rerun(&a, rq->rerun, why)) < 0))
 		goto out;
+	if (rq->kind == CHILD_RUN && rq->trigger) {
+		if (!(trig = write_trigger(s, id, rq->trigger, rq->trigger_len, &r))) {
+			*why = buf_strf("cannot write the trigger body: %s", strerror(-r));
+			goto out;
+		}
+		arg(&a, "--trigger-file");
+		arg(&a, trig);
+	}
 	if (rq->kind == CHILD_RUN) {
 		arg(&a, "--run-id");
 		arg(&a, id);
@@ -257,6 +329,8 @@ int runner_spawn(struct serve *s, const struct start_req *rq, char id[72], pid_t
 		c->scheduled_ms = rq->scheduled_ms;
 		c->log = log;
 		log = NULL;
+		c->trigger = trig;
+		trig = NULL;
 		c->next = s->run.list;
 		s->run.list = c;
 		s->run.n_live++;
@@ -276,6 +350,9 @@ out:
 	argv_free(&a);
 	free(dir);
 	free(log);
+	if (trig)
+		unlink(trig);
+	free(trig);
 	return r;
 }
 
@@ -313,6 +390,9 @@ void runner_reap(struct serve *s)
 				c->wstatus = ws;
 				c->end_ms = clock_wall_ms();
 				s->run.n_live--;
+				/* read by now, and recorded if the run was */
+				if (c->trigger)
+					unlink(c->trigger);
 			}
 		struct child copy = c ? *c : (struct child){0};
 		pthread_mutex_unlock(&s->run.mu);
@@ -386,7 +466,7 @@ void runner_leave(struct serve *s)
 		if (!c->exited && kill(c->pid, 0) == 0)
 			serve_log(s, "leaving run %s (pid %d) running: it goes on recording into %s; "
 				  "`dagrun runs` and a new `dagrun serve` follow it, "
-				  "`kill -TERM %d` cancels it", c->id, (int)c->pid, s->state,
+				  "`kill -USR1 %d` cancels it", c->id, (int)c->pid, s->state,
 				  (int)c->pid);
 	pthread_mutex_unlock(&s->run.mu);
 }
@@ -398,6 +478,7 @@ void runner_free(struct serve *s)
 		s->run.list = c->next;
 		free(c->log);
 		free(c->workflow);
+		free(c->trigger);
 		free(c);
 	}
 }

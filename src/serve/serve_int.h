@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "dagrun.h"
+#include "report/store_json.h"
 #include "serve/serve.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -40,6 +41,8 @@ struct tz;
 
 #define SERVE_MAX_CONN 256            /* connections at once (a thread each) */
 #define SERVE_MAX_BODY (64u << 10)    /* an API request body */
+#define SERVE_MAX_HOOK_BODY (1u << 20) /* a hook's body (DAGRUN_TRIGGER_MAX) */
+#define SERVE_HOOK_TOLERANCE_S 300    /* a hook's timestamp, either way of now */
 #define SERVE_READERS 6               /* read-only store connections */
 #define SERVE_RING_EVENTS 65536u      /* events kept for SSE clients */
 #define SERVE_RING_BYTES (64u << 20)
@@ -171,6 +174,8 @@ struct child {
 	char *log;                 /* STATE/serve/children/ID.N.log */
 	char *workflow;
 	uint64_t scheduled_ms;     /* a scheduled run: the time it was due */
+	char *trigger;             /* the trigger body's file, removed when the
+				    * child has exited, or NULL */
 };
 
 struct runner {
@@ -190,12 +195,18 @@ struct start_req {
 	json_t *rerun;             /* RERUN: {"failed", "from", "only", ...} */
 	uint64_t scheduled_ms;
 	uint32_t prev_attempt;     /* RERUN: the run attempt before */
+	const char *trigger;       /* RUN: the trigger body (JSON), or NULL */
+	size_t trigger_len;
 };
 
 /* Spawns `dagrun run|rerun|resume` for rq in a session of its own. Returns
  * 0 with id (the run id) or a negative errno with *why (malloc'd). */
 int runner_spawn(struct serve *s, const struct start_req *rq, char id[72], pid_t *pid,
 		 char **why);
+/* Removes the trigger bodies (STATE/serve/triggers) over a minute old: a
+ * child reads its own within milliseconds of its start, so those were left
+ * by a server that stopped before its children exited (poller, at start). */
+void runner_sweep_triggers(struct serve *s);
 /* Reaps exited children (WNOHANG); publishes an event for one that ended
  * before its run was recorded. */
 void runner_reap(struct serve *s);
@@ -211,7 +222,7 @@ char *runner_log_tail(const char *path, size_t n);
 void runner_leave(struct serve *s);
 /* Forgets the children (their processes are left alone: see runner.c). */
 void runner_free(struct serve *s);
-/* Sends SIGTERM to the process driving run ri (from its lease: only on
+/* Sends sig to the process driving run ri (from its lease: only on
  * this host, only while that pid is the same process). Returns 0, -ESRCH
  * (nobody drives it), -EPERM, or -EREMOTE (another host). */
 int runner_signal_owner(struct serve *s, const struct store_run_info *ri, int sig);
@@ -263,8 +274,13 @@ struct metrics {
 
 /* Counts an attempt that ended (poller). */
 void met_attempt(struct serve *s, const char *workflow, uint64_t duration_ms, int error_class);
-/* Sets the running and ready gauges of a workflow (poller; 0 clears). */
-void met_gauges(struct serve *s, const char *workflow, uint32_t running, uint32_t ready);
+/* The running and ready gauges of every workflow at once (poller): those
+ * of the n in g, 0 for the others. */
+struct met_gauge {
+	const char *workflow;
+	uint32_t running, ready;
+};
+void met_gauges(struct serve *s, const struct met_gauge *g, size_t n);
 /* Counts a request answered with status. */
 void met_request(struct serve *s, unsigned status);
 /* The /metrics text (malloc'd) or NULL. */
@@ -328,6 +344,7 @@ void api_action(struct serve *s, struct req *rq, const char *id, const char *act
 void api_stats(struct serve *s, struct req *rq);
 void api_events(struct serve *s, struct req *rq);
 void api_metrics(struct serve *s, struct req *rq);
+void api_hook(struct serve *s, struct req *rq, const char *name);
 
 /* ---- helpers (util.c) ----------------------------------------------------------- */
 
@@ -336,9 +353,11 @@ void api_metrics(struct serve *s, struct req *rq);
  * NULL on failure; else the reader to give back with readers_put. */
 struct store *find_run(struct serve *s, struct req *rq, const char *ref,
 		       struct arena *mem, struct store_run_info *ri);
-/* The value of secret `name`: from the server's environment or its
- * secrets file. malloc'd, or NULL when unknown. */
-char *serve_secret(struct serve *s, const char *name);
+/* The value of secret `name` as a run started by the server reads it: its
+ * environment, else its --secrets-file. malloc'd (wipe it: explicit_bzero),
+ * or NULL when unknown or the file is refused (*why, malloc'd, then says
+ * why; it never holds a value). */
+char *serve_secret(struct serve *s, const char *name, char **why);
 /* Whether name is a safe workflow or task reference in a URL. */
 bool serve_name_ok(const char *name);
 /* mkdir -p STATE/serve/SUB (0700). Returns the path (malloc'd) or NULL. */
@@ -346,15 +365,24 @@ char *serve_subdir(struct serve *s, const char *sub);
 
 /* ---- JSON of the store's records (json.c) ------------------------------------ */
 
-/* A string as JSON (invalid UTF-8 as U+FFFD); null for NULL. NULL on OOM. */
-json_t *jstr(const char *s);
-/* ms since the epoch as RFC 3339 UTC with milliseconds; null for 0. */
-json_t *serve_json_time(uint64_t ms);
-/* A run whose dagrun died (interrupted) counts its running tasks as
- * interrupted, as `dagrun show` shows them. */
-void serve_run_settle(struct store_run_info *r);
-/* A run, with the field names of `dagrun runs --format json`. NULL on OOM. */
-json_t *serve_json_run(const struct store_run_info *r);
+/* Strings, times and runs as `dagrun runs|show --format json` write them:
+ * report/store_json.h (one implementation for the CLI and the server). */
+static inline json_t *jstr(const char *s)
+{
+	return store_json_str(s);
+}
+static inline json_t *serve_json_time(uint64_t ms)
+{
+	return store_json_time(ms);
+}
+static inline void serve_run_settle(struct store_run_info *r)
+{
+	store_run_settle(r);
+}
+static inline json_t *serve_json_run(const struct store_run_info *r)
+{
+	return store_json_run(r);
+}
 /* One attempt; dead: its run's dagrun died (an unended attempt is
  * interrupted). NULL on OOM. */
 json_t *serve_json_attempt(const struct store_attempt_info *a, bool dead);

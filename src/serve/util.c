@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "serve/serve_int.h"
+#include "util/dotenv.h"
 #include "util/file.h"
 #include "util/text.h"
 
@@ -36,49 +37,44 @@ char *serve_subdir(struct serve *s, const char *sub)
 	return p;
 }
 
-/* KEY=VALUE lines of the server's --secrets-file: only what the hooks need
- * (a plain or quoted value on one line); the runs read the file
- * themselves, with every form dotenv takes. */
-static char *secret_from_file(const char *path, const char *name)
+/* NAME from the secrets file, read as the runs read it (util/dotenv.c):
+ * refused when others may read it or a line is malformed (said in *why). */
+static char *secret_from_file(const char *path, const char *name, char **why)
 {
-	char *data = NULL, *why = NULL, *out = NULL;
-	size_t len = 0, n = strlen(name);
-	if (!path || file_read_regular(path, 1u << 20, &data, &len, &why) < 0) {
-		free(why);
+	char *data = NULL, *out = NULL;
+	size_t len = 0;
+	unsigned line = 0;
+	struct stat sb;
+	if (!path)
+		return NULL;
+	if (stat(path, &sb) == 0 && (sb.st_mode & 077)) {
+		*why = buf_strf("--secrets-file %s: others may read it (mode %03o)", path,
+				(unsigned)sb.st_mode & 0777);
 		return NULL;
 	}
-	for (char *line = data; line && *line;) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = 0;
-		char *p = line;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (!strncmp(p, "export ", 7))
-			p += 7;
-		if (!strncmp(p, name, n) && p[n] == '=') {
-			char *v = p + n + 1;
-			size_t vl = strlen(v);
-			if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0]) {
-				v++;
-				vl -= 2;
-			}
-			free(out);
-			out = strndup(v, vl);
-		}
-		line = nl ? nl + 1 : NULL;
+	char *err = NULL;
+	if (file_read_regular(path, 1u << 20, &data, &len, &err) < 0) {
+		*why = buf_strf("--secrets-file %s: %s", path, err ? err : "unreadable");
+		free(err);
+		return NULL;
 	}
+	int r = memchr(data, 0, len) ? -EINVAL : dotenv_find(data, len, name, &out, &line);
+	if (r < 0)
+		*why = r == -ENOMEM ? NULL : buf_strf("--secrets-file %s line %u: not KEY=VALUE",
+						      path, line);
+	explicit_bzero(data, len);
 	free(data);
-	return out;
+	return r > 0 ? out : NULL;
 }
 
-char *serve_secret(struct serve *s, const char *name)
+char *serve_secret(struct serve *s, const char *name, char **why)
 {
-	char *v = secret_from_file(s->o.secrets_file, name);
-	if (v)
-		return v;
+	/* As in a run: the process environment first, then the file. */
 	const char *e = getenv(name);
-	return e ? strdup(e) : NULL;
+	*why = NULL;
+	if (e)
+		return strdup(e);
+	return secret_from_file(s->o.secrets_file, name, why);
 }
 
 struct store *find_run(struct serve *s, struct req *rq, const char *ref,

@@ -25,7 +25,7 @@
 #include "util/clock.h"
 
 /* The schema version this build writes; see sqlite_schema.c. */
-#define SQ_SCHEMA_VERSION 5
+#define SQ_SCHEMA_VERSION 6
 /* PRAGMA application_id of a dagrun state database: "dgst". */
 #define SQ_APPLICATION_ID 0x64677374
 

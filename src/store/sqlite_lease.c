@@ -146,8 +146,8 @@ static int insert_run(struct sq_store *st, const struct store_run_begin *b, cons
 	if (rc != SQLITE_DONE)
 		return rc;
 	*key = (uint64_t)sqlite3_last_insert_rowid(st->qdb);
-	rc = sqlite3_prepare_v2(st->qdb, "INSERT INTO run_defs(run, definition, vars, task_ids) "
-				"VALUES(?1,?2,?3,?4)", -1, &q, NULL);
+	rc = sqlite3_prepare_v2(st->qdb, "INSERT INTO run_defs(run, definition, vars, task_ids, "
+				"trigger) VALUES(?1,?2,?3,?4,?5)", -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
 	sqlite3_bind_int64(q, 1, (int64_t)*key);
@@ -156,6 +156,8 @@ static int insert_run(struct sq_store *st, const struct store_run_begin *b, cons
 	if (b->vars_json)
 		sqlite3_bind_text(q, 3, b->vars_json, -1, SQLITE_STATIC);
 	sqlite3_bind_blob64(q, 4, blob, blen, SQLITE_STATIC);
+	if (b->trigger_json)
+		sqlite3_bind_text(q, 5, b->trigger_json, -1, SQLITE_STATIC);
 	rc = sqlite3_step(q);
 	sqlite3_finalize(q);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;

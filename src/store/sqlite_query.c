@@ -524,7 +524,7 @@ int sq_definition(struct store *s, uint64_t key, struct arena *mem,
 	if (r < 0)
 		return r;
 	if ((r = sq_q_prep(st, "SELECT r.run_id, r.workflow, r.path, r.run_attempt, r.n_tasks, "
-		      "d.definition, d.vars, d.task_ids FROM runs r JOIN run_defs d "
+		      "d.definition, d.vars, d.task_ids, d.trigger FROM runs r JOIN run_defs d "
 		      "ON d.run = r.id WHERE r.id=?1", &q, err)) < 0)
 		goto out;
 	sqlite3_bind_int64(q, 1, (int64_t)key);
@@ -552,6 +552,7 @@ int sq_definition(struct store *s, uint64_t key, struct arena *mem,
 	out->definition = def;
 	out->definition_len = dl;
 	out->vars_json = sq_col_text(mem, q, 6);
+	out->trigger_json = sq_col_text(mem, q, 8);
 	const char **ids = NULL;
 	if (!def || sq_split_ids(mem, sqlite3_column_blob(q, 7), (size_t)sqlite3_column_bytes(q, 7),
 				 out->n_tasks, &ids) < 0) {

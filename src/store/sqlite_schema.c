@@ -116,6 +116,12 @@ static const char *const steps[SQ_SCHEMA_VERSION] = {
 	 * the id of the run replayed; NULL for every other run. Added last,
 	 * so existing rows are not rewritten. */
 	"ALTER TABLE runs ADD COLUMN replay_of TEXT;",
+
+	/* v6: the JSON body of the incoming webhook that started the run
+	 * (`trigger.body` in its expressions; README "Incoming webhooks"),
+	 * kept with the definition so that resume, rerun, replay and export
+	 * see the same body; NULL: started otherwise. */
+	"ALTER TABLE run_defs ADD COLUMN trigger TEXT;",
 };
 
 /* One integer from a PRAGMA or a SELECT. */

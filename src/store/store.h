@@ -163,6 +163,8 @@ struct store_run_begin {
 	const char *definition;    /* snapshot of the loaded definition (text) */
 	size_t definition_len;
 	const char *vars_json;     /* the resolved variables, a JSON object */
+	const char *trigger_json;  /* trigger.body (a webhook's JSON body), or
+				    * NULL: the run was not started by one */
 	const char *const *task_ids; /* n_tasks ids, in the engine's index order */
 	uint32_t n_tasks;
 	uint64_t start_ms;
@@ -327,6 +329,7 @@ struct store_definition {
 	const char *definition;
 	size_t definition_len;
 	const char *vars_json;
+	const char *trigger_json;  /* NULL: none (see store_run_begin) */
 	const char *const *task_ids;
 	uint32_t n_tasks;
 };

@@ -277,7 +277,7 @@ static void check_name(struct checker *c, uint32_t t, const struct dr_text *x,
 		return;
 	default:
 		error_at(c, x, off, "unknown name '%s' (known: variables, env, secrets, run, "
-			 "context, tasks, and the helpers)", nm->name);
+			 "trigger, context, tasks, and the helpers)", nm->name);
 		return;
 	}
 }

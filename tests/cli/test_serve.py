@@ -279,8 +279,10 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(t, {"first": "completed", "gated": "failed", "waits": "running"})
         st, o = s.json("POST", "/api/runs/%s/rerun" % rid, {"failed": True})
         self.assertEqual(st, 409, o)   # still running
-        st, o = s.json("POST", "/api/runs/%s/cancel" % rid)
-        self.assertEqual(st, 202, o)
+        # interrupt its dagrun as `kill -TERM` does (a cancel would end the
+        # run: cancelled, not resumable)
+        st, o = s.json("GET", "/api/runs/" + rid)
+        os.kill(o["run"]["owner"]["pid"], signal.SIGTERM)
         s.wait_run(rid, ("interrupted",))
         st, o = s.json("POST", "/api/runs/%s/rerun" % rid, {"bogus": True})
         self.assertEqual(st, 400, o)
@@ -332,10 +334,10 @@ class ServeTest(unittest.TestCase):
         self.assertIsNotNone(pid)
         st, o = s.json("POST", "/api/runs/%s/cancel" % rid)
         self.assertEqual(st, 202, o)
-        # cancel stops the run as Ctrl-C does: the run is interrupted
-        # (resumable), its running task cancelled
+        # cancel stops the run as Ctrl-C does, its running task cancelled,
+        # and the run is recorded cancelled (over: rerun, not resume)
         o = s.wait_run(rid, ("cancelled", "failed", "interrupted"))
-        self.assertEqual(o["run"]["status"], "interrupted")
+        self.assertEqual(o["run"]["status"], "cancelled")
         self.assertEqual(o["tasks"][0]["status"], "cancelled")
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline and pid_alive(pid):
@@ -364,7 +366,7 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(o["run"]["status"], "running")
         st, o = s2.json("POST", "/api/runs/%s/cancel" % rid)
         self.assertEqual(st, 202, o)
-        o = s2.wait_run(rid, ("interrupted",))
+        o = s2.wait_run(rid, ("cancelled",))
         self.assertEqual(o["tasks"][0]["status"], "cancelled")
 
     def test_secret_never_in_any_answer(self):

@@ -65,7 +65,7 @@ static int setup(void **state)
 	if (r)
 		dagrun_diags_print(d, stderr, 0);
 	assert_int_equal(r, 0);
-	struct flow_opts fo = {NULL, NULL, "run"};
+	struct flow_opts fo = {.run_id = "run"};
 	assert_int_equal(flow_new(&x->f, x->wf, &fo, d), 0);
 	dagrun_diags_free(d);
 	*state = x;

@@ -70,7 +70,7 @@ static struct fixture *setup(void)
 	assert_non_null(x);
 	dagrun_diags *d = dagrun_diags_new(0);
 	assert_int_equal(dagrun_workflow_load_buffer("r.yaml", yaml, strlen(yaml), &x->wf, d), 0);
-	struct flow_opts fo = {NULL, NULL, "run"};
+	struct flow_opts fo = {.run_id = "run"};
 	assert_int_equal(flow_new(&x->f, x->wf, &fo, d), 0);
 	dagrun_diags_free(d);
 	return x;

@@ -194,7 +194,7 @@ static void run(struct trace *tr, uint32_t max_parallel)
 	assert_int_equal(sched_init(&s, tr->wf, &loop, ex, max_parallel, "test", 42), 0);
 	struct flow *f = NULL;
 	if (tr->with_flow) {
-		struct flow_opts fo = {NULL, NULL, "test"};
+		struct flow_opts fo = {.run_id = "test"};
 		dagrun_diags *d = dagrun_diags_new(0);
 		assert_int_equal(flow_new(&f, tr->wf, &fo, d), 0);
 		dagrun_diags_free(d);
