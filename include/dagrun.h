@@ -197,6 +197,7 @@ enum dagrun_ext_type {
 	DAGRUN_EXT_WORKFLOW = 3, /* dagrun_ext_workflow: workflow tasks (sub-runs) */
 	DAGRUN_EXT_IO = 4,       /* dagrun_ext_io: a recorded or replayed run's
 				  * tasks (every kind with canonical inputs) */
+	DAGRUN_EXT_CACHE = 5,    /* dagrun_ext_cache: tasks with `cache` set */
 };
 
 typedef struct dagrun_ext {
@@ -253,6 +254,22 @@ typedef struct dagrun_ext_io {
 	const char *results;
 	const char *inputs_error;/* why inputs is NULL, or NULL */
 } dagrun_ext_io;
+
+/* The cache's decision for an attempt of a task with `cache` (README
+ * "Cache"), on its ATTEMPT_END. hit: nothing ran, the result is that of
+ * run hit_run (the attempt ended `completed`); else the task ran. reason:
+ * "hit (run R)", "miss: ..." or "not cached: ..." (why no key applies).
+ * key: the hex SHA-256 of the key, or NULL; parts: its components (a JSON
+ * object of name to short hash or value; never a secret's value), or
+ * NULL. */
+typedef struct dagrun_ext_cache {
+	dagrun_ext base;         /* DAGRUN_EXT_CACHE */
+	int hit;
+	const char *reason;
+	const char *key;
+	const char *parts;
+	const char *hit_run;     /* hit: the run whose result it is; or NULL */
+} dagrun_ext_cache;
 
 typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);
 
@@ -350,6 +367,10 @@ typedef struct dagrun_run_opts {
 	 * the message "no recording". NULL: a real run. */
 	const char *replay;
 	size_t replay_len;
+	/* The cache (README "Cache"): 1 runs every task (`--no-cache`): none
+	 * is a hit, each says "miss: --no-cache", and what runs still writes
+	 * its entry. Needs state_dir for anything to be cached at all. */
+	int no_cache;
 } dagrun_run_opts;
 
 /* A new engine for wf (which must outlive it). No process-wide effect: no

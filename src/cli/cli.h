@@ -113,6 +113,7 @@ struct cli_exec {
 	int no_state, durable;
 	uint64_t log_cap;        /* 0: the default */
 	const char *trace;       /* run --trace FILE, or NULL */
+	int no_cache;            /* run --no-cache */
 };
 
 #define CLI_EXEC_INIT {.level = DAGRUN_INFO, .color = "auto"}

@@ -28,6 +28,8 @@ static const char usage[] =
 	"      --dry-run            print the order tasks would start in (-j 1), run nothing\n"
 	"      --run-id ID          the new run's id (1 to 64 of A-Z a-z 0-9 . _ -, not\n"
 	"                           starting with . or -; default: generated)\n"
+	"      --no-cache           run every task: no cache hit (entries are still\n"
+	"                           written; README \"Cache\")\n"
 	"      --trace FILE         at the end, write the run as Chrome trace-event JSON\n"
 	"                           (Perfetto, chrome://tracing; `-`: standard output),\n"
 	"                           as `dagrun trace RUN` does: read from the state\n"
@@ -259,7 +261,8 @@ int cli_execute(struct cli_exec *x, const char *cmd, dagrun_workflow *wf,
 			      .process_flags = DAGRUN_PROC_SUBREAPER | DAGRUN_PROC_SIGNALS,
 			      .state_dir = x->no_state ? NULL : cli_state_dir(x->state),
 			      .durable = x->durable, .log_cap = x->log_cap,
-			      .definition = text, .definition_len = len};
+			      .definition = text, .definition_len = len,
+			      .no_cache = x->no_cache};
 	int r = d ? dagrun_engine_new(&e, wf, &ro, d) : -ENOMEM;
 	if (r < 0) {
 		dagrun_diags_print(d, stderr, color);
@@ -351,6 +354,7 @@ int cli_run(int argc, char **argv)
 		{"dry-run", no_argument, NULL, 'n'},
 		{"trace", required_argument, NULL, 'T'},
 		{"run-id", required_argument, NULL, 'I'},
+		{"no-cache", no_argument, NULL, 'C'},
 		CLI_EXEC_OPTIONS,
 		{0, 0, 0, 0},
 	};
@@ -372,6 +376,7 @@ int cli_run(int argc, char **argv)
 		case 'n': x.dry_run = 1; break;
 		case 'T': x.trace = optarg; break;
 		case 'I': run_id = optarg; break;
+		case 'C': x.no_cache = 1; break;
 		default: goto out;
 		}
 	}

@@ -45,6 +45,7 @@
 #include "sched/sched.h"
 #include "util/diag.h"
 #include "util/runid.h"
+#include "util/buf.h"
 #include "util/clock.h"
 
 
@@ -362,6 +363,13 @@ static int start_recording(dagrun_engine *e)
 	};
 	char *err = NULL;
 	int r = record_start(&e->rec, &ro, e->wf, &e->s, e->flow, e->run_id, &err);
+	/* the cache's entries, read once: a lookup never waits for the disk */
+	if (r == 0 && e->cache_on && (r = cache_tab_load(&e->cache, record_store(e->rec), e->wf,
+							 &err)) < 0) {
+		char *m = buf_strf("cannot read the cache: %s", err ? err : strerror(-r));
+		free(err);
+		err = m;
+	}
 	if (r < 0) {
 		free(e->errmsg);
 		e->errmsg = err;
@@ -445,6 +453,7 @@ void dagrun_engine_free(dagrun_engine *e)
 	record_detach(e->rec);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	record_free(e->rec);
+	cache_tab_free(&e->cache);
 	sched_free(&e->s);
 	flow_free(e->flow);
 	uv_loop_close(&e->loop);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "dagrun.h"
+#include "engine/cache.h"
 #include "kinds/kind.h"
 #include "sched/sched.h"
 
@@ -50,6 +51,8 @@ struct dagrun_engine {
 	uint64_t started_ms;
 	bool ran;
 	struct record *rec;           /* the state store, while a run records */
+	struct cache_tab cache;       /* the cache's entries (README "Cache") */
+	bool cache_on;                /* a task has `cache`, the run is recorded */
 	const struct cont_opts *cont; /* resume or rerun, or NULL */
 	char *errmsg;                 /* dagrun_engine_error() */
 };

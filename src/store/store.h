@@ -111,6 +111,8 @@ enum {
 	STORE_ATTEMPT_TIMED_OUT = 2,
 	STORE_ATTEMPT_CANCELLED = 4,
 	STORE_ATTEMPT_INTERRUPTED = 8, /* ended by a crash of its driver */
+	STORE_ATTEMPT_CACHED = 16,     /* a cache hit: the result of an earlier
+				        * attempt (README "Cache"); nothing ran */
 };
 
 enum store_stream { STORE_STDOUT = 1, STORE_STDERR = 2 };
@@ -216,6 +218,29 @@ struct store_attempt_end {
 	 * JSON object. */
 	const char *inputs_json;
 	const char *io_results_json;
+	/* The cache (README "Cache"): an attempt that ran and succeeded under
+	 * a cache key becomes the cache entry of (its run's workflow, task_id,
+	 * cache_key), replacing one with that key; cache_parts: the key's
+	 * components (JSON, masked) for explain. NULL: no entry. */
+	const char *cache_key;
+	const char *cache_parts;
+	const char *cache_task_id;
+};
+
+/* A cache entry with what a hit needs of the attempt it names. */
+struct store_cache_entry {
+	const char *task_id, *key, *parts;
+	const char *run_id;         /* the run of the attempt */
+	uint64_t run;               /* its store key */
+	uint32_t task, attempt;     /* as stored there */
+	uint64_t created_ms;        /* the attempt's end */
+	int exit_code;
+	int http_status;            /* 0: none */
+	const char *model;
+	int64_t prompt_tokens, completion_tokens;
+	const char *result_json;    /* the flow's result, or NULL */
+	const char *io_results_json;
+	const char *inputs_json;
 };
 
 struct store_task_status_rec {
@@ -580,6 +605,16 @@ struct store_ops {
 	/* prune() on the writer thread, after everything recorded before:
 	 * returns at once; a failure is sticky. */
 	int (*prune_async)(struct store *s, const struct store_prune_opts *o);
+
+	/* The cache (README "Cache"). cache_entries: every entry of
+	 * `workflow` (of one task id when task is not NULL), newest first,
+	 * with what a hit replays; in mem. cache_clear: removes them
+	 * (synchronous); *n: how many. */
+	int (*cache_entries)(struct store *s, const char *workflow, const char *task,
+			     struct arena *mem, struct store_cache_entry **out, size_t *n,
+			     char **err);
+	int (*cache_clear)(struct store *s, const char *workflow, const char *task,
+			   uint64_t *n, char **err);
 };
 
 /* Every store starts with its table. */

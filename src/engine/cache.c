@@ -1,0 +1,986 @@
+/* cache.c: the cache executor (README "Cache"), plugged in front of each
+ * kind's executor (behind it: the recorder) when a task of the run has
+ * `cache` and the run is recorded.
+ *
+ * For an attempt of a task with `cache`, it renders the attempt's
+ * canonical inputs (kinds_inputs: what the recorder records and replay
+ * compares), adds the extra key strings, the names of the secrets the task
+ * uses, the values of the `env` names, the upstream results the task can
+ * read, and the files of the `inputs` globs (expanded, stat'ed and hashed
+ * on libuv's thread pool: a large input never stalls the loop), and looks
+ * the key up in the entries read when the run started (cache_tab). A hit
+ * ends the attempt from the loop with the recorded result (the replayer's
+ * io_result_recorded), `completed`, with nothing started; a miss runs the
+ * inner executor. Both carry DAGRUN_EXT_CACHE (hit or not, the reason, the
+ * key and its components), from which the store's observer records a new
+ * entry for an attempt that ran and completed.
+ *
+ * Side effects are never cached by accident: a webhook never; an `api`
+ * request other than GET or HEAD, and an `ai` task, only with `cache` on
+ * the task itself (from defaults: not cached, with a warning).
+ *
+ * Invariant: the inner executor sees an attempt of its own (a copy whose
+ * callbacks forward to the scheduler's), which lives until the loop turn
+ * after its end; an attempt whose key is being computed on the pool is
+ * ended (cancelled, or started) only from that work's completion.
+ */
+#include "engine/cache.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "engine/io.h"
+#include "expr/redact.h"
+#include "kinds/kind.h"
+#include "sched/flow.h"
+#include "util/clock.h"
+
+/* ---- the entries ---------------------------------------------------------------- */
+
+int cache_tab_load(struct cache_tab *tab, struct store *st, const struct dagrun_workflow *wf,
+		   char **err)
+{
+	int r = st->ops->cache_entries(st, dagrun_workflow_name(wf), NULL, &tab->mem, &tab->v,
+				       &tab->n, err);
+	if (r < 0)
+		return r;
+	tab->first = malloc((wf->n_tasks ? wf->n_tasks : 1) * sizeof(*tab->first));
+	tab->next = malloc((tab->n ? tab->n : 1) * sizeof(*tab->next));
+	if (!tab->first || !tab->next) {
+		if (err && !*err)
+			*err = strdup("out of memory");
+		return -ENOMEM;
+	}
+	for (uint32_t t = 0; t < wf->n_tasks; t++)
+		tab->first[t] = UINT32_MAX;
+	/* newest first: linking from the end keeps each task's list in order */
+	for (size_t i = tab->n; i-- > 0;) {
+		const char *id = tab->v[i].task_id;
+		uint32_t sym = intern_find(&wf->ids, id, strlen(id));
+		uint32_t t = sym == INTERN_NONE ? UINT32_MAX : wf->sym_task[sym];
+		tab->next[i] = UINT32_MAX;
+		if (t == UINT32_MAX)
+			continue;
+		tab->next[i] = tab->first[t];
+		tab->first[t] = (uint32_t)i;
+	}
+	return 0;
+}
+
+void cache_tab_free(struct cache_tab *tab)
+{
+	if (!tab)
+		return;
+	arena_free(&tab->mem);
+	free(tab->first);
+	free(tab->next);
+	memset(tab, 0, sizeof(*tab));
+}
+
+/* ---- the extension ------------------------------------------------------------- */
+
+struct cache_ext {
+	struct exec_ext base;
+	struct exec_ext *inner;
+	dagrun_ext_cache pub;
+	char *reason, *key, *parts, *hit_run;
+};
+
+static void cache_ext_free(struct exec_ext *x)
+{
+	struct cache_ext *e = (struct cache_ext *)x;
+	if (e->inner && e->inner->free)
+		e->inner->free(e->inner);
+	free(e->reason);
+	free(e->key);
+	free(e->parts);
+	free(e->hit_run);
+	free(e);
+}
+
+/* Puts the cache's extension in front of r's (the strings are taken). On
+ * OOM the strings are freed and r keeps its own. */
+static void add_ext(struct exec_result *r, bool hit, char *reason, char *key, char *parts,
+		    char *hit_run)
+{
+	struct cache_ext *e = calloc(1, sizeof(*e));
+	if (!e) {
+		free(reason);
+		free(key);
+		free(parts);
+		free(hit_run);
+		return;
+	}
+	e->inner = r->ext;
+	e->base.free = cache_ext_free;
+	e->base.pub = &e->pub.base;
+	e->base.headers = r->ext ? r->ext->headers : NULL;
+	e->base.outputs = r->ext ? r->ext->outputs : NULL;
+	e->pub.base.type = DAGRUN_EXT_CACHE;
+	e->pub.base.next = r->ext ? r->ext->pub : NULL;
+	e->pub.hit = hit;
+	e->pub.reason = e->reason = reason;
+	e->pub.key = e->key = key;
+	e->pub.parts = e->parts = parts;
+	e->pub.hit_run = e->hit_run = hit_run;
+	r->ext = &e->base;
+}
+
+/* ---- the executor ------------------------------------------------------------- */
+
+struct cache_exec;
+
+struct files_job;
+
+struct catt {
+	struct exec_attempt in;          /* what the inner executor sees */
+	struct exec_attempt *out;        /* the scheduler's */
+	struct cache_exec *x;
+	json_t *comp;                    /* the key's components */
+	json_t *stat;                    /* inputs: path -> "size:mtime" */
+	char *reason;                    /* malloc'd */
+	char *inputs;                    /* canonical inputs (a hit records them) */
+	const char *warning;             /* static, for the result */
+	char key[65];
+	bool keyed;                      /* key holds the key */
+	const struct store_cache_entry *hit;
+	char *fail;                      /* end failed with this (malloc'd) */
+	bool cancelled, inner_started, queued;
+	struct files_job *job;           /* hashing on the pool, or NULL */
+	struct catt *next;               /* on x->ready or x->dead */
+};
+
+struct cache_exec {
+	struct executor base;
+	uv_loop_t *loop;
+	const struct kind *kind;
+	struct executor *inner;
+	struct cache_tab *tab;
+	struct kind_env *env;
+	uv_idle_t idle;
+	struct catt *ready, *ready_tail; /* to end from the loop */
+	struct catt *dead;               /* ended: freed on the next turn */
+	unsigned jobs;                   /* on the pool */
+	bool closing;
+};
+
+static void catt_free(struct catt *ca)
+{
+	json_decref(ca->comp);
+	json_decref(ca->stat);
+	free(ca->inputs);
+	free(ca->reason);
+	free(ca->fail);
+	free(ca);
+}
+
+static void reap(struct cache_exec *x)
+{
+	while (x->dead) {
+		struct catt *d = x->dead;
+		x->dead = d->next;
+		catt_free(d);
+	}
+}
+
+static void on_idle(uv_idle_t *h);
+
+static void wake(struct cache_exec *x)
+{
+	if (!x->closing && !uv_is_active((uv_handle_t *)&x->idle))
+		uv_idle_start(&x->idle, on_idle);
+}
+
+static void bury(struct cache_exec *x, struct catt *ca)
+{
+	ca->next = x->dead;
+	x->dead = ca;
+	wake(x);
+}
+
+/* Ends ca from the loop (a hit, a failure, a cancellation). */
+static void queue_end(struct cache_exec *x, struct catt *ca)
+{
+	ca->queued = true;
+	ca->next = NULL;
+	if (x->ready_tail)
+		x->ready_tail->next = ca;
+	else
+		x->ready = ca;
+	x->ready_tail = ca;
+	wake(x);
+}
+
+/* ---- forwarding to the inner executor ----------------------------------------- */
+
+static void fwd_output(struct exec_attempt *a, enum exec_stream s, const char *p, size_t n)
+{
+	struct catt *ca = (struct catt *)a;
+	if (ca->out->on_output)
+		ca->out->on_output(ca->out, s, p, n);
+}
+
+static void fwd_event(struct exec_attempt *a, const struct dagrun_event *ev)
+{
+	struct catt *ca = (struct catt *)a;
+	if (ca->out->on_event)
+		ca->out->on_event(ca->out, ev);
+}
+
+static int fwd_render(struct exec_attempt *a, const struct dr_text *t,
+		      enum exec_render_mode mode, struct buf *out, char **err)
+{
+	struct catt *ca = (struct catt *)a;
+	ca->out->context = a->context;
+	ca->out->n_context = a->n_context;
+	int r = ca->out->render(ca->out, t, mode, out, err);
+	ca->out->context = NULL;
+	ca->out->n_context = 0;
+	return r;
+}
+
+static char *parts_text(struct catt *ca)
+{
+	json_t *o = json_pack("{s:O,s:O}", "c", ca->comp, "s", ca->stat ? ca->stat : json_null());
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(o);
+	return s;
+}
+
+/* The extension of an attempt that ran (or could not be cached). */
+static void add_miss_ext(struct catt *ca, struct exec_result *r)
+{
+	if (!ca->reason)
+		return;   /* not a task with `cache` */
+	char *key = ca->keyed ? strdup(ca->key) : NULL;
+	char *parts = ca->keyed ? parts_text(ca) : NULL;
+	add_ext(r, false, ca->reason, key, parts, NULL);
+	ca->reason = NULL;
+	if (ca->warning && !r->warning)
+		r->warning = ca->warning;
+}
+
+static void fwd_done(struct exec_attempt *a, struct exec_result *r)
+{
+	struct catt *ca = (struct catt *)a;
+	struct cache_exec *x = ca->x;
+	add_miss_ext(ca, r);
+	ca->out->priv = NULL;
+	ca->out->on_done(ca->out, r);
+	/* the inner executor may still read its attempt: freed next turn */
+	bury(x, ca);
+}
+
+/* Starts ca on the inner executor. Returns its error (nothing started). */
+static int start_inner(struct cache_exec *x, struct catt *ca)
+{
+	struct exec_attempt *a = ca->out;
+	ca->in = *a;
+	ca->in.on_output = fwd_output;
+	ca->in.on_event = fwd_event;
+	ca->in.on_done = fwd_done;
+	ca->in.render = a->render ? fwd_render : NULL;
+	ca->in.priv = NULL;
+	ca->inner_started = true;
+	int r = x->inner->ops->start(x->inner, &ca->in);
+	if (r < 0) {
+		ca->inner_started = false;
+		return r;
+	}
+	a->pid = ca->in.pid;
+	a->pid_start = ca->in.pid_start;
+	return 0;
+}
+
+/* ---- the components --------------------------------------------------------------- */
+
+static int set_str(json_t *o, const char *k, const char *v)
+{
+	return json_object_set_new(o, k, json_string(v)) < 0 ? -ENOMEM : 0;
+}
+
+static int set_hash(json_t *o, const char *k, const void *p, size_t n)
+{
+	char hex[17];
+	cache_sha256_hex(p, n, hex, true);
+	return set_str(o, k, hex);
+}
+
+/* Each field of the canonical inputs, hashed (secrets are masked there). */
+static int add_inputs(json_t *c, const char *inputs)
+{
+	json_t *in = json_loads(inputs, 0, NULL);
+	if (!json_is_object(in)) {
+		json_decref(in);
+		return -EINVAL;
+	}
+	const char *k;
+	json_t *v;
+	int r = 0;
+	json_object_foreach(in, k, v) {
+		if (!strcmp(k, "kind"))
+			continue;
+		char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+		char *name = buf_strf("inputs.%s", k);
+		r = text && name ? set_hash(c, name, text, strlen(text)) : -ENOMEM;
+		free(text);
+		free(name);
+		if (r < 0)
+			break;
+	}
+	json_decref(in);
+	return r;
+}
+
+/* The extra key strings, rendered and masked, into one hash. */
+static int add_key(json_t *c, struct exec_attempt *a, const struct dr_cache *cc, char **err)
+{
+	if (!cc->n_key)
+		return 0;
+	struct buf all = BUF_INIT, one = BUF_INIT, masked = BUF_INIT;
+	int r = 0;
+	for (uint32_t i = 0; i < cc->n_key && r == 0; i++) {
+		buf_reset(&one);
+		buf_reset(&masked);
+		if ((r = exec_render(a, cc->key[i], EXEC_RENDER_PLAIN, &one, err)) < 0)
+			break;
+		r = a->redactor ? redact_text(a->redactor, one.data ? one.data : "", one.len, &masked)
+				: buf_add(&masked, one.data ? one.data : "", one.len);
+		char len[24];
+		snprintf(len, sizeof(len), "%zu:", masked.len);
+		if (r == 0 && (r = buf_adds(&all, len)) == 0)
+			r = buf_add(&all, masked.data ? masked.data : "", masked.len);
+	}
+	if (r == 0)
+		r = set_hash(c, "key", all.data ? all.data : "", all.len);
+	buf_free(&all);
+	buf_free(&one);
+	buf_free(&masked);
+	return r;
+}
+
+/* ---- the names of the secrets a task uses ---- */
+
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int names_add(struct names *s, const char *p, size_t n)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strlen(s->v[i]) == n && !memcmp(s->v[i], p, n))
+			return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 8;
+		char **v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	return (s->v[s->n] = strndup(p, n)) ? (s->n++, 0) : -ENOMEM;
+}
+
+static int is_word(char c)
+{
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static int scan_secrets(void *ud, uint32_t t, const struct dr_text *x, enum dr_text_use use)
+{
+	(void)t;
+	(void)use;
+	static const char pre[] = "secrets.";
+	for (uint32_t i = 0; x->s && i + sizeof(pre) - 1 < x->len; i++) {
+		if (memcmp(x->s + i, pre, sizeof(pre) - 1) || (i && is_word(x->s[i - 1])))
+			continue;
+		uint32_t s = i + sizeof(pre) - 1, e = s;
+		while (e < x->len && is_word(x->s[e]))
+			e++;
+		if (e > s && names_add(ud, x->s + s, e - s) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int secret_env(void *ud, const char *name)
+{
+	return names_add(ud, name, strlen(name));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "secrets": the sorted names (secrets.X in the task's strings, the
+ * workflow's env, its key strings; the kind's secret variables). */
+static int add_secrets(json_t *c, const struct dagrun_workflow *wf, uint32_t t,
+		       const struct dr_cache *cc)
+{
+	struct names s = {0};
+	int r = dr_task_each_text(wf, t, scan_secrets, &s);
+	if (r == 0)
+		r = dr_each_kv(t, &wf->env, DR_USE_PLAIN, scan_secrets, &s);
+	for (uint32_t i = 0; r == 0 && i < cc->n_key; i++)
+		r = scan_secrets(&s, t, cc->key[i], DR_USE_PLAIN);
+	const struct dr_kind *k = wf_task_kind(wf, t);
+	if (r == 0 && k->each_secret_env)
+		r = k->each_secret_env(wf, t, secret_env, &s);
+	struct buf b = BUF_INIT;
+	if (r == 0 && s.n) {
+		qsort(s.v, s.n, sizeof(*s.v), cmp_str);
+		for (size_t i = 0; r == 0 && i < s.n; i++)
+			if ((r = buf_adds(&b, i ? "," : "")) == 0)
+				r = buf_adds(&b, s.v[i]);
+		if (r == 0)
+			r = buf_add(&b, "", 1) == 0 ? set_str(c, "secrets", b.data) : -ENOMEM;
+	}
+	for (size_t i = 0; i < s.n; i++)
+		free(s.v[i]);
+	free(s.v);
+	buf_free(&b);
+	return r < 0 ? -ENOMEM : 0;
+}
+
+/* "env:NAME": the value's hash (masked first when it holds a secret). */
+static int add_env(json_t *c, const struct dr_cache *cc, const struct redactor *red)
+{
+	int r = 0;
+	for (uint32_t i = 0; i < cc->n_env && r == 0; i++) {
+		char *name = buf_strf("env:%s", cc->env[i]);
+		const char *v = getenv(cc->env[i]);
+		struct buf b = BUF_INIT;
+		if (!name)
+			r = -ENOMEM;
+		else if (!v)
+			r = set_str(c, name, "unset");
+		else if ((r = red ? redact_text(red, v, strlen(v), &b) : buf_adds(&b, v)) == 0)
+			r = set_hash(c, name, b.data ? b.data : "", b.len);
+		buf_free(&b);
+		free(name);
+	}
+	return r;
+}
+
+/* "upstream:ID": each dependency whose result can be read (flow keeps
+ * it), without what changes from run to run (attempts, duration). */
+static int add_upstream(json_t *c, const struct dagrun_workflow *wf, uint32_t t,
+			const struct flow *f)
+{
+	const struct dr_task *k = &wf->tasks[t];
+	int r = 0;
+	struct buf b = BUF_INIT;
+	for (uint32_t d = 0; f && d < k->dep_count && r == 0; d++) {
+		uint32_t dep = wf->deps[k->dep_first + d].target;
+		if (!flow_keeps(f, dep))
+			continue;
+		buf_reset(&b);
+		if ((r = flow_result_json(f, dep, &b)) < 0)
+			break;
+		json_t *j = b.len ? json_loadb(b.data, b.len, 0, NULL) : json_object();
+		if (!j) {
+			r = -ENOMEM;
+			break;
+		}
+		json_object_del(j, "attempts");
+		json_object_del(j, "durationMs");
+		char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+		char *name = buf_strf("upstream:%s", wf_task_id(wf, dep));
+		r = text && name ? set_hash(c, name, text, strlen(text)) : -ENOMEM;
+		free(text);
+		free(name);
+		json_decref(j);
+	}
+	buf_free(&b);
+	return r;
+}
+
+/* ---- files (on the thread pool) ---------------------------------------------------- */
+
+struct files_job {
+	uv_work_t req;
+	struct catt *ca;
+	char *dir;
+	const struct dr_cache *cc;       /* the model's: read only */
+	json_t *prev_c, *prev_s;         /* the newest entry's, copies */
+	json_t *comp, *stat;             /* made by the work */
+	char *err;                       /* why nothing can be cached */
+	int r;
+};
+
+/* The hex SHA-256 of a file's content, short; *bytes grows by its size. */
+static int hash_file(const char *path, char hex[17], uint64_t *bytes)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int r = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ? 0 : -ENOMEM;
+	static const size_t chunk = 1 << 16;
+	char *buf = r == 0 ? malloc(chunk) : NULL;
+	if (r == 0 && !buf)
+		r = -ENOMEM;
+	ssize_t n;
+	while (r == 0 && (n = read(fd, buf, chunk)) != 0) {
+		if (n < 0) {
+			if (errno != EINTR)
+				r = -errno;
+			continue;
+		}
+		*bytes += (uint64_t)n;
+		if (*bytes > CACHE_MAX_BYTES)
+			r = -EFBIG;
+		else if (!EVP_DigestUpdate(ctx, buf, (size_t)n))
+			r = -ENOMEM;
+	}
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+	if (r == 0 && !EVP_DigestFinal_ex(ctx, md, &len))
+		r = -ENOMEM;
+	for (unsigned i = 0; r == 0 && i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	free(buf);
+	EVP_MD_CTX_free(ctx);
+	close(fd);
+	return r;
+}
+
+static void files_work(uv_work_t *req)
+{
+	struct files_job *j = req->data;
+	size_t dl = strlen(j->dir);
+	uint64_t bytes = 0, files = 0;
+	j->comp = json_object();
+	j->stat = json_object();
+	if (!j->comp || !j->stat) {
+		j->r = -ENOMEM;
+		return;
+	}
+	for (uint32_t g = 0; g < j->cc->n_inputs && j->r == 0; g++) {
+		const char *pat = j->cc->inputs[g];
+		char *full = pat[0] == '/' ? strdup(pat) : buf_strf("%s/%s", j->dir, pat);
+		glob_t gl;
+		memset(&gl, 0, sizeof(gl));
+		int gr = full ? glob(full, 0, NULL, &gl) : GLOB_NOSPACE;
+		if (gr == GLOB_NOSPACE)
+			j->r = -ENOMEM;
+		for (size_t i = 0; gr == 0 && j->r == 0 && i < gl.gl_pathc; i++) {
+			const char *p = gl.gl_pathv[i];
+			struct stat sb;
+			if (stat(p, &sb) < 0 || !S_ISREG(sb.st_mode))
+				continue;
+			const char *rel = pat[0] != '/' && !strncmp(p, j->dir, dl) && p[dl] == '/'
+					  ? p + dl + 1 : p;
+			if (++files > CACHE_MAX_FILES) {
+				j->err = buf_strf("its inputs match more than %d files", CACHE_MAX_FILES);
+				j->r = -EFBIG;
+				break;
+			}
+			char st[64], hex[17];
+			snprintf(st, sizeof(st), "%lld:%lld.%09ld", (long long)sb.st_size,
+				 (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec);
+			char *name = buf_strf("file:%s", rel);
+			if (!name) {
+				j->r = -ENOMEM;
+				break;
+			}
+			/* the fast path: same size and mtime as the newest entry's */
+			const char *was = json_string_value(json_object_get(j->prev_s, rel));
+			const char *wh = json_string_value(json_object_get(j->prev_c, name));
+			int hr = 0;
+			if (was && wh && !strcmp(was, st) && strlen(wh) == 16)
+				memcpy(hex, wh, 17);
+			else if ((hr = hash_file(p, hex, &bytes)) == -EFBIG)
+				j->err = buf_strf("its inputs are more than %llu bytes to hash",
+						  (unsigned long long)CACHE_MAX_BYTES);
+			else if (hr < 0)
+				j->err = buf_strf("cannot read input %s: %s", rel, strerror(-hr));
+			if (hr < 0)
+				j->r = hr == -ENOMEM ? hr : -EIO;
+			else if (set_str(j->comp, name, hex) < 0 || set_str(j->stat, rel, st) < 0)
+				j->r = -ENOMEM;
+			free(name);
+		}
+		globfree(&gl);
+		free(full);
+	}
+}
+
+/* ---- deciding ----------------------------------------------------------------------- */
+
+static const json_t *entry_comp(const struct store_cache_entry *e, json_t **hold)
+{
+	*hold = e && e->parts ? json_loads(e->parts, 0, NULL) : NULL;
+	return json_object_get(*hold, "c");
+}
+
+/* The recorded result of entry e, as io_result_recorded reads it. */
+static json_t *recorded_of(const struct store_cache_entry *e)
+{
+	json_t *t = json_pack("{s:b,s:i}", "ok", 1, "exitCode", e->exit_code);
+	if (!t)
+		return NULL;
+	json_t *res = e->result_json ? json_loads(e->result_json, 0, NULL) : NULL;
+	const json_t *out = json_object_get(res, "output");
+	if (json_is_string(out))
+		json_object_set(t, "stdout", (json_t *)out);
+	json_decref(res);
+	json_t *io = e->io_results_json ? json_loads(e->io_results_json, 0, NULL) : NULL;
+	if (json_is_object(io))
+		json_object_set(t, "results", io);
+	json_decref(io);
+	if (e->http_status)
+		json_object_set_new(t, "httpStatus", json_integer(e->http_status));
+	if (e->model) {
+		json_object_set_new(t, "model", json_string(e->model));
+		if (e->prompt_tokens >= 0)
+			json_object_set_new(t, "promptTokens", json_integer(e->prompt_tokens));
+		if (e->completion_tokens >= 0)
+			json_object_set_new(t, "completionTokens",
+					    json_integer(e->completion_tokens));
+	}
+	return t;
+}
+
+/* With the components complete: the key, then hit or miss. */
+static void decide(struct cache_exec *x, struct catt *ca)
+{
+	const struct exec_attempt *a = ca->out;
+	const struct dr_cache *cc = a->wf->tasks[a->task].opts->cache;
+	struct cache_tab *tab = x->tab;
+	if (cache_key_of(ca->comp, ca->key) < 0) {
+		ca->reason = strdup("not cached: out of memory");
+		return;
+	}
+	ca->keyed = true;
+	uint32_t first = tab && tab->first ? tab->first[a->task] : UINT32_MAX;
+	if (tab && tab->no_cache) {
+		ca->reason = strdup("miss: --no-cache");
+		return;
+	}
+	if (first == UINT32_MAX) {
+		ca->reason = strdup("miss: no earlier run");
+		return;
+	}
+	for (uint32_t i = first; i != UINT32_MAX; i = tab->next[i]) {
+		const struct store_cache_entry *e = &tab->v[i];
+		if (strcmp(e->key, ca->key))
+			continue;
+		uint64_t now = clock_wall_ms();
+		if (cc->ttl_ms && now > e->created_ms && now - e->created_ms >= cc->ttl_ms) {
+			ca->reason = strdup("miss: expired");
+			return;
+		}
+		ca->hit = e;
+		ca->reason = buf_strf("hit (run %s)", e->run_id);
+		return;
+	}
+	json_t *hold = NULL;
+	const json_t *old = entry_comp(&tab->v[first], &hold);
+	ca->reason = old ? cache_reason(old, ca->comp) : strdup("miss: key changed");
+	json_decref(hold);
+}
+
+/* After decide(): end a hit from the loop, start a miss. Returns the inner
+ * executor's start error (nothing started; the caller says it). */
+static int go(struct cache_exec *x, struct catt *ca)
+{
+	if (!ca->reason)
+		return -ENOMEM;
+	if (ca->hit || ca->fail || ca->cancelled) {
+		queue_end(x, ca);
+		return 0;
+	}
+	return start_inner(x, ca);
+}
+
+static void files_done(uv_work_t *req, int status)
+{
+	struct files_job *j = req->data;
+	struct catt *ca = j->ca;
+	struct cache_exec *x = ca->x;
+	x->jobs--;
+	ca->job = NULL;
+	int r = status < 0 ? status : j->r;
+	if (r == 0) {
+		json_object_update(ca->comp, j->comp);
+		ca->stat = json_incref(j->stat);
+		decide(x, ca);
+	} else {
+		/* nothing can be cached: the task runs, and says why */
+		ca->reason = buf_strf("not cached: %s", j->err ? j->err : strerror(-r));
+		ca->warning = "cache: its inputs cannot be hashed (see the reason with -v): "
+			      "not cached";
+	}
+	json_decref(j->comp);
+	json_decref(j->stat);
+	json_decref(j->prev_c);
+	json_decref(j->prev_s);
+	free(j->err);
+	free(j->dir);
+	free(j);
+	int e = go(x, ca);
+	if (e < 0) {
+		ca->fail = buf_strf("cannot start: %s", strerror(-e));
+		queue_end(x, ca);
+	}
+}
+
+static int queue_files(struct cache_exec *x, struct catt *ca, const struct dr_cache *cc)
+{
+	const struct exec_attempt *a = ca->out;
+	struct files_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->dir = strdup(a->wf->dir ? a->wf->dir : "."))) {
+		free(j);
+		return -ENOMEM;
+	}
+	j->req.data = j;
+	j->ca = ca;
+	j->cc = cc;
+	uint32_t first = x->tab && x->tab->first ? x->tab->first[a->task] : UINT32_MAX;
+	if (first != UINT32_MAX) {
+		json_t *hold = NULL;
+		entry_comp(&x->tab->v[first], &hold);
+		j->prev_c = json_deep_copy(json_object_get(hold, "c"));
+		j->prev_s = json_deep_copy(json_object_get(hold, "s"));
+		json_decref(hold);
+	}
+	int r = uv_queue_work(x->loop, &j->req, files_work, files_done);
+	if (r < 0) {
+		json_decref(j->prev_c);
+		json_decref(j->prev_s);
+		free(j->dir);
+		free(j);
+		return r;
+	}
+	ca->job = j;
+	x->jobs++;
+	return 0;
+}
+
+/* Why a task with `cache` is not cached by this rule, or NULL; *warn: a
+ * static warning to give once. inputs: the canonical inputs. */
+static const char *side_effect(const struct exec_attempt *a, const char *kind,
+			       const char *inputs, const char **warn)
+{
+	bool own = a->wf->tasks[a->task].opts->cache_own;
+	*warn = NULL;
+	if (!strcmp(kind, "webhook")) {
+		if (own)
+			*warn = "cache: webhooks are never cached (they are side effects)";
+		return "not cached: webhooks are never cached";
+	}
+	if (own)
+		return NULL;
+	if (!strcmp(kind, "ai")) {
+		*warn = "cache: an ai task is cached only with `cache` on the task itself, "
+			"not from defaults";
+		return "not cached: an ai task takes `cache` from the task itself only";
+	}
+	if (!strcmp(kind, "api")) {
+		json_t *in = inputs ? json_loads(inputs, 0, NULL) : NULL;
+		const char *m = json_string_value(json_object_get(in, "method"));
+		bool safe = !m || !strcasecmp(m, "GET") || !strcasecmp(m, "HEAD");
+		json_decref(in);
+		if (!safe) {
+			*warn = "cache: an api request other than GET or HEAD is cached only with "
+				"`cache` on the task itself, not from defaults";
+			return "not cached: a request other than GET or HEAD takes `cache` from "
+			       "the task itself only";
+		}
+	}
+	return NULL;
+}
+
+/* The components known on the loop; the files follow on the pool. */
+static int components(struct cache_exec *x, struct catt *ca, const char *inputs, char **err)
+{
+	struct exec_attempt *a = ca->out;
+	const struct dr_cache *cc = a->wf->tasks[a->task].opts->cache;
+	int r = (ca->comp = json_object()) ? 0 : -ENOMEM;
+	if (r == 0 && (r = set_str(ca->comp, "version", CACHE_FORMAT)) == 0)
+		r = set_str(ca->comp, "kind", x->kind->load.model.name);
+	if (r == 0 && inputs)
+		r = add_inputs(ca->comp, inputs);
+	if (r == 0)
+		r = add_key(ca->comp, a, cc, err);
+	if (r == 0)
+		r = add_secrets(ca->comp, a->wf, a->task, cc);
+	if (r == 0)
+		r = add_env(ca->comp, cc, a->redactor);
+	if (r == 0)
+		r = add_upstream(ca->comp, a->wf, a->task, x->env ? x->env->flow : NULL);
+	return r;
+}
+
+static int cache_start(struct executor *ex, struct exec_attempt *a)
+{
+	struct cache_exec *x = (struct cache_exec *)ex;
+	reap(x);
+	struct catt *ca = calloc(1, sizeof(*ca));
+	if (!ca)
+		return -ENOMEM;
+	ca->out = a;
+	ca->x = x;
+	a->priv = ca;
+	const struct dr_task_opts *o = a->wf->tasks[a->task].opts;
+	const struct dr_cache *cc = o ? o->cache : NULL;
+	int r = 0;
+	if (!cc || !cc->on)
+		goto run;   /* no `cache`: no reason to give */
+	char *inputs = NULL, *ierr = NULL, *kerr = NULL;
+	if ((r = kinds_inputs(x->kind, a, &inputs, &ierr)) == -ENOMEM)
+		goto fail;
+	const char *why = side_effect(a, x->kind->load.model.name, inputs, &ca->warning);
+	if (why) {
+		ca->reason = strdup(why);
+	} else if (r < 0) {
+		/* the inner executor renders them again and fails the same way */
+		ca->reason = strdup("not cached: its inputs cannot be rendered");
+	} else if ((r = components(x, ca, inputs, &kerr)) == -ENOMEM) {
+		free(inputs);
+		free(ierr);
+		goto fail;
+	} else if (r < 0) {
+		ca->fail = kerr ? buf_strf("cache key: %s", kerr) : strdup("cache key: invalid");
+		ca->reason = strdup("not cached: its key cannot be rendered");
+	} else if (cc->n_inputs) {
+		r = queue_files(x, ca, cc);
+	} else {
+		decide(x, ca);
+	}
+	ca->inputs = inputs;
+	free(ierr);
+	free(kerr);
+	if (r == -ENOMEM || (r < 0 && !ca->fail))
+		goto fail;
+	if (ca->job)
+		return 0;
+	if (!ca->reason) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (ca->fail || ca->hit) {
+		queue_end(x, ca);
+		return 0;
+	}
+run:
+	if ((r = start_inner(x, ca)) < 0)
+		goto fail;
+	return 0;
+fail:
+	a->priv = NULL;
+	catt_free(ca);
+	return r;
+}
+
+/* Ends the attempts queued (hits, failures, cancellations). */
+static void end_queued(struct cache_exec *x)
+{
+	struct catt *ca = x->ready;
+	x->ready = x->ready_tail = NULL;
+	while (ca) {
+		struct catt *next = ca->next;
+		struct exec_result r;
+		json_t *t = ca->hit && !ca->cancelled ? recorded_of(ca->hit) : NULL;
+		io_result_recorded(t, ca->hit ? ca->inputs : NULL, NULL, &r);
+		if (ca->hit)
+			ca->inputs = NULL;
+		bool lost = ca->hit && !ca->cancelled && !t;
+		json_decref(t);
+		r.start_ms = r.end_ms = clock_wall_ms();
+		if (ca->cancelled) {
+			r.ok = false;
+			r.cancelled = true;
+			exec_fail(&r, DR_CLASS_PERMANENT, "cancelled");
+		} else if (ca->fail) {
+			r.ok = false;
+			exec_fail(&r, DR_CLASS_PERMANENT, "%s", ca->fail);
+		} else if (!ca->hit || lost) {
+			exec_fail(&r, DR_CLASS_RESOURCE, "out of memory");
+		}
+		if (ca->hit && !ca->cancelled && !lost)
+			add_ext(&r, true, ca->reason, strdup(ca->key), NULL,
+				strdup(ca->hit->run_id));
+		else
+			add_miss_ext(ca, &r);
+		ca->reason = NULL;
+		ca->out->priv = NULL;
+		ca->out->on_done(ca->out, &r);
+		exec_result_free(&r);
+		catt_free(ca);
+		ca = next;
+	}
+}
+
+static void on_idle(uv_idle_t *h)
+{
+	struct cache_exec *x = h->data;
+	reap(x);
+	end_queued(x);
+	if (!x->ready && !x->dead)
+		uv_idle_stop(&x->idle);
+}
+
+static void cache_cancel(struct executor *ex, struct exec_attempt *a, bool hard)
+{
+	struct cache_exec *x = (struct cache_exec *)ex;
+	struct catt *ca = a->priv;
+	if (!ca)
+		return;
+	if (ca->inner_started)
+		x->inner->ops->cancel(x->inner, &ca->in, hard);
+	else
+		ca->cancelled = true;   /* ends when its work does, or next turn */
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct cache_exec *x = h->data;
+	reap(x);
+	while (x->ready) {
+		struct catt *ca = x->ready;
+		x->ready = ca->next;
+		catt_free(ca);
+	}
+	free(x);
+}
+
+static void cache_destroy(struct executor *ex)
+{
+	struct cache_exec *x = (struct cache_exec *)ex;
+	x->closing = true;
+	uv_close((uv_handle_t *)&x->idle, on_closed);
+}
+
+static const struct executor_ops cache_ops = {
+	.name = "cache", .start = cache_start, .cancel = cache_cancel, .destroy = cache_destroy,
+};
+
+struct executor *cache_executor_new(uv_loop_t *loop, const struct kind *k, struct executor *inner,
+				    struct cache_tab *tab, struct kind_env *env)
+{
+	struct cache_exec *x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	x->base.ops = &cache_ops;
+	x->loop = loop;
+	x->kind = k;
+	x->inner = inner;
+	x->tab = tab;
+	x->env = env;
+	uv_idle_init(loop, &x->idle);
+	x->idle.data = x;
+	return &x->base;
+}
