@@ -25,6 +25,8 @@ int cli_trace(int argc, char **argv);
 int cli_stats(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_replay(int argc, char **argv);
+int cli_cache(int argc, char **argv);
+int cli_explain(int argc, char **argv);
 
 /* The recorded run ref (of the state directory state, NULL: the default)
  * as the document `dagrun export` writes (docs/export.md), into *doc (the
