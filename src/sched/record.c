@@ -206,7 +206,9 @@ static void stash_end(struct record *r, const dagrun_event *ev)
 	const dagrun_ext_cache *c = (const void *)dagrun_ext_find(ev->ext, DAGRUN_EXT_CACHE);
 	if (c && c->hit)
 		e->flags |= STORE_ATTEMPT_CACHED;
-	else if (c && c->key && ev->status == DAGRUN_COMPLETED) {
+	else if (c && c->key)
+		e->flags |= STORE_ATTEMPT_CACHE_MISS;
+	if (c && !c->hit && c->key && ev->status == DAGRUN_COMPLETED) {
 		e->cache_key = stash_str(r, c->key);
 		e->cache_parts = stash_str(r, c->parts);
 		e->cache_task_id = stash_str(r, ev->task);

@@ -113,6 +113,7 @@ enum {
 	STORE_ATTEMPT_INTERRUPTED = 8, /* ended by a crash of its driver */
 	STORE_ATTEMPT_CACHED = 16,     /* a cache hit: the result of an earlier
 				        * attempt (README "Cache"); nothing ran */
+	STORE_ATTEMPT_CACHE_MISS = 32, /* ran under a cache key (a miss) */
 };
 
 enum store_stream { STORE_STDOUT = 1, STORE_STDERR = 2 };
@@ -427,6 +428,9 @@ struct store_task_stats {
 	uint32_t ai_runs;          /* runs with an attempt that named a model */
 	uint64_t prompt_tokens, completion_tokens; /* summed over those (a
 				    * count the server did not report: 0) */
+	uint32_t cache_runs;       /* runs whose attempt was a cache hit or ran
+				    * under a cache key (README "Cache") */
+	uint32_t cached_runs;      /* ... a cache hit */
 };
 
 /* ---- the table ------------------------------------------------------------ */

@@ -99,9 +99,21 @@ class CacheTest(harness.TempDirTest):
             self.assertEqual(e["cache"], "hit (run %s)" % run1, e)
         # the recorded results fed the dependents: the same rendered command
         # (package reads test's output, which read build's)
+        # show, stats: the hit is marked, the rate is real (1 hit in 2 runs)
         r = harness.dagrun("show", run2, "--format", "json", "--state", self.state,
                            cwd=self.dir, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
+        for t in json.loads(r.stdout)["tasks"]:
+            self.assertIs(t["attempts"][-1]["cached"], True, t)
+        r = harness.dagrun("show", run2, "--state", self.state, cwd=self.dir, timeout=60)
+        self.assertRegex(r.stdout, r"build\s+completed\s+1\s+cached")
+        r = harness.dagrun("stats", "--format", "json", "--state", self.state,
+                           cwd=self.dir, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        tasks = {t["task"]: t for t in json.loads(r.stdout)["workflows"][0]["tasks"]}
+        self.assertEqual(tasks["build"]["cacheHitRate"], 0.5)
+        # a cached attempt is no duration sample
+        self.assertEqual(tasks["build"]["duration"]["attempts"], 1)
         # the console says it too
         r = harness.dagrun("run", wf, "--state", self.state, "-v", cwd=self.dir, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
