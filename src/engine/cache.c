@@ -44,6 +44,8 @@
 #include "sched/flow.h"
 #include "util/clock.h"
 
+#define container_of(p, type, m) ((type *)(void *)((char *)(p) - offsetof(type, m)))
+
 /* ---- the entries ---------------------------------------------------------------- */
 
 int cache_tab_load(struct cache_tab *tab, struct store *st, const struct dagrun_workflow *wf,
@@ -138,6 +140,11 @@ static void add_ext(struct exec_result *r, bool hit, char *reason, char *key, ch
 /* ---- the executor ------------------------------------------------------------- */
 
 struct cache_exec;
+struct catt;
+static int components(struct cache_exec *x, struct catt *ca, const char *inputs, char **err);
+static void decide(struct cache_exec *x, struct catt *ca);
+static const char *side_effect(const struct exec_attempt *a, const char *kind,
+			       const char *inputs, const char **warn);
 
 struct files_job;
 
@@ -558,7 +565,7 @@ static int hash_file(const char *path, char hex[17], uint64_t *bytes)
 
 static void files_work(uv_work_t *req)
 {
-	struct files_job *j = req->data;
+	struct files_job *j = container_of(req, struct files_job, req);
 	size_t dl = strlen(j->dir);
 	uint64_t bytes = 0, files = 0;
 	j->comp = json_object();
@@ -967,6 +974,80 @@ static void cache_destroy(struct executor *ex)
 static const struct executor_ops cache_ops = {
 	.name = "cache", .start = cache_start, .cancel = cache_cancel, .destroy = cache_destroy,
 };
+
+/* ---- the dry run --------------------------------------------------------------- */
+
+static int plan_render(struct exec_attempt *a, const struct dr_text *t,
+		       enum exec_render_mode mode, struct buf *out, char **err)
+{
+	struct kind_env *env = a->owner;
+	return flow_render(env->flow, a->task, t, mode, a->context, a->n_context, out, err);
+}
+
+char *cache_plan(struct kind_env *env, struct cache_tab *tab, uint32_t t)
+{
+	const struct dagrun_workflow *wf = env->wf;
+	const struct dr_task_opts *o = wf->tasks[t].opts;
+	const struct dr_cache *cc = o ? o->cache : NULL;
+	if (!cc || !cc->on || !env->flow)
+		return NULL;
+	const struct dr_task *k = &wf->tasks[t];
+	for (uint32_t d = 0; d < k->dep_count; d++) {
+		uint32_t dep = wf->deps[k->dep_first + d].target;
+		if (flow_keeps(env->flow, dep))
+			return buf_strf("decided when it runs (it reads the result of '%s')",
+					wf_task_id(wf, dep));
+	}
+	struct cache_exec x = {.kind = kind_of(wf->kinds[k->kind]), .tab = tab, .env = env};
+	struct exec_attempt a = {
+		.wf = wf, .task = t, .attempt = 1, .run_id = env->run_id, .render = plan_render,
+		.redactor = flow_redactor(env->flow), .owner = env,
+		.variant = wf->kinds[k->kind]->variant,
+	};
+	struct catt ca = {.out = &a, .x = &x};
+	char *inputs = NULL, *ierr = NULL, *kerr = NULL, *said = NULL;
+	const char *warn;
+	int r = kinds_inputs(x.kind, &a, &inputs, &ierr);
+	const char *why = r == -ENOMEM ? NULL : side_effect(&a, x.kind->load.model.name, inputs,
+							     &warn);
+	if (why)
+		said = strdup(why);
+	else if (r < 0)
+		said = r == -ENOMEM ? NULL : strdup("not cached: its inputs cannot be rendered");
+	else if ((r = components(&x, &ca, inputs, &kerr)) < 0)
+		said = r == -ENOMEM ? NULL : strdup("not cached: its key cannot be rendered");
+	else if (cc->n_inputs) {
+		/* a dry run may wait for the disk: the pool's work, here */
+		struct files_job j = {.cc = cc, .dir = (char *)(wf->dir ? wf->dir : ".")};
+		uint32_t first = tab && tab->first ? tab->first[t] : UINT32_MAX;
+		json_t *hold = NULL;
+		if (first != UINT32_MAX)
+			entry_comp(&tab->v[first], &hold);
+		j.prev_c = json_object_get(hold, "c");
+		j.prev_s = json_object_get(hold, "s");
+		files_work(&j.req);
+		if (j.r == 0 && json_object_update(ca.comp, j.comp) == 0)
+			decide(&x, &ca);
+		else
+			ca.reason = buf_strf("not cached: %s", j.err ? j.err : strerror(-j.r));
+		json_decref(j.comp);
+		json_decref(j.stat);
+		json_decref(hold);
+		free(j.err);
+		said = ca.reason;
+		ca.reason = NULL;
+	} else {
+		decide(&x, &ca);
+		said = ca.reason;
+		ca.reason = NULL;
+	}
+	free(inputs);
+	free(ierr);
+	free(kerr);
+	json_decref(ca.comp);
+	json_decref(ca.stat);
+	return said;
+}
 
 struct executor *cache_executor_new(uv_loop_t *loop, const struct kind *k, struct executor *inner,
 				    struct cache_tab *tab, struct kind_env *env)

@@ -54,6 +54,12 @@ void cache_tab_free(struct cache_tab *tab);
 struct executor *cache_executor_new(uv_loop_t *loop, const struct kind *k, struct executor *inner,
 				    struct cache_tab *tab, struct kind_env *env);
 
+/* The dry run's word on task t (its key computed now, files hashed on
+ * this thread: a dry run may wait): "hit (run R)", "miss: ...", "not
+ * cached: ...", or "decided when it runs" for a task that reads an
+ * upstream result (none yet); NULL: t has no `cache` (or OOM). malloc'd. */
+char *cache_plan(struct kind_env *env, struct cache_tab *tab, uint32_t t);
+
 /* ---- the key (cache_key.c) ------------------------------------------------- */
 
 /* The hex SHA-256 of s[0 .. n) into hex (65 bytes); with short_ (17

@@ -411,6 +411,21 @@ int dagrun_engine_plan(dagrun_engine *e, FILE *out)
 				err ? err : "the state store cannot be read");
 		free(err);
 	}
+	/* the cache's decisions, from its entries read once (read only) */
+	bool cache = e->opts.state_dir && e->flow && e->cache_on;
+	if (cache) {
+		struct store_opts so = {.dir = e->opts.state_dir, .read_only = true};
+		struct store *st = NULL;
+		char *err = NULL;
+		int rr = store_open(&store_sqlite_ops, &so, &st, &err);
+		if (rr == 0)
+			rr = cache_tab_load(&e->cache, st, wf, &err);
+		store_close(st);
+		if (rr < 0 && rr != -ENOENT)
+			fprintf(out, "# cache not read (every task would run): %s\n",
+				err ? err : strerror(-rr));
+		free(err);
+	}
 	uint32_t *waiting = malloc((wf->n_tasks + 1) * sizeof(*waiting));
 	struct readyq q;
 	readyq_init(&q, wf->tasks, e->s.weight);
@@ -430,6 +445,10 @@ int dagrun_engine_plan(dagrun_engine *e, FILE *out)
 		while (!readyq_empty(&q)) {
 			uint32_t t = readyq_pop(&q);
 			fprintf(out, "%s\n", wf_task_id(wf, t));
+			char *why = cache ? cache_plan(&e->env, &e->cache, t) : NULL;
+			if (why)
+				fprintf(out, "# cache: %s\n", why);
+			free(why);
 			for (uint32_t i = g->out_off[t]; i < g->out_off[t + 1]; i++) {
 				uint32_t d = g->out_task[i];
 				if (wf->tasks[d].hook == phase && --waiting[d] == 0 &&

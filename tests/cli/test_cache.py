@@ -149,6 +149,27 @@ class CacheTest(harness.TempDirTest):
         self.assertEqual(self.ran(), ["lint"])
         self.assertEqual(self.reasons(ends)["lint"], "miss: command changed")
 
+    def test_dry_run_says_what_the_cache_would_decide_and_runs_nothing(self):
+        wf = self.write(WF)
+        r = harness.dagrun("run", wf, "--dry-run", "--state", self.state, cwd=self.dir,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("build\n# cache: miss: no earlier run\n", r.stdout)
+        run1, _, _ = self.run_wf(wf)
+        self.ran()
+        self.put("src/b.c", "int b = 9;\n")
+        r = harness.dagrun("run", wf, "--dry-run", "--state", self.state, cwd=self.dir,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("lint\n# cache: miss: input changed: src/b.c\n", r.stdout)
+        self.assertIn("test\n# cache: decided when it runs (it reads the result of 'build')",
+                      r.stdout)
+        self.put("src/b.c", "int b;\n")
+        r = harness.dagrun("run", wf, "--dry-run", "--state", self.state, cwd=self.dir,
+                           timeout=60)
+        self.assertIn("lint\n# cache: hit (run %s)\n" % run1, r.stdout)
+        self.assertEqual(self.ran(), [])
+
     def test_an_entry_older_than_its_ttl_is_a_miss(self):
         wf = self.write("""\
             name: cache-ttl
