@@ -348,6 +348,7 @@ static int stats_json(const struct wf_view *v, size_t n, uint64_t since, FILE *f
 		e |= json_object_set_new(o, "since", hist_json_time(since));
 		e |= json_object_set_new(o, "workflows", wfs);
 		wfs = NULL;
+		e |= json_object_set_new(o, "notes", json_array());
 	}
 	json_decref(wfs);
 	if (e) {

@@ -217,6 +217,10 @@ static int put_end(struct sq_store *st, const struct sq_op *op)
 		bind_u64(s, 6, e->end_ms);
 		bind_text(s, 7, e->cache_parts);
 		rc = run_stmt(s);
+		/* said as what it is (a busy database is retried as a whole) */
+		if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+			sq_set_error(st, sq_code(rc), "%s: cannot write the cache entry of task "
+				     "'%s': %s", st->path, e->cache_task_id, sqlite3_errmsg(st->wdb));
 	}
 	return rc;
 }

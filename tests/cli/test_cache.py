@@ -274,6 +274,23 @@ class CacheTest(harness.TempDirTest):
             self.assertNotIn(secret, p)
             self.assertNotIn("another-secret", p)
 
+    def test_a_cache_entry_that_cannot_be_written_fails_the_run_and_says_so(self):
+        wf = self.write(WF)
+        self.run_wf(wf)
+        self.ran()
+        db = sqlite3.connect(os.path.join(self.state, "state.db"))
+        try:
+            db.execute("CREATE TRIGGER refuse BEFORE INSERT ON cache BEGIN"
+                       " SELECT RAISE(ABORT, 'injected: no room'); END")
+            db.commit()
+        finally:
+            db.close()
+        self.put("src/b.c", "int b = 4;\n")
+        r = harness.dagrun("run", wf, "--state", self.state, cwd=self.dir, timeout=120)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("cannot write the cache entry of task", r.stderr)
+        self.assertIn("injected: no room", r.stderr)
+
     def test_cache_errors_are_reported_at_their_place(self):
         wf = self.write("""\
             name: cache-bad
