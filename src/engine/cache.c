@@ -563,6 +563,14 @@ static int hash_file(const char *path, char hex[17], uint64_t *bytes)
 	return r;
 }
 
+/* A directory a glob cannot read aborts it (then not cached, said); one
+ * that does not exist matches nothing. */
+static int glob_error(const char *path, int err)
+{
+	(void)path;
+	return err != ENOENT && err != ENOTDIR;
+}
+
 static void files_work(uv_work_t *req)
 {
 	struct files_job *j = container_of(req, struct files_job, req);
@@ -579,9 +587,13 @@ static void files_work(uv_work_t *req)
 		char *full = pat[0] == '/' ? strdup(pat) : buf_strf("%s/%s", j->dir, pat);
 		glob_t gl;
 		memset(&gl, 0, sizeof(gl));
-		int gr = full ? glob(full, 0, NULL, &gl) : GLOB_NOSPACE;
-		if (gr == GLOB_NOSPACE)
+		int gr = full ? glob(full, 0, glob_error, &gl) : GLOB_NOSPACE;
+		if (gr == GLOB_NOSPACE) {
 			j->r = -ENOMEM;
+		} else if (gr == GLOB_ABORTED) {
+			j->err = buf_strf("cannot read the directories of input '%s'", pat);
+			j->r = -EIO;
+		}
 		for (size_t i = 0; gr == 0 && j->r == 0 && i < gl.gl_pathc; i++) {
 			const char *p = gl.gl_pathv[i];
 			struct stat sb;
@@ -850,6 +862,13 @@ static int cache_start(struct executor *ex, struct exec_attempt *a)
 	if ((r = kinds_inputs(x->kind, a, &inputs, &ierr)) == -ENOMEM)
 		goto fail;
 	const char *why = side_effect(a, x->kind->load.model.name, inputs, &ca->warning);
+	if (!why && r == 0 && !inputs) {
+		/* what it runs is not in its inputs (a sub-workflow's tasks):
+		 * no key could tell a changed run from the recorded one */
+		why = "not cached: its kind has no canonical inputs";
+		ca->warning = "cache: a task of this kind is never cached (its inputs are not "
+			      "recorded)";
+	}
 	if (why) {
 		ca->reason = strdup(why);
 	} else if (r < 0) {
@@ -860,6 +879,14 @@ static int cache_start(struct executor *ex, struct exec_attempt *a)
 		free(ierr);
 		goto fail;
 	} else if (r < 0) {
+		/* the message may quote a rendered value */
+		struct buf m = BUF_INIT;
+		if (kerr && a->redactor && redact_text(a->redactor, kerr, strlen(kerr), &m) == 0 &&
+		    m.data) {
+			free(kerr);
+			kerr = buf_steal(&m);
+		}
+		buf_free(&m);
 		ca->fail = kerr ? buf_strf("cache key: %s", kerr) : strdup("cache key: invalid");
 		ca->reason = strdup("not cached: its key cannot be rendered");
 	} else if (cc->n_inputs) {
@@ -1010,6 +1037,8 @@ char *cache_plan(struct kind_env *env, struct cache_tab *tab, uint32_t t)
 	int r = kinds_inputs(x.kind, &a, &inputs, &ierr);
 	const char *why = r == -ENOMEM ? NULL : side_effect(&a, x.kind->load.model.name, inputs,
 							     &warn);
+	if (!why && r == 0 && !inputs)
+		why = "not cached: its kind has no canonical inputs";
 	if (why)
 		said = strdup(why);
 	else if (r < 0)

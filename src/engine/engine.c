@@ -294,6 +294,10 @@ int dagrun_engine_run(dagrun_engine *e)
 	int early = atomic_exchange(&e->irq, 0);
 	if (early)
 		sched_interrupt(&e->s, SIGINT, early & IRQ_HARD);
+	/* `cache` needs a recorded run (README "Cache"): said, not ignored */
+	if (e->cache_on && !e->opts.state_dir && !e->opts.fake && !e->opts.replay)
+		log_event(e, DAGRUN_WARN, "the run is not recorded (no state directory): tasks "
+			  "with `cache` run, and nothing is cached");
 	char *said = record_summary(e->rec);
 	if (said)
 		log_event(e, DAGRUN_INFO, said);

@@ -174,9 +174,6 @@ static int make_recorders(dagrun_engine *e)
 static int make_caches(dagrun_engine *e)
 {
 	const struct dagrun_workflow *wf = e->wf;
-	for (uint32_t t = 0; t < wf->n_tasks && !e->cache_on; t++)
-		e->cache_on = wf->tasks[t].opts && wf->tasks[t].opts->cache &&
-			      wf->tasks[t].opts->cache->on;
 	e->cache.no_cache = e->opts.no_cache != 0;
 	int r = 0;
 	for (uint32_t k = 0; e->cache_on && k < wf->n_kinds && k < DR_MAX_KINDS && r == 0; k++)
@@ -206,6 +203,9 @@ int engine_make_executors(dagrun_engine *e, dagrun_diags *d)
 			e->exec[k] = f;
 		return 0;
 	}
+	for (uint32_t t = 0; t < wf->n_tasks && !e->cache_on; t++)
+		e->cache_on = wf->tasks[t].opts && wf->tasks[t].opts->cache &&
+			      wf->tasks[t].opts->cache->on;
 	if (e->opts.replay)
 		return make_replayers(e, d);
 	for (uint32_t k = 0; k < wf->n_kinds && k < DR_MAX_KINDS; k++) {

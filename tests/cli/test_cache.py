@@ -291,6 +291,31 @@ class CacheTest(harness.TempDirTest):
         self.assertIn("cannot write the cache entry of task", r.stderr)
         self.assertIn("injected: no room", r.stderr)
 
+    def test_a_sub_workflow_is_never_cached_and_no_state_says_nothing_is(self):
+        self.write("""\
+            name: child
+            tasks:
+              - id: c
+                command: "echo child >> ran.log"
+            """, name="child.yaml")
+        wf = self.write("""\
+            name: cache-parent
+            tasks:
+              - id: sub
+                cache: true
+                workflow: child.yaml
+            """)
+        for _ in range(2):
+            _, ends, r = self.run_wf(wf)
+        self.assertEqual(self.ran(), ["child", "child"])
+        self.assertEqual(ends["sub"]["cache"], "not cached: its kind has no canonical inputs")
+        self.assertIn("task 'sub': cache: a task of this kind is never cached", r.stderr)
+        r = harness.dagrun("run", self.write(WF, name="plain.yaml"), "--no-state",
+                           cwd=self.dir, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the run is not recorded (no state directory): tasks with `cache` run, "
+                      "and nothing is cached", r.stderr)
+
     def test_cache_errors_are_reported_at_their_place(self):
         wf = self.write("""\
             name: cache-bad
