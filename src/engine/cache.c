@@ -802,6 +802,8 @@ static const char *side_effect(const struct exec_attempt *a, const char *kind,
 	}
 	if (own)
 		return NULL;
+	if (a->wf->tasks[a->task].hook != DR_HOOK_NONE)
+		return "not cached: a hook takes `cache` from the task itself only";
 	if (!strcmp(kind, "ai")) {
 		*warn = "cache: an ai task is cached only with `cache` on the task itself, "
 			"not from defaults";
@@ -859,6 +861,15 @@ static int cache_start(struct executor *ex, struct exec_attempt *a)
 	if (!cc || !cc->on)
 		goto run;   /* no `cache`: no reason to give */
 	char *inputs = NULL, *ierr = NULL, *kerr = NULL;
+	if (x->env && a->wf != x->env->wf) {
+		/* a task of a sub-workflow (run on our executors): its entries,
+		 * its upstream results are not the run's */
+		if (!(ca->reason = strdup("not cached: a task of a sub-workflow is never cached"))) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		goto run;
+	}
 	if ((r = kinds_inputs(x->kind, a, &inputs, &ierr)) == -ENOMEM)
 		goto fail;
 	const char *why = side_effect(a, x->kind->load.model.name, inputs, &ca->warning);
@@ -866,8 +877,9 @@ static int cache_start(struct executor *ex, struct exec_attempt *a)
 		/* what it runs is not in its inputs (a sub-workflow's tasks):
 		 * no key could tell a changed run from the recorded one */
 		why = "not cached: its kind has no canonical inputs";
-		ca->warning = "cache: a task of this kind is never cached (its inputs are not "
-			      "recorded)";
+		if (a->wf->tasks[a->task].opts->cache_own)
+			ca->warning = "cache: a task of this kind is never cached (its inputs are "
+				      "not recorded)";
 	}
 	if (why) {
 		ca->reason = strdup(why);

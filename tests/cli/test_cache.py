@@ -36,7 +36,7 @@ WF = """\
         command: "echo build >> ran.log; cat src/a.c; echo ver=1 >> $DAGRUN_OUTPUT"
       - id: test
         dependencies: [build]
-        command: "echo test >> ran.log; echo tested {{ tasks.build.output }}"
+        command: "echo test >> ran.log; echo tested {{ tasks.build.output }} {{ tasks.build.outputs.ver }}"
       - id: lint
         cache:
           inputs: ["src/b.c"]
@@ -296,19 +296,29 @@ class CacheTest(harness.TempDirTest):
             name: child
             tasks:
               - id: c
+                cache: true
                 command: "echo child >> ran.log"
             """, name="child.yaml")
         wf = self.write("""\
             name: cache-parent
+            defaults:
+              cache: true
             tasks:
               - id: sub
                 cache: true
                 workflow: child.yaml
+            onSuccess:
+              - id: notify
+                command: "echo notify >> ran.log"
             """)
         for _ in range(2):
             _, ends, r = self.run_wf(wf)
-        self.assertEqual(self.ran(), ["child", "child"])
+        self.assertEqual(self.ran(), ["child", "child", "notify", "notify"])
         self.assertEqual(ends["sub"]["cache"], "not cached: its kind has no canonical inputs")
+        self.assertEqual(ends["sub.c"]["cache"],
+                         "not cached: a task of a sub-workflow is never cached")
+        self.assertEqual(ends["notify"]["cache"],
+                         "not cached: a hook takes `cache` from the task itself only")
         self.assertIn("task 'sub': cache: a task of this kind is never cached", r.stderr)
         r = harness.dagrun("run", self.write(WF, name="plain.yaml"), "--no-state",
                            cwd=self.dir, timeout=120)
