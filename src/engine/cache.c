@@ -8,10 +8,12 @@
  * uses, the values of the `env` names, the upstream results the task can
  * read, and the files of the `inputs` globs (expanded, stat'ed and hashed
  * on libuv's thread pool: a large input never stalls the loop), and looks
- * the key up in the entries read when the run started (cache_tab). A hit
- * ends the attempt from the loop with the recorded result (the replayer's
- * io_result_recorded), `completed`, with nothing started; a miss runs the
- * inner executor. Both carry DAGRUN_EXT_CACHE (hit or not, the reason, the
+ * the key up in the entries read when the run started (cache_tab: keys
+ * and components only, so that their number costs no result's size). A
+ * hit reads the result of the attempt its entry names on the pool (the
+ * store's query path never waits for its writer), then ends the attempt
+ * from the loop with it (the replayer's io_result_recorded), `completed`,
+ * with nothing started; a miss runs the inner executor. Both carry DAGRUN_EXT_CACHE (hit or not, the reason, the
  * key and its components), from which the store's observer records a new
  * entry for an attempt that ran and completed.
  *
@@ -160,6 +162,13 @@ struct catt {
 	char key[65];
 	bool keyed;                      /* key holds the key */
 	const struct store_cache_entry *hit;
+	/* a hit: its recorded result, read on the pool (fetch) */
+	struct store_cache_entry full;
+	struct arena fmem;
+	uv_work_t fetch;
+	char *ferr;
+	int fr;
+	bool fetched;
 	char *fail;                      /* end failed with this (malloc'd) */
 	bool cancelled, inner_started, queued;
 	struct files_job *job;           /* hashing on the pool, or NULL */
@@ -185,6 +194,8 @@ static void catt_free(struct catt *ca)
 	json_decref(ca->comp);
 	json_decref(ca->stat);
 	free(ca->inputs);
+	arena_free(&ca->fmem);
+	free(ca->ferr);
 	free(ca->reason);
 	free(ca->fail);
 	free(ca);
@@ -711,13 +722,59 @@ static void decide(struct cache_exec *x, struct catt *ca)
 	json_decref(hold);
 }
 
-/* After decide(): end a hit from the loop, start a miss. Returns the inner
- * executor's start error (nothing started; the caller says it). */
+static void fetch_work(uv_work_t *req)
+{
+	struct catt *ca = container_of(req, struct catt, fetch);
+	struct store *st = ca->x->tab->st;
+	ca->fr = st->ops->cache_result(st, &ca->full, &ca->fmem, &ca->ferr);
+}
+
+static void fetch_done(uv_work_t *req, int status)
+{
+	struct catt *ca = container_of(req, struct catt, fetch);
+	struct cache_exec *x = ca->x;
+	x->jobs--;
+	int r = status < 0 ? status : ca->fr;
+	if (r == 0 || ca->cancelled) {
+		ca->fetched = r == 0;
+		queue_end(x, ca);
+		return;
+	}
+	/* the entry names an attempt that cannot be read: the task runs, and
+	 * says why */
+	free(ca->reason);
+	ca->reason = buf_strf("miss: the recorded result cannot be read: %s",
+			      ca->ferr ? ca->ferr : strerror(-r));
+	ca->hit = NULL;
+	if ((r = start_inner(x, ca)) < 0) {
+		ca->fail = buf_strf("cannot start: %s", strerror(-r));
+		queue_end(x, ca);
+	}
+}
+
+/* A hit: its recorded result is read on the pool, then the attempt ends
+ * from the loop (fetch_done). Returns 0 or the pool's error. */
+static int fetch_hit(struct cache_exec *x, struct catt *ca)
+{
+	ca->full = *ca->hit;
+	if (!x->tab->st)
+		return -EINVAL;
+	int r = uv_queue_work(x->loop, &ca->fetch, fetch_work, fetch_done);
+	if (r == 0)
+		x->jobs++;
+	return r;
+}
+
+/* After decide(): a hit's result fetched, a miss started. Returns the
+ * error of what could not be started (nothing started; the caller says
+ * it). */
 static int go(struct cache_exec *x, struct catt *ca)
 {
 	if (!ca->reason)
 		return -ENOMEM;
-	if (ca->hit || ca->fail || ca->cancelled) {
+	if (ca->hit && !ca->fail && !ca->cancelled)
+		return fetch_hit(x, ca);
+	if (ca->fail || ca->cancelled) {
 		queue_end(x, ca);
 		return 0;
 	}
@@ -917,8 +974,13 @@ static int cache_start(struct executor *ex, struct exec_attempt *a)
 		r = -ENOMEM;
 		goto fail;
 	}
-	if (ca->fail || ca->hit) {
+	if (ca->fail) {
 		queue_end(x, ca);
+		return 0;
+	}
+	if (ca->hit) {
+		if ((r = fetch_hit(x, ca)) < 0)
+			goto fail;
 		return 0;
 	}
 run:
@@ -939,7 +1001,7 @@ static void end_queued(struct cache_exec *x)
 	while (ca) {
 		struct catt *next = ca->next;
 		struct exec_result r;
-		json_t *t = ca->hit && !ca->cancelled ? recorded_of(ca->hit) : NULL;
+		json_t *t = ca->hit && ca->fetched && !ca->cancelled ? recorded_of(&ca->full) : NULL;
 		io_result_recorded(t, ca->hit ? ca->inputs : NULL, NULL, &r);
 		if (ca->hit)
 			ca->inputs = NULL;

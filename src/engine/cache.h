@@ -37,10 +37,14 @@ struct cache_tab {
 				      * UINT32_MAX */
 	uint32_t *next;              /* per entry: the next of its task */
 	bool no_cache;               /* --no-cache */
+	struct store *st;            /* where a hit's result is read (on the
+				      * pool); the run's, borrowed */
 };
 
 /* Reads the entries of wf's workflow from st into tab (zeroed by the
- * caller; free with cache_tab_free). Returns 0 or < 0 with *err. */
+ * caller; free with cache_tab_free), not their results (tab->st, set by
+ * the caller for a run, is where a hit reads its own). Returns 0 or < 0
+ * with *err. */
 int cache_tab_load(struct cache_tab *tab, struct store *st, const struct dagrun_workflow *wf,
 		   char **err);
 void cache_tab_free(struct cache_tab *tab);

@@ -374,6 +374,8 @@ static int start_recording(dagrun_engine *e)
 		free(err);
 		err = m;
 	}
+	if (r == 0 && e->cache_on)
+		e->cache.st = record_store(e->rec);   /* hits read their results there */
 	if (r < 0) {
 		free(e->errmsg);
 		e->errmsg = err;

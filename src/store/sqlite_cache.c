@@ -13,19 +13,23 @@
 
 #include "store/sqlite_int.h"
 
+/* The entries, without what a hit replays (read for the hit alone:
+ * RESULT_SQL), so that reading them all costs no result's size. */
 #define ENTRIES_SQL \
-	"SELECT c.task_id, c.key, c.parts, r.run_id, c.run, c.task, c.attempt, c.created_ms," \
-	" a.exit_code, x.http_status, x.model, x.prompt_tokens, x.completion_tokens," \
-	" res.value, io.results, io.inputs" \
+	"SELECT c.task_id, c.key, c.parts, r.run_id, c.run, c.task, c.attempt, c.created_ms" \
 	" FROM cache c JOIN runs r ON r.id = c.run" \
-	" JOIN attempts a ON a.run = c.run AND a.task = c.task AND a.attempt = c.attempt" \
-	" LEFT JOIN attempt_ext x ON x.run = c.run AND x.task = c.task AND x.attempt = c.attempt" \
-	" LEFT JOIN results res ON res.run = c.run AND res.task = c.task" \
-	"  AND res.attempt = c.attempt" \
-	" LEFT JOIN attempt_io io ON io.run = c.run AND io.task = c.task" \
-	"  AND io.attempt = c.attempt" \
 	" WHERE c.workflow = ?1 AND (?2 IS NULL OR c.task_id = ?2)" \
 	" ORDER BY c.created_ms DESC"
+
+#define RESULT_SQL \
+	"SELECT a.exit_code, x.http_status, x.model, x.prompt_tokens, x.completion_tokens," \
+	" res.value, io.results, io.inputs FROM attempts a" \
+	" LEFT JOIN attempt_ext x ON x.run = a.run AND x.task = a.task AND x.attempt = a.attempt" \
+	" LEFT JOIN results res ON res.run = a.run AND res.task = a.task" \
+	"  AND res.attempt = a.attempt" \
+	" LEFT JOIN attempt_io io ON io.run = a.run AND io.task = a.task" \
+	"  AND io.attempt = a.attempt" \
+	" WHERE a.run = ?1 AND a.task = ?2 AND a.attempt = ?3"
 
 static int64_t i64_or(sqlite3_stmt *q, int c, int64_t none)
 {
@@ -73,14 +77,8 @@ int sq_cache_entries(struct store *s, const char *workflow, const char *task,
 		e->task = (uint32_t)sqlite3_column_int64(q, 5);
 		e->attempt = (uint32_t)sqlite3_column_int64(q, 6);
 		e->created_ms = (uint64_t)sqlite3_column_int64(q, 7);
-		e->exit_code = (int)i64_or(q, 8, -1);
-		e->http_status = (int)i64_or(q, 9, 0);
-		e->model = sq_col_text(mem, q, 10);
-		e->prompt_tokens = i64_or(q, 11, -1);
-		e->completion_tokens = i64_or(q, 12, -1);
-		e->result_json = sq_col_text(mem, q, 13);
-		e->io_results_json = sq_col_text(mem, q, 14);
-		e->inputs_json = sq_col_text(mem, q, 15);
+		e->exit_code = -1;
+		e->prompt_tokens = e->completion_tokens = -1;
 		if (!e->task_id || !e->key || !e->run_id) {
 			r = sq_err(err, -ENOMEM, "out of memory");
 			goto out;
@@ -101,6 +99,43 @@ int sq_cache_entries(struct store *s, const char *workflow, const char *task,
 	*n = k;
 out:
 	free(v);
+	sqlite3_finalize(q);
+	sq_q_leave(st);
+	return r;
+}
+
+int sq_cache_result(struct store *s, struct store_cache_entry *e, struct arena *mem,
+		    char **err)
+{
+	struct sq_store *st = sq_of(s);
+	sqlite3_stmt *q = NULL;
+	int r = sq_q_enter(st, err);
+	if (r < 0)
+		return r;
+	if ((r = sq_q_prep(st, RESULT_SQL, &q, err)) < 0)
+		goto out;
+	sqlite3_bind_int64(q, 1, (int64_t)e->run);
+	sqlite3_bind_int64(q, 2, e->task);
+	sqlite3_bind_int64(q, 3, e->attempt);
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE) {
+		r = sq_err(err, -ENOENT, "%s: the attempt of cache entry %.16s is gone", st->path,
+			   e->key);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		r = sq_q_fail(st, rc, err);
+		goto out;
+	}
+	e->exit_code = (int)i64_or(q, 0, -1);
+	e->http_status = (int)i64_or(q, 1, 0);
+	e->model = sq_col_text(mem, q, 2);
+	e->prompt_tokens = i64_or(q, 3, -1);
+	e->completion_tokens = i64_or(q, 4, -1);
+	e->result_json = sq_col_text(mem, q, 5);
+	e->io_results_json = sq_col_text(mem, q, 6);
+	e->inputs_json = sq_col_text(mem, q, 7);
+out:
 	sqlite3_finalize(q);
 	sq_q_leave(st);
 	return r;

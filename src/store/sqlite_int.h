@@ -382,6 +382,8 @@ int sq_cache_entries(struct store *s, const char *workflow, const char *task,
 		     struct arena *mem, struct store_cache_entry **out, size_t *n, char **err);
 int sq_cache_clear(struct store *s, const char *workflow, const char *task, uint64_t *n,
 		   char **err);
+int sq_cache_result(struct store *s, struct store_cache_entry *e, struct arena *mem,
+		    char **err);
 
 /* ---- statistics (sqlite_stats.c) ---------------------------------------------- */
 

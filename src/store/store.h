@@ -228,7 +228,8 @@ struct store_attempt_end {
 	const char *cache_task_id;
 };
 
-/* A cache entry with what a hit needs of the attempt it names. */
+/* A cache entry, and what a hit needs of the attempt it names (filled by
+ * cache_result only). */
 struct store_cache_entry {
 	const char *task_id, *key, *parts;
 	const char *run_id;         /* the run of the attempt */
@@ -612,13 +613,19 @@ struct store_ops {
 
 	/* The cache (README "Cache"). cache_entries: every entry of
 	 * `workflow` (of one task id when task is not NULL), newest first,
-	 * with what a hit replays; in mem. cache_clear: removes them
+	 * without what a hit replays (cache_result; those fields are
+	 * empty: exit code -1, NULLs); in mem. cache_clear: removes them
 	 * (synchronous); *n: how many. */
 	int (*cache_entries)(struct store *s, const char *workflow, const char *task,
 			     struct arena *mem, struct store_cache_entry **out, size_t *n,
 			     char **err);
 	int (*cache_clear)(struct store *s, const char *workflow, const char *task,
 			   uint64_t *n, char **err);
+	/* What a hit replays of e's attempt (e->run, task, attempt): fills
+	 * e's exit code, HTTP, AI and result fields (strings in mem). -ENOENT
+	 * when the attempt is gone. */
+	int (*cache_result)(struct store *s, struct store_cache_entry *e, struct arena *mem,
+			    char **err);
 };
 
 /* Every store starts with its table. */
