@@ -270,7 +270,7 @@ int cli_explain(int argc, char **argv)
 	}
 	struct store_cache_entry *v = NULL;
 	size_t n = 0;
-	if ((r = st->ops->cache_entries(st, workflow, a.task, &mem, &v, &n, &err)) < 0) {
+	if ((r = st->ops->cache_entries(st, workflow, a.task, 0, &mem, &v, &n, &err)) < 0) {
 		hist_say("explain", err ? err : strerror(-r));
 		status = EXIT_INTERNAL;
 		goto out;

@@ -8,11 +8,11 @@
  * uses, the values of the `env` names, the upstream results the task can
  * read, and the files of the `inputs` globs (expanded, stat'ed and hashed
  * on libuv's thread pool: a large input never stalls the loop), and looks
- * the key up in the entries read when the run started (cache_tab: keys
- * and components only, so that their number costs no result's size). A
- * hit reads the result of the attempt its entry names on the pool (the
- * store's query path never waits for its writer), then ends the attempt
- * from the loop with it (the replayer's io_result_recorded), `completed`,
+ * the key up in the entries read when the run started (cache_tab, with
+ * their results up to CACHE_LOAD_BYTES: memory does not grow with every
+ * entry's output). A hit whose result was not read with them reads it on
+ * the pool (the store's query path never waits for its writer); it ends
+ * the attempt from the loop with it (the replayer's io_result_recorded), `completed`,
  * with nothing started; a miss runs the inner executor. Both carry DAGRUN_EXT_CACHE (hit or not, the reason, the
  * key and its components), from which the store's observer records a new
  * entry for an attempt that ran and completed.
@@ -53,8 +53,11 @@
 int cache_tab_load(struct cache_tab *tab, struct store *st, const struct dagrun_workflow *wf,
 		   char **err)
 {
-	int r = st->ops->cache_entries(st, dagrun_workflow_name(wf), NULL, &tab->mem, &tab->v,
-				       &tab->n, err);
+	/* the tests' way to reach the hits that read their own results */
+	const char *b = getenv("DAGRUN_TEST_CACHE_LOAD_BYTES");
+	uint64_t budget = b && *b ? strtoull(b, NULL, 10) : CACHE_LOAD_BYTES;
+	int r = st->ops->cache_entries(st, dagrun_workflow_name(wf), NULL, budget,
+				       &tab->mem, &tab->v, &tab->n, err);
 	if (r < 0)
 		return r;
 	tab->first = malloc((wf->n_tasks ? wf->n_tasks : 1) * sizeof(*tab->first));
@@ -757,6 +760,11 @@ static void fetch_done(uv_work_t *req, int status)
 static int fetch_hit(struct cache_exec *x, struct catt *ca)
 {
 	ca->full = *ca->hit;
+	if (ca->full.has_result) {
+		ca->fetched = true;
+		queue_end(x, ca);
+		return 0;
+	}
 	if (!x->tab->st)
 		return -EINVAL;
 	int r = uv_queue_work(x->loop, &ca->fetch, fetch_work, fetch_done);

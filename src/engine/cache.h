@@ -26,6 +26,9 @@ struct kind_env;
 /* Caps on what `inputs` globs may bring into one key. */
 #define CACHE_MAX_FILES 10000
 #define CACHE_MAX_BYTES ((uint64_t)1 << 30)   /* hashed per attempt */
+/* Bytes of recorded results read with the entries when a run starts;
+ * the hits beyond read theirs on the thread pool. */
+#define CACHE_LOAD_BYTES ((uint64_t)64 << 20)
 
 /* The entries of the run's workflow, read once when the run starts, by
  * task (newest first). */

@@ -13,11 +13,19 @@
 
 #include "store/sqlite_int.h"
 
-/* The entries, without what a hit replays (read for the hit alone:
- * RESULT_SQL), so that reading them all costs no result's size. */
+/* The entries, with what a hit replays while the budget lasts (beyond,
+ * a hit reads its own: RESULT_SQL). */
 #define ENTRIES_SQL \
-	"SELECT c.task_id, c.key, c.parts, r.run_id, c.run, c.task, c.attempt, c.created_ms" \
+	"SELECT c.task_id, c.key, c.parts, r.run_id, c.run, c.task, c.attempt, c.created_ms," \
+	" a.exit_code, x.http_status, x.model, x.prompt_tokens, x.completion_tokens," \
+	" res.value, io.results, io.inputs" \
 	" FROM cache c JOIN runs r ON r.id = c.run" \
+	" JOIN attempts a ON a.run = c.run AND a.task = c.task AND a.attempt = c.attempt" \
+	" LEFT JOIN attempt_ext x ON x.run = c.run AND x.task = c.task AND x.attempt = c.attempt" \
+	" LEFT JOIN results res ON res.run = c.run AND res.task = c.task" \
+	"  AND res.attempt = c.attempt" \
+	" LEFT JOIN attempt_io io ON io.run = c.run AND io.task = c.task" \
+	"  AND io.attempt = c.attempt" \
 	" WHERE c.workflow = ?1 AND (?2 IS NULL OR c.task_id = ?2)" \
 	" ORDER BY c.created_ms DESC"
 
@@ -36,7 +44,22 @@ static int64_t i64_or(sqlite3_stmt *q, int c, int64_t none)
 	return sqlite3_column_type(q, c) == SQLITE_NULL ? none : sqlite3_column_int64(q, c);
 }
 
-int sq_cache_entries(struct store *s, const char *workflow, const char *task,
+/* Columns from `first` on of q (RESULT_SQL's order) into e. */
+static void read_result(sqlite3_stmt *q, int first, struct arena *mem,
+			struct store_cache_entry *e)
+{
+	e->exit_code = (int)i64_or(q, first, -1);
+	e->http_status = (int)i64_or(q, first + 1, 0);
+	e->model = sq_col_text(mem, q, first + 2);
+	e->prompt_tokens = i64_or(q, first + 3, -1);
+	e->completion_tokens = i64_or(q, first + 4, -1);
+	e->result_json = sq_col_text(mem, q, first + 5);
+	e->io_results_json = sq_col_text(mem, q, first + 6);
+	e->inputs_json = sq_col_text(mem, q, first + 7);
+	e->has_result = true;
+}
+
+int sq_cache_entries(struct store *s, const char *workflow, const char *task, uint64_t budget,
 		     struct arena *mem, struct store_cache_entry **out, size_t *n, char **err)
 {
 	struct sq_store *st = sq_of(s);
@@ -79,6 +102,13 @@ int sq_cache_entries(struct store *s, const char *workflow, const char *task,
 		e->created_ms = (uint64_t)sqlite3_column_int64(q, 7);
 		e->exit_code = -1;
 		e->prompt_tokens = e->completion_tokens = -1;
+		uint64_t bytes = 0;
+		for (int c = 10; c <= 15; c++)
+			bytes += (uint64_t)sqlite3_column_bytes(q, c);
+		if (bytes <= budget) {
+			budget -= bytes;
+			read_result(q, 8, mem, e);
+		}
 		if (!e->task_id || !e->key || !e->run_id) {
 			r = sq_err(err, -ENOMEM, "out of memory");
 			goto out;
@@ -127,14 +157,7 @@ int sq_cache_result(struct store *s, struct store_cache_entry *e, struct arena *
 		r = sq_q_fail(st, rc, err);
 		goto out;
 	}
-	e->exit_code = (int)i64_or(q, 0, -1);
-	e->http_status = (int)i64_or(q, 1, 0);
-	e->model = sq_col_text(mem, q, 2);
-	e->prompt_tokens = i64_or(q, 3, -1);
-	e->completion_tokens = i64_or(q, 4, -1);
-	e->result_json = sq_col_text(mem, q, 5);
-	e->io_results_json = sq_col_text(mem, q, 6);
-	e->inputs_json = sq_col_text(mem, q, 7);
+	read_result(q, 0, mem, e);
 out:
 	sqlite3_finalize(q);
 	sq_q_leave(st);

@@ -379,7 +379,7 @@ int sq_history(struct store *s, const char *workflow, const char *const *ids,
 	       uint32_t n, uint32_t max_runs, uint64_t *median_ms, char **err);
 /* The table's cache_entries and cache_clear (sqlite_cache.c). */
 int sq_cache_entries(struct store *s, const char *workflow, const char *task,
-		     struct arena *mem, struct store_cache_entry **out, size_t *n, char **err);
+		     uint64_t budget, struct arena *mem, struct store_cache_entry **out, size_t *n, char **err);
 int sq_cache_clear(struct store *s, const char *workflow, const char *task, uint64_t *n,
 		   char **err);
 int sq_cache_result(struct store *s, struct store_cache_entry *e, struct arena *mem,

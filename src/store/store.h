@@ -243,6 +243,7 @@ struct store_cache_entry {
 	const char *result_json;    /* the flow's result, or NULL */
 	const char *io_results_json;
 	const char *inputs_json;
+	bool has_result;            /* the fields above were read */
 };
 
 struct store_task_status_rec {
@@ -613,11 +614,11 @@ struct store_ops {
 
 	/* The cache (README "Cache"). cache_entries: every entry of
 	 * `workflow` (of one task id when task is not NULL), newest first,
-	 * without what a hit replays (cache_result; those fields are
-	 * empty: exit code -1, NULLs); in mem. cache_clear: removes them
+	 * with what a hit replays (has_result) as long as those bytes add
+	 * up to at most `budget` (beyond: cache_result reads them); in mem. cache_clear: removes them
 	 * (synchronous); *n: how many. */
 	int (*cache_entries)(struct store *s, const char *workflow, const char *task,
-			     struct arena *mem, struct store_cache_entry **out, size_t *n,
+			     uint64_t budget, struct arena *mem, struct store_cache_entry **out, size_t *n,
 			     char **err);
 	int (*cache_clear)(struct store *s, const char *workflow, const char *task,
 			   uint64_t *n, char **err);

@@ -122,6 +122,18 @@ class CacheTest(harness.TempDirTest):
         self.assertIn("cached: 4 tasks completed from the cache", r.stderr)
         self.assertEqual(self.ran(), [])
 
+    def test_hits_read_their_results_on_the_pool_beyond_the_load_budget(self):
+        wf = self.write(WF)
+        run1, _, _ = self.run_wf(wf)
+        self.ran()
+        # no result read with the entries: every hit reads its own
+        _, ends, _ = self.run_wf(wf, env={"DAGRUN_TEST_CACHE_LOAD_BYTES": "0"})
+        self.assertEqual(self.ran(), [])
+        for e in ends.values():
+            self.assertEqual(e["cache"], "hit (run %s)" % run1, e)
+        # the results fed the dependents (the same rendered commands: hits)
+        self.assertEqual(set(ends), {"build", "test", "lint", "package"})
+
     def test_a_changed_input_reruns_that_task_and_what_reads_it(self):
         wf = self.write(WF)
         self.run_wf(wf)
