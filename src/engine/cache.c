@@ -948,9 +948,12 @@ static int cache_start(struct executor *ex, struct exec_attempt *a)
 	}
 	if (why) {
 		ca->reason = strdup(why);
+		r = 0;   /* runs (a template that fails says so there) */
 	} else if (r < 0) {
-		/* the inner executor renders them again and fails the same way */
+		/* the inner executor renders them again and fails the same way,
+		 * with the template's message */
 		ca->reason = strdup("not cached: its inputs cannot be rendered");
+		r = 0;
 	} else if ((r = components(x, ca, inputs, &kerr)) == -ENOMEM) {
 		free(inputs);
 		free(ierr);

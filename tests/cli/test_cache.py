@@ -338,6 +338,22 @@ class CacheTest(harness.TempDirTest):
         self.assertIn("the run is not recorded (no state directory): tasks with `cache` run, "
                       "and nothing is cached", r.stderr)
 
+    def test_a_template_that_fails_fails_the_task_with_its_message(self):
+        wf = self.write("""\
+            name: cache-bad-template
+            tasks:
+              - id: a
+                command: "echo '{\\"x\\": 1}'"
+              - id: b
+                dependencies: [a]
+                cache: true
+                command: "echo {{ tasks.a.json.x.y.z }}"
+            """)
+        _, ends, r = self.run_wf(wf, code=1)
+        self.assertEqual(ends["b"]["cache"], "not cached: its inputs cannot be rendered")
+        self.assertIn("wf.yaml:8:", ends["b"]["error"])
+        self.assertIn("template error", ends["b"]["error"])
+
     def test_cache_errors_are_reported_at_their_place(self):
         wf = self.write("""\
             name: cache-bad
