@@ -1,7 +1,7 @@
 /* cache.h: the cache (README "Cache"): the executor that skips a task whose
- * key matches an earlier completed attempt (cache.c), the entries it
- * decides from, and the key's pure parts (cache_key.c), which explain and
- * the unit tests use too.
+ * key matches an earlier completed attempt and the entries it decides
+ * from (cache.c; the key's components: cache_parts.c), and the key's pure
+ * parts (cache_key.c), which explain and the unit tests use too.
  */
 #ifndef DAGRUN_ENGINE_CACHE_H
 #define DAGRUN_ENGINE_CACHE_H
