@@ -198,6 +198,7 @@ enum dagrun_ext_type {
 	DAGRUN_EXT_WORKFLOW = 3, /* dagrun_ext_workflow: workflow tasks (sub-runs) */
 	DAGRUN_EXT_IO = 4,       /* dagrun_ext_io: a recorded or replayed run's
 				  * tasks (every kind with canonical inputs) */
+	DAGRUN_EXT_CACHE = 5,    /* dagrun_ext_cache: tasks with `cache` set */
 };
 
 typedef struct dagrun_ext {
@@ -256,6 +257,22 @@ typedef struct dagrun_ext_io {
 	int replayed;            /* 1: the attempt did not run, its result is
 				  * the recording's (a replay) */
 } dagrun_ext_io;
+
+/* The cache's decision for an attempt of a task with `cache` (README
+ * "Cache"), on its ATTEMPT_END. hit: nothing ran, the result is that of
+ * run hit_run (the attempt ended `completed`); else the task ran. reason:
+ * "hit (run R)", "miss: ..." or "not cached: ..." (why no key applies).
+ * key: the hex SHA-256 of the key, or NULL; parts: its components (a JSON
+ * object of name to short hash or value; never a secret's value), or
+ * NULL. */
+typedef struct dagrun_ext_cache {
+	dagrun_ext base;         /* DAGRUN_EXT_CACHE */
+	int hit;
+	const char *reason;
+	const char *key;
+	const char *parts;
+	const char *hit_run;     /* hit: the run whose result it is; or NULL */
+} dagrun_ext_cache;
 
 typedef void (*dagrun_observer_fn)(void *ud, const dagrun_event *ev);
 
@@ -370,6 +387,10 @@ typedef struct dagrun_run_opts {
 	 * incoming webhook that started it, README "Incoming webhooks"), at
 	 * most DAGRUN_TRIGGER_MAX bytes, recorded with the run; NULL: null. */
 	const char *trigger_json;
+	/* The cache (README "Cache"): 1 runs every task (`--no-cache`): none
+	 * is a hit, each says "miss: --no-cache", and what runs still writes
+	 * its entry. Needs state_dir for anything to be cached at all. */
+	int no_cache;
 } dagrun_run_opts;
 
 #define DAGRUN_TRIGGER_MAX (1u << 20)

@@ -20,7 +20,7 @@ expr: model util
 exec: expr model util
 sched: store exec graph expr model util
 kinds: sched exec load graph expr model util
-engine: kinds sched exec graph expr model util
+engine: kinds sched store exec graph expr model util
 workflow: kinds load graph expr model util
 obs: kinds util
 store: util

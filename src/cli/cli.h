@@ -25,6 +25,8 @@ int cli_trace(int argc, char **argv);
 int cli_stats(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_replay(int argc, char **argv);
+int cli_cache(int argc, char **argv);
+int cli_explain(int argc, char **argv);
 
 /* The recorded run ref (of the state directory state, NULL: the default)
  * as the document `dagrun export` writes (docs/export.md), into *doc (the
@@ -115,6 +117,7 @@ struct cli_exec {
 	const char *trace;       /* run --trace FILE, or NULL */
 	char *trigger_json;      /* trigger.body (run --trigger-file, or the
 				  * recorded one of resume and rerun); malloc'd */
+	int no_cache;            /* run --no-cache */
 };
 
 #define CLI_EXEC_INIT {.level = DAGRUN_INFO, .color = "auto"}

@@ -29,6 +29,8 @@ static const char usage[] =
 	"  export RUN      write a recorded run as one JSON document (secrets masked)\n"
 	"  replay RUN      evaluate the workflow again over a recorded run (or an\n"
 	"                  export), no side effect: what would diverge\n"
+	"  explain TASK    the components of a task's cache key, and what changed\n"
+	"  cache clear     remove cache entries (of a workflow, of one task)\n"
 	"  stats           durations, failure rates and resources over past runs\n"
 	"  prune           remove old runs and their logs\n"
 	"  serve           REST API and metrics over the workflows and the store\n"
@@ -81,6 +83,10 @@ int main(int argc, char **argv)
 		return cli_replay(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cli_stats(argc - 1, argv + 1);
+	if (!strcmp(cmd, "cache"))
+		return cli_cache(argc - 1, argv + 1);
+	if (!strcmp(cmd, "explain"))
+		return cli_explain(argc - 1, argv + 1);
 	fprintf(stderr, "dagrun: unknown command '%s'\n%s", cmd, usage);
 	return 2;
 }

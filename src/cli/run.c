@@ -31,6 +31,8 @@ static const char usage[] =
 	"                           starting with . or -; default: generated)\n"
 	"      --trigger-file F     JSON read as the run's trigger.body (as `dagrun serve`\n"
 	"                           passes the body of a webhook; default: null)\n"
+	"      --no-cache           run every task: no cache hit (entries are still\n"
+	"                           written; README \"Cache\")\n"
 	"      --trace FILE         at the end, write the run as Chrome trace-event JSON\n"
 	"                           (Perfetto, chrome://tracing; `-`: standard output),\n"
 	"                           as `dagrun trace RUN` does: read from the state\n"
@@ -266,7 +268,7 @@ int cli_execute(struct cli_exec *x, const char *cmd, dagrun_workflow *wf,
 			      .state_dir = x->no_state ? NULL : cli_state_dir(x->state),
 			      .durable = x->durable, .log_cap = x->log_cap,
 			      .definition = text, .definition_len = len,
-			      .trigger_json = x->trigger_json};
+			      .trigger_json = x->trigger_json, .no_cache = x->no_cache};
 	int r = d ? dagrun_engine_new(&e, wf, &ro, d) : -ENOMEM;
 	if (r < 0) {
 		dagrun_diags_print(d, stderr, color);
@@ -383,6 +385,7 @@ int cli_run(int argc, char **argv)
 		{"trace", required_argument, NULL, 'T'},
 		{"run-id", required_argument, NULL, 'I'},
 		{"trigger-file", required_argument, NULL, 'G'},
+		{"no-cache", no_argument, NULL, 'C'},
 		CLI_EXEC_OPTIONS,
 		{0, 0, 0, 0},
 	};
@@ -408,6 +411,7 @@ int cli_run(int argc, char **argv)
 			if (read_trigger(optarg, &x.trigger_json) < 0)
 				goto out;
 			break;
+		case 'C': x.no_cache = 1; break;
 		default: goto out;
 		}
 	}

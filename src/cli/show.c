@@ -98,6 +98,8 @@ static json_t *json_attempt(const struct store_attempt_info *a)
 	e |= json_object_set_new(o, "outcome", json_string(outcome(a)));
 	if (a->flags & STORE_ATTEMPT_REPLAYED)
 		e |= json_object_set_new(o, "replayed", json_true());
+	/* a cache hit (README "Cache"): the result of an earlier run, nothing ran */
+	e |= json_object_set_new(o, "cached", json_boolean(a->flags & STORE_ATTEMPT_CACHED));
 	e |= json_object_set_new(o, "start", hist_json_time(a->start_ms));
 	e |= json_object_set_new(o, "startMs", json_integer((json_int_t)a->start_ms));
 	e |= json_object_set_new(o, "end", hist_json_time(ended ? a->end_ms : 0));
@@ -308,7 +310,9 @@ static int show_text(const struct store_run_info *ri, const struct store_task_in
 		hist_table_add_raw(&tab, dur);
 		snprintf(num, sizeof(num), "%u", ti->attempts);
 		hist_table_add_raw(&tab, num);
-		if (ti->attempts && ti->end_ms)
+		if (ti->attempts && ti->end_ms && (ti->flags & STORE_ATTEMPT_CACHED))
+			snprintf(dur, sizeof(dur), "cached");
+		else if (ti->attempts && ti->end_ms)
 			hist_fmt_ms(ti->duration_ms, dur, sizeof(dur));
 		else if (ti->attempts && ti->status == STORE_TASK_RUNNING &&
 			 ri->status == STORE_RUN_RUNNING && now >= ti->start_ms)

@@ -44,8 +44,6 @@ static const char usage[] =
 	"Exit status: 0 shown (also when nothing is recorded), 2 usage error,\n"
 	"3 the store cannot be read.\n";
 
-static const char cache_note[] =
-	"no cache-hit rate: dagrun has no task cache yet";
 
 struct stats_args {
 	struct hist_common c;
@@ -205,10 +203,10 @@ static int text_tasks(const struct wf_view *v, FILE *f)
 	}
 	fputs(head.data, f);
 	buf_free(&head);
-	hist_table_init(&t, 11);
+	hist_table_init(&t, 12);
 	const char *cols[] = {"TASK", "RUNS", "P50", "P95", "MAX", "FAILED", "RETRIES/RUN",
-			      "CUT", "CPU/ATTEMPT", "MAX RSS", "TOKENS/RUN"};
-	for (size_t i = 0; i < 11; i++)
+			      "CUT", "CPU/ATTEMPT", "MAX RSS", "TOKENS/RUN", "CACHE HITS"};
+	for (size_t i = 0; i < 12; i++)
 		hist_table_add_raw(&t, cols[i]);
 	for (size_t i = 0; i < v->nt; i++) {
 		const struct store_task_stats *s = &v->t[i];
@@ -237,6 +235,11 @@ static int text_tasks(const struct wf_view *v, FILE *f)
 		if (s->ai_runs)
 			snprintf(b, sizeof(b), "%.0f+%.0f", (double)s->prompt_tokens / s->ai_runs,
 				 (double)s->completion_tokens / s->ai_runs);
+		else
+			snprintf(b, sizeof(b), "-");
+		hist_table_add_raw(&t, b);
+		if (s->cache_runs)
+			pct(b, sizeof(b), s->cached_runs, s->cache_runs);
 		else
 			snprintf(b, sizeof(b), "-");
 		hist_table_add_raw(&t, b);
@@ -289,7 +292,9 @@ static json_t *json_task(const struct store_task_stats *s)
 	e |= json_object_set_new(o, "cpuMeanMs", ratio(s->cpu_ms, s->attempts));
 	e |= json_object_set_new(o, "maxRssKb", s->max_rss_kb > 0 ?
 				 json_integer(s->max_rss_kb) : json_null());
-	e |= json_object_set_new(o, "cacheHitRate", json_null());
+	/* null: never run with `cache`, never a made-up 0 */
+	e |= json_object_set_new(o, "cacheHitRate", s->cache_runs ?
+				 ratio(s->cached_runs, s->cache_runs) : json_null());
 	e |= json_object_set_new(o, "ai", s->ai_runs ?
 				 json_pack("{s:i, s:o, s:o}", "runs", (int)s->ai_runs,
 					   "promptTokensPerRun", ratio(s->prompt_tokens, s->ai_runs),
@@ -343,7 +348,7 @@ static int stats_json(const struct wf_view *v, size_t n, uint64_t since, FILE *f
 		e |= json_object_set_new(o, "since", hist_json_time(since));
 		e |= json_object_set_new(o, "workflows", wfs);
 		wfs = NULL;
-		e |= json_object_set_new(o, "notes", json_pack("[s]", cache_note));
+		e |= json_object_set_new(o, "notes", json_array());
 	}
 	json_decref(wfs);
 	if (e) {
@@ -395,8 +400,6 @@ int cli_stats(int argc, char **argv)
 		r = stats_text(v, nv, stdout);
 	else if (s)
 		hist_say("stats", "no runs match");
-	if (!a.c.json && nv)
-		fprintf(stderr, "(%s)\n", cache_note);
 	if (r < 0 || fflush(stdout) != 0) {
 		fprintf(stderr, "dagrun stats: cannot write: %s\n",
 			r < 0 ? strerror(ENOMEM) : strerror(errno));

@@ -46,6 +46,7 @@
 #include "sched/sched.h"
 #include "util/diag.h"
 #include "util/runid.h"
+#include "util/buf.h"
 #include "util/clock.h"
 
 
@@ -306,6 +307,10 @@ int dagrun_engine_run(dagrun_engine *e)
 	int early = atomic_exchange(&e->irq, 0);
 	if (early)
 		sched_interrupt(&e->s, SIGINT, early & IRQ_HARD);
+	/* `cache` needs a recorded run (README "Cache"): said, not ignored */
+	if (e->cache_on && !e->opts.state_dir && !e->opts.fake && !e->opts.replay)
+		log_event(e, DAGRUN_WARN, "the run is not recorded (no state directory): tasks "
+			  "with `cache` run, and nothing is cached");
 	char *said = record_summary(e->rec);
 	if (said)
 		log_event(e, DAGRUN_INFO, said);
@@ -378,6 +383,15 @@ static int start_recording(dagrun_engine *e)
 	};
 	char *err = NULL;
 	int r = record_start(&e->rec, &ro, e->wf, &e->s, e->flow, e->run_id, &err);
+	/* the cache's entries, read once: a lookup never waits for the disk */
+	if (r == 0 && e->cache_on && (r = cache_tab_load(&e->cache, record_store(e->rec), e->wf,
+							 &err)) < 0) {
+		char *m = buf_strf("cannot read the cache: %s", err ? err : strerror(-r));
+		free(err);
+		err = m;
+	}
+	if (r == 0 && e->cache_on)
+		e->cache.st = record_store(e->rec);   /* hits read their results there */
 	if (r < 0) {
 		free(e->errmsg);
 		e->errmsg = err;
@@ -419,6 +433,21 @@ int dagrun_engine_plan(dagrun_engine *e, FILE *out)
 				err ? err : "the state store cannot be read");
 		free(err);
 	}
+	/* the cache's decisions, from its entries read once (read only) */
+	bool cache = e->opts.state_dir && e->flow && e->cache_on;
+	if (cache) {
+		struct store_opts so = {.dir = e->opts.state_dir, .read_only = true};
+		struct store *st = NULL;
+		char *err = NULL;
+		int rr = store_open(&store_sqlite_ops, &so, &st, &err);
+		if (rr == 0)
+			rr = cache_tab_load(&e->cache, st, wf, &err);
+		store_close(st);
+		if (rr < 0 && rr != -ENOENT)
+			fprintf(out, "# cache not read (every task would run): %s\n",
+				err ? err : strerror(-rr));
+		free(err);
+	}
 	uint32_t *waiting = malloc((wf->n_tasks + 1) * sizeof(*waiting));
 	struct readyq q;
 	readyq_init(&q, wf->tasks, e->s.weight);
@@ -438,6 +467,10 @@ int dagrun_engine_plan(dagrun_engine *e, FILE *out)
 		while (!readyq_empty(&q)) {
 			uint32_t t = readyq_pop(&q);
 			fprintf(out, "%s\n", wf_task_id(wf, t));
+			char *why = cache ? cache_plan(&e->env, &e->cache, t) : NULL;
+			if (why)
+				fprintf(out, "# cache: %s\n", why);
+			free(why);
 			for (uint32_t i = g->out_off[t]; i < g->out_off[t + 1]; i++) {
 				uint32_t d = g->out_task[i];
 				if (wf->tasks[d].hook == phase && --waiting[d] == 0 &&
@@ -461,6 +494,7 @@ void dagrun_engine_free(dagrun_engine *e)
 	record_detach(e->rec);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	record_free(e->rec);
+	cache_tab_free(&e->cache);
 	sched_free(&e->s);
 	flow_free(e->flow);
 	uv_loop_close(&e->loop);

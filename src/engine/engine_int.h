@@ -9,12 +9,15 @@
 #include <uv.h>
 
 #include "dagrun.h"
+#include "engine/cache.h"
 #include "kinds/kind.h"
 #include "sched/sched.h"
 
 #define RUN_ID_MAX 64
-/* Executors an engine owns: per kind, its own, a recorder, and in a live
- * replay the replayer and the switch (engine/live.h). */
+/* Executors an engine owns: per kind, its own, a recorder, and either in
+ * a live replay the replayer and the switch (engine/live.h), or in a
+ * recorded run with a task that has `cache`, the cache (engine/cache.h):
+ * four at most. */
 #define ENGINE_OWNED_MAX (4 * DR_MAX_KINDS)
 
 /* Bits of dagrun_engine.irq: what dagrun_engine_interrupt() asked for. */
@@ -56,6 +59,8 @@ struct dagrun_engine {
 	uint64_t started_ms;
 	bool ran;
 	struct record *rec;           /* the state store, while a run records */
+	struct cache_tab cache;       /* the cache's entries (README "Cache") */
+	bool cache_on;                /* a task has `cache`, the run is recorded */
 	const struct cont_opts *cont; /* resume or rerun, or NULL */
 	char *replay_of;              /* a live replay: the run replayed */
 	char *errmsg;                 /* dagrun_engine_error() */

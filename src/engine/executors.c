@@ -230,6 +230,21 @@ static int make_recorders(dagrun_engine *e)
 	return r;
 }
 
+/* A recorded run with a task that has `cache`: each kind's executor behind
+ * the cache (cache.c), in front of the recorder. */
+static int make_caches(dagrun_engine *e)
+{
+	const struct dagrun_workflow *wf = e->wf;
+	e->cache.no_cache = e->opts.no_cache != 0;
+	int r = 0;
+	for (uint32_t k = 0; e->cache_on && k < wf->n_kinds && k < DR_MAX_KINDS && r == 0; k++)
+		if (e->exec[k] &&
+		    (r = own(e, cache_executor_new(&e->loop, kind_of(wf->kinds[k]), e->exec[k],
+						   &e->cache, &e->env))) == 0)
+			e->exec[k] = e->owned[e->n_owned - 1].ex;
+	return r;
+}
+
 /* The executor of every kind of the workflow (the fake for all, in a fake
  * run), each distinct one made once. */
 int engine_make_executors(dagrun_engine *e, dagrun_diags *d)
@@ -249,6 +264,9 @@ int engine_make_executors(dagrun_engine *e, dagrun_diags *d)
 			e->exec[k] = f;
 		return 0;
 	}
+	for (uint32_t t = 0; t < wf->n_tasks && !e->cache_on; t++)
+		e->cache_on = wf->tasks[t].opts && wf->tasks[t].opts->cache &&
+			      wf->tasks[t].opts->cache->on;
 	if (e->opts.replay)
 		return make_replayers(e, d);
 	for (uint32_t k = 0; k < wf->n_kinds && k < DR_MAX_KINDS; k++) {
@@ -257,7 +275,8 @@ int engine_make_executors(dagrun_engine *e, dagrun_diags *d)
 		if (r < 0)
 			return r;
 	}
-	return e->opts.state_dir ? make_recorders(e) : 0;
+	int r = e->opts.state_dir ? make_recorders(e) : 0;
+	return r == 0 && e->opts.state_dir ? make_caches(e) : r;
 }
 
 /* Destroys the executors, last made first. */

@@ -350,24 +350,27 @@ static void put_outputs(struct io_ext *e, const json_t *outs)
 /* The result recorded for j's attempt, into r. */
 static void replay_result(struct io_exec *x, struct rep_job *j, struct exec_result *r)
 {
-	struct exec_attempt *a = j->a;
-	const json_t *t = recorded(x, a);
-	memset(r, 0, sizeof(*r));
-	r->exit_code = -1;
-	struct io_ext *e = io_ext_new(NULL, j->inputs, j->ierr);
+	const json_t *t = j->cancelled ? NULL : recorded(x, j->a);
+	io_result_recorded(t, j->inputs, j->ierr, r);
 	j->inputs = j->ierr = NULL;
-	r->ext = e ? &e->base : NULL;
-	if (e)
-		e->io.replayed = 1;
+	if (r->ext)   /* the extension io_result_recorded made: ours */
+		((struct io_ext *)r->ext)->io.replayed = 1;
 	if (j->cancelled) {
 		r->cancelled = true;
 		exec_fail(r, DR_CLASS_PERMANENT, "cancelled");
-		return;
-	}
-	if (!t) {
+	} else if (!t) {
 		exec_fail(r, DR_CLASS_PERMANENT, "no recording");
-		return;
 	}
+}
+
+void io_result_recorded(const json_t *t, char *inputs, char *ierr, struct exec_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->exit_code = -1;
+	struct io_ext *e = io_ext_new(NULL, inputs, ierr);
+	r->ext = e ? &e->base : NULL;
+	if (!t)
+		return;
 	r->ok = json_is_true(json_object_get(t, "ok"));
 	r->exit_code = json_is_integer(json_object_get(t, "exitCode")) ?
 		       (int)json_integer_value(json_object_get(t, "exitCode")) : -1;

@@ -24,6 +24,13 @@ struct executor *io_recorder_new(uv_loop_t *loop, const struct kind *k, struct e
  * *err (malloc'd). */
 int io_replay_doc(const char *text, size_t len, json_t **out, char **run_id, char **err);
 
+/* Fills r (which it clears first) with the result recorded in t, one
+ * attempt as `dagrun export` writes it (ok, exitCode, stdout, results,
+ * httpStatus, model...; NULL: r stays empty), with DAGRUN_EXT_IO carrying
+ * inputs and ierr (both malloc'd or NULL, taken). What a replay and a
+ * cache hit end an attempt with. */
+void io_result_recorded(const json_t *t, char *inputs, char *ierr, struct exec_result *r);
+
 /* An executor for the tasks of kind k that ends each attempt with its
  * recorded result (doc: from io_replay_doc, referenced), from the loop,
  * with DAGRUN_EXT_IO holding the inputs rendered now. NULL on OOM. */

@@ -43,7 +43,7 @@ enum {
 	O_ENV = 1u << 3, O_RES = 1u << 4, O_TIMEOUT = 1u << 5,
 	O_KILL_GRACE = 1u << 6, O_R_ATTEMPTS = 1u << 7, O_R_BACKOFF = 1u << 8,
 	O_R_INITIAL = 1u << 9, O_R_MAX_DELAY = 1u << 10, O_R_JITTER = 1u << 11,
-	O_R_RETRY_ON = 1u << 12, O_R_CODES = 1u << 13,
+	O_R_RETRY_ON = 1u << 12, O_R_CODES = 1u << 13, O_CACHE = 1u << 14,
 };
 
 /* A task's own options while loading; `o` first, so a dr_task_opts pointer
@@ -273,7 +273,7 @@ static inline struct pos kind_key_at(const struct kind_view *v, unsigned k)
  * keys: the most frequent keys first. */
 enum {
 	G_ID, G_DEPENDENCIES, G_TYPE, G_DESCRIPTION, G_PRIORITY, G_RESOURCES,
-	G_TIMEOUT, G_KILL_GRACE, G_RETRY, G_ENV, G_WORKDIR, G_WHEN, G_COUNT
+	G_TIMEOUT, G_KILL_GRACE, G_RETRY, G_ENV, G_WORKDIR, G_WHEN, G_CACHE, G_COUNT
 };
 
 struct task_keys {
@@ -492,6 +492,7 @@ void opts_resources(struct loader *ld, void *obj);
 void opts_timeout(struct loader *ld, void *obj);
 void opts_kill_grace(struct loader *ld, void *obj);
 void opts_retry(struct loader *ld, void *obj);
+void opts_cache(struct loader *ld, void *obj);
 
 /* ---- task.c ------------------------------------------------------------------- */
 

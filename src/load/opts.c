@@ -180,6 +180,142 @@ void opts_retry(struct loader *ld, void *obj)
 		load_error(ld, seen.at[2], "'initialDelay' is greater than 'maxDelay'");
 }
 
+/* ---- cache ------------------------------------------------------------------------- */
+
+/* A list of strings (one string alone is a list of one) into the arena, at
+ * most DR_CACHE_MAX_LIST; env: each an environment variable name. Returns
+ * the count, or -1 after an error. */
+static long cache_list(struct loader *ld, const void ***out, bool texts, bool env)
+{
+	bool one = load_is(ld, YAML_SCALAR_EVENT);
+	size_t mark = ld->top;
+	long n = 0;
+	if (!one && !load_is(ld, YAML_SEQUENCE_START_EVENT)) {
+		load_type_error(ld, "a string or a list of strings");
+		return -1;
+	}
+	while (one || (load_next(ld) && !load_is(ld, YAML_SEQUENCE_END_EVENT))) {
+		struct pos at = load_pos(ld);
+		struct dr_text t;
+		if (n == DR_CACHE_MAX_LIST) {
+			load_error(ld, at, "'%s' has more than %d entries", ld->key,
+				   DR_CACHE_MAX_LIST);
+			load_skip(ld);
+			n++;
+		} else if (read_nonempty(ld, &t)) {
+			const void *p = NULL;
+			bool bad = false;
+			for (uint32_t i = 0; env && i < t.len; i++)
+				bad |= !(t.s[i] == '_' || (t.s[i] >= 'A' && t.s[i] <= 'Z') ||
+					 (t.s[i] >= 'a' && t.s[i] <= 'z') ||
+					 (i && t.s[i] >= '0' && t.s[i] <= '9'));
+			if (bad)
+				load_error(ld, at, "'%.*s' is not an environment variable name",
+					   (int)(t.len > 80 ? 80 : t.len), t.s);
+			else if (texts) {
+				struct dr_text *c = arena_alloc(&ld->wf->arena, sizeof(*c));
+				if (c)
+					*c = t;
+				p = c;
+			} else {
+				p = arena_strndup(&ld->wf->arena, t.s, t.len);
+			}
+			if (!bad && !p)
+				load_oom(ld);
+			if (p && load_push(ld, &p, sizeof(p)) == SIZE_MAX)
+				return -1;
+			n += p != NULL;
+		}
+		if (one)
+			break;
+	}
+	if (ld->stop || n > DR_CACHE_MAX_LIST) {
+		ld->top = mark;
+		return -1;
+	}
+	const void **v = n ? arena_alloc(&ld->wf->arena, (size_t)n * sizeof(*v)) : NULL;
+	if (n && !v) {
+		load_oom(ld);
+		ld->top = mark;
+		return -1;
+	}
+	if (n)
+		memcpy(v, ld->stk + mark, (size_t)n * sizeof(*v));
+	ld->top = mark;
+	*out = v;
+	return n;
+}
+
+static void c_key(struct loader *ld, void *obj)
+{
+	struct dr_cache *c = obj;
+	const void **v = NULL;
+	long n = cache_list(ld, &v, true, false);
+	if (n >= 0) {
+		c->key = (const struct dr_text *const *)v;
+		c->n_key = (uint32_t)n;
+	}
+}
+
+static void c_inputs(struct loader *ld, void *obj)
+{
+	struct dr_cache *c = obj;
+	const void **v = NULL;
+	long n = cache_list(ld, &v, false, false);
+	if (n >= 0) {
+		c->inputs = (const char *const *)v;
+		c->n_inputs = (uint32_t)n;
+	}
+}
+
+static void c_env(struct loader *ld, void *obj)
+{
+	struct dr_cache *c = obj;
+	const void **v = NULL;
+	long n = cache_list(ld, &v, false, true);
+	if (n >= 0) {
+		c->env = (const char *const *)v;
+		c->n_env = (uint32_t)n;
+	}
+}
+
+static void c_ttl(struct loader *ld, void *obj)
+{
+	struct dr_cache *c = obj;
+	read_duration(ld, true, DR_CACHE_MAX_TTL_MS, &c->ttl_ms);
+}
+
+static const struct keydef cache_keys[] = {
+	KEY("key", c_key), KEY("inputs", c_inputs), KEY("env", c_env), KEY("ttl", c_ttl),
+};
+static const struct keytab cache_tab = {"cache", cache_keys, 4, NULL, NULL};
+
+/* `cache: true | false | {key, inputs, env, ttl}` (README "Cache"). */
+void opts_cache(struct loader *ld, void *obj)
+{
+	struct opts_tmp *o = obj;
+	struct pos at = load_pos(ld);
+	struct dr_cache *c = arena_calloc(&ld->wf->arena, sizeof(*c));
+	if (!c) {
+		load_oom(ld);
+		return;
+	}
+	c->line = at.line;
+	c->col = at.col;
+	if (load_is(ld, YAML_MAPPING_START_EVENT)) {
+		struct map_seen seen;
+		c->on = true;
+		read_map(ld, &cache_tab, c, &seen);
+	} else if (!load_is(ld, YAML_SCALAR_EVENT)) {
+		load_type_error(ld, "true, false or a map (key, inputs, env, ttl)");
+		return;
+	} else if (!read_bool(ld, &c->on)) {
+		return;
+	}
+	o->o.cache = c;
+	o->set |= O_CACHE;
+}
+
 /* ---- defaults ------------------------------------------------------------------------ */
 
 static void d_priority(struct loader *ld, void *obj)
@@ -194,8 +330,9 @@ static const struct keydef defaults_keys[] = {
 	KEY("timeout", opts_timeout), KEY("killGrace", opts_kill_grace),
 	KEY("retry", opts_retry), KEY("workdir", opts_workdir),
 	KEY("priority", d_priority), KEY("resources", opts_resources),
+	KEY("cache", opts_cache),
 };
-static const struct keytab defaults_tab = {"defaults", defaults_keys, 6, NULL, NULL};
+static const struct keytab defaults_tab = {"defaults", defaults_keys, 7, NULL, NULL};
 
 void defaults_read(struct loader *ld)
 {

@@ -151,6 +151,8 @@ static void fill_unset(struct opts_tmp *own, const struct dr_task_opts *base)
 	}
 	if (!(set & O_TIMEOUT)) o->timeout_ms = base->timeout_ms;
 	if (!(set & O_KILL_GRACE)) o->kill_grace_ms = base->kill_grace_ms;
+	if (!(set & O_CACHE)) o->cache = base->cache;
+	o->cache_own = (set & O_CACHE) != 0;
 	if (!(set & O_R_ATTEMPTS)) o->retry.max_attempts = b->max_attempts;
 	if (!(set & O_R_BACKOFF)) o->retry.backoff_factor = b->backoff_factor;
 	if (!(set & O_R_INITIAL)) o->retry.initial_delay_ms = b->initial_delay_ms;
@@ -171,6 +173,7 @@ static void apply_defaults(struct loader *ld)
 	builtin_opts(&builtin);
 	fill_unset(&ld->defaults, &builtin);
 	wf->default_opts = ld->defaults.o;
+	wf->default_opts.cache_own = false;   /* a task's own, never the defaults' */
 	if (ld->defaults.set & O_RES)
 		check_res(ld, wf->default_opts.res, wf->default_opts.n_res, "defaults");
 	int32_t prio = ld->default_priority == PRIORITY_UNSET ? 0 : ld->default_priority;

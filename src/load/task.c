@@ -72,6 +72,7 @@ static const struct keydef generic_keys[G_COUNT] = {
 	[G_ENV] = KEY_OPT("env", opts_env),
 	[G_WORKDIR] = KEY_OPT("workdir", opts_workdir),
 	[G_WHEN] = KEY_OPT("when", opts_when),
+	[G_CACHE] = KEY_OPT("cache", opts_cache),
 };
 
 #define BIT(k) (1ull << (k))

@@ -106,6 +106,23 @@ struct dr_res {
 	uint32_t line, col;
 };
 
+/* `cache:` (README "Cache"): whether and how a task's result is reused
+ * from an earlier run whose key matches. Caps: DR_CACHE_MAX_LIST entries
+ * in each list. */
+#define DR_CACHE_MAX_LIST 64
+#define DR_CACHE_MAX_TTL_MS (3650ull * 24 * 3600 * 1000)   /* ten years */
+struct dr_cache {
+	bool on;                        /* false: `cache: false` */
+	const struct dr_text *const *key; /* templates, rendered per attempt */
+	uint32_t n_key;
+	const char *const *inputs;      /* globs, from the workflow's directory */
+	uint32_t n_inputs;
+	const char *const *env;         /* names of process environment variables */
+	uint32_t n_env;
+	uint64_t ttl_ms;                /* 0: no expiry */
+	uint32_t line, col;             /* where `cache` was written */
+};
+
 /* Options common to all tasks that are rarely set; resolved with defaults. */
 struct dr_task_opts {
 	const struct dr_text *description;
@@ -117,6 +134,9 @@ struct dr_task_opts {
 	uint64_t timeout_ms;            /* 0: none */
 	uint64_t kill_grace_ms;         /* default 5000 */
 	struct dr_retry retry;
+	const struct dr_cache *cache;   /* NULL: not cached */
+	bool cache_own;                 /* `cache` written on the task itself
+					 * (not from defaults) */
 };
 
 struct dr_task {

@@ -178,7 +178,9 @@ static void print_status(dagrun_console *c, const dagrun_event *ev)
 			return;
 		console_put(c, "%sok%s        ", console_col(c, GREEN), console_col(c, RESET));
 		console_put_text(c, ev->task);
-		if (c->last_task == ev->task_index) {
+		if (c->last_task == ev->task_index && c->last_cached) {
+			console_put(c, " %s(cached)%s", console_col(c, DIM), console_col(c, RESET));
+		} else if (c->last_task == ev->task_index) {
 			char d[32];
 			console_fmt_ms(c->last_ms, d, sizeof(d));
 			console_put(c, " %s(%s)%s", console_col(c, DIM), d, console_col(c, RESET));
@@ -250,6 +252,19 @@ static void on_attempt_end(dagrun_console *c, const dagrun_event *ev)
 	console_note_usage(c, ev);
 	c->last_task = ev->task_index;
 	c->last_ms = ev->duration_ms;
+	/* the cache's decision (README "Cache"): hits are counted and said on
+	 * the task's line; with -v, every decision and its reason */
+	const dagrun_ext_cache *k = (const void *)dagrun_ext_find(ev->ext, DAGRUN_EXT_CACHE);
+	c->last_cached = k && k->hit;
+	c->cached += k && k->hit && !ev->depth;
+	if (k && k->reason && (c->flags & DAGRUN_CONSOLE_VERBOSE)) {
+		console_clear_line(c);
+		console_put(c, "cache     ");
+		console_put_text(c, ev->task);
+		console_put(c, ": ");
+		console_put_text(c, k->reason);
+		console_put(c, "\n");
+	}
 	if (ev->out_dropped || ev->err_dropped) {
 		console_note_cut(c, ev);
 		if (!(c->flags & DAGRUN_CONSOLE_QUIET))

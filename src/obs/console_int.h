@@ -74,6 +74,8 @@ struct dagrun_console {
 	size_t n_usage;
 	uint32_t last_task;      /* the task of the last ATTEMPT_END */
 	uint64_t last_ms;        /* its duration */
+	bool last_cached;        /* it was a cache hit */
+	uint64_t cached;         /* cache hits in the run */
 };
 
 #define RESET "\033[0m"

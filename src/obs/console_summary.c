@@ -165,6 +165,9 @@ void console_print_summary(dagrun_console *c, const dagrun_event *ev)
 	console_put(c, " in %s (run ", wall);
 	console_put_text(c, ev->run_id ? ev->run_id : "?");
 	console_put(c, ")\n");
+	if (c->cached)
+		console_put(c, "cached: %llu task%s completed from the cache (nothing ran)\n",
+			    (unsigned long long)c->cached, c->cached == 1 ? "" : "s");
 	if (c->slow[0].id[0] && !(c->flags & DAGRUN_CONSOLE_QUIET)) {
 		console_put(c, "slowest:");
 		for (int i = 0; i < SLOWEST && c->slow[i].id[0]; i++) {

@@ -215,6 +215,13 @@ static void add_attempt_end(json_t *o, const dagrun_event *ev)
 	set_str(o, "error", ev->error);
 	/* the kind's own fields (httpStatus, timings, model, usage...) */
 	kinds_ext_json(ev->ext, o);
+	/* the cache's decision (README "Cache") */
+	const dagrun_ext_cache *k = (const void *)dagrun_ext_find(ev->ext, DAGRUN_EXT_CACHE);
+	if (k) {
+		json_object_set_new(o, "cached", json_boolean(k->hit));
+		set_str(o, "cache", k->reason);
+		set_str(o, "cacheKey", k->key);
+	}
 }
 
 static void add_fields(dagrun_jsonlog *l, json_t *o, const dagrun_event *ev)

@@ -478,6 +478,7 @@
     if (num(a, 'exitCode') !== null) parts.push('exit ' + num(a, 'exitCode'));
     if (num(a, 'signal')) parts.push(SIGNALS[num(a, 'signal')] || 'signal ' + num(a, 'signal'));
     if (a && a.timedOut === true) parts.push('timed out');
+    if (a && a.cached === true) parts.push('cached');
     if (str(a, 'errorClass')) parts.push(str(a, 'errorClass'));
     var http = obj(a, 'http');
     if (num(http, 'status')) parts.push('HTTP ' + num(http, 'status'));

@@ -200,6 +200,8 @@ json_t *rd_attempt(struct build *b, const struct store_attempt_info *a)
 		e |= rd_set(o, "signal", a->signal ? json_integer(a->signal) : json_null());
 		if (a->flags & STORE_ATTEMPT_TIMED_OUT)
 			e |= rd_set(o, "timedOut", json_true());
+		if (a->flags & STORE_ATTEMPT_CACHED)   /* README "Cache" */
+			e |= rd_set(o, "cached", json_true());
 		bool ok = a->flags & STORE_ATTEMPT_OK;
 		e |= rd_set(o, "errorClass", rd_jclass(ok ? 0 : a->error_class));
 		e |= rd_set(o, "error", rd_jtext(b, a->error));

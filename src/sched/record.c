@@ -203,6 +203,18 @@ static void stash_end(struct record *r, const dagrun_event *ev)
 		if (io->replayed)
 			e->flags |= STORE_ATTEMPT_REPLAYED;
 	}
+	/* the cache's decision (engine/cache.c): a hit is marked; an attempt
+	 * that ran and completed under a key becomes its entry */
+	const dagrun_ext_cache *c = (const void *)dagrun_ext_find(ev->ext, DAGRUN_EXT_CACHE);
+	if (c && c->hit)
+		e->flags |= STORE_ATTEMPT_CACHED;
+	else if (c && c->key)
+		e->flags |= STORE_ATTEMPT_CACHE_MISS;
+	if (c && !c->hit && c->key && ev->status == DAGRUN_COMPLETED) {
+		e->cache_key = stash_str(r, c->key);
+		e->cache_parts = stash_str(r, c->parts);
+		e->cache_task_id = stash_str(r, ev->task);
+	}
 	e->out_bytes = ev->out_bytes;
 	e->err_bytes = ev->err_bytes;
 	e->out_dropped = ev->out_dropped;
@@ -231,6 +243,9 @@ static void flush_end(struct record *r, const dagrun_event *status)
 	e.prompt_sha256 = unstash(r, e.prompt_sha256);
 	e.inputs_json = unstash(r, e.inputs_json);
 	e.io_results_json = unstash(r, e.io_results_json);
+	e.cache_key = unstash(r, e.cache_key);
+	e.cache_parts = unstash(r, e.cache_parts);
+	e.cache_task_id = unstash(r, e.cache_task_id);
 	buf_reset(&r->result);
 	if (status && final_status(status->status) &&
 	    flow_result_json(r->f, e.task, &r->result) == 0 && r->result.len) {

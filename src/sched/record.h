@@ -57,6 +57,10 @@ int record_start(struct record **out, const struct record_opts *o,
 		 const struct dagrun_workflow *wf, struct sched *s, struct flow *f,
 		 const char *run_id, char **err);
 
+/* The store the run records into (borrowed: r's), for what reads it
+ * before the run starts (the cache's entries). */
+struct store *record_store(struct record *r);
+
 /* The descriptor of the run's lock, which every process of the run that
  * may outlive the engine (the watchdog) must hold open (-1: none). */
 int record_lock_fd(const struct record *r);

@@ -262,6 +262,11 @@ static void make_summary(struct record *r)
 	r->summary = n < 0 ? NULL : m;
 }
 
+struct store *record_store(struct record *r)
+{
+	return r->st;
+}
+
 int record_start(struct record **out, const struct record_opts *o,
 		 const struct dagrun_workflow *wf, struct sched *s, struct flow *f,
 		 const char *run_id, char **err)

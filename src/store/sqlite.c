@@ -396,4 +396,7 @@ const struct store_ops store_sqlite_ops = {
 	.prune = sq_prune,
 	.prune_due = sq_prune_due,
 	.prune_async = sq_prune_async,
+	.cache_entries = sq_cache_entries,
+	.cache_clear = sq_cache_clear,
+	.cache_result = sq_cache_result,
 };

@@ -15,7 +15,7 @@
 #include "store/sqlite_int.h"
 
 enum { ST_INSERT, ST_START, ST_END, ST_RESULT, ST_IO, ST_EXT, ST_CHUNK, ST_NOTE, ST_UNNOTE,
-       ST_COUNTS, ST_RUN_END, ST_BEAT, ST_RELEASE, ST_N };
+       ST_COUNTS, ST_RUN_END, ST_BEAT, ST_RELEASE, ST_CACHE, ST_N };
 
 #define ATT_INSERT \
 	"INTO attempts(run,task,attempt,flags,start_ms,end_ms,duration_ms,pid,pgid," \
@@ -56,6 +56,10 @@ static const char *const sql[ST_N] = {
 	"http_total_us,http_redirects,model,finish_reason,prompt_sha256,"
 	"prompt_tokens,completion_tokens,prompt_bytes,context_cut_bytes)"
 	" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+	/* A cache entry (README "Cache"): the newest attempt of a key wins. */
+	[ST_CACHE] =
+	"INSERT OR REPLACE INTO cache(workflow,task_id,key,run,task,attempt,created_ms,parts)"
+	" SELECT workflow,?4,?5,?1,?2,?3,?6,?7 FROM runs WHERE id=?1",
 	[ST_CHUNK] =
 	"INSERT OR REPLACE INTO task_status(run,chunk,statuses) VALUES(?1,?2,?3)",
 	[ST_NOTE] =
@@ -205,6 +209,19 @@ static int put_end(struct sq_store *st, const struct sq_op *op)
 	}
 	if (rc == SQLITE_OK && has_ext(e))
 		rc = put_ext(st, run, e);
+	if (rc == SQLITE_OK && e->cache_key && e->cache_task_id) {
+		s = st->stmt[ST_CACHE];
+		bind_key(s, run, e->task, e->attempt);
+		bind_text(s, 4, e->cache_task_id);
+		bind_text(s, 5, e->cache_key);
+		bind_u64(s, 6, e->end_ms);
+		bind_text(s, 7, e->cache_parts);
+		rc = run_stmt(s);
+		/* said as what it is (a busy database is retried as a whole) */
+		if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+			sq_set_error(st, sq_code(rc), "%s: cannot write the cache entry of task "
+				     "'%s': %s", st->path, e->cache_task_id, sqlite3_errmsg(st->wdb));
+	}
 	return rc;
 }
 

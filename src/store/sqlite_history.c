@@ -352,7 +352,7 @@ int sq_history(struct store *s, const char *workflow, const char *const *ids, ui
 			   "ORDER BY r.id DESC LIMIT ?2",
 			   &q, err)) < 0 ||
 	    (r = sq_q_prep(st, "SELECT task, duration_ms FROM attempts WHERE run=?1 AND "
-			   "flags & 1", &a, err)) < 0)
+			   "flags & 1 AND NOT flags & 48", &a, err)) < 0)
 		goto out;
 	sqlite3_bind_text(q, 1, workflow, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, h.runs);

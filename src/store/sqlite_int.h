@@ -25,7 +25,7 @@
 #include "util/clock.h"
 
 /* The schema version this build writes; see sqlite_schema.c. */
-#define SQ_SCHEMA_VERSION 6
+#define SQ_SCHEMA_VERSION 7
 /* PRAGMA application_id of a dagrun state database: "dgst". */
 #define SQ_APPLICATION_ID 0x64677374
 
@@ -377,6 +377,13 @@ int sq_split_ids(struct arena *mem, const char *blob, size_t len, uint32_t n,
 		 const char ***out);
 int sq_history(struct store *s, const char *workflow, const char *const *ids,
 	       uint32_t n, uint32_t max_runs, uint64_t *median_ms, char **err);
+/* The table's cache_entries and cache_clear (sqlite_cache.c). */
+int sq_cache_entries(struct store *s, const char *workflow, const char *task,
+		     uint64_t budget, struct arena *mem, struct store_cache_entry **out, size_t *n, char **err);
+int sq_cache_clear(struct store *s, const char *workflow, const char *task, uint64_t *n,
+		   char **err);
+int sq_cache_result(struct store *s, struct store_cache_entry *e, struct arena *mem,
+		    char **err);
 
 /* ---- statistics (sqlite_stats.c) ---------------------------------------------- */
 

@@ -181,7 +181,8 @@ int sq_attempt_end(struct store *s, uint64_t key, const struct store_attempt_end
 		return r;
 	size_t rl = a->result_json ? a->result_len + 1 : 0;
 	size_t extra = slen(a->error) + slen(a->model) + slen(a->finish_reason) +
-		       slen(a->prompt_sha256) + slen(a->inputs_json) + slen(a->io_results_json) + rl;
+		       slen(a->prompt_sha256) + slen(a->inputs_json) + slen(a->io_results_json) + rl +
+		       slen(a->cache_key) + slen(a->cache_parts) + slen(a->cache_task_id);
 	struct sq_rec *q = reserve(st, REC_SIZE(end) + extra);
 	if (!q)
 		return lost(st);
@@ -201,6 +202,11 @@ int sq_attempt_end(struct store *s, uint64_t key, const struct store_attempt_end
 	e->io_results_json = put(&tail, a->io_results_json,
 				 slen(a->io_results_json) ? slen(a->io_results_json) - 1 : 0);
 	e->result_json = put(&tail, a->result_json, a->result_len);
+	e->cache_key = put(&tail, a->cache_key, slen(a->cache_key) ? slen(a->cache_key) - 1 : 0);
+	e->cache_parts = put(&tail, a->cache_parts,
+			     slen(a->cache_parts) ? slen(a->cache_parts) - 1 : 0);
+	e->cache_task_id = put(&tail, a->cache_task_id,
+			       slen(a->cache_task_id) ? slen(a->cache_task_id) - 1 : 0);
 	leave(st, q);
 	return 0;
 }

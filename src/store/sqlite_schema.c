@@ -122,6 +122,18 @@ static const char *const steps[SQ_SCHEMA_VERSION] = {
 	 * kept with the definition so that resume, rerun, replay and export
 	 * see the same body; NULL: started otherwise. */
 	"ALTER TABLE run_defs ADD COLUMN trigger TEXT;",
+
+	/* v7: the cache (README "Cache"): per workflow and task id, the key of
+	 * each attempt that ran and succeeded under one (the newest per key),
+	 * the attempt it names (whose recorded result a hit replays), and the
+	 * key's components (for explain). Its rows go with their run. */
+	"CREATE TABLE cache("
+	" workflow TEXT NOT NULL, task_id TEXT NOT NULL, key TEXT NOT NULL,"
+	" run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+	" task INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+	" created_ms INTEGER NOT NULL, parts TEXT,"
+	" PRIMARY KEY(workflow, task_id, key)) WITHOUT ROWID;"
+	"CREATE INDEX cache_by_run ON cache(run);",
 };
 
 /* One integer from a PRAGMA or a SELECT. */

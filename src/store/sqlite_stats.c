@@ -24,6 +24,11 @@
 #include <string.h>
 
 #include "store/sqlite_int.h"
+
+/* The flags the queries below name by value: 32 a cache hit, 96 run under
+ * a cache key (hit or miss), 48 not run here (replayed or a hit). */
+_Static_assert(STORE_ATTEMPT_CACHED == 32 && STORE_ATTEMPT_CACHE_MISS == 64 &&
+	       STORE_ATTEMPT_REPLAYED == 16, "sqlite_stats.c, sqlite_history.c: flags by value");
 #include "util/intern.h"
 
 #define SYM_FN "dagrun_task_sym"
@@ -266,19 +271,22 @@ static void symfn_free(struct symfn *c)
 	"   AND x.attempt = a.attempt WHERE a.flags IS NOT NULL),"                         \
 	" per AS (SELECT wf, t, count(*) AS n, max(fl & 1) AS ok,"                       \
 	"   max((fl & 12) != 0) AS cut, total(cpu) AS cpu, max(rss) AS rss, max(ai) AS ai," \
-	"   total(CASE WHEN ai THEN pt END) AS pt, total(CASE WHEN ai THEN ct END) AS ct"  \
+	"   total(CASE WHEN ai THEN pt END) AS pt, total(CASE WHEN ai THEN ct END) AS ct,"  \
+	"   max((fl & 96) != 0) AS keyed, max((fl & 32) != 0) AS hit"                     \
 	"  FROM att WHERE t >= 0 GROUP BY wf, t, run),"                                  \
 	" agg AS (SELECT wf, t, count(*) AS runs, sum(ok) AS ok_runs,"                   \
 	"   sum(ok = 0 AND cut = 0) AS failed, sum(ok = 0 AND cut = 1) AS cut,"          \
 	"   sum(n) AS attempts, total(cpu) AS cpu, max(rss) AS rss, sum(ai) AS ai_runs,"  \
-	"   total(pt) AS pt, total(ct) AS ct FROM per GROUP BY wf, t),"                   \
+	"   total(pt) AS pt, total(ct) AS ct, sum(keyed) AS keyed, sum(hit) AS hits"      \
+	"   FROM per GROUP BY wf, t),"                                                     \
 	" ranked AS (SELECT wf, t, dur,"                                                 \
 	"   row_number() OVER (PARTITION BY wf, t ORDER BY dur) AS rn,"                  \
-	"   count(*) OVER (PARTITION BY wf, t) AS k FROM att WHERE fl & 1 AND t >= 0),"   \
+	"   count(*) OVER (PARTITION BY wf, t) AS k FROM att WHERE fl & 1 AND NOT fl & 48" \
+	"   AND t >= 0),"                                                                  \
 	" pct AS (SELECT wf, t, max(k) AS k, " PCT(50, "dur") " AS p50, "                 \
 	"   " PCT(95, "dur") " AS p95, max(dur) AS mx FROM ranked GROUP BY wf, t)"        \
 	" SELECT agg.wf, agg.t, runs, ok_runs, failed, cut, attempts, cpu, rss, ai_runs," \
-	"  pt, ct, pct.k, p50, p95, mx"                                                   \
+	"  pt, ct, pct.k, p50, p95, mx, keyed, hits"                                       \
 	" FROM agg LEFT JOIN pct ON pct.wf = agg.wf AND pct.t = agg.t"
 
 static int by_wf_p95(const void *x, const void *y)
@@ -316,6 +324,8 @@ static int read_task_row(sqlite3_stmt *q, const struct symfn *c, struct arena *m
 	t->p50_ms = u64(q, 13);
 	t->p95_ms = u64(q, 14);
 	t->max_ms = u64(q, 15);
+	t->cache_runs = (uint32_t)u64(q, 16);
+	t->cached_runs = (uint32_t)u64(q, 17);
 	return t->workflow && t->task ? 0 : -ENOMEM;
 }
 

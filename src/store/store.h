@@ -113,6 +113,9 @@ enum {
 	STORE_ATTEMPT_INTERRUPTED = 8, /* ended by a crash of its driver */
 	STORE_ATTEMPT_REPLAYED = 16,   /* not run: its result is a recording's
 					* (a replay with live tasks) */
+	STORE_ATTEMPT_CACHED = 32,     /* a cache hit: the result of an earlier
+				        * attempt (README "Cache"); nothing ran */
+	STORE_ATTEMPT_CACHE_MISS = 64, /* ran under a cache key (a miss) */
 };
 
 enum store_stream { STORE_STDOUT = 1, STORE_STDERR = 2 };
@@ -223,6 +226,31 @@ struct store_attempt_end {
 	 * JSON object. */
 	const char *inputs_json;
 	const char *io_results_json;
+	/* The cache (README "Cache"): an attempt that ran and succeeded under
+	 * a cache key becomes the cache entry of (its run's workflow, task_id,
+	 * cache_key), replacing one with that key; cache_parts: the key's
+	 * components (JSON, masked) for explain. NULL: no entry. */
+	const char *cache_key;
+	const char *cache_parts;
+	const char *cache_task_id;
+};
+
+/* A cache entry, and what a hit needs of the attempt it names (filled by
+ * cache_result only). */
+struct store_cache_entry {
+	const char *task_id, *key, *parts;
+	const char *run_id;         /* the run of the attempt */
+	uint64_t run;               /* its store key */
+	uint32_t task, attempt;     /* as stored there */
+	uint64_t created_ms;        /* the attempt's end */
+	int exit_code;
+	int http_status;            /* 0: none */
+	const char *model;
+	int64_t prompt_tokens, completion_tokens;
+	const char *result_json;    /* the flow's result, or NULL */
+	const char *io_results_json;
+	const char *inputs_json;
+	bool has_result;            /* the fields above were read */
 };
 
 struct store_task_status_rec {
@@ -411,6 +439,9 @@ struct store_task_stats {
 	uint32_t ai_runs;          /* runs with an attempt that named a model */
 	uint64_t prompt_tokens, completion_tokens; /* summed over those (a
 				    * count the server did not report: 0) */
+	uint32_t cache_runs;       /* runs whose attempt was a cache hit or ran
+				    * under a cache key (README "Cache") */
+	uint32_t cached_runs;      /* ... a cache hit */
 };
 
 /* ---- the table ------------------------------------------------------------ */
@@ -589,6 +620,22 @@ struct store_ops {
 	/* prune() on the writer thread, after everything recorded before:
 	 * returns at once; a failure is sticky. */
 	int (*prune_async)(struct store *s, const struct store_prune_opts *o);
+
+	/* The cache (README "Cache"). cache_entries: every entry of
+	 * `workflow` (of one task id when task is not NULL), newest first,
+	 * with what a hit replays (has_result) as long as those bytes add
+	 * up to at most `budget` (beyond: cache_result reads them); in mem. cache_clear: removes them
+	 * (synchronous); *n: how many. */
+	int (*cache_entries)(struct store *s, const char *workflow, const char *task,
+			     uint64_t budget, struct arena *mem, struct store_cache_entry **out, size_t *n,
+			     char **err);
+	int (*cache_clear)(struct store *s, const char *workflow, const char *task,
+			   uint64_t *n, char **err);
+	/* What a hit replays of e's attempt (e->run, task, attempt): fills
+	 * e's exit code, HTTP, AI and result fields (strings in mem). -ENOENT
+	 * when the attempt is gone. */
+	int (*cache_result)(struct store *s, struct store_cache_entry *e, struct arena *mem,
+			    char **err);
 };
 
 /* Every store starts with its table. */
