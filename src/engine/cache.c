@@ -36,6 +36,7 @@
 
 
 #include "engine/io.h"
+#include "engine/wrap.h"
 #include "expr/redact.h"
 #include "kinds/kind.h"
 #include "sched/flow.h"
@@ -147,8 +148,7 @@ static const char *side_effect(const struct exec_attempt *a, const char *kind,
 struct cache_files_job;
 
 struct catt {
-	struct exec_attempt in;          /* what the inner executor sees */
-	struct exec_attempt *out;        /* the scheduler's */
+	struct exec_wrap w;              /* first: the inner executor's attempt */
 	struct cache_exec *x;
 	json_t *comp;                    /* the key's components */
 	json_t *stat;                    /* inputs: path -> "size:mtime" */
@@ -236,32 +236,6 @@ static void queue_end(struct cache_exec *x, struct catt *ca)
 
 /* ---- forwarding to the inner executor ----------------------------------------- */
 
-static void fwd_output(struct exec_attempt *a, enum exec_stream s, const char *p, size_t n)
-{
-	struct catt *ca = (struct catt *)a;
-	if (ca->out->on_output)
-		ca->out->on_output(ca->out, s, p, n);
-}
-
-static void fwd_event(struct exec_attempt *a, const struct dagrun_event *ev)
-{
-	struct catt *ca = (struct catt *)a;
-	if (ca->out->on_event)
-		ca->out->on_event(ca->out, ev);
-}
-
-static int fwd_render(struct exec_attempt *a, const struct dr_text *t,
-		      enum exec_render_mode mode, struct buf *out, char **err)
-{
-	struct catt *ca = (struct catt *)a;
-	ca->out->context = a->context;
-	ca->out->n_context = a->n_context;
-	int r = ca->out->render(ca->out, t, mode, out, err);
-	ca->out->context = NULL;
-	ca->out->n_context = 0;
-	return r;
-}
-
 static char *parts_text(struct catt *ca)
 {
 	json_t *o = json_pack("{s:O,s:O}", "c", ca->comp, "s", ca->stat ? ca->stat : json_null());
@@ -288,8 +262,8 @@ static void fwd_done(struct exec_attempt *a, struct exec_result *r)
 	struct catt *ca = (struct catt *)a;
 	struct cache_exec *x = ca->x;
 	add_miss_ext(ca, r);
-	ca->out->priv = NULL;
-	ca->out->on_done(ca->out, r);
+	ca->w.out->priv = NULL;
+	ca->w.out->on_done(ca->w.out, r);
 	/* the inner executor may still read its attempt: freed next turn */
 	bury(x, ca);
 }
@@ -297,21 +271,16 @@ static void fwd_done(struct exec_attempt *a, struct exec_result *r)
 /* Starts ca on the inner executor. Returns its error (nothing started). */
 static int start_inner(struct cache_exec *x, struct catt *ca)
 {
-	struct exec_attempt *a = ca->out;
-	ca->in = *a;
-	ca->in.on_output = fwd_output;
-	ca->in.on_event = fwd_event;
-	ca->in.on_done = fwd_done;
-	ca->in.render = a->render ? fwd_render : NULL;
-	ca->in.priv = NULL;
+	struct exec_attempt *a = ca->w.out;
+	exec_wrap_init(&ca->w, a, fwd_done, NULL);
 	ca->inner_started = true;
-	int r = x->inner->ops->start(x->inner, &ca->in);
+	int r = x->inner->ops->start(x->inner, &ca->w.in);
 	if (r < 0) {
 		ca->inner_started = false;
 		return r;
 	}
-	a->pid = ca->in.pid;
-	a->pid_start = ca->in.pid_start;
+	a->pid = ca->w.in.pid;
+	a->pid_start = ca->w.in.pid_start;
 	return 0;
 }
 
@@ -355,7 +324,7 @@ static json_t *recorded_of(const struct store_cache_entry *e)
 /* With the components complete: the key, then hit or miss. */
 static void decide(struct cache_exec *x, struct catt *ca)
 {
-	const struct exec_attempt *a = ca->out;
+	const struct exec_attempt *a = ca->w.out;
 	const struct dr_cache *cc = a->wf->tasks[a->task].opts->cache;
 	struct cache_tab *tab = x->tab;
 	if (cache_key_of(ca->comp, ca->key) < 0) {
@@ -489,7 +458,7 @@ static void files_done(uv_work_t *req, int status)
 
 static int queue_files(struct cache_exec *x, struct catt *ca, const struct dr_cache *cc)
 {
-	const struct exec_attempt *a = ca->out;
+	const struct exec_attempt *a = ca->w.out;
 	struct cache_files_job *j = calloc(1, sizeof(*j));
 	if (!j || !(j->dir = strdup(a->wf->dir ? a->wf->dir : "."))) {
 		free(j);
@@ -560,7 +529,7 @@ static int components(struct cache_exec *x, struct catt *ca, const char *inputs,
 {
 	if (!(ca->comp = json_object()))
 		return -ENOMEM;
-	return cache_components(ca->comp, ca->out, x->kind->load.model.name, inputs,
+	return cache_components(ca->comp, ca->w.out, x->kind->load.model.name, inputs,
 				x->env ? x->env->flow : NULL, err);
 }
 
@@ -571,7 +540,7 @@ static int cache_start(struct executor *ex, struct exec_attempt *a)
 	struct catt *ca = calloc(1, sizeof(*ca));
 	if (!ca)
 		return -ENOMEM;
-	ca->out = a;
+	ca->w.out = a;
 	ca->x = x;
 	a->priv = ca;
 	const struct dr_task_opts *o = a->wf->tasks[a->task].opts;
@@ -689,8 +658,8 @@ static void end_queued(struct cache_exec *x)
 		else
 			add_miss_ext(ca, &r);
 		ca->reason = NULL;
-		ca->out->priv = NULL;
-		ca->out->on_done(ca->out, &r);
+		ca->w.out->priv = NULL;
+		ca->w.out->on_done(ca->w.out, &r);
 		exec_result_free(&r);
 		catt_free(ca);
 		ca = next;
@@ -713,7 +682,7 @@ static void cache_cancel(struct executor *ex, struct exec_attempt *a, bool hard)
 	if (!ca)
 		return;
 	if (ca->inner_started)
-		x->inner->ops->cancel(x->inner, &ca->in, hard);
+		x->inner->ops->cancel(x->inner, &ca->w.in, hard);
 	else
 		ca->cancelled = true;   /* ends when its work does, or next turn */
 }
@@ -770,7 +739,7 @@ char *cache_plan(struct kind_env *env, struct cache_tab *tab, uint32_t t)
 		.redactor = flow_redactor(env->flow), .owner = env,
 		.variant = wf->kinds[k->kind]->variant,
 	};
-	struct catt ca = {.out = &a, .x = &x};
+	struct catt ca = {.w.out = &a, .x = &x};
 	char *inputs = NULL, *ierr = NULL, *kerr = NULL, *said = NULL;
 	const char *warn;
 	int r = kinds_inputs(x.kind, &a, &inputs, &ierr);

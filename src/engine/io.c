@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/wrap.h"
 #include "expr/value.h"
 #include "kinds/kind.h"
 #include "util/buf.h"
@@ -81,8 +82,7 @@ static struct io_ext *io_ext_new(struct exec_ext *inner, char *inputs, char *ier
 /* ---- the recorder ----------------------------------------------------------------- */
 
 struct rec_att {
-	struct exec_attempt in;          /* what the inner executor sees */
-	struct exec_attempt *out;        /* the scheduler's */
+	struct exec_wrap w;              /* first: the inner executor's attempt */
 	struct io_exec *x;
 	char *inputs, *ierr;
 	uint64_t out_seen;               /* stdout bytes that went to the log */
@@ -122,32 +122,12 @@ static void reap(struct io_exec *x)
 	}
 }
 
-static void fwd_output(struct exec_attempt *a, enum exec_stream s, const char *p, size_t n)
+static void count_output(struct exec_attempt *a, enum exec_stream s, const char *p, size_t n)
 {
 	struct rec_att *ra = (struct rec_att *)a;
 	if (s == EXEC_STDOUT)
 		ra->out_seen += n;
-	if (ra->out->on_output)
-		ra->out->on_output(ra->out, s, p, n);
-}
-
-static void fwd_event(struct exec_attempt *a, const struct dagrun_event *ev)
-{
-	struct rec_att *ra = (struct rec_att *)a;
-	if (ra->out->on_event)
-		ra->out->on_event(ra->out, ev);
-}
-
-static int fwd_render(struct exec_attempt *a, const struct dr_text *t,
-		      enum exec_render_mode mode, struct buf *out, char **err)
-{
-	struct rec_att *ra = (struct rec_att *)a;
-	ra->out->context = a->context;
-	ra->out->n_context = a->n_context;
-	int r = ra->out->render(ra->out, t, mode, out, err);
-	ra->out->context = NULL;
-	ra->out->n_context = 0;
-	return r;
+	exec_wrap_output(a, s, p, n);
 }
 
 /* outputs as an object of strings, or NULL. */
@@ -207,8 +187,8 @@ static void rec_done(struct exec_attempt *a, struct exec_result *r)
 	r->ext = e ? &e->base : NULL;
 	if (e)
 		e->io.results = e->results = results_json(a, r, ra->out_seen);
-	ra->out->priv = NULL;
-	ra->out->on_done(ra->out, r);
+	ra->w.out->priv = NULL;
+	ra->w.out->on_done(ra->w.out, r);
 	/* the inner executor may still read its attempt: freed next turn */
 	ra->next = x->dead;
 	x->dead = ra;
@@ -229,24 +209,18 @@ static int rec_start(struct executor *ex, struct exec_attempt *a)
 		free(ra);
 		return r;
 	}
-	ra->in = *a;
-	ra->in.on_output = fwd_output;
-	ra->in.on_event = fwd_event;
-	ra->in.on_done = rec_done;
-	ra->in.render = a->render ? fwd_render : NULL;
-	ra->in.priv = NULL;
-	ra->out = a;
+	exec_wrap_init(&ra->w, a, rec_done, count_output);
 	ra->x = x;
 	a->priv = ra;
-	if ((r = x->inner->ops->start(x->inner, &ra->in)) < 0) {
+	if ((r = x->inner->ops->start(x->inner, &ra->w.in)) < 0) {
 		a->priv = NULL;
 		free(ra->inputs);
 		free(ra->ierr);
 		free(ra);
 		return r;
 	}
-	a->pid = ra->in.pid;
-	a->pid_start = ra->in.pid_start;
+	a->pid = ra->w.in.pid;
+	a->pid_start = ra->w.in.pid_start;
 	return 0;
 }
 
@@ -255,7 +229,7 @@ static void rec_cancel(struct executor *ex, struct exec_attempt *a, bool hard)
 	struct io_exec *x = (struct io_exec *)ex;
 	struct rec_att *ra = a->priv;
 	if (ra)
-		x->inner->ops->cancel(x->inner, &ra->in, hard);
+		x->inner->ops->cancel(x->inner, &ra->w.in, hard);
 }
 
 static void on_closed(uv_handle_t *h)
