@@ -229,8 +229,10 @@ static bool final_status(int st)
 }
 
 /* Records the held attempt end; with the task's status event that follows
- * it (final: with the task's result). */
-static void flush_end(struct record *r, const dagrun_event *status)
+ * it (final: with the task's result) and its record t, which the store
+ * commits with the end, atomically. */
+static void flush_end(struct record *r, const dagrun_event *status,
+		      const struct store_task_status_rec *t)
 {
 	struct stash *k = &r->stash;
 	if (!k->full)
@@ -252,6 +254,7 @@ static void flush_end(struct record *r, const dagrun_event *status)
 		e.result_json = r->result.data;
 		e.result_len = r->result.len;
 	}
+	e.status = t;
 	check(r, store_attempt_end(r->st, r->key, &e));
 }
 
@@ -264,7 +267,7 @@ void record_observe(void *ud, const dagrun_event *ev)
 		return;
 	switch (ev->type) {
 	case DAGRUN_EV_ATTEMPT_START: {
-		flush_end(r, NULL);
+		flush_end(r, NULL, NULL);
 		struct store_attempt_start a = {
 			.task = ev->task_index, .attempt = ev->attempt, .start_ms = ev->ts_ms,
 			.ready_ms = ev->ready_ms,
@@ -280,20 +283,26 @@ void record_observe(void *ud, const dagrun_event *ev)
 					      ev->data, ev->len));
 		break;
 	case DAGRUN_EV_ATTEMPT_END:
-		flush_end(r, NULL);
+		flush_end(r, NULL, NULL);
 		stash_end(r, ev);
 		break;
 	case DAGRUN_EV_TASK_STATUS: {
 		/* Running: its attempt's start (next) says so. */
 		if (ev->status == DAGRUN_RUNNING)
 			break;
-		flush_end(r, r->stash.full && r->stash.e.task == ev->task_index ? ev : NULL);
 		struct store_task_status_rec t = {
 			.task = ev->task_index, .status = ev->status,
 			.error_class = final_status(ev->status) || ev->status == DAGRUN_RETRYING ?
 				       ev->error_class : 0,
 			.error = ev->error,
 		};
+		/* The end of the task's attempt and the status it leads to:
+		 * one record, so that no crash can keep one without the other. */
+		if (r->stash.full && r->stash.e.task == ev->task_index) {
+			flush_end(r, ev, &t);
+			break;
+		}
+		flush_end(r, NULL, NULL);
 		check(r, store_task_status(r->st, r->key, &t));
 		break;
 	}
@@ -326,7 +335,7 @@ static void on_group(uv_timer_t *h)
 int record_gate_request(void *ud, bool urgent)
 {
 	struct record *r = ud;
-	flush_end(r, NULL);
+	flush_end(r, NULL, NULL);
 	if (urgent)
 		return barrier_now(r);
 	return uv_timer_start(&r->group, on_group, GATE_GROUP_MS, 0);
@@ -401,7 +410,7 @@ int record_finish(struct record *r, int outcome, char **err)
 	if (!r || !r->st)
 		return 0;
 	r->live = false;
-	flush_end(r, NULL);
+	flush_end(r, NULL, NULL);
 	warn_cut(r);
 	int rc = 0;
 	bool over = outcome == 0 || outcome == 1 || outcome == RECORD_CANCELLED;

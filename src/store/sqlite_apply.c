@@ -253,16 +253,19 @@ static int put_chunk(struct sq_store *st, const struct sq_chunk *c)
  * status without either removes the note left by an earlier one. */
 static int put_note(struct sq_store *st, const struct sq_rec *r)
 {
-	uint32_t task = r->type == REC_CARRY ? r->u.carry.task : r->u.status.task;
-	bool keep = r->type == REC_CARRY || r->u.status.error_class || r->u.status.error;
+	/* A status record, or an end that carries its task's status. */
+	const struct store_task_status_rec *t = r->type == REC_END ? r->u.end.status :
+						r->type == REC_STATUS ? &r->u.status : NULL;
+	uint32_t task = t ? t->task : r->u.carry.task;
+	bool keep = !t || t->error_class || t->error;
 	sqlite3_stmt *s = st->stmt[keep ? ST_NOTE : ST_UNNOTE];
 	bind_u64(s, 1, r->run->key);
 	sqlite3_bind_int64(s, 2, task);
 	if (!keep)
 		return run_stmt(s);
-	if (r->type == REC_STATUS) {
-		sqlite3_bind_int(s, 3, r->u.status.error_class);
-		bind_text(s, 4, r->u.status.error);
+	if (t) {
+		sqlite3_bind_int(s, 3, t->error_class);
+		bind_text(s, 4, t->error);
 		sqlite3_bind_null(s, 5);
 		sqlite3_bind_null(s, 6);
 	} else {

@@ -174,15 +174,20 @@ int sq_attempt_end(struct store *s, uint64_t key, const struct store_attempt_end
 {
 	struct sq_store *st = sq_of(s);
 	struct sq_run *run = NULL;
-	if (!a->attempt || (a->result_json && a->result_len > INT32_MAX))
+	const struct store_task_status_rec *ts = a->status;
+	if (!a->attempt || (a->result_json && a->result_len > INT32_MAX) ||
+	    (ts && (ts->task != a->task || ts->status < 0 || ts->status >= STORE_TASK_NSTATUS)))
 		return -EINVAL;
 	int r = enter(st, key, a->task, &run);
 	if (r)
 		return r;
 	size_t rl = a->result_json ? a->result_len + 1 : 0;
+	/* The status goes first in the tail (REC_TAIL is 8-aligned), its
+	 * message with the strings. */
 	size_t extra = slen(a->error) + slen(a->model) + slen(a->finish_reason) +
 		       slen(a->prompt_sha256) + slen(a->inputs_json) + slen(a->io_results_json) + rl +
-		       slen(a->cache_key) + slen(a->cache_parts) + slen(a->cache_task_id);
+		       slen(a->cache_key) + slen(a->cache_parts) + slen(a->cache_task_id) +
+		       (ts ? sizeof(*ts) + slen(ts->error) : 0);
 	struct sq_rec *q = reserve(st, REC_SIZE(end) + extra);
 	if (!q)
 		return lost(st);
@@ -191,6 +196,13 @@ int sq_attempt_end(struct store *s, uint64_t key, const struct store_attempt_end
 	q->u.end = *a;
 	char *tail = REC_TAIL(q, end);
 	struct store_attempt_end *e = &q->u.end;
+	if (ts) {
+		struct store_task_status_rec *copy = (struct store_task_status_rec *)(void *)tail;
+		tail += sizeof(*copy);
+		*copy = *ts;
+		copy->error = put(&tail, ts->error, slen(ts->error) ? slen(ts->error) - 1 : 0);
+		e->status = copy;
+	}
 	e->error = put(&tail, a->error, slen(a->error) ? slen(a->error) - 1 : 0);
 	e->model = put(&tail, a->model, slen(a->model) ? slen(a->model) - 1 : 0);
 	e->finish_reason = put(&tail, a->finish_reason,

@@ -126,6 +126,11 @@ static int take(struct sq_store *st, struct sq_batch *b, struct sq_rec *r)
 					 op.logged, op.cut)) < 0)
 			return ret;
 		ret = PUSH(b->ops, b->nops, b->capops, op);
+		/* The status it carries: in the same batch, so the same
+		 * transaction (store.h). */
+		if (ret == 0 && r->u.end.status)
+			ret = note_status(b, r, r->u.end.task, r->u.end.status->status,
+					  r->u.end.status->error_class || r->u.end.status->error);
 		break;
 	case REC_STATUS:
 		ret = note_status(b, r, r->u.status.task, r->u.status.status,

@@ -191,6 +191,8 @@ struct store_attempt_start {
 				    * tell it from a later process with its pid */
 };
 
+struct store_task_status_rec;
+
 struct store_attempt_end {
 	uint32_t task, attempt;
 	unsigned flags;            /* STORE_ATTEMPT_* */
@@ -233,6 +235,12 @@ struct store_attempt_end {
 	const char *cache_key;
 	const char *cache_parts;
 	const char *cache_task_id;
+	/* The task's status this end leads to (its final status, or
+	 * retrying), or NULL. Committed in the same transaction as the end,
+	 * never one without the other: a crash between them would leave an
+	 * attempt that succeeded under a task still running, which resume
+	 * would run again. status->task is a->task. */
+	const struct store_task_status_rec *status;
 };
 
 /* A cache entry, and what a hit needs of the attempt it names (filled by
@@ -523,7 +531,9 @@ struct store_ops {
 	int (*attempt_start)(struct store *s, uint64_t key,
 			     const struct store_attempt_start *a);
 	/* An attempt's end: inserted with its start as one row when both are
-	 * in one batch. Output chunks for the attempt must come before it. */
+	 * in one batch. Output chunks for the attempt must come before it.
+	 * With a->status, the task's status too, atomically (as if by
+	 * task_status right after it, in the same transaction). */
 	int (*attempt_end)(struct store *s, uint64_t key,
 			   const struct store_attempt_end *a);
 	int (*task_status)(struct store *s, uint64_t key,

@@ -334,6 +334,67 @@ static void many_records_share_one_transaction_and_a_barrier_commits_at_once(voi
 	free(dir);
 }
 
+/* An end that carries its task's status is one record: with one record to
+ * a transaction, the end and the status still commit together (a kill
+ * between two transactions cannot leave an attempt that succeeded under a
+ * task that is still running, which resume would run again). The same end
+ * and status as two records take two transactions. */
+static void an_end_with_its_status_commits_in_one_transaction(void **state)
+{
+	(void)state;
+	char *tmp = t_tmpdir(), *dir = t_statedir(tmp);
+	struct store_opts o = {.batch_max = 1};
+	struct store *s = t_open(dir, &o);
+	uint64_t key = t_begin(s, "wf", 2, NULL, 1, NULL);
+	struct store_stats before, after;
+	for (uint32_t task = 0; task < 2; task++) {
+		struct store_attempt_start a = {.task = task, .attempt = 1, .start_ms = 100};
+		assert_int_equal(store_attempt_start(s, key, &a), 0);
+		assert_int_equal(t_sync(s), 0);
+		s->ops->stats(s, &before);
+		struct store_task_status_rec st = {.task = task, .status = STORE_TASK_FAILED,
+						   .error_class = 2, .error = "exit 3"};
+		struct store_attempt_end e = {.task = task, .attempt = 1, .start_ms = 100,
+					      .end_ms = 150, .duration_ms = 50, .exit_code = 3,
+					      .error_class = 2, .error = "exit 3"};
+		if (task == 0) {
+			e.status = &st;
+			assert_int_equal(store_attempt_end(s, key, &e), 0);
+		} else {
+			assert_int_equal(store_attempt_end(s, key, &e), 0);
+			assert_int_equal(store_task_status(s, key, &st), 0);
+		}
+		assert_int_equal(t_sync(s), 0);
+		s->ops->stats(s, &after);
+		assert_int_equal(after.transactions - before.transactions, task == 0 ? 1 : 2);
+	}
+	/* Both as recorded: status and reason, and the attempt. */
+	struct arena mem = ARENA_INIT;
+	struct store_task_info *t;
+	size_t n;
+	char *err = NULL;
+	assert_int_equal(s->ops->tasks(s, key, &mem, &t, &n, &err), 0);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(t[i].status, STORE_TASK_FAILED);
+		assert_int_equal(t[i].error_class, 2);
+		assert_string_equal(t[i].error, "exit 3");
+		assert_int_equal(t[i].attempts, 1);
+		assert_int_equal(t[i].exit_code, 3);
+	}
+	/* A status for another task, or out of range, is refused. */
+	struct store_task_status_rec bad = {.task = 0, .status = STORE_TASK_COMPLETED};
+	struct store_attempt_end e = {.task = 1, .attempt = 2, .status = &bad};
+	assert_int_equal(store_attempt_end(s, key, &e), -EINVAL);
+	bad = (struct store_task_status_rec){.task = 1, .status = STORE_TASK_NSTATUS};
+	assert_int_equal(store_attempt_end(s, key, &e), -EINVAL);
+	arena_free(&mem);
+	assert_int_equal(store_close(s), 0);
+	t_rmrf(tmp);
+	free(tmp);
+	free(dir);
+}
+
 struct order {
 	pthread_mutex_t mu;
 	int seen[200];
@@ -819,6 +880,7 @@ int main(void)
 		cmocka_unit_test(records_for_unknown_or_ended_runs_and_bad_tasks_are_refused),
 		cmocka_unit_test(start_and_end_in_one_batch_or_two_give_the_same_row),
 		cmocka_unit_test(many_records_share_one_transaction_and_a_barrier_commits_at_once),
+		cmocka_unit_test(an_end_with_its_status_commits_in_one_transaction),
 		cmocka_unit_test(barriers_call_back_in_order_after_what_came_before_is_committed),
 		cmocka_unit_test(log_files_keep_a_prefix_up_to_the_cap_and_count_the_rest),
 		cmocka_unit_test(many_attempts_with_output_at_once_stay_within_open_file_limits),
