@@ -6,16 +6,25 @@
  * bound on every use (no clearing of bindings between rows). Task
  * statuses are written a chunk of SQ_CHUNK tasks at a time, from the
  * writer's copy of the run's statuses: a batch of N consecutive
- * completions writes N / SQ_CHUNK rows, not N.
+ * completions writes N / SQ_CHUNK rows, not N. Likewise the attempts
+ * whose start and end share the batch (most of them, in a busy run) are
+ * inserted SQ_ROWS rows to a statement.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/sqlite_int.h"
 
 enum { ST_INSERT, ST_START, ST_END, ST_RESULT, ST_IO, ST_EXT, ST_CHUNK, ST_NOTE, ST_UNNOTE,
-       ST_COUNTS, ST_RUN_END, ST_BEAT, ST_RELEASE, ST_CACHE, ST_N };
+       ST_COUNTS, ST_RUN_END, ST_BEAT, ST_RELEASE, ST_CACHE, ST_INSERTS, ST_N };
+
+/* Attempts whose start and end share a batch go SQ_ROWS to a statement:
+ * the per-statement cost (cursor opened, VM started and halted) is paid
+ * once for them all; the rows' own (a seek and an insert each) is not. */
+#define SQ_ROWS 16
+#define ATT_COLS 26
 
 #define ATT_INSERT \
 	"INTO attempts(run,task,attempt,flags,start_ms,end_ms,duration_ms,pid,pgid," \
@@ -79,14 +88,42 @@ static const char *const sql[ST_N] = {
 	" WHERE id=?1 AND owner_pid=?2 AND owner_host=?3",
 };
 
+/* ST_INSERT with SQ_ROWS rows of values. */
+static char *inserts_sql(void)
+{
+	const char *one = sql[ST_INSERT];
+	const char *values = strstr(one, " VALUES(");
+	size_t head = (size_t)(values - one) + 7, cap = head + SQ_ROWS * ATT_COLS * 7 + 16;
+	char *q = malloc(cap);
+	if (!q)
+		return NULL;
+	memcpy(q, one, head);
+	size_t n = head;
+	for (int r = 0; r < SQ_ROWS; r++) {
+		n += (size_t)snprintf(q + n, cap - n, r ? ",(" : "(");
+		for (int c = 0; c < ATT_COLS; c++)
+			n += (size_t)snprintf(q + n, cap - n, c ? ",?%d" : "?%d",
+					      r * ATT_COLS + c + 1);
+		n += (size_t)snprintf(q + n, cap - n, ")");
+	}
+	return q;
+}
+
 int sq_apply_prepare(struct sq_store *st, char **err)
 {
+	_Static_assert(ST_N <= sizeof(st->stmt) / sizeof(st->stmt[0]), "room for the statements");
+	char *many = inserts_sql();
+	if (!many)
+		return sq_err(err, -ENOMEM, "%s: out of memory", st->path);
 	for (int i = 0; i < ST_N; i++) {
-		int rc = sqlite3_prepare_v3(st->wdb, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-					    &st->stmt[i], NULL);
-		if (rc != SQLITE_OK)
+		int rc = sqlite3_prepare_v3(st->wdb, i == ST_INSERTS ? many : sql[i], -1,
+					    SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL);
+		if (rc != SQLITE_OK) {
+			free(many);
 			return sq_fail(st->wdb, rc, st->path, err, "cannot prepare statements");
+		}
 	}
+	free(many);
 	return 0;
 }
 
@@ -160,41 +197,51 @@ static int put_ext(struct sq_store *st, uint64_t run, const struct store_attempt
 	return run_stmt(s);
 }
 
-static int put_end(struct sq_store *st, const struct sq_op *op)
+/* Binds an attempt's row (ATT_INSERT's ATT_COLS values) at parameters
+ * base + 1 ... */
+static void bind_attempt(sqlite3_stmt *s, int base, const struct sq_op *op)
 {
 	const struct store_attempt_end *e = &op->rec->u.end;
 	const struct store_attempt_start *a = op->start ? &op->start->u.start : NULL;
-	uint64_t run = op->rec->run->key;
-	sqlite3_stmt *s = st->stmt[a ? ST_INSERT : ST_END];
 	uint64_t start = e->start_ms ? e->start_ms : a ? a->start_ms : e->end_ms;
-	bind_key(s, run, e->task, e->attempt);
-	sqlite3_bind_int(s, 4, (int)e->flags);
-	bind_u64(s, 5, start);
-	bind_u64(s, 6, e->end_ms > start ? e->end_ms - start : 0);
-	bind_u64(s, 7, e->duration_ms);
+	bind_u64(s, base + 1, op->rec->run->key);
+	sqlite3_bind_int64(s, base + 2, e->task);
+	sqlite3_bind_int64(s, base + 3, e->attempt);
+	sqlite3_bind_int(s, base + 4, (int)e->flags);
+	bind_u64(s, base + 5, start);
+	bind_u64(s, base + 6, e->end_ms > start ? e->end_ms - start : 0);
+	bind_u64(s, base + 7, e->duration_ms);
 	if (a) {
-		sqlite3_bind_int64(s, 8, a->pid);
-		sqlite3_bind_int64(s, 9, a->pgid);
-		bind_u64(s, 10, a->pid_start);
+		sqlite3_bind_int64(s, base + 8, a->pid);
+		sqlite3_bind_int64(s, base + 9, a->pgid);
+		bind_u64(s, base + 10, a->pid_start);
 	} else {
 		for (int i = 8; i <= 10; i++)
-			sqlite3_bind_null(s, i);
+			sqlite3_bind_null(s, base + i);
 	}
-	sqlite3_bind_int(s, 11, e->exit_code);
-	sqlite3_bind_int(s, 12, e->signal);
-	sqlite3_bind_int(s, 13, e->error_class);
-	bind_text(s, 14, e->error);
-	bind_u64(s, 15, e->cpu_user_ms);
-	bind_u64(s, 16, e->cpu_sys_ms);
-	sqlite3_bind_int64(s, 17, e->max_rss_kb);
+	sqlite3_bind_int(s, base + 11, e->exit_code);
+	sqlite3_bind_int(s, base + 12, e->signal);
+	sqlite3_bind_int(s, base + 13, e->error_class);
+	bind_text(s, base + 14, e->error);
+	bind_u64(s, base + 15, e->cpu_user_ms);
+	bind_u64(s, base + 16, e->cpu_sys_ms);
+	sqlite3_bind_int64(s, base + 17, e->max_rss_kb);
 	const uint64_t v[] = {e->out_bytes, e->err_bytes, e->out_dropped, e->err_dropped,
 			      op->logged[STORE_STDOUT], op->logged[STORE_STDERR],
 			      op->cut[STORE_STDOUT], op->cut[STORE_STDERR]};
 	for (int i = 0; i < 8; i++)
-		bind_u64(s, 18 + i, v[i]);
-	bind_ready(s, 26, a ? a->ready_ms : 0, start);
-	int rc = run_stmt(s);
-	if (rc == SQLITE_OK && e->result_json) {
+		bind_u64(s, base + 18 + i, v[i]);
+	bind_ready(s, base + 26, a ? a->ready_ms : 0, start);
+}
+
+/* The rows of other tables an attempt's end writes. */
+static int put_end_rest(struct sq_store *st, const struct sq_op *op)
+{
+	const struct store_attempt_end *e = &op->rec->u.end;
+	uint64_t run = op->rec->run->key;
+	sqlite3_stmt *s;
+	int rc = SQLITE_OK;
+	if (e->result_json) {
 		s = st->stmt[ST_RESULT];
 		bind_key(s, run, e->task, e->attempt);
 		sqlite3_bind_text(s, 4, e->result_json, (int)e->result_len, SQLITE_STATIC);
@@ -223,6 +270,14 @@ static int put_end(struct sq_store *st, const struct sq_op *op)
 				     "'%s': %s", st->path, e->cache_task_id, sqlite3_errmsg(st->wdb));
 	}
 	return rc;
+}
+
+static int put_end(struct sq_store *st, const struct sq_op *op)
+{
+	sqlite3_stmt *s = st->stmt[op->start ? ST_INSERT : ST_END];
+	bind_attempt(s, 0, op);
+	int rc = run_stmt(s);
+	return rc == SQLITE_OK ? put_end_rest(st, op) : rc;
 }
 
 static int put_start(struct sq_store *st, const struct sq_rec *r)
@@ -300,10 +355,32 @@ int sq_apply_batch(struct sq_store *st, void *batch)
 {
 	struct sq_batch *b = batch;
 	int rc = SQLITE_OK;
+	/* Attempts of distinct keys: their rows can go in any order, the
+	 * other tables' rows (the cache's: newest wins) in record order. */
+	sqlite3_stmt *many = st->stmt[ST_INSERTS];
+	size_t bulk = 0;           /* paired ends left to go SQ_ROWS at a time */
+	for (size_t i = 0; i < b->nops; i++)
+		bulk += !b->ops[i].dead && b->ops[i].start;
+	bulk -= bulk % SQ_ROWS;
+	int rows = 0;
 	for (size_t i = 0; i < b->nops && rc == SQLITE_OK; i++) {
 		const struct sq_op *op = &b->ops[i];
-		if (!op->dead)
-			rc = op->rec->type == REC_START ? put_start(st, op->rec) : put_end(st, op);
+		if (op->dead)
+			continue;
+		if (op->rec->type == REC_START) {
+			rc = put_start(st, op->rec);
+		} else if (op->start && bulk) {
+			bulk--;
+			bind_attempt(many, rows * ATT_COLS, op);
+			if (++rows == SQ_ROWS) {
+				rc = run_stmt(many);
+				rows = 0;
+			}
+			if (rc == SQLITE_OK)
+				rc = put_end_rest(st, op);
+		} else {
+			rc = put_end(st, op);
+		}
 	}
 	for (size_t i = 0; i < b->nchunks && rc == SQLITE_OK; i++)
 		rc = put_chunk(st, &b->chunks[i]);

@@ -395,6 +395,95 @@ static void an_end_with_its_status_commits_in_one_transaction(void **state)
 	free(dir);
 }
 
+/* Attempts whose start and end share a batch are written 16 to a
+ * statement, the rest one by one: 37 of them (two full statements and 5
+ * alone), among ends whose start was committed before, come back field
+ * by field, each with its own values and its result. */
+static void attempts_written_many_to_a_statement_come_back_whole(void **state)
+{
+	(void)state;
+	char *tmp = t_tmpdir(), *dir = t_statedir(tmp);
+	struct store_opts o = {.batch_ms = 60000};
+	struct store *s = t_open(dir, &o);
+	enum { N = 40, EARLY = 3 };   /* tasks 0..2: start committed alone */
+	uint64_t key = t_begin(s, "wf", N, NULL, 1, NULL);
+	for (uint32_t t = 0; t < EARLY; t++) {
+		struct store_attempt_start a = {.task = t, .attempt = 1, .start_ms = 1000 + t,
+						.ready_ms = 990 + t, .pid = 500 + t, .pgid = 600 + t,
+						.pid_start = 700 + t};
+		assert_int_equal(store_attempt_start(s, key, &a), 0);
+	}
+	assert_int_equal(t_sync(s), 0);
+	char results[N][32], errors[N][16];
+	for (uint32_t t = 0; t < N; t++) {
+		if (t >= EARLY) {
+			struct store_attempt_start a = {.task = t, .attempt = 1, .start_ms = 1000 + t,
+							.ready_ms = 990 + t, .pid = 500 + t,
+							.pgid = 600 + t, .pid_start = 700 + t};
+			assert_int_equal(store_attempt_start(s, key, &a), 0);
+		}
+		snprintf(results[t], sizeof(results[t]), "{\"output\":\"r%u\"}", t);
+		snprintf(errors[t], sizeof(errors[t]), "e%u", t);
+		struct store_task_status_rec st = {.task = t, .status = t % 2 ? STORE_TASK_FAILED :
+								  STORE_TASK_COMPLETED};
+		struct store_attempt_end e = {
+			.task = t, .attempt = 1, .flags = t % 2 ? 0 : STORE_ATTEMPT_OK,
+			.start_ms = 1000 + t, .end_ms = 1100 + 2 * t, .duration_ms = 100 + t,
+			.exit_code = (int)t, .signal = (int)(t % 3), .error_class = t % 2 ? 2 : 0,
+			.error = t % 2 ? errors[t] : NULL, .cpu_user_ms = 10 + t, .cpu_sys_ms = 20 + t,
+			.max_rss_kb = 3000 + t, .out_bytes = 40 + t, .err_bytes = 50 + t,
+			.out_dropped = t, .err_dropped = 2 * t, .result_json = results[t],
+			.result_len = strlen(results[t]), .status = &st};
+		assert_int_equal(store_attempt_end(s, key, &e), 0);
+	}
+	assert_int_equal(t_sync(s), 0);
+	struct arena mem = ARENA_INIT;
+	struct store_attempt_info *at;
+	size_t n;
+	char *err = NULL;
+	assert_int_equal(s->ops->attempts(s, key, STORE_ALL_TASKS, &mem, &at, &n, &err), 0);
+	assert_int_equal(n, N);
+	for (uint32_t t = 0; t < N; t++) {
+		const struct store_attempt_info *x = &at[t];
+		assert_int_equal(x->task, t);
+		assert_int_equal(x->attempt, 1);
+		assert_true(x->ended);
+		assert_int_equal(x->flags & STORE_ATTEMPT_OK, t % 2 ? 0 : STORE_ATTEMPT_OK);
+		assert_int_equal(x->start_ms, 1000 + t);
+		assert_int_equal(x->end_ms, 1100 + 2 * t);
+		assert_int_equal(x->duration_ms, 100 + t);
+		assert_int_equal(x->ready_ms, 990 + t);
+		assert_int_equal(x->pid, 500 + t);
+		assert_int_equal(x->pgid, 600 + t);
+		assert_int_equal(x->pid_start, 700 + t);
+		assert_int_equal(x->exit_code, t);
+		assert_int_equal(x->signal, t % 3);
+		assert_int_equal(x->error_class, t % 2 ? 2 : 0);
+		if (t % 2)
+			assert_string_equal(x->error, errors[t]);
+		else
+			assert_null(x->error);
+		assert_int_equal(x->cpu_user_ms, 10 + t);
+		assert_int_equal(x->cpu_sys_ms, 20 + t);
+		assert_int_equal(x->max_rss_kb, 3000 + t);
+		assert_int_equal(x->out_bytes, 40 + t);
+		assert_int_equal(x->err_bytes, 50 + t);
+		assert_int_equal(x->out_dropped, t);
+		assert_int_equal(x->err_dropped, 2 * t);
+		assert_non_null(x->result_json);
+		assert_string_equal(x->result_json, results[t]);
+	}
+	struct store_task_info *ti;
+	assert_int_equal(s->ops->tasks(s, key, &mem, &ti, &n, &err), 0);
+	for (uint32_t t = 0; t < N; t++)
+		assert_int_equal(ti[t].status, t % 2 ? STORE_TASK_FAILED : STORE_TASK_COMPLETED);
+	arena_free(&mem);
+	assert_int_equal(store_close(s), 0);
+	t_rmrf(tmp);
+	free(tmp);
+	free(dir);
+}
+
 struct order {
 	pthread_mutex_t mu;
 	int seen[200];
@@ -881,6 +970,7 @@ int main(void)
 		cmocka_unit_test(start_and_end_in_one_batch_or_two_give_the_same_row),
 		cmocka_unit_test(many_records_share_one_transaction_and_a_barrier_commits_at_once),
 		cmocka_unit_test(an_end_with_its_status_commits_in_one_transaction),
+		cmocka_unit_test(attempts_written_many_to_a_statement_come_back_whole),
 		cmocka_unit_test(barriers_call_back_in_order_after_what_came_before_is_committed),
 		cmocka_unit_test(log_files_keep_a_prefix_up_to_the_cap_and_count_the_rest),
 		cmocka_unit_test(many_attempts_with_output_at_once_stay_within_open_file_limits),
