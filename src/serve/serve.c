@@ -114,6 +114,7 @@ static void init_locks(struct serve *s)
 	pthread_cond_init(&s->rd.cv, NULL);
 	pthread_mutex_init(&s->run.mu, NULL);
 	pthread_mutex_init(&s->met.mu, NULL);
+	pthread_mutex_init(&s->seen.mu, NULL);
 	pthread_mutex_init(&s->sch.mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

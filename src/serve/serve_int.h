@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -43,6 +44,7 @@ struct tz;
 #define SERVE_MAX_BODY (64u << 10)    /* an API request body */
 #define SERVE_MAX_HOOK_BODY (1u << 20) /* a hook's body (DAGRUN_TRIGGER_MAX) */
 #define SERVE_HOOK_TOLERANCE_S 300    /* a hook's timestamp, either way of now */
+#define SERVE_HOOK_SEEN 4096          /* deliveries remembered against replays */
 #define SERVE_READERS 6               /* read-only store connections */
 #define SERVE_RING_EVENTS 65536u      /* events kept for SSE clients */
 #define SERVE_RING_BYTES (64u << 20)
@@ -394,6 +396,18 @@ json_t *serve_json_show(const struct store_run_info *ri, const struct store_task
 
 /* ---- the server ---------------------------------------------------------------- */
 
+/* Hook deliveries accepted within the timestamp tolerance (hooks.c): a
+ * ring of SHA-256(workflow, timestamp, body), each until its timestamp
+ * turns stale, so that a captured request cannot start a second run. */
+struct hook_seen {
+	pthread_mutex_t mu;
+	struct {
+		unsigned char d[32];
+		time_t until;
+	} v[SERVE_HOOK_SEEN];
+	size_t next;               /* the slot written next (the oldest) */
+};
+
 struct serve {
 	struct serve_opts o;
 	char *dir, *state, *exe;   /* absolute */
@@ -405,6 +419,7 @@ struct serve {
 	struct runner run;
 	struct sched_state sch;
 	struct metrics met;
+	struct hook_seen seen;
 	atomic_bool stop;
 	unsigned poll_ms;
 };

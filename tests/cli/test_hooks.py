@@ -251,6 +251,35 @@ class HooksTest(unittest.TestCase):
         s.wait_run(o["id"])
         self.assertEqual(len(self.runs(s)), 1)
 
+    def test_a_replayed_delivery_is_409_and_starts_nothing(self):
+        s = self.serve()
+        body = b'{"x": "once"}'
+        now = int(time.time())
+        sig = sign(body, t=now - 5)
+        st, o = self.hook(s, "hooked", body, sig=sig)
+        self.assertEqual(st, 202, o)
+        first = o["id"]
+        # the same request again, at once and after its run ended: refused
+        for _ in range(2):
+            st, o = self.hook(s, "hooked", body, sig=sig)
+            self.assertEqual(st, 409, o)
+            self.assertIn("received before", o["error"])
+            s.wait_run(first)
+        self.assertIn("a replay", s.errors())
+        self.assertEqual([r["id"] for r in self.runs(s)], [first])
+        # another timestamp, or another body, is another delivery
+        st, o = self.hook(s, "hooked", body, sig=sign(body, t=now - 4))
+        self.assertEqual(st, 202, o)
+        s.wait_run(o["id"])
+        other = b'{"x": "twice"}'
+        st, o = self.hook(s, "hooked", other, sig=sign(other, t=now - 5))
+        self.assertEqual(st, 202, o)
+        s.wait_run(o["id"])
+        # the same delivery to another workflow is not a replay of this one
+        st, o = self.hook(s, "hooked_slow", body, sig=sig)
+        self.assertEqual(st, 202, o)
+        self.assertEqual(len(self.runs(s)), 4)
+
     def test_oversized_hook_body_is_413_and_a_large_one_fits(self):
         s = self.serve()
         big = b'{"x": "' + b"y" * (1 << 20) + b'"}'
