@@ -8,7 +8,6 @@
  * adds no secret, and `dagrun replay FILE` needs nothing else.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,29 +259,12 @@ out:
 
 int cli_export(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"output", required_argument, NULL, 'o'},
-		{"state", required_argument, NULL, 'S'},
-		{0, 0, 0, 0},
-	};
-	const char *state = NULL, *path = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h': fputs(usage, stdout); return EXIT_OK;
-		case 'o': path = optarg; break;
-		case 'S': state = optarg; break;
-		default: fputs(usage, stderr); return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		fputs(usage, stderr);
-		return EXIT_USAGE;
-	}
+	const char *state, *path, *ref;
+	int status = cli_run_out_args("export", usage, argc, argv, &state, &path, &ref);
+	if (status >= 0)
+		return status;
 	json_t *doc = NULL;
-	int status = cli_export_doc("export", state, argv[optind], &doc);
+	status = cli_export_doc("export", state, ref, &doc);
 	if (status != EXIT_OK)
 		return status;
 	struct cli_out out;

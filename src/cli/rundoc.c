@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -147,4 +149,38 @@ bool cli_names_file(const char *arg)
 {
 	struct stat sb;
 	return arg && stat(arg, &sb) == 0;
+}
+
+int cli_run_out_args(const char *cmd, const char *usage, int argc, char **argv,
+		     const char **state, const char **path, const char **ref)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"output", required_argument, NULL, 'o'},
+		{"state", required_argument, NULL, 'S'},
+		{0, 0, 0, 0},
+	};
+	int c;
+	*state = *path = *ref = NULL;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h': fputs(usage, stdout); return EXIT_OK;
+		case 'o': *path = optarg; break;
+		case 'S': *state = optarg; break;
+		default: fputs(usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if ((*state && !**state) || (*path && !**path)) {
+		bool st = *state && !**state;
+		fprintf(stderr, "dagrun %s: --%s takes a %s\n", cmd, st ? "state" : "output",
+			st ? "directory" : "file");
+		return EXIT_USAGE;
+	}
+	*ref = argv[optind];
+	return -1;
 }

@@ -39,6 +39,13 @@ int cli_out_open(const char *cmd, const char *path, struct cli_out *o);
  * succeeded, else removes it. Returns 0, or -1 after saying why. */
 int cli_out_close(const char *cmd, struct cli_out *o, bool ok);
 
+/* The arguments of a command that takes `RUN [-o FILE] [--state DIR]`
+ * (export, trace): with usage printed for --help (EXIT_OK) or a usage
+ * error (said; EXIT_USAGE), returns that status; else -1 and *state,
+ * *path (NULL when not given) and *ref set. */
+int cli_run_out_args(const char *cmd, const char *usage, int argc, char **argv,
+		     const char **state, const char **path, const char **ref);
+
 /* Columns for a text drawing on f: $COLUMNS when a number from 40 to
  * 10000, else the terminal's width when f is one, else 100. */
 unsigned cli_term_width(FILE *f);

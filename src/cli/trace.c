@@ -4,7 +4,6 @@
  * `dagrun run --trace FILE` is to call once the run is recorded.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,31 +56,7 @@ int cli_trace_run(const char *cmd, const char *state, const char *ref, const cha
 
 int cli_trace(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{"output", required_argument, NULL, 'o'},
-		{"state", required_argument, NULL, 'S'},
-		{0, 0, 0, 0},
-	};
-	const char *state = NULL, *path = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h': fputs(usage, stdout); return EXIT_OK;
-		case 'o': path = optarg; break;
-		case 'S': state = optarg; break;
-		default: fputs(usage, stderr); return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 1) {
-		fputs(usage, stderr);
-		return EXIT_USAGE;
-	}
-	if ((state && !*state) || (path && !*path)) {
-		fprintf(stderr, "dagrun trace: --%s takes a %s\n", state && !*state ? "state" :
-			"output", state && !*state ? "directory" : "file");
-		return EXIT_USAGE;
-	}
-	return cli_trace_run("trace", state, argv[optind], path);
+	const char *state, *path, *ref;
+	int status = cli_run_out_args("trace", usage, argc, argv, &state, &path, &ref);
+	return status >= 0 ? status : cli_trace_run("trace", state, ref, path);
 }
