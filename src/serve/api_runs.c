@@ -40,12 +40,9 @@ void api_runs(struct serve *s, struct req *rq)
 	uint32_t want = f.limit;
 	f.limit++;
 	char *err = NULL;
-	struct store *st = readers_get(s, &err);
-	if (!st) {
-		reply_error(rq, 503, "the store cannot be read: %s", err ? err : "?");
-		free(err);
+	struct store *st = readers_get_or_503(s, rq);
+	if (!st)
 		return;
-	}
 	struct arena mem = ARENA_INIT;
 	struct store_run_info *v = NULL;
 	size_t n = 0;
@@ -430,12 +427,9 @@ void api_stats(struct serve *s, struct req *rq)
 	const char *wf = req_arg(rq, "workflow");
 	struct store_run_filter f = {wf && *wf ? wf : NULL, -1, 200};
 	char *err = NULL;
-	struct store *st = readers_get(s, &err);
-	if (!st) {
-		reply_error(rq, 503, "the store cannot be read: %s", err ? err : "?");
-		free(err);
+	struct store *st = readers_get_or_503(s, rq);
+	if (!st)
 		return;
-	}
 	struct arena mem = ARENA_INIT;
 	struct store_run_info *v = NULL;
 	size_t n = 0;

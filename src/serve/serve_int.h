@@ -112,6 +112,9 @@ struct readers {
 /* A read-only connection to the store, waiting for one to be free. NULL
  * with *err (malloc'd) when the store cannot be opened. */
 struct store *readers_get(struct serve *s, char **err);
+/* readers_get, or NULL after answering rq 503 (saying why). */
+struct req;
+struct store *readers_get_or_503(struct serve *s, struct req *rq);
 /* Gives a connection back to the pool (st may be NULL). */
 void readers_put(struct serve *s, struct store *st);
 /* Closes the idle connections (at the stop, every one given back). */

@@ -84,13 +84,10 @@ struct store *find_run(struct serve *s, struct req *rq, const char *ref,
 		reply_error(rq, 404, "no run matches '%s'", ref);
 		return NULL;
 	}
-	char *err = NULL;
-	struct store *st = readers_get(s, &err);
-	if (!st) {
-		reply_error(rq, 503, "the store cannot be read: %s", err ? err : "?");
-		free(err);
+	struct store *st = readers_get_or_503(s, rq);
+	if (!st)
 		return NULL;
-	}
+	char *err = NULL;
 	int r = st->ops->find_run(st, ref, NULL, mem, ri, &err);
 	if (r == 0) {
 		serve_run_settle(ri);
@@ -136,6 +133,16 @@ struct store *readers_get(struct serve *s, char **err)
 		pthread_mutex_unlock(&rd->mu);
 		return NULL;
 	}
+	return st;
+}
+
+struct store *readers_get_or_503(struct serve *s, struct req *rq)
+{
+	char *err = NULL;
+	struct store *st = readers_get(s, &err);
+	if (!st)
+		reply_error(rq, 503, "the store cannot be read: %s", err ? err : "?");
+	free(err);
 	return st;
 }
 
