@@ -413,6 +413,9 @@ class ResumeTest(Base):
                             capture_output=True, text=True).stdout.split("\n")
         wd = [int(l.split()[0]) for l in ps if l.split()[1:] == ["dagrun-watchdog"]]
         self.assertEqual(len(wd), 1, ps)
+        # dagrun is stopped first: it starts another watchdog when its own
+        # dies, which would then sweep b once dagrun is killed.
+        os.kill(p.pid, signal.SIGSTOP)
         for pid in wd + [p.pid]:
             try:
                 os.kill(pid, signal.SIGKILL)
