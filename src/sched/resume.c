@@ -378,6 +378,7 @@ static int interrupted(struct cont *c, struct store *st, uint64_t key, uint32_t 
 	if (!task && (!a || a->ended))
 		return 0;
 	const char *msg = "interrupted: the dagrun that ran it ended before it did";
+	struct store_task_status_rec s = {.task = t, .status = STORE_TASK_INTERRUPTED, .error = msg};
 	int r = 0;
 	if (a && !a->ended) {
 		uint64_t now = clock_wall_ms();
@@ -386,12 +387,12 @@ static int interrupted(struct cont *c, struct store *st, uint64_t key, uint32_t 
 			.start_ms = a->start_ms, .end_ms = now,
 			.duration_ms = now > a->start_ms ? now - a->start_ms : 0,
 			.exit_code = -1, .error = msg, .prompt_tokens = -1, .completion_tokens = -1,
+			.status = task ? &s : NULL,   /* in the same transaction */
 		};
 		r = store_attempt_end(st, key, &e);
-	}
-	struct store_task_status_rec s = {.task = t, .status = STORE_TASK_INTERRUPTED, .error = msg};
-	if (r == 0 && task)
+	} else if (task) {
 		r = store_task_status(st, key, &s);
+	}
 	if (r < 0 && err && !*err)
 		st->ops->last_error(st, err);
 	return r;
