@@ -15,13 +15,16 @@ dagrun runs under a timeout in its own process group, killed if it
 expires: a regression fails, never hangs.
 """
 import calendar
-import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from harness import events  # noqa: E402
 
 DAGRUN = os.path.abspath(os.environ.get("DAGRUN", "build/src/cli/dagrun"))
 
@@ -33,16 +36,6 @@ N = 20          # evaluations of 0.5 s: 10 s if they run back to back
 SOON = 6.0      # the sleeper's end, in seconds after the run's start, at most
 
 SLEEPER = '  - {id: sleeper, command: "sleep 60", timeout: 1s, killGrace: 1s}\n'
-
-
-def events(stderr):
-    evs = []
-    for line in stderr.splitlines():
-        try:
-            evs.append(json.loads(line))
-        except ValueError:
-            pass
-    return evs
 
 
 def ts(ev):

@@ -18,13 +18,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import unittest
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 import harness  # noqa: E402
-from harness import DAGRUN, alive  # noqa: E402
+from harness import DAGRUN, alive, marked, wait_for  # noqa: E402
 
 
 def proc_stat(pid):
@@ -37,33 +36,6 @@ def proc_stat(pid):
     comm = data[data.index("(") + 1:data.rindex(")")]
     f = data[data.rindex(")") + 2:].split()
     return f[0], int(f[1]), int(f[2]), int(f[3]), comm
-
-
-def marked(marker):
-    """Live processes whose environment holds the entry `marker`."""
-    want = marker.encode()
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/environ" % name, "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if want in env and alive(int(name)):
-            out.append(int(name))
-    return out
-
-
-def wait_for(pred, timeout, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def children_named(ppid, comm):

@@ -11,7 +11,6 @@ kills its process group when it expires: a regression fails, never hangs.
 Rule 3: what the run would refuse, `dagrun validate` refuses (exit 2), with
 FILE:LINE:COL.
 """
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 import harness  # noqa: E402
+from harness import events  # noqa: E402
 
 DAGRUN = os.path.abspath(harness.DAGRUN)
 
@@ -43,16 +43,6 @@ def run_bounded(args, cwd, timeout):
     if r is None:
         return None
     return r.returncode, r.stdout, r.stderr, time.monotonic() - t0
-
-
-def events(stderr):
-    evs = []
-    for line in stderr.splitlines():
-        try:
-            evs.append(json.loads(line))
-        except ValueError:
-            pass
-    return evs
 
 
 def final_status(evs, task):

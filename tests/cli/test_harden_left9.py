@@ -12,25 +12,18 @@ its cut is still masked.
 
 Every dagrun runs under a timeout in its own process group.
 """
-import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import textwrap
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from harness import events  # noqa: E402
+
 DAGRUN = os.path.abspath(os.environ.get("DAGRUN", "build/src/cli/dagrun"))
-
-
-def events(stderr):
-    evs = []
-    for line in stderr.splitlines():
-        try:
-            evs.append(json.loads(line))
-        except ValueError:
-            pass
-    return evs
 
 
 class HardenLeft9Test(unittest.TestCase):

@@ -18,6 +18,7 @@ Import it with:
                                     "..", "common"))
     import harness
 """
+import json
 import os
 import select
 import signal
@@ -59,6 +60,44 @@ def alive(pid):
     except (FileNotFoundError, ProcessLookupError):
         return False
 
+
+def wait_for(pred, timeout, step=0.1):
+    """pred()'s first true value within timeout seconds, else its last."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def marked(marker):
+    """Live processes whose environment holds the entry `marker`."""
+    want = marker.encode()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % name, "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if want in env and alive(int(name)):
+            out.append(int(name))
+    return out
+
+
+def events(stderr):
+    """The JSON log's events in stderr (other lines left out)."""
+    evs = []
+    for line in stderr.splitlines():
+        try:
+            evs.append(json.loads(line))
+        except ValueError:
+            pass
+    return evs
 
 def read(path, mode="r"):
     with open(path, mode) as f:
