@@ -72,7 +72,9 @@ struct wfent {
 	json_t *errors;            /* [{line, column, severity, message}] */
 	struct cron *cron;         /* its schedule, or NULL */
 	struct tz *tz;             /* the schedule's zone */
-	bool dup;                  /* another file declares the same name */
+	atomic_bool dup;           /* another file declares the same name (set
+				    * by every scan, under cat.mu, while other
+				    * threads may hold and read the entry) */
 	dev_t dev;
 	ino_t ino;
 	off_t size;
