@@ -599,7 +599,7 @@
     } else if (type === 'attempt') {
       this.refresh();
     } else if (type === 'run') {
-      this.setRun(data);
+      this.setRun(data, true);
       this.refresh();
     } else if (type === 'log') {
       this.addLog(data);
@@ -612,7 +612,7 @@
     var self = this, sig = this.ctl.signal;
     return getJSON('/api/runs/' + enc(this.full || this.id), {signal: sig}).then(function (j) {
       if (!self.full && j.run && j.run.id) self.full = j.run.id;
-      self.setRun(j.run);
+      self.setRun(j.run, false);
       (Array.isArray(j.tasks) ? j.tasks : []).forEach(function (t) {
         self.setTask(t.index, t.id, t.status, false);
       });
@@ -631,8 +631,14 @@
     });
   };
 
-  RunView.prototype.setRun = function (run) {
+  /* The run's status; viaEvent: from the stream. As for tasks, a status
+     an event set is never taken back by a fetch: a fetch's answer may
+     have been read before the event's change and arrive after it (on
+     another connection), which would leave a stopped run shown running. */
+  RunView.prototype.setRun = function (run, viaEvent) {
     if (!run) return;
+    if (this.runLive && !viaEvent) return;
+    this.runLive = this.runLive || viaEvent;
     this.run = run;
     var st = run.status || 'unknown';
     this.status.textContent = st;
