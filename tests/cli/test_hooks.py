@@ -21,7 +21,7 @@ import tempfile
 import time
 import unittest
 
-from test_serve import DAGRUN, TIMEOUT, Server, pid_alive
+from test_serve import DAGRUN, TIMEOUT, Server, pid_alive, stop_servers
 
 HOOK_KEY = "hook-Secret-4b7d9e1f2a"
 
@@ -108,23 +108,7 @@ class HooksTest(unittest.TestCase):
         self.answers = []   # every response body, checked for the secret
 
     def tearDown(self):
-        for s in self.servers:
-            if s.p.poll() is not None:
-                continue
-            try:
-                st, o = s.json("GET", "/api/runs?status=running", headers=self.auth(s))
-                for r in o.get("runs", []) if st == 200 else []:
-                    s.json("POST", "/api/runs/%s/cancel" % r["id"], headers=self.auth(s))
-                    s.wait_run(r["id"], ("cancelled", "failed", "completed", "interrupted"))
-            except (OSError, ValueError, AssertionError):
-                pass
-        for s in self.servers:
-            rc = s.stop()
-            log = s.errors()
-            s.close()
-            self.assertEqual(rc, 0, log[-3000:])
-            self.assertNotIn("Sanitizer", log)
-            self.assertNotIn("runtime error", log)
+        for log in stop_servers(self, self.servers, headers=self.auth, wait=True):
             # the secret never reaches the server's log
             self.assertNotIn(HOOK_KEY, log)
             self.assertNotIn(HOOK_KEY[:10], log)

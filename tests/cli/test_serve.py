@@ -144,6 +144,35 @@ class Server:
         raise AssertionError("run %s did not reach %s: %s" % (rid, statuses, o))
 
 
+def stop_servers(tc, servers, headers=None, wait=False):
+    """A test's end: cancels what still runs on each server (no run
+    outlives the test; with wait, until each run has stopped), stops the
+    servers and checks each exited 0 with nothing from a sanitizer in its
+    log. headers(s): what a request to s carries. Returns the logs."""
+    for s in servers:
+        if s.p.poll() is not None:
+            continue
+        h = headers(s) if headers else None
+        try:
+            st, o = s.json("GET", "/api/runs?status=running", headers=h)
+            for r in o.get("runs", []) if st == 200 else []:
+                s.json("POST", "/api/runs/%s/cancel" % r["id"], headers=h)
+                if wait:
+                    s.wait_run(r["id"], ("cancelled", "failed", "completed", "interrupted"))
+        except (OSError, ValueError, AssertionError):
+            pass
+    logs = []
+    for s in servers:
+        rc = s.stop()
+        log = s.errors()
+        s.close()
+        tc.assertEqual(rc, 0, log[-3000:])
+        tc.assertNotIn("Sanitizer", log)
+        tc.assertNotIn("runtime error", log)
+        logs.append(log)
+    return logs
+
+
 class ServeTest(unittest.TestCase):
     def setUp(self):
         self.root = tempfile.mkdtemp(prefix="dagrun-serve-")
@@ -166,24 +195,7 @@ class ServeTest(unittest.TestCase):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        # no run outlives the test: cancel what is still going
-        for s in self.servers:
-            if s.p.poll() is not None:
-                continue
-            try:
-                st, o = s.json("GET", "/api/runs?status=running")
-                for r in o.get("runs", []) if st == 200 else []:
-                    s.json("POST", "/api/runs/%s/cancel" % r["id"])
-            except (OSError, ValueError):
-                pass
-        # every server stops cleanly: exit 0, nothing from a sanitizer
-        for s in self.servers:
-            rc = s.stop()
-            log = s.errors()
-            s.close()
-            self.assertEqual(rc, 0, log[-3000:])
-            self.assertNotIn("Sanitizer", log)
-            self.assertNotIn("runtime error", log)
+        stop_servers(self, self.servers)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def serve(self, *args, **kw):

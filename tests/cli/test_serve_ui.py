@@ -34,7 +34,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_serve import Server  # noqa: E402
+from test_serve import Server, stop_servers  # noqa: E402
 
 TIMEOUT = 90
 TOKEN = "ui-token-7c1d9e0b5a"
@@ -242,19 +242,7 @@ class ServeUiTest(unittest.TestCase):
     def tearDown(self):
         for b in self.browsers:
             b.close()
-        # no run outlives the test: cancel what is still going
-        for s in self.servers:
-            if s.p.poll() is None:
-                st, o = s.json("GET", "/api/runs?status=running")
-                for r in o.get("runs", []) if st == 200 else []:
-                    s.json("POST", "/api/runs/%s/cancel" % r["id"])
-        for s in self.servers:
-            rc = s.stop()
-            log = s.errors()
-            s.close()
-            self.assertEqual(rc, 0, log[-3000:])
-            self.assertNotIn("Sanitizer", log)
-            self.assertNotIn("runtime error", log)
+        stop_servers(self, self.servers)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def serve(self, *args):
