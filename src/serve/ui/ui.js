@@ -638,7 +638,7 @@
   RunView.prototype.setRun = function (run, viaEvent) {
     if (!run) return;
     if (this.runLive && !viaEvent) return;
-    this.runLive = this.runLive || viaEvent;
+    this.runLive = this.runLive || !!viaEvent;
     this.run = run;
     var st = run.status || 'unknown';
     this.status.textContent = st;
@@ -790,7 +790,7 @@
     this.msg.textContent = what + '...';
     getJSON('/api/runs/' + enc(this.full || this.id) + '/' + what, {method: 'POST', json: body}).then(function (j) {
       self.msg.textContent = what + ': ' + (j.status || 'ok');
-      if (j.run) self.setRun(j.run);
+      if (j.run) self.setRun(j.run, false);
       self.refresh();
     }).catch(function (err) {
       self.msg.textContent = what + ': ' + (err.message || err);
