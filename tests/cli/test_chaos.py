@@ -19,6 +19,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from harness import marked  # noqa: E402
+
 DAGRUN = os.environ.get("DAGRUN", "build/src/cli/dagrun")
 LAYERS, WIDTH = 26, 40          # 1,040 tasks, plus the joins
 MIN_KILLS = 20                  # the issue's floor
@@ -55,22 +58,6 @@ def workflow(rng, log):
         if ds:
             lines.append("    dependencies: [%s]" % ", ".join(ds))
     return "\n".join(lines) + "\n", deps
-
-
-def marked(run_id):
-    """Pids of processes whose environment carries the run's id."""
-    needle = ("DAGRUN_RUN_ID=%s" % run_id).encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/environ" % name, "rb") as f:
-                if needle in f.read().split(b"\0"):
-                    found.append(int(name))
-        except OSError:
-            pass
-    return found
 
 
 class ChaosTest(unittest.TestCase):
@@ -188,7 +175,7 @@ class ChaosTest(unittest.TestCase):
                 self.assertEqual(late, [], "%s started (log line %d) before %s ended for "
                                  "good" % (t, pos + 1, late))
         # Nothing of the run is alive.
-        self.assertEqual(marked(run_id), [])
+        self.assertEqual(marked("DAGRUN_RUN_ID=" + run_id), [])
         before = len(lines)
         time.sleep(0.5)
         self.assertEqual(len(self.log_lines(log)), before, "something still writes the log")
